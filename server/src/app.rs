@@ -1,0 +1,120 @@
+//! Building and running the server: router, background tasks, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::TokenKeys;
+use crate::config::ServerConfig;
+use crate::state::AppState;
+use crate::storage::{Database, StorageError};
+use crate::sync::{sync_endpoint, DocumentHub};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A server bound to its port, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Server {
+    /// Connects to the database (applying migrations), prepares keys and binds the port.
+    pub async fn bind(config: ServerConfig) -> Result<Self, StartError> {
+        let db = Database::connect(&config.database_url).await?;
+        let storage_id = db.storage_id().await?;
+        let tokens = TokenKeys::new(&db.signing_key().await?);
+        let peer_id = format!("fieldbook-server-{}", uuid::Uuid::new_v4());
+        let hub = Arc::new(DocumentHub::new(db.clone(), peer_id, config.cache));
+        let state = AppState { db, tokens, hub, limits: config.limits, storage_id };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        Ok(Self { listener, router: router(state.clone()), state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains open requests and closes the database.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
+        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        sweeper.abort();
+        self.state.db.close().await;
+        result
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sync", get(sync_endpoint))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.db.is_ready().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
+
+async fn sweep_idle_documents(hub: Arc<DocumentHub>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let evicted = hub.evict_idle();
+        if evicted > 0 {
+            tracing::debug!(evicted, cached = hub.cached_documents(), "evicted idle documents");
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}

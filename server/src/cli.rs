@@ -1,0 +1,138 @@
+//! The `fieldbook` command line.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{shutdown_signal, Server};
+use crate::auth::{parse_ttl, TokenKeys};
+use crate::config::{CacheConfig, Limits, ServerConfig, DEFAULT_DATABASE_URL};
+use crate::storage::{Database, Role, User};
+
+#[derive(Parser)]
+#[command(name = "fieldbook", version, about = "Fieldbook: offline-first sync server for practice observation records")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DatabaseArg {
+    /// `sqlite:PATH` (the embedded default) or `postgres://…`.
+    #[arg(long, env = "FIELDBOOK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sync server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "FIELDBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        database: DatabaseArg,
+        /// Largest protocol frame accepted from a peer, in bytes.
+        #[arg(long, env = "FIELDBOOK_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
+        max_frame_bytes: usize,
+        /// Documents kept in memory at most.
+        #[arg(long, env = "FIELDBOOK_CACHE_DOCUMENTS", default_value_t = CacheConfig::default().max_documents)]
+        cache_documents: usize,
+        /// Evict a document from memory after this long unused (e.g. 60s, 5m).
+        #[arg(long, env = "FIELDBOOK_CACHE_IDLE", default_value = "60s", value_parser = parse_ttl)]
+        cache_idle: Duration,
+    },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Print an access token for a user.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// The device the token is for.
+        #[arg(long)]
+        device: Option<String>,
+        /// How long the token is valid (s, m, h, d).
+        #[arg(long, default_value = "8h", value_parser = parse_ttl)]
+        ttl: Duration,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// practitioner, supervisor, manager, hr or admin.
+        #[arg(long)]
+        role: Role,
+        /// The user's supervisor (an existing user id).
+        #[arg(long)]
+        supervisor: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle } => {
+            let mut config = ServerConfig::new(listen, database.database_url);
+            config.limits.max_frame_bytes = max_frame_bytes;
+            config.cache.max_documents = cache_documents.max(1);
+            config.cache.idle_timeout = cache_idle;
+            let server = Server::bind(config).await?;
+            // Machine-readable: tests and scripts read the bound address from this line.
+            println!("fieldbook listening on http://{}", server.local_addr());
+            tracing::info!(addr = %server.local_addr(), storage_id = %server.state().storage_id, "serving");
+            server.run(shutdown_signal()).await?;
+        }
+        Command::Users { command: UsersCommand::Add { id, name, role, supervisor, team, database } } => {
+            let db = Database::connect(&database.database_url).await?;
+            let user = User { id, name, role, supervisor_id: supervisor, team };
+            db.add_user(&user).await?;
+            println!("added {} ({})", user.id, user.role);
+            db.close().await;
+        }
+        Command::Token { user, device, ttl, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            if db.user(&user).await?.is_none() {
+                anyhow::bail!("no user {user:?}; add it with `fieldbook users add`");
+            }
+            let keys = TokenKeys::new(&db.signing_key().await?);
+            println!("{}", keys.issue(&user, device.as_deref(), ttl)?);
+            db.close().await;
+        }
+    }
+    Ok(())
+}

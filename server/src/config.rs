@@ -1,0 +1,49 @@
+//! Server settings, from the command line or the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where the server stores its data when no database URL is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:fieldbook-data/fieldbook.sqlite";
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub limits: Limits,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest protocol frame a peer may send; larger ones get an `error` and a close.
+    pub max_frame_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// Documents kept in memory at most; least recently used idle ones are evicted first.
+    pub max_documents: usize,
+    /// A document nobody has touched for this long is evicted.
+    pub idle_timeout: Duration,
+    /// Fold a document's incremental chunks into a snapshot once it has this many.
+    pub compact_after_chunks: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_frame_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { max_documents: 1000, idle_timeout: Duration::from_secs(60), compact_after_chunks: 32 }
+    }
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
+        Self { listen, database_url: database_url.into(), limits: Limits::default(), cache: CacheConfig::default() }
+    }
+}

@@ -1,0 +1,15 @@
+//! The Fieldbook server as a library; `main.rs` is a thin command line around it, and the
+//! end-to-end tests start it the same way.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod state;
+pub mod storage;
+pub mod sync;
+pub mod telemetry;
+
+pub use app::Server;
+pub use config::ServerConfig;

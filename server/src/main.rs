@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    fieldbook_server::cli::main()
+}

@@ -1,0 +1,18 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::TokenKeys;
+use crate::config::Limits;
+use crate::storage::Database;
+use crate::sync::DocumentHub;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub tokens: TokenKeys,
+    pub hub: Arc<DocumentHub>,
+    pub limits: Limits,
+    /// The storage id every node on this database reports.
+    pub storage_id: String,
+}

@@ -1,0 +1,94 @@
+//! Automerge documents as chunks: a snapshot plus the incremental changes since.
+
+use fieldbook_sync_core::DocumentId;
+use sqlx::Row;
+
+use super::{now_millis, Database, StorageError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkKind {
+    Snapshot,
+    Incremental,
+}
+
+impl ChunkKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChunkKind::Snapshot => "snapshot",
+            ChunkKind::Incremental => "incremental",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub id: i64,
+    pub kind: ChunkKind,
+    pub data: Vec<u8>,
+}
+
+impl Database {
+    /// Every chunk of a document in write order; empty if the document is unknown.
+    pub async fn load_chunks(&self, document: DocumentId) -> Result<Vec<Chunk>, StorageError> {
+        let rows = sqlx::query("SELECT id, kind, data FROM document_chunks WHERE document_id = $1 ORDER BY id")
+            .bind(document.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(Chunk {
+                    id: row.try_get("id")?,
+                    kind: if kind == "snapshot" { ChunkKind::Snapshot } else { ChunkKind::Incremental },
+                    data: row.try_get("data")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends changes durably; returns the chunk's id once committed.
+    pub async fn append_chunk(&self, document: DocumentId, data: &[u8]) -> Result<i64, StorageError> {
+        let row = sqlx::query(
+            "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(document.to_string())
+        .bind(ChunkKind::Incremental.as_str())
+        .bind(data)
+        .bind(now_millis())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Replaces exactly the chunks in `replaces` with one snapshot, atomically. Chunks not
+    /// listed (e.g. written meanwhile by another node) are kept.
+    pub async fn compact(&self, document: DocumentId, snapshot: &[u8], replaces: &[i64]) -> Result<i64, StorageError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(document.to_string())
+        .bind(ChunkKind::Snapshot.as_str())
+        .bind(snapshot)
+        .bind(now_millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        for id in replaces {
+            sqlx::query("DELETE FROM document_chunks WHERE id = $1 AND document_id = $2")
+                .bind(*id)
+                .bind(document.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// How many documents the store holds.
+    pub async fn document_count(&self) -> Result<i64, StorageError> {
+        let row = sqlx::query("SELECT COUNT(DISTINCT document_id) AS n FROM document_chunks")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}

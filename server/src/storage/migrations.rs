@@ -1,0 +1,30 @@
+//! Migrations live in `migrations/sqlite` and `migrations/postgres` at the repository root,
+//! embedded here so the binary carries them.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlSafeStr;
+
+use super::{Backend, Database, StorageError};
+
+const SQLITE: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../../../migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql"))];
+
+pub(super) async fn run(db: &Database) -> Result<(), StorageError> {
+    let files = match db.backend() {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, sql.into_sql_str(), false)
+        })
+        .collect();
+    // Migrator takes a lock on PostgreSQL, so several nodes starting at once is safe.
+    Migrator::with_migrations(migrations).run(db.pool()).await?;
+    Ok(())
+}

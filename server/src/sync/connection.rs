@@ -1,0 +1,120 @@
+//! `GET /v1/sync`: one WebSocket connection speaking the automerge-repo protocol.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use fieldbook_sync_core::{ConnectionError, Inbound, Message, PeerMetadata, ServerHandshake};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, Notify};
+use tracing::Instrument;
+
+use crate::auth::Authenticated;
+use crate::state::AppState;
+
+use super::hub::HubError;
+
+/// Frames waiting for a slow peer before it is disconnected.
+const OUTBOX_CAPACITY: usize = 8192;
+/// Frames this much larger than the protocol limit are cut off by the WebSocket layer
+/// itself (close code 1009) without being buffered; below that we answer with an `error`.
+const HARD_FRAME_FACTOR: usize = 4;
+
+/// Authentication happens in the extractor, before the upgrade: a bad token is a 401.
+pub async fn sync_endpoint(State(state): State<AppState>, auth: Authenticated, ws: WebSocketUpgrade) -> Response {
+    let hard_limit = state.limits.max_frame_bytes.saturating_mul(HARD_FRAME_FACTOR);
+    let span = tracing::info_span!("sync", user = %auth.user.id, device = auth.device.as_deref().unwrap_or("-"));
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| serve_connection(socket, state).instrument(span))
+}
+
+async fn serve_connection(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut outbox_rx) = mpsc::channel::<Vec<u8>>(OUTBOX_CAPACITY);
+    let close = Arc::new(Notify::new());
+    let hub = state.hub.clone();
+    let connection = hub.connect(outbox.clone(), close.clone());
+    tracing::info!("connected");
+
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = outbox_rx.recv().await {
+            if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let metadata = PeerMetadata { storage_id: Some(state.storage_id.clone()), is_ephemeral: false };
+    let mut handshake = ServerHandshake::new(hub.our_peer_id().clone(), metadata, state.limits.max_frame_bytes);
+
+    loop {
+        let frame = tokio::select! {
+            _ = close.notified() => break,
+            frame = stream.next() => frame,
+        };
+        let bytes = match frame {
+            None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => break,
+            Some(Ok(WsMessage::Binary(bytes))) => bytes,
+            Some(Ok(WsMessage::Text(_))) => {
+                refuse(&outbox, &handshake, ConnectionError::TextFrame).await;
+                break;
+            }
+            Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
+        };
+        let inbound = match handshake.receive(&bytes) {
+            Ok(inbound) => inbound,
+            Err(e) => {
+                refuse(&outbox, &handshake, e).await;
+                break;
+            }
+        };
+        match inbound {
+            Inbound::Joined { peer_id, reply, .. } => {
+                tracing::debug!(%peer_id, "joined");
+                hub.joined(connection, peer_id);
+                hub.send(connection, reply.encode());
+            }
+            Inbound::Document(Message::Sync { kind, document_id, data, .. }) => {
+                if let Err(e) = hub.receive_sync(connection, document_id, kind, &data).await {
+                    let reason = match &e {
+                        HubError::Sync { .. } => e.to_string(),
+                        _ => {
+                            tracing::error!(error = %e, %document_id, "could not store a change");
+                            format!("server could not store changes to {document_id}; retry later")
+                        }
+                    };
+                    tracing::info!(%reason, "closing connection");
+                    send_error(&outbox, &handshake, reason).await;
+                    break;
+                }
+            }
+            Inbound::Document(m @ Message::Ephemeral { .. }) => hub.relay_ephemeral(connection, m),
+            Inbound::Document(other) | Inbound::Ignored(other) => {
+                tracing::debug!(message_type = other.message_type(), "ignored message");
+            }
+            Inbound::Leave => break,
+        }
+    }
+
+    hub.disconnect(connection);
+    drop(outbox);
+    let _ = writer.await;
+    tracing::info!("disconnected");
+}
+
+async fn refuse(outbox: &mpsc::Sender<Vec<u8>>, handshake: &ServerHandshake, error: ConnectionError) {
+    tracing::info!(%error, "protocol error; closing connection");
+    let _ = outbox.send(handshake.error_message(&error).encode()).await;
+}
+
+async fn send_error(outbox: &mpsc::Sender<Vec<u8>>, handshake: &ServerHandshake, message: String) {
+    let error = Message::Error {
+        sender_id: handshake.our_peer_id().clone(),
+        target_id: handshake.remote_peer_id().cloned(),
+        message,
+    };
+    let _ = outbox.send(error.encode()).await;
+}

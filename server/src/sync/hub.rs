@@ -1,0 +1,297 @@
+//! Loaded documents, who is syncing them, and the durability contract.
+//!
+//! Each document is behind its own async mutex: one incoming message is applied, its new
+//! changes are committed to the database, and only then are sync messages (which carry our
+//! heads) generated for the peers. Documents load on demand and are evicted when idle or
+//! when the cache is full, so memory follows the working set, not the number stored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use automerge::Automerge;
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, SyncError, SyncKind};
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::CacheConfig;
+use crate::storage::{ChunkKind, Database, StorageError};
+
+/// Server-assigned id of one WebSocket connection (peers choose their own peer ids, which
+/// are only used to address messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(u64);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("invalid sync message for {document}: {source}")]
+    Sync { document: DocumentId, source: SyncError },
+    #[error("stored document {document} is corrupt: {source}")]
+    Corrupt { document: DocumentId, source: automerge::AutomergeError },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+struct Peer {
+    peer_id: PeerId,
+    outbox: mpsc::Sender<Vec<u8>>,
+    /// Tells the connection to close (e.g. it cannot keep up with its outbox).
+    close: Arc<Notify>,
+}
+
+struct LoadedDocument {
+    sync: DocSync<ConnectionId>,
+    /// Ids of the stored chunks this copy was built from, for compaction.
+    chunk_ids: Vec<i64>,
+}
+
+struct CachedDocument {
+    /// `None` until loaded, and again after a failed write (forces a reload).
+    document: Arc<tokio::sync::Mutex<Option<LoadedDocument>>>,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+struct Registry {
+    peers: HashMap<ConnectionId, Peer>,
+    subscribers: HashMap<DocumentId, HashSet<ConnectionId>>,
+    subscriptions: HashMap<ConnectionId, HashSet<DocumentId>>,
+    cache: HashMap<DocumentId, CachedDocument>,
+}
+
+pub struct DocumentHub {
+    db: Database,
+    our_peer_id: PeerId,
+    config: CacheConfig,
+    next_connection: AtomicU64,
+    registry: Mutex<Registry>,
+}
+
+impl DocumentHub {
+    pub fn new(db: Database, our_peer_id: PeerId, config: CacheConfig) -> Self {
+        Self { db, our_peer_id, config, next_connection: AtomicU64::new(1), registry: Mutex::default() }
+    }
+
+    pub fn our_peer_id(&self) -> &PeerId {
+        &self.our_peer_id
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a connection's outbox; frames for it are pushed there.
+    pub fn connect(&self, outbox: mpsc::Sender<Vec<u8>>, close: Arc<Notify>) -> ConnectionId {
+        let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
+        self.registry().peers.insert(id, Peer { peer_id: PeerId::new(), outbox, close });
+        id
+    }
+
+    /// Records the peer id a connection declared in its `join`.
+    pub fn joined(&self, connection: ConnectionId, peer_id: PeerId) {
+        if let Some(peer) = self.registry().peers.get_mut(&connection) {
+            peer.peer_id = peer_id;
+        }
+    }
+
+    pub fn disconnect(&self, connection: ConnectionId) {
+        let mut registry = self.registry();
+        registry.peers.remove(&connection);
+        for document in registry.subscriptions.remove(&connection).unwrap_or_default() {
+            if let Some(subscribers) = registry.subscribers.get_mut(&document) {
+                subscribers.remove(&connection);
+                if subscribers.is_empty() {
+                    registry.subscribers.remove(&document);
+                }
+            }
+        }
+    }
+
+    /// Number of documents currently in memory.
+    pub fn cached_documents(&self) -> usize {
+        self.registry().cache.len()
+    }
+
+    /// Handles a `sync` or `request` message: apply, commit, then answer every peer.
+    pub async fn receive_sync(
+        &self,
+        from: ConnectionId,
+        document: DocumentId,
+        kind: SyncKind,
+        data: &[u8],
+    ) -> Result<(), HubError> {
+        self.subscribe(from, document);
+        let cell = self.cached(document);
+        let mut guard = cell.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.load(document).await?);
+        }
+        let loaded = guard.as_mut().expect("loaded above");
+        let received = match loaded.sync.receive(&from, kind, data) {
+            Ok(received) => received,
+            Err(source) => {
+                // The in-memory copy may be half-applied; rebuild it from storage next time.
+                *guard = None;
+                return Err(HubError::Sync { document, source });
+            }
+        };
+        if !received.new_changes.is_empty() {
+            match self.db.append_chunk(document, &received.chunk()).await {
+                Ok(id) => loaded.chunk_ids.push(id),
+                Err(e) => {
+                    *guard = None;
+                    return Err(e.into());
+                }
+            }
+            if loaded.chunk_ids.len() > self.config.compact_after_chunks {
+                self.compact(document, loaded).await;
+            }
+        }
+        if received.unavailable {
+            let peer_id = self.peer_id(from);
+            let reply = Message::DocUnavailable { sender_id: self.our_peer_id.clone(), target_id: peer_id, document_id: document };
+            self.send(from, reply.encode());
+        }
+        // Only now, with every new change committed, may our heads go out.
+        let subscribers = self.subscribers(document);
+        loaded.sync.retain_peers(|c| subscribers.contains(c));
+        for c in &subscribers {
+            loaded.sync.add_peer(*c);
+        }
+        for out in loaded.sync.outgoing() {
+            let message = Message::Sync {
+                kind: out.kind,
+                sender_id: self.our_peer_id.clone(),
+                target_id: self.peer_id(out.peer),
+                document_id: document,
+                data: out.data,
+            };
+            self.send(out.peer, message.encode());
+        }
+        Ok(())
+    }
+
+    /// Relays an ephemeral message to the other peers of its document, unchanged except for
+    /// the target, as the JS Repo does.
+    pub fn relay_ephemeral(&self, from: ConnectionId, message: Message) {
+        let Message::Ephemeral { sender_id, count, session_id, document_id, data, .. } = message else {
+            return;
+        };
+        self.subscribe(from, document_id);
+        for to in self.subscribers(document_id).into_iter().filter(|c| *c != from) {
+            let relayed = Message::Ephemeral {
+                sender_id: sender_id.clone(),
+                target_id: self.peer_id(to),
+                count,
+                session_id: session_id.clone(),
+                document_id,
+                data: data.clone(),
+            };
+            self.send(to, relayed.encode());
+        }
+    }
+
+    /// Sends a frame to a connection. A peer whose outbox is full is too slow to follow
+    /// the protocol; it is closed and will resync when it reconnects.
+    pub fn send(&self, to: ConnectionId, frame: Vec<u8>) {
+        let registry = self.registry();
+        let Some(peer) = registry.peers.get(&to) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = peer.outbox.try_send(frame) {
+            tracing::warn!(connection = to.0, "outbox full; closing slow connection");
+            peer.close.notify_one();
+        }
+    }
+
+    fn peer_id(&self, connection: ConnectionId) -> PeerId {
+        self.registry().peers.get(&connection).map(|p| p.peer_id.clone()).unwrap_or_default()
+    }
+
+    fn subscribe(&self, connection: ConnectionId, document: DocumentId) {
+        let mut registry = self.registry();
+        if !registry.peers.contains_key(&connection) {
+            return;
+        }
+        registry.subscribers.entry(document).or_default().insert(connection);
+        registry.subscriptions.entry(connection).or_default().insert(document);
+    }
+
+    fn subscribers(&self, document: DocumentId) -> HashSet<ConnectionId> {
+        self.registry().subscribers.get(&document).cloned().unwrap_or_default()
+    }
+
+    /// The cache cell for a document, created empty if absent; evicts if over capacity.
+    fn cached(&self, document: DocumentId) -> Arc<tokio::sync::Mutex<Option<LoadedDocument>>> {
+        let mut registry = self.registry();
+        let now = Instant::now();
+        let cell = {
+            let entry = registry.cache.entry(document).or_insert_with(|| CachedDocument {
+                document: Arc::new(tokio::sync::Mutex::new(None)),
+                last_used: now,
+            });
+            entry.last_used = now;
+            entry.document.clone()
+        };
+        if registry.cache.len() > self.config.max_documents {
+            evict(&mut registry.cache, self.config.max_documents, None);
+        }
+        cell
+    }
+
+    /// Evicts documents idle for longer than the configured timeout.
+    pub fn evict_idle(&self) -> usize {
+        let mut registry = self.registry();
+        let before = registry.cache.len();
+        let deadline = Instant::now().checked_sub(self.config.idle_timeout);
+        if let Some(deadline) = deadline {
+            evict(&mut registry.cache, 0, Some(deadline));
+        }
+        before - registry.cache.len()
+    }
+
+    async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
+        let chunks = self.db.load_chunks(document).await?;
+        let mut doc = Automerge::new();
+        let mut chunk_ids = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let result = if chunk.kind == ChunkKind::Snapshot && chunk_ids.is_empty() {
+                Automerge::load(&chunk.data).map(|loaded| doc = loaded)
+            } else {
+                doc.load_incremental(&chunk.data).map(|_| ())
+            };
+            result.map_err(|source| HubError::Corrupt { document, source })?;
+            chunk_ids.push(chunk.id);
+        }
+        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids };
+        if loaded.chunk_ids.len() > self.config.compact_after_chunks {
+            self.compact(document, &mut loaded).await;
+        }
+        Ok(loaded)
+    }
+
+    /// Folds the chunks this copy knows into one snapshot. Failure is harmless: the chunks
+    /// stay, and compaction is tried again later.
+    async fn compact(&self, document: DocumentId, loaded: &mut LoadedDocument) {
+        let snapshot = loaded.sync.doc().save();
+        match self.db.compact(document, &snapshot, &loaded.chunk_ids).await {
+            Ok(id) => loaded.chunk_ids = vec![id],
+            Err(e) => tracing::warn!(%document, error = %e, "compaction failed; will retry"),
+        }
+    }
+}
+
+/// Drops unused documents, least recently used first, until at most `keep` remain (or,
+/// with a deadline, every unused one last touched before it). A document in use (its
+/// mutex is held or awaited by someone) is never evicted.
+fn evict(cache: &mut HashMap<DocumentId, CachedDocument>, keep: usize, older_than: Option<Instant>) {
+    let mut candidates: Vec<(Instant, DocumentId)> = cache
+        .iter()
+        .filter(|(_, c)| Arc::strong_count(&c.document) == 1)
+        .filter(|(_, c)| older_than.is_none_or(|deadline| c.last_used < deadline))
+        .map(|(id, c)| (c.last_used, *id))
+        .collect();
+    candidates.sort_unstable();
+    let excess = if older_than.is_some() { candidates.len() } else { cache.len().saturating_sub(keep) };
+    for (_, id) in candidates.into_iter().take(excess) {
+        cache.remove(&id);
+    }
+}

@@ -1,0 +1,8 @@
+//! The sync runtime around `fieldbook-sync-core`: the WebSocket endpoint and the hub of
+//! loaded documents shared by every connection.
+
+mod connection;
+mod hub;
+
+pub use connection::sync_endpoint;
+pub use hub::{ConnectionId, DocumentHub, HubError};

@@ -1,0 +1,178 @@
+//! JSON in and out of automerge documents, the way JavaScript clients write them: objects
+//! become maps, arrays lists, and strings collaborative Text (JS automerge's default).
+
+use automerge::transaction::Transactable;
+use automerge::{AutoSerde, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde_json::Value as Json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    #[error("a document must be a JSON object at the top level")]
+    NotAnObject,
+    #[error("path `{0}` is empty or goes through something that is not a map or list")]
+    BadPath(String),
+    #[error("number {0} is not representable")]
+    BadNumber(serde_json::Number),
+    #[error(transparent)]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// The whole document as JSON (Text and plain strings both become JSON strings).
+pub fn to_json(doc: &impl ReadDoc) -> Json {
+    serde_json::to_value(AutoSerde::from(doc)).expect("automerge documents serialise to JSON")
+}
+
+/// Writes every top-level key of `json` into the root map.
+pub fn put_object(tx: &mut impl Transactable, json: &Json) -> Result<(), JsonError> {
+    let Json::Object(map) = json else {
+        return Err(JsonError::NotAnObject);
+    };
+    for (key, value) in map {
+        put_map_value(tx, &ROOT, key, value)?;
+    }
+    Ok(())
+}
+
+/// Sets the value at a dotted path (`consent.given`, `actions.0.text`). Strings that
+/// replace existing Text are merged with a text diff, so concurrent edits interleave.
+pub fn set_path(tx: &mut impl Transactable, path: &str, value: &Json) -> Result<(), JsonError> {
+    let bad = || JsonError::BadPath(path.to_owned());
+    let segments: Vec<&str> = path.split('.').collect();
+    let (last, parents) = segments.split_last().ok_or_else(bad)?;
+    if last.is_empty() {
+        return Err(bad());
+    }
+    let mut obj = ROOT;
+    for segment in parents {
+        let child = match tx.object_type(&obj).map_err(|_| bad())? {
+            ObjType::Map | ObjType::Table => tx.get(&obj, *segment)?,
+            ObjType::List => tx.get(&obj, segment.parse::<usize>().map_err(|_| bad())?)?,
+            ObjType::Text => return Err(bad()),
+        };
+        obj = match child {
+            Some((Value::Object(_), id)) => id,
+            None if tx.object_type(&obj).is_ok_and(|t| t == ObjType::Map) => {
+                tx.put_object(&obj, *segment, ObjType::Map)?
+            }
+            _ => return Err(bad()),
+        };
+    }
+    match tx.object_type(&obj).map_err(|_| bad())? {
+        ObjType::Map | ObjType::Table => {
+            if let (Json::String(s), Some((Value::Object(ObjType::Text), text))) = (value, tx.get(&obj, *last)?) {
+                tx.update_text(&text, s)?;
+                return Ok(());
+            }
+            put_map_value(tx, &obj, last, value)
+        }
+        ObjType::List => {
+            let index: usize = last.parse().map_err(|_| bad())?;
+            if index > tx.length(&obj) {
+                return Err(bad());
+            }
+            if index == tx.length(&obj) {
+                insert_list_value(tx, &obj, index, value)
+            } else {
+                tx.delete(&obj, index)?;
+                insert_list_value(tx, &obj, index, value)
+            }
+        }
+        ObjType::Text => Err(bad()),
+    }
+}
+
+fn scalar(value: &Json) -> Result<Option<ScalarValue>, JsonError> {
+    Ok(Some(match value {
+        Json::Null => ScalarValue::Null,
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                ScalarValue::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                ScalarValue::Uint(u)
+            } else {
+                ScalarValue::F64(n.as_f64().ok_or_else(|| JsonError::BadNumber(n.clone()))?)
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn put_map_value(tx: &mut impl Transactable, obj: &ObjId, key: &str, value: &Json) -> Result<(), JsonError> {
+    if let Some(s) = scalar(value)? {
+        tx.put(obj, key, s)?;
+        return Ok(());
+    }
+    let child = match value {
+        Json::String(_) => tx.put_object(obj, key, ObjType::Text)?,
+        Json::Array(_) => tx.put_object(obj, key, ObjType::List)?,
+        _ => tx.put_object(obj, key, ObjType::Map)?,
+    };
+    fill(tx, &child, value)
+}
+
+fn insert_list_value(tx: &mut impl Transactable, obj: &ObjId, index: usize, value: &Json) -> Result<(), JsonError> {
+    if let Some(s) = scalar(value)? {
+        tx.insert(obj, index, s)?;
+        return Ok(());
+    }
+    let child = match value {
+        Json::String(_) => tx.insert_object(obj, index, ObjType::Text)?,
+        Json::Array(_) => tx.insert_object(obj, index, ObjType::List)?,
+        _ => tx.insert_object(obj, index, ObjType::Map)?,
+    };
+    fill(tx, &child, value)
+}
+
+fn fill(tx: &mut impl Transactable, obj: &ObjId, value: &Json) -> Result<(), JsonError> {
+    match value {
+        Json::String(s) => tx.splice_text(obj, 0, 0, s)?,
+        Json::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                insert_list_value(tx, obj, i, item)?;
+            }
+        }
+        Json::Object(map) => {
+            for (k, v) in map {
+                put_map_value(tx, obj, k, v)?;
+            }
+        }
+        _ => unreachable!("scalars are written directly"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::AutoCommit;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_with_strings_as_text() {
+        let input = json!({"type": "note", "n": 3, "ok": true, "list": ["a", {"b": null}], "m": {"k": "v"}});
+        let mut doc = AutoCommit::new();
+        put_object(&mut doc, &input).unwrap();
+        assert_eq!(to_json(&doc), input);
+        let (value, _) = doc.get(ROOT, "type").unwrap().unwrap();
+        assert!(matches!(value, Value::Object(ObjType::Text)));
+    }
+
+    #[test]
+    fn set_path_edits_nested_values_and_merges_text() {
+        let mut doc = AutoCommit::new();
+        put_object(&mut doc, &json!({"notes": "hello world", "consent": {}})).unwrap();
+        let mut other = doc.fork();
+        set_path(&mut doc, "notes", &json!("hello brave world")).unwrap();
+        set_path(&mut other, "notes", &json!("hello world!")).unwrap();
+        set_path(&mut doc, "consent.given", &json!(true)).unwrap();
+        set_path(&mut doc, "new.deep", &json!("x")).unwrap();
+        doc.merge(&mut other).unwrap();
+        let out = to_json(&doc);
+        assert_eq!(out["notes"], json!("hello brave world!"));
+        assert_eq!(out["consent"]["given"], json!(true));
+        assert_eq!(out["new"]["deep"], json!("x"));
+        assert!(set_path(&mut doc, "", &json!(1)).is_err());
+        assert!(set_path(&mut doc, "notes.x", &json!(1)).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Fieldbook's sync engine, sans-IO.
+//!
+//! Everything here is plain data in, plain data out: the automerge-repo wire protocol
+//! ([`message`]), document identifiers ([`document_id`]), the handshake a connection goes
+//! through ([`connection`]) and the per-document, per-peer automerge sync state
+//! ([`doc_sync`]). The server and the device client wrap these with their own IO.
+
+pub mod connection;
+pub mod doc_sync;
+pub mod document_id;
+pub mod json;
+pub mod message;
+
+pub use connection::{ConnectionError, Inbound, ServerHandshake};
+pub use doc_sync::{DocSync, Outgoing, Received, SyncError};
+pub use document_id::{DocumentId, InvalidDocumentId};
+pub use message::{DecodeError, Message, PeerId, PeerMetadata, StorageId, SyncKind, PROTOCOL_VERSION};

@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// Command-line stock automerge-repo client for Fieldbook's end-to-end tests.
+// Every run is a fresh client: in-memory Repo (no storage, so it advertises
+// isEphemeral: true), one BrowserWebSocketClientAdapter (isomorphic-ws -> `ws`
+// under Node, so no global WebSocket is needed), default sharePolicy (true).
+//
+//   node client.mjs create --url WSURL --json '{"a":"b"}'
+//   node client.mjs fetch  --url WSURL --doc automerge:...
+//   node client.mjs edit   --url WSURL --doc automerge:... --set k=v [--set k2=v2]
+//   node client.mjs watch  --url WSURL --doc automerge:... --until k=v
+// Common options: --timeout-ms N (default 15000), --peer-id ID.
+//
+// Success: exactly one JSON line on stdout, exit 0. Failure: message on
+// stderr, exit 1 (a doc-unavailable answer prints "unavailable: ...").
+// "Stored by the server" means: the heads the repo records for the server's
+// storageId (from the server's `peer` message, peerMetadata.storageId; updated
+// from the heads in the server's sync messages) equal handle.heads().
+
+import { Repo } from "@automerge/automerge-repo"
+import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+
+// Library code occasionally console.log()s; keep stdout for our one JSON line.
+console.log = console.info = console.warn = console.debug = (...a) => console.error(...a)
+
+const USAGE = `usage: client.mjs <create|fetch|edit|watch> --url WSURL [--json JSON] [--doc URL] [--set k=v]... [--until k=v] [--timeout-ms N] [--peer-id ID]`
+
+let phase = "starting"
+let repo
+let socketRef
+
+function fail(msg, code = 1) {
+  process.stderr.write(`${msg}\n`, () => process.exit(code))
+  setTimeout(() => process.exit(code), 200).unref()
+}
+
+process.on("uncaughtException", e => fail(`error (${phase}): ${e?.message ?? e}`))
+process.on("unhandledRejection", e => fail(`error (${phase}): ${e?.message ?? e}`))
+
+function parseArgs(argv) {
+  const [cmd, ...rest] = argv
+  const opts = { set: [], timeoutMs: 15000 }
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]
+    const val = () => {
+      if (i + 1 >= rest.length) throw new Error(`${a} needs a value`)
+      return rest[++i]
+    }
+    switch (a) {
+      case "--url": opts.url = val(); break
+      case "--json": opts.json = val(); break
+      case "--doc": opts.doc = val(); break
+      case "--set": opts.set.push(splitKv(val())); break
+      case "--until": opts.until = splitKv(val()); break
+      case "--timeout-ms": opts.timeoutMs = Number(val()); break
+      case "--peer-id": opts.peerId = val(); break
+      default: throw new Error(`unknown argument ${a}`)
+    }
+  }
+  return { cmd, opts }
+}
+
+function splitKv(s) {
+  const i = s.indexOf("=")
+  if (i <= 0) throw new Error(`expected key=value, got ${JSON.stringify(s)}`)
+  return [s.slice(0, i), s.slice(i + 1)]
+}
+
+const sameHeads = (a, b) =>
+  Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+  [...a].sort().join(",") === [...b].sort().join(",")
+
+/** Connect and wait for the server's `peer` message. */
+async function connect(url, peerId) {
+  const adapter = new BrowserWebSocketClientAdapter(url)
+  repo = new Repo({ network: [adapter], ...(peerId ? { peerId } : {}) })
+  phase = "waiting for the server's peer message"
+  const serverPeerId = await new Promise(resolve => {
+    repo.networkSubsystem.once("peer", ({ peerId }) => resolve(peerId))
+  })
+  socketRef = adapter.socket
+  const storageId = repo.peerMetadataByPeerId[serverPeerId]?.storageId
+  return { serverPeerId, storageId }
+}
+
+/** Resolve once the repo's record of the server's heads equals handle.heads(). */
+function untilServerHas(handle, storageId) {
+  if (!storageId) {
+    throw new Error("server's peer message carried no peerMetadata.storageId; cannot confirm storage")
+  }
+  return new Promise(resolve => {
+    const check = () => {
+      if (sameHeads(handle.getSyncInfo(storageId)?.lastHeads, handle.heads())) {
+        handle.off("remote-heads", check)
+        handle.off("heads-changed", check)
+        resolve()
+        return true
+      }
+      return false
+    }
+    if (!check()) {
+      handle.on("remote-heads", check)
+      handle.on("heads-changed", check)
+    }
+  })
+}
+
+async function find(docUrl) {
+  phase = `finding ${docUrl}`
+  try {
+    return await repo.find(docUrl)
+  } catch (e) {
+    const m = String(e?.message ?? e)
+    if (/unavailable/i.test(m)) throw Object.assign(new Error(`unavailable: ${m}`), { unavailable: true })
+    throw e
+  }
+}
+
+const plain = handle => JSON.parse(JSON.stringify(handle.doc()))
+
+async function finish(obj) {
+  const line = JSON.stringify(obj) + "\n"
+  // Close the websocket politely (close frame) before exiting.
+  const closed = socketRef
+    ? new Promise(r => {
+        if (socketRef.readyState >= 2) return r()
+        socketRef.once?.("close", r)
+      })
+    : Promise.resolve()
+  try {
+    repo?.networkSubsystem.disconnect()
+  } catch {}
+  await Promise.race([closed, new Promise(r => setTimeout(r, 300))])
+  process.stdout.write(line, () => process.exit(0))
+}
+
+async function main() {
+  let parsed
+  try {
+    parsed = parseArgs(process.argv.slice(2))
+  } catch (e) {
+    return fail(`${e.message}\n${USAGE}`, 2)
+  }
+  const { cmd, opts } = parsed
+  if (!["create", "fetch", "edit", "watch"].includes(cmd)) return fail(USAGE, 2)
+  if (!opts.url) return fail(`--url is required\n${USAGE}`, 2)
+  if (!(opts.timeoutMs > 0)) return fail("--timeout-ms must be a positive number", 2)
+  setTimeout(() => fail(`timeout after ${opts.timeoutMs} ms (${phase})`), opts.timeoutMs)
+
+  const { storageId } = await connect(opts.url, opts.peerId)
+
+  switch (cmd) {
+    case "create": {
+      if (opts.json === undefined) return fail("create needs --json", 2)
+      const content = JSON.parse(opts.json)
+      const handle = repo.create(content)
+      phase = "waiting for the server to store the new document"
+      await untilServerHas(handle, storageId)
+      return finish({ url: handle.url, heads: handle.heads() })
+    }
+    case "fetch": {
+      if (!opts.doc) return fail("fetch needs --doc", 2)
+      const handle = await find(opts.doc)
+      phase = "waiting to catch up with the server's heads"
+      if (storageId) await untilServerHas(handle, storageId)
+      return finish({ url: handle.url, doc: plain(handle) })
+    }
+    case "edit": {
+      if (!opts.doc || opts.set.length === 0) return fail("edit needs --doc and --set k=v", 2)
+      const handle = await find(opts.doc)
+      phase = "waiting to catch up with the server's heads"
+      await untilServerHas(handle, storageId)
+      handle.change(d => {
+        for (const [k, v] of opts.set) d[k] = v
+      })
+      phase = "waiting for the server to store the edit"
+      await untilServerHas(handle, storageId)
+      return finish({ url: handle.url, heads: handle.heads() })
+    }
+    case "watch": {
+      if (!opts.doc || !opts.until) return fail("watch needs --doc and --until k=v", 2)
+      const [k, v] = opts.until
+      const handle = await find(opts.doc)
+      phase = `waiting for ${k}=${v}`
+      await new Promise(resolve => {
+        const check = () => {
+          if (handle.doc()?.[k] === v) {
+            handle.off("change", check)
+            resolve()
+          }
+        }
+        handle.on("change", check)
+        check()
+      })
+      return finish({ url: handle.url, doc: plain(handle) })
+    }
+  }
+}
+
+main().catch(e => fail(e?.unavailable ? e.message : `error (${phase}): ${e?.message ?? e}`))
