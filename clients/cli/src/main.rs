@@ -1,1 +1,150 @@
-fn main(){}
+//! `fieldbook-device`: a device client with its own offline store.
+
+mod store;
+mod sync;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use automerge::Automerge;
+use clap::{Parser, Subcommand};
+use fieldbook_sync_core::{json, DocumentId};
+
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "fieldbook-device", version, about = "Fieldbook device client: works offline, syncs when it can")]
+struct Cli {
+    /// The device's local store (a SQLite file).
+    #[arg(long, env = "FIELDBOOK_DEVICE_STORE", default_value = "fieldbook-device.sqlite", global = true)]
+    store: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a document from a JSON object; prints its automerge: URL.
+    Create {
+        /// The JSON text.
+        #[arg(long, conflicts_with = "file")]
+        json: Option<String>,
+        /// Read the JSON from a file (`-` for stdin).
+        #[arg(long)]
+        file: Option<String>,
+    },
+    /// Set fields of a document: `--set path=value`, the value as JSON or else a string.
+    Edit {
+        url: String,
+        #[arg(long = "set", required = true, value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+    /// List the documents on this device.
+    List,
+    /// Print a document as JSON.
+    Show { url: String },
+    /// Push and pull every document this device holds; exits when all are in sync.
+    Sync {
+        /// The server, e.g. http://127.0.0.1:8080.
+        #[arg(long, env = "FIELDBOOK_SERVER")]
+        server: String,
+        /// An access token from `fieldbook token`.
+        #[arg(long, env = "FIELDBOOK_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Also fetch this document from the server (repeatable).
+        #[arg(long, value_name = "URL")]
+        fetch: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = Store::open(&cli.store).await.with_context(|| format!("cannot open the store {}", cli.store))?;
+    let result = execute(&store, cli.command).await;
+    store.close().await;
+    result
+}
+
+async fn execute(store: &Store, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Create { json, file } => {
+            let text = match (json, file) {
+                (Some(text), _) => text,
+                (None, Some(path)) if path == "-" => std::io::read_to_string(std::io::stdin())?,
+                (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?,
+                (None, None) => anyhow::bail!("give the document as --json TEXT or --file PATH"),
+            };
+            let value: serde_json::Value = serde_json::from_str(&text).context("the document is not valid JSON")?;
+            let mut doc = Automerge::new();
+            let mut tx = doc.transaction();
+            json::put_object(&mut tx, &value)?;
+            tx.commit();
+            let id = DocumentId::random();
+            store.save(id, &doc).await?;
+            println!("{}", id.url());
+        }
+        Command::Edit { url, sets } => {
+            let id = DocumentId::parse_url_or_id(&url)?;
+            let mut doc = store.load(id).await?.with_context(|| format!("{url} is not on this device; sync with --fetch first"))?;
+            let mut tx = doc.transaction();
+            for set in &sets {
+                let (path, raw) = set.split_once('=').with_context(|| format!("--set {set:?}: expected PATH=VALUE"))?;
+                let value = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_owned()));
+                json::set_path(&mut tx, path, &value)?;
+            }
+            tx.commit();
+            store.save(id, &doc).await?;
+            println!("{}", id.url());
+        }
+        Command::List => {
+            for stored in store.all().await? {
+                println!("{}\t{} changes\tsaved {}", stored.id.url(), stored.doc.get_changes(&[]).len(), stored.updated_at);
+            }
+        }
+        Command::Show { url } => {
+            let id = DocumentId::parse_url_or_id(&url)?;
+            let doc = store.load(id).await?.with_context(|| format!("{url} is not on this device"))?;
+            println!("{}", serde_json::to_string_pretty(&json::to_json(&doc))?);
+        }
+        Command::Sync { server, token, fetch, timeout_secs } => {
+            let fetch = fetch.iter().map(|u| DocumentId::parse_url_or_id(u)).collect::<Result<Vec<_>, _>>()?;
+            let report = sync::sync(store, &server, &token, &fetch, Duration::from_secs(timeout_secs)).await?;
+            let mut unavailable = Vec::new();
+            for (id, doc) in &report.documents {
+                if doc.unavailable {
+                    unavailable.push(id.url());
+                    println!("{}\tnot on the server", id.url());
+                } else {
+                    println!("{}\tsent {} changes, received {}", id.url(), doc.changes_sent, doc.changes_received);
+                }
+            }
+            println!(
+                "synced {} documents with {} (storage {})",
+                report.documents.len() - unavailable.len(),
+                server,
+                report.server_storage_id.as_deref().unwrap_or("unknown")
+            );
+            if !unavailable.is_empty() {
+                anyhow::bail!("not on the server (or not yours to see): {}", unavailable.join(", "));
+            }
+        }
+    }
+    Ok(())
+}

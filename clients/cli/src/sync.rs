@@ -1,0 +1,170 @@
+//! One sync session with a server: join, push and pull every document this device holds
+//! (plus any asked for by URL), and stop once the server has stored all of it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use automerge::Automerge;
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerMetadata, SyncKind, PROTOCOL_VERSION};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::store::Store;
+
+/// The server is this device's only peer.
+const SERVER: () = ();
+
+#[derive(Debug, Default)]
+pub struct DocReport {
+    pub changes_sent: usize,
+    pub changes_received: usize,
+    pub unavailable: bool,
+}
+
+pub struct SyncReport {
+    pub server_storage_id: Option<String>,
+    pub documents: BTreeMap<DocumentId, DocReport>,
+}
+
+/// `http://host:port` or `ws://host:port` (with or without `/v1/sync`) → the sync URL.
+pub fn sync_url(server: &str) -> anyhow::Result<String> {
+    let server = server.trim_end_matches('/');
+    let (scheme, rest) = server.split_once("://").context("server URL needs a scheme, e.g. http://127.0.0.1:8080")?;
+    let scheme = match scheme {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => bail!("unsupported URL scheme {other:?}"),
+    };
+    let path = if rest.contains("/v1/sync") { "" } else { "/v1/sync" };
+    Ok(format!("{scheme}://{rest}{path}"))
+}
+
+pub async fn sync(store: &Store, server: &str, token: &str, fetch: &[DocumentId], timeout: Duration) -> anyhow::Result<SyncReport> {
+    tokio::time::timeout(timeout, run(store, server, token, fetch))
+        .await
+        .map_err(|_| anyhow::anyhow!("sync did not finish within {timeout:?}; nothing stored locally is lost, run it again"))?
+}
+
+async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> anyhow::Result<SyncReport> {
+    let mut request = sync_url(server)?.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?);
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
+            anyhow::anyhow!("the server refused the token (401): get a fresh one with `fieldbook token`")
+        }
+        other => anyhow::anyhow!("cannot connect to {server}: {other}"),
+    })?;
+    let (mut sink, mut stream) = socket.split();
+
+    let peer_id = format!("device-{}", uuid::Uuid::new_v4());
+    let join = Message::Join {
+        sender_id: peer_id.clone(),
+        peer_metadata: Some(PeerMetadata { storage_id: Some(store.storage_id().await?), is_ephemeral: false }),
+        supported_protocol_versions: vec![PROTOCOL_VERSION.into()],
+    };
+    sink.send(WsMessage::Binary(join.encode().into())).await?;
+
+    let (server_peer, server_storage_id) = match next_message(&mut stream).await? {
+        Message::Peer { sender_id, peer_metadata, .. } => (sender_id, peer_metadata.and_then(|m| m.storage_id)),
+        Message::Error { message, .. } => bail!("server refused the connection: {message}"),
+        other => bail!("expected `peer` from the server, got `{}`", other.message_type()),
+    };
+
+    let mut docs: HashMap<DocumentId, DocSync<()>> = HashMap::new();
+    for stored in store.all().await? {
+        let mut doc_sync = DocSync::new(stored.doc);
+        if let Some(storage) = &server_storage_id {
+            if let Some(state) = store.sync_state(stored.id, storage).await? {
+                doc_sync.set_peer_state(SERVER, state);
+            }
+        }
+        docs.insert(stored.id, doc_sync);
+    }
+    for id in fetch {
+        docs.entry(*id).or_insert_with(|| DocSync::new(Automerge::new()));
+    }
+
+    let mut report = SyncReport { server_storage_id: server_storage_id.clone(), documents: BTreeMap::new() };
+    let mut pending: std::collections::HashSet<DocumentId> = docs.keys().copied().collect();
+    for (id, doc_sync) in &mut docs {
+        let entry = report.documents.entry(*id).or_default();
+        if let Some(out) = doc_sync.outgoing_for(&SERVER) {
+            entry.changes_sent += change_count(&out.data);
+            let frame = sync_frame(&peer_id, &server_peer, *id, out.kind, out.data);
+            sink.send(WsMessage::Binary(frame.into())).await?;
+        }
+    }
+
+    while !pending.is_empty() {
+        let message = next_message(&mut stream).await?;
+        match message {
+            Message::Sync { document_id, kind, data, .. } => {
+                let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
+                let entry = report.documents.entry(document_id).or_default();
+                let received = doc_sync.receive(&SERVER, kind, &data)?;
+                entry.changes_received += received.new_changes.len();
+                if !received.new_changes.is_empty() {
+                    store.save(document_id, doc_sync.doc()).await?;
+                }
+                if let Some(out) = doc_sync.outgoing_for(&SERVER) {
+                    entry.changes_sent += change_count(&out.data);
+                    let frame = sync_frame(&peer_id, &server_peer, document_id, out.kind, out.data);
+                    sink.send(WsMessage::Binary(frame.into())).await?;
+                }
+                // The server only reports heads it has committed, so equal heads mean every
+                // change of ours is stored there and we hold all of its.
+                if doc_sync.in_sync_with(&SERVER) {
+                    pending.remove(&document_id);
+                }
+            }
+            Message::DocUnavailable { document_id, .. } => {
+                if docs.get(&document_id).is_some_and(|d| d.is_empty()) {
+                    report.documents.entry(document_id).or_default().unavailable = true;
+                    pending.remove(&document_id);
+                }
+            }
+            Message::Error { message, .. } => bail!("server error: {message}"),
+            _ => {}
+        }
+    }
+    let _ = sink.close().await;
+
+    if let Some(storage) = &server_storage_id {
+        for (id, doc_sync) in &docs {
+            if let Some(state) = doc_sync.encoded_peer_state(&SERVER).filter(|_| !doc_sync.is_empty()) {
+                store.save_sync_state(*id, storage, &state).await?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn sync_frame(sender: &str, target: &str, document_id: DocumentId, kind: SyncKind, data: Vec<u8>) -> Vec<u8> {
+    Message::Sync { kind, sender_id: sender.into(), target_id: target.into(), document_id, data }.encode()
+}
+
+fn change_count(sync_message: &[u8]) -> usize {
+    automerge::sync::Message::decode(sync_message).map(|m| m.changes.len()).unwrap_or(0)
+}
+
+async fn next_message<S>(stream: &mut S) -> anyhow::Result<Message>
+where
+    S: futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match stream.next().await {
+            None => bail!("the server closed the connection"),
+            Some(Err(e)) => bail!("connection lost: {e}"),
+            Some(Ok(WsMessage::Binary(bytes))) => return Ok(Message::decode(&bytes)?),
+            Some(Ok(WsMessage::Close(frame))) => {
+                bail!("the server closed the connection{}", frame.map(|f| format!(": {}", f.reason)).unwrap_or_default())
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
+}
