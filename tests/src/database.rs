@@ -1,0 +1,66 @@
+//! A fresh database for each test: a SQLite file in a temp dir, or a new PostgreSQL database
+//! on the server named by `FIELDBOOK_TEST_POSTGRES_URL` (default: the local one). PostgreSQL
+//! tests fail, never skip, when it is unreachable: scripts/test starts it.
+
+use std::str::FromStr;
+
+use fieldbook_server::storage::{Database, Role, User};
+use sqlx::ConnectOptions;
+
+use crate::TempDir;
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = TempDir::new("db");
+                let url = format!("sqlite:{}", dir.path().join("fieldbook.sqlite").display());
+                Self { url, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("FIELDBOOK_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+                let name = format!("fieldbook_test_{}", uuid::Uuid::new_v4().simple());
+                let options = sqlx::postgres::PgConnectOptions::from_str(&admin_url).expect("postgres URL");
+                let mut admin = options
+                    .connect()
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable ({e}); scripts/test starts it"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create database");
+                let (base, _) = admin_url.rsplit_once('/').expect("postgres URL has a database");
+                Self { url: format!("{base}/{name}"), _dir: None }
+            }
+        }
+    }
+
+    pub async fn connect(&self) -> Database {
+        Database::connect(&self.url).await.expect("connect to test database")
+    }
+
+    /// Adds a user and returns a fresh token for them.
+    pub async fn user(&self, id: &str, role: Role) -> String {
+        let db = self.connect().await;
+        let user = User { id: id.into(), name: format!("Test {id}"), role, supervisor_id: None, team: None };
+        db.add_user(&user).await.expect("add user");
+        let token = self.token(&db, id, std::time::Duration::from_secs(3600)).await;
+        db.close().await;
+        token
+    }
+
+    pub async fn token(&self, db: &Database, user: &str, ttl: std::time::Duration) -> String {
+        let keys = fieldbook_server::auth::TokenKeys::new(&db.signing_key().await.expect("signing key"));
+        keys.issue(user, Some("test-device"), ttl).expect("issue token")
+    }
+}

@@ -1,0 +1,74 @@
+//! The real `fieldbook-device` binary with its own store.
+
+use std::process::{Command, Output};
+
+use crate::{binary, TempDir};
+
+pub struct Device {
+    dir: TempDir,
+}
+
+impl Device {
+    pub fn new() -> Self {
+        Self { dir: TempDir::new("device") }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(binary("fieldbook-device"))
+            .arg("--store")
+            .arg(self.dir.path().join("device.sqlite"))
+            .args(args)
+            .output()
+            .expect("run fieldbook-device")
+    }
+
+    fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "fieldbook-device {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Creates a document offline; returns its URL.
+    pub fn create(&self, json: &serde_json::Value) -> String {
+        self.run_ok(&["create", "--json", &json.to_string()]).trim().to_owned()
+    }
+
+    pub fn edit(&self, url: &str, sets: &[(&str, &str)]) {
+        let mut args = vec!["edit".to_string(), url.to_string()];
+        for (path, value) in sets {
+            args.push("--set".into());
+            args.push(format!("{path}={value}"));
+        }
+        self.run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    pub fn show(&self, url: &str) -> serde_json::Value {
+        serde_json::from_str(&self.run_ok(&["show", url])).expect("show prints JSON")
+    }
+
+    /// Syncs everything (and fetches `fetch`); returns stdout. Panics on failure.
+    pub fn sync(&self, server: &str, token: &str, fetch: &[&str]) -> String {
+        let out = self.try_sync(server, token, fetch);
+        assert!(out.status.success(), "sync failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    pub fn try_sync(&self, server: &str, token: &str, fetch: &[&str]) -> Output {
+        let mut args = vec!["sync", "--server", server, "--token", token, "--timeout-secs", "30"];
+        for url in fetch {
+            args.extend(["--fetch", url]);
+        }
+        self.run(&args)
+    }
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,44 @@
+//! A raw WebSocket peer for feeding the server frames no real client would send.
+
+use futures_util::{SinkExt, StreamExt};
+use fieldbook_sync_core::{Message, PROTOCOL_VERSION};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(ws_url: &str) -> Socket {
+    tokio_tungstenite::connect_async(ws_url).await.expect("websocket connect").0
+}
+
+pub fn join_frame(peer: &str) -> Vec<u8> {
+    Message::Join { sender_id: peer.into(), peer_metadata: None, supported_protocol_versions: vec![PROTOCOL_VERSION.into()] }
+        .encode()
+}
+
+pub async fn send(socket: &mut Socket, frame: Vec<u8>) {
+    socket.send(WsMessage::Binary(frame.into())).await.expect("send frame");
+}
+
+/// The next protocol message, or `None` once the server has closed the connection.
+pub async fn next(socket: &mut Socket) -> Option<Message> {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Binary(bytes))) => return Some(Message::decode(&bytes).expect("server sends valid frames")),
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    });
+    wait.await.expect("server answered within 10 s")
+}
+
+/// Expects an `error` message followed by the connection closing; returns the error text.
+pub async fn expect_error_and_close(socket: &mut Socket) -> String {
+    let text = match next(socket).await {
+        Some(Message::Error { message, .. }) => message,
+        other => panic!("expected an error message, got {other:?}"),
+    };
+    assert!(next(socket).await.is_none(), "connection should close after the error");
+    text
+}

@@ -1,0 +1,104 @@
+//! The real `fieldbook` binary as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::binary;
+
+pub struct TestServer {
+    child: Child,
+    pub addr: String,
+    pub database_url: String,
+    extra_args: Vec<String>,
+}
+
+impl TestServer {
+    pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// Starts `fieldbook serve --listen 127.0.0.1:0` with extra flags and waits until it
+    /// prints the address it bound.
+    pub fn start_with(database_url: &str, extra_args: &[&str]) -> Self {
+        Self::spawn(database_url, extra_args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn spawn(database_url: &str, extra_args: Vec<String>) -> Self {
+        let mut child = Command::new(binary("fieldbook"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+            .args(&extra_args)
+            .env("RUST_LOG", std::env::var("FIELDBOOK_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fieldbook");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read server stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("fieldbook listening on http://")
+            .unwrap_or_else(|| panic!("server did not start: {line:?}"))
+            .to_owned();
+        Self { child, addr, database_url: database_url.to_owned(), extra_args }
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/v1/sync?token={token}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown handler runs, nothing is flushed.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not shut down within 5 s of SIGTERM");
+    }
+
+    /// A new server process on the same database (a new port).
+    pub fn restart(&self) -> Self {
+        Self::spawn(&self.database_url, self.extra_args.clone())
+    }
+
+    /// GET a path; returns (status, body).
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        http_get(&self.addr, path, bearer).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough for health checks and status codes.
+pub async fn http_get(addr: &str, path: &str, bearer: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

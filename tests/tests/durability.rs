@@ -1,0 +1,64 @@
+//! Nothing acknowledged is lost: once a client has seen the server's heads include its
+//! change, the change survives a graceful restart and a kill -9.
+
+use fieldbook_server::storage::Role;
+use fieldbook_tests::{js, Backend, Device, TestDatabase, TestServer};
+use serde_json::json;
+
+async fn acknowledged_changes_survive_kill_9(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let token = db.user("sam", Role::Supervisor).await;
+    let mut server = TestServer::start(&db.url);
+
+    // Many documents and edits, each acknowledged (sync returns only when the server's
+    // reported heads equal the device's).
+    let device = Device::new();
+    let mut urls = Vec::new();
+    for i in 0..20 {
+        urls.push(device.create(&json!({"n": i, "text": format!("observation {i}")})));
+    }
+    device.sync(&server.http_url(), &token, &[]);
+    device.edit(&urls[0], &[("text", "edited just before the crash")]);
+    device.sync(&server.http_url(), &token, &[]);
+    let js_url = js::create(&server.ws_url(&token), &json!({"from": "js"}));
+
+    server.kill_9();
+    let server = server.restart();
+
+    let fresh = Device::new();
+    let fetch: Vec<&str> = urls.iter().map(String::as_str).collect();
+    fresh.sync(&server.http_url(), &token, &fetch);
+    for (i, url) in urls.iter().enumerate() {
+        assert_eq!(fresh.show(url)["n"], i, "{url}");
+    }
+    assert_eq!(fresh.show(&urls[0])["text"], "edited just before the crash");
+    assert_eq!(js::fetch(&server.ws_url(&token), &js_url).unwrap(), json!({"from": "js"}));
+}
+
+#[tokio::test]
+async fn kill_9_sqlite() {
+    acknowledged_changes_survive_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kill_9_postgres() {
+    acknowledged_changes_survive_kill_9(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn graceful_restart_keeps_data_and_storage_id() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let token = db.user("sam", Role::Supervisor).await;
+    let mut server = TestServer::start(&db.url);
+    let device = Device::new();
+    let url = device.create(&json!({"text": "kept"}));
+    let before = device.sync(&server.http_url(), &token, &[]);
+    assert!(server.terminate().success(), "SIGTERM exits cleanly");
+
+    let server = server.restart();
+    let fresh = Device::new();
+    let after = fresh.sync(&server.http_url(), &token, &[&url]);
+    assert_eq!(fresh.show(&url)["text"], "kept");
+    let storage = |out: &str| out.lines().last().unwrap().rsplit_once("storage ").unwrap().1.to_owned();
+    assert_eq!(storage(&before), storage(&after), "storage id is stable for a database");
+}

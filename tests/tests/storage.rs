@@ -1,0 +1,122 @@
+//! Storage on SQLite and PostgreSQL: chunks, compaction, stable ids, bounded memory.
+
+use std::time::Duration;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc, ROOT};
+use fieldbook_server::config::{CacheConfig, ServerConfig};
+use fieldbook_server::storage::{ChunkKind, Role};
+use fieldbook_server::Server;
+use fieldbook_sync_core::DocumentId;
+use fieldbook_tests::{Backend, Device, TestDatabase};
+use serde_json::json;
+
+fn change(doc: &mut Automerge, key: &str, value: i64) -> Vec<u8> {
+    let before = doc.get_heads();
+    let mut tx = doc.transaction();
+    tx.put(ROOT, key, value).unwrap();
+    tx.commit();
+    doc.save_after(&before)
+}
+
+async fn chunks_compaction_and_ids(backend: Backend) {
+    let test_db = TestDatabase::new(backend).await;
+    let db = test_db.connect().await;
+    let id = DocumentId::random();
+    assert!(db.load_chunks(id).await.unwrap().is_empty());
+
+    let mut doc = Automerge::new();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(db.append_chunk(id, &change(&mut doc, &format!("k{i}"), i)).await.unwrap());
+    }
+    // A chunk written by "another node" that this copy never saw.
+    let mut other = Automerge::new();
+    let foreign = db.append_chunk(id, &change(&mut other, "foreign", 1)).await.unwrap();
+
+    db.compact(id, &doc.save(), &ids).await.unwrap();
+    let chunks = db.load_chunks(id).await.unwrap();
+    assert_eq!(chunks.len(), 2, "snapshot plus the foreign chunk");
+    assert!(chunks.iter().any(|c| c.id == foreign && c.kind == ChunkKind::Incremental));
+    let mut loaded = Automerge::new();
+    for c in &chunks {
+        loaded.load_incremental(&c.data).unwrap();
+    }
+    for i in 0..5 {
+        assert!(loaded.get(ROOT, format!("k{i}").as_str()).unwrap().is_some());
+    }
+    assert!(loaded.get(ROOT, "foreign").unwrap().is_some());
+    assert_eq!(db.document_count().await.unwrap(), 1);
+
+    let storage_id = db.storage_id().await.unwrap();
+    let key = db.signing_key().await.unwrap().secret;
+    db.close().await;
+    let again = test_db.connect().await;
+    assert_eq!(again.storage_id().await.unwrap(), storage_id, "storage id is stable");
+    assert_eq!(again.signing_key().await.unwrap().secret, key, "signing key is kept");
+    assert!(again.is_ready().await);
+}
+
+#[tokio::test]
+async fn storage_sqlite() {
+    chunks_compaction_and_ids(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn storage_postgres() {
+    chunks_compaction_and_ids(Backend::Postgres).await;
+}
+
+async fn in_process_server(test_db: &TestDatabase, cache: CacheConfig) -> (String, Server) {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), test_db.url.clone());
+    config.cache = cache;
+    let server = Server::bind(config).await.unwrap();
+    (format!("http://{}", server.local_addr()), server)
+}
+
+async fn bounded_cache_and_compaction(backend: Backend) {
+    let test_db = TestDatabase::new(backend).await;
+    let token = test_db.user("sam", Role::Supervisor).await;
+    let cache = CacheConfig { max_documents: 3, idle_timeout: Duration::from_secs(600), compact_after_chunks: 4 };
+    let (url, server) = in_process_server(&test_db, cache).await;
+    let hub = server.state().hub.clone();
+    let handle = tokio::spawn(server.run(std::future::pending()));
+
+    let device = Device::new();
+    let docs: Vec<String> = (0..10).map(|i| device.create(&json!({"n": i}))).collect();
+    let first = docs[0].clone();
+    let (device, first) = tokio::task::spawn_blocking(move || {
+        device.sync(&url, &token, &[]);
+        // Enough acknowledged edits to one document to trigger compaction.
+        for i in 0..8 {
+            device.edit(&first, &[("n", &format!("{}", 100 + i))]);
+            device.sync(&url, &token, &[]);
+        }
+        let fresh = Device::new();
+        let fetch: Vec<&str> = docs.iter().map(String::as_str).collect();
+        fresh.sync(&url, &token, &fetch);
+        assert_eq!(fresh.show(&docs[5])["n"], 5);
+        assert_eq!(fresh.show(&first)["n"], 107);
+        (device, first)
+    })
+    .await
+    .unwrap();
+    drop(device);
+    assert!(hub.cached_documents() <= 3, "cache holds {} documents, limit 3", hub.cached_documents());
+
+    let db = test_db.connect().await;
+    let chunks = db.load_chunks(DocumentId::parse_url_or_id(&first).unwrap()).await.unwrap();
+    assert!(chunks.len() <= 5, "compaction keeps chunk count bounded: {}", chunks.len());
+    assert_eq!(chunks[0].kind, ChunkKind::Snapshot);
+    handle.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_cache_and_compaction_sqlite() {
+    bounded_cache_and_compaction(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_cache_and_compaction_postgres() {
+    bounded_cache_and_compaction(Backend::Postgres).await;
+}
