@@ -54,6 +54,12 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains open requests and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
+        let hub = self.state.hub.clone();
+        // WebSocket connections never end by themselves; close them so the drain finishes.
+        let shutdown = async move {
+            shutdown.await;
+            hub.close_all();
+        };
         let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         self.state.db.close().await;

@@ -25,7 +25,15 @@ const repo = new Repo({
   peerId: `storage-server-${os.hostname()}`,
   sharePolicy: async () => false,
 })
-wss.on("listening", () => console.log(`listening ${wss.address().port}`))
+// The Repo attaches its adapter to the server only after it has read its storage id, so
+// "listening" waits for that too: a connection accepted earlier would be dropped.
+wss.on("listening", () => {
+  const announce = () =>
+    wss.listenerCount("connection") > 0
+      ? console.log(`listening ${wss.address().port}`)
+      : setTimeout(announce, 5)
+  announce()
+})
 
 let stopping = false
 async function stop() {

@@ -2,7 +2,7 @@
 //! change, the change survives a graceful restart and a kill -9.
 
 use fieldbook_server::storage::Role;
-use fieldbook_tests::{js, Backend, Device, TestDatabase, TestServer};
+use fieldbook_tests::{js, raw, Backend, Device, TestDatabase, TestServer};
 use serde_json::json;
 
 async fn acknowledged_changes_survive_kill_9(backend: Backend) {
@@ -53,7 +53,12 @@ async fn graceful_restart_keeps_data_and_storage_id() {
     let device = Device::new();
     let url = device.create(&json!({"text": "kept"}));
     let before = device.sync(&server.http_url(), &token, &[]);
+    // An idle peer still connected must not hold up shutdown.
+    let mut idle = raw::connect(&server.ws_url(&token)).await;
+    raw::send(&mut idle, raw::join_frame("idle")).await;
+    assert!(matches!(raw::next(&mut idle).await, Some(fieldbook_sync_core::Message::Peer { .. })));
     assert!(server.terminate().success(), "SIGTERM exits cleanly");
+    assert!(raw::next(&mut idle).await.is_none(), "the idle peer was disconnected");
 
     let server = server.restart();
     let fresh = Device::new();

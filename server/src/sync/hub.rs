@@ -107,6 +107,14 @@ impl DocumentHub {
         }
     }
 
+    /// Asks every open connection to close (graceful shutdown). Messages already being
+    /// handled finish first, so nothing acknowledged is cut short.
+    pub fn close_all(&self) {
+        for peer in self.registry().peers.values() {
+            peer.close.notify_one();
+        }
+    }
+
     /// Number of documents currently in memory.
     pub fn cached_documents(&self) -> usize {
         self.registry().cache.len()

@@ -1,0 +1,148 @@
+//! The two servers under test, as child processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context};
+use fieldbook_server::auth::TokenKeys;
+use fieldbook_server::storage::{Database, Role, User};
+
+pub trait ServerProcess {
+    fn ws_url(&self) -> String;
+    fn rss_kib(&self) -> anyhow::Result<u64>;
+    async fn restart(&mut self) -> anyhow::Result<()>;
+    async fn stop(&mut self) -> anyhow::Result<()>;
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fieldbook-bench-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// Spawns a server and reads its port from the first stdout line that has one.
+fn spawn(mut command: Command, prefix: &str) -> anyhow::Result<(Child, String)> {
+    let log = std::fs::File::create(std::env::temp_dir().join("fieldbook-bench-server.log"))?;
+    let mut child = command.stdout(Stdio::piped()).stderr(log).spawn()?;
+    let mut reader = BufReader::new(child.stdout.take().context("stdout")?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let Some(addr) = line.trim().strip_prefix(prefix).map(str::to_owned) else { bail!("server did not start: {line:?}") };
+    // Keep draining stdout: a closed pipe would kill a server that logs there (Node does).
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    Ok((child, addr))
+}
+
+pub struct FieldbookServer {
+    child: Child,
+    addr: String,
+    database_url: String,
+    token: String,
+    _dir: PathBuf,
+}
+
+impl FieldbookServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = temp_dir("fieldbook");
+        let database_url = format!("sqlite:{}", dir.join("fieldbook.sqlite").display());
+        let db = Database::connect(&database_url).await?;
+        db.add_user(&User { id: "bench".into(), name: "Bench".into(), role: Role::Supervisor, supervisor_id: None, team: None })
+            .await?;
+        let token = TokenKeys::new(&db.signing_key().await?).issue("bench", None, std::time::Duration::from_secs(86400))?;
+        db.close().await;
+        let (child, addr) = Self::spawn(&database_url)?;
+        Ok(Self { child, addr, database_url, token, _dir: dir })
+    }
+
+    fn spawn(database_url: &str) -> anyhow::Result<(Child, String)> {
+        let binary = repo_root().join("target/release/fieldbook");
+        anyhow::ensure!(binary.exists(), "{} missing: run scripts/bench (it builds release binaries)", binary.display());
+        let mut command = Command::new(binary);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url]).env("RUST_LOG", "warn");
+        spawn(command, "fieldbook listening on http://")
+    }
+}
+
+impl ServerProcess for FieldbookServer {
+    fn ws_url(&self) -> String {
+        format!("ws://{}/v1/sync?token={}", self.addr, self.token)
+    }
+
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        rss_kib(self.child.id())
+    }
+
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        (self.child, self.addr) = Self::spawn(&self.database_url)?;
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child)
+    }
+}
+
+pub struct NodeServer {
+    child: Child,
+    port: String,
+    dir: PathBuf,
+}
+
+impl NodeServer {
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = temp_dir("node");
+        let (child, port) = Self::spawn(&dir)?;
+        Ok(Self { child, port, dir })
+    }
+
+    fn spawn(dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+        let mut command = Command::new("node");
+        command.arg(repo_root().join("tests/js/node-server.mjs")).args(["--port", "0", "--dir"]).arg(dir);
+        spawn(command, "listening ")
+    }
+}
+
+impl ServerProcess for NodeServer {
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/v1/sync", self.port)
+    }
+
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        rss_kib(self.child.id())
+    }
+
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        (self.child, self.port) = Self::spawn(&self.dir)?;
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child)
+    }
+}
+
+fn terminate(child: &mut Child) -> anyhow::Result<()> {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    for _ in 0..200 {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}
