@@ -105,7 +105,7 @@ async fn run_suite(server: &mut impl ServerProcess, args: &Args, measure_many_st
     });
 
     if measure_many_stored && args.stored > args.docs {
-        push_new_documents(&server.ws_url(), args.docs, args.stored - args.docs).await?;
+        let more = push_new_documents(&server.ws_url(), args.docs, args.stored - args.docs).await?;
         server.restart().await?;
         let rss_idle_many = server.rss_kib()?;
         let pull_many = pull(&server.ws_url(), &ids).await?;
@@ -118,6 +118,14 @@ async fn run_suite(server: &mut impl ServerProcess, args: &Args, measure_many_st
         result["rss_kib_idle_many_stored"] = json!(rss_idle_many);
         result["rss_kib_after_pull_many_stored"] = json!(rss_after_many);
         result["pull_seconds_many_stored"] = json!(pull_many.as_secs_f64());
+
+        // Touch every stored document: the bounded cache must keep memory where it was.
+        let all: Vec<DocumentId> = ids.iter().chain(&more).copied().collect();
+        let pull_all = pull(&server.ws_url(), &all).await?;
+        let rss_after_all = server.rss_kib()?;
+        println!("pulled all {} in {:.3} s; server RSS {} KiB after", all.len(), pull_all.as_secs_f64(), rss_after_all);
+        result["rss_kib_after_pull_all"] = json!(rss_after_all);
+        result["pull_all_seconds"] = json!(pull_all.as_secs_f64());
     }
     server.stop().await?;
     Ok(result)

@@ -54,6 +54,7 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains open requests and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
+        let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
         let hub = self.state.hub.clone();
         // WebSocket connections never end by themselves; close them so the drain finishes.
         let shutdown = async move {
@@ -62,6 +63,8 @@ impl Server {
         };
         let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        checkpointer.abort();
+        let _ = self.state.db.checkpoint().await;
         self.state.db.close().await;
         result
     }
@@ -101,6 +104,16 @@ async fn sweep_idle_documents(hub: Arc<DocumentHub>) {
         let evicted = hub.evict_idle();
         if evicted > 0 {
             tracing::debug!(evicted, cached = hub.cached_documents(), "evicted idle documents");
+        }
+    }
+}
+
+async fn checkpoint_periodically(db: Database) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = db.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, ChangeHash};
 
 use crate::message::SyncKind;
 
@@ -23,17 +23,16 @@ pub enum SyncError {
 /// The effect of one incoming sync message.
 #[derive(Debug, Default)]
 pub struct Received {
-    /// Changes that were new to us, in causal order: persist these.
-    pub new_changes: Vec<Change>,
+    /// How many changes became part of the document.
+    pub new_changes: usize,
+    /// The message's change bytes exactly as received (loadable with
+    /// `Automerge::load_incremental`), or empty if it carried none. Persist these before
+    /// reporting heads: they hold every change this message added, including any earlier
+    /// queued ones it unblocked, because those were persisted when they arrived. Re-encoding
+    /// changes from the document instead would cost far more.
+    pub received_bytes: Vec<u8>,
     /// The peer asked for a document we do not have; answer `doc-unavailable`.
     pub unavailable: bool,
-}
-
-impl Received {
-    /// The new changes as one incremental chunk, loadable with `Automerge::load_incremental`.
-    pub fn chunk(&self) -> Vec<u8> {
-        self.new_changes.iter().flat_map(|c| c.raw_bytes().to_vec()).collect()
-    }
 }
 
 /// A sync message to send to one peer.
@@ -126,14 +125,15 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
     /// Apply a `sync` or `request` message from `peer`.
     pub fn receive(&mut self, peer: &P, kind: SyncKind, data: &[u8]) -> Result<Received, SyncError> {
         let message = sync::Message::decode(data)?;
+        let received_bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
         let before = self.doc.get_heads();
         let state = self.peers.entry(peer.clone()).or_default();
         self.doc.receive_sync_message(&mut state.sync, message)?;
         let new_changes =
-            if self.doc.get_heads() == before { Vec::new() } else { self.doc.get_changes(&before) };
+            if self.doc.get_heads() == before { 0 } else { self.doc.get_changes_meta(&before).len() };
         let unavailable = kind == SyncKind::Request && self.doc.get_heads().is_empty();
         state.waiting_for_document = unavailable;
-        Ok(Received { new_changes, unavailable })
+        Ok(Received { new_changes, received_bytes, unavailable })
     }
 
     /// Sync messages for every peer that needs one now.
@@ -213,14 +213,14 @@ mod tests {
     }
 
     #[test]
-    fn receive_reports_exactly_the_new_changes() {
+    fn received_bytes_hold_every_new_change() {
         let mut server: DocSync<&str> = DocSync::new(Automerge::new());
         let mut client = DocSync::new(doc_with("x", "1"));
         let mut persisted = Automerge::new();
         for _ in 0..5 {
             if let Some(m) = client.outgoing_for(&"server") {
                 let received = server.receive(&"client", m.kind, &m.data).unwrap();
-                persisted.load_incremental(&received.chunk()).unwrap();
+                persisted.load_incremental(&received.received_bytes).unwrap();
             }
             if let Some(m) = server.outgoing_for(&"client") {
                 client.receive(&"server", m.kind, &m.data).unwrap();

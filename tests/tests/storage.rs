@@ -28,11 +28,11 @@ async fn chunks_compaction_and_ids(backend: Backend) {
     let mut doc = Automerge::new();
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(db.append_chunk(id, &change(&mut doc, &format!("k{i}"), i)).await.unwrap());
+        ids.push(db.append_chunk(id, ChunkKind::Incremental, &change(&mut doc, &format!("k{i}"), i)).await.unwrap());
     }
     // A chunk written by "another node" that this copy never saw.
     let mut other = Automerge::new();
-    let foreign = db.append_chunk(id, &change(&mut other, "foreign", 1)).await.unwrap();
+    let foreign = db.append_chunk(id, ChunkKind::Incremental, &change(&mut other, "foreign", 1)).await.unwrap();
 
     db.compact(id, &doc.save(), &ids).await.unwrap();
     let chunks = db.load_chunks(id).await.unwrap();

@@ -107,8 +107,8 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
                 let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
                 let entry = report.documents.entry(document_id).or_default();
                 let received = doc_sync.receive(&SERVER, kind, &data)?;
-                entry.changes_received += received.new_changes.len();
-                if !received.new_changes.is_empty() {
+                entry.changes_received += received.new_changes;
+                if received.new_changes > 0 {
                     store.save(document_id, doc_sync.doc()).await?;
                 }
                 if let Some(out) = doc_sync.outgoing_for(&SERVER) {

@@ -46,13 +46,13 @@ impl Database {
             .collect()
     }
 
-    /// Appends changes durably; returns the chunk's id once committed.
-    pub async fn append_chunk(&self, document: DocumentId, data: &[u8]) -> Result<i64, StorageError> {
+    /// Appends a chunk durably; returns its id once committed.
+    pub async fn append_chunk(&self, document: DocumentId, kind: ChunkKind, data: &[u8]) -> Result<i64, StorageError> {
         let row = sqlx::query(
             "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(document.to_string())
-        .bind(ChunkKind::Incremental.as_str())
+        .bind(kind.as_str())
         .bind(data)
         .bind(now_millis())
         .fetch_one(self.pool())

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use automerge::Automerge;
+use automerge::{Automerge, ReadDoc};
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, SyncError, SyncKind};
 use tokio::sync::{mpsc, Notify};
 
@@ -143,8 +143,17 @@ impl DocumentHub {
                 return Err(HubError::Sync { document, source });
             }
         };
-        if !received.new_changes.is_empty() {
-            match self.db.append_chunk(document, &received.chunk()).await {
+        if !received.received_bytes.is_empty() {
+            // A new document is stored as a snapshot: it loads several times faster than
+            // the changes that made it, and saving a small document is cheap. Not while
+            // changes wait for missing dependencies: a snapshot would leave them out.
+            let doc = loaded.sync.doc();
+            let (kind, bytes) = if loaded.chunk_ids.is_empty() && doc.get_missing_deps(&[]).is_empty() {
+                (ChunkKind::Snapshot, doc.save())
+            } else {
+                (ChunkKind::Incremental, received.received_bytes)
+            };
+            match self.db.append_chunk(document, kind, &bytes).await {
                 Ok(id) => loaded.chunk_ids.push(id),
                 Err(e) => {
                     *guard = None;
@@ -229,6 +238,7 @@ impl DocumentHub {
 
     /// The cache cell for a document, created empty if absent; evicts if over capacity.
     fn cached(&self, document: DocumentId) -> Arc<tokio::sync::Mutex<Option<LoadedDocument>>> {
+        let mut evicted = Vec::new();
         let mut registry = self.registry();
         let now = Instant::now();
         let cell = {
@@ -240,20 +250,18 @@ impl DocumentHub {
             entry.document.clone()
         };
         if registry.cache.len() > self.config.max_documents {
-            evict(&mut registry.cache, self.config.max_documents, None);
+            evicted = evict(&mut registry.cache, self.config.max_documents, None);
         }
+        drop(registry);
+        drop(evicted); // freeing documents can take a while; not under the lock
         cell
     }
 
     /// Evicts documents idle for longer than the configured timeout.
     pub fn evict_idle(&self) -> usize {
-        let mut registry = self.registry();
-        let before = registry.cache.len();
-        let deadline = Instant::now().checked_sub(self.config.idle_timeout);
-        if let Some(deadline) = deadline {
-            evict(&mut registry.cache, 0, Some(deadline));
-        }
-        before - registry.cache.len()
+        let Some(deadline) = Instant::now().checked_sub(self.config.idle_timeout) else { return 0 };
+        let evicted = evict(&mut self.registry().cache, 0, Some(deadline));
+        evicted.len() // dropped here, after the registry lock is released
     }
 
     async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
@@ -290,7 +298,7 @@ impl DocumentHub {
 /// Drops unused documents, least recently used first, until at most `keep` remain (or,
 /// with a deadline, every unused one last touched before it). A document in use (its
 /// mutex is held or awaited by someone) is never evicted.
-fn evict(cache: &mut HashMap<DocumentId, CachedDocument>, keep: usize, older_than: Option<Instant>) {
+fn evict(cache: &mut HashMap<DocumentId, CachedDocument>, keep: usize, older_than: Option<Instant>) -> Vec<CachedDocument> {
     let mut candidates: Vec<(Instant, DocumentId)> = cache
         .iter()
         .filter(|(_, c)| Arc::strong_count(&c.document) == 1)
@@ -299,7 +307,5 @@ fn evict(cache: &mut HashMap<DocumentId, CachedDocument>, keep: usize, older_tha
         .collect();
     candidates.sort_unstable();
     let excess = if older_than.is_some() { candidates.len() } else { cache.len().saturating_sub(keep) };
-    for (_, id) in candidates.into_iter().take(excess) {
-        cache.remove(&id);
-    }
+    candidates.into_iter().take(excess).filter_map(|(_, id)| cache.remove(&id)).collect()
 }
