@@ -67,3 +67,59 @@ async fn graceful_restart_keeps_data_and_storage_id() {
     let storage = |out: &str| out.lines().last().unwrap().rsplit_once("storage ").unwrap().1.to_owned();
     assert_eq!(storage(&before), storage(&after), "storage id is stable for a database");
 }
+
+/// A change that arrives before its dependency is queued by automerge, not applied. It must
+/// still be stored, or it would vanish once the dependency arrives and the server restarts.
+#[tokio::test]
+async fn changes_arriving_before_their_dependencies_survive_kill_9() {
+    use automerge::sync::{Message as SyncMessage, MessageVersion};
+    use automerge::transaction::Transactable;
+    use fieldbook_sync_core::{DocumentId, Message, SyncKind};
+
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let token = db.user("sam", Role::Supervisor).await;
+    let mut server = TestServer::start(&db.url);
+
+    let mut doc = automerge::Automerge::new();
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, "first", "a").unwrap();
+    tx.commit();
+    let first = doc.get_last_local_change().unwrap();
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, "second", "b").unwrap();
+    tx.commit();
+    let second = doc.get_last_local_change().unwrap();
+
+    let id = DocumentId::random();
+    let mut socket = raw::connect(&server.ws_url(&token)).await;
+    raw::send(&mut socket, raw::join_frame("raw")).await;
+    assert!(matches!(raw::next(&mut socket).await, Some(Message::Peer { .. })));
+    let send_change = |change: &automerge::Change| {
+        let message = SyncMessage {
+            heads: doc.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: vec![change.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        Message::Sync { kind: SyncKind::Sync, sender_id: "raw".into(), target_id: "s".into(), document_id: id, data: message.encode() }
+            .encode()
+    };
+    // The dependent change first, then its dependency.
+    raw::send(&mut socket, send_change(&second)).await;
+    raw::send(&mut socket, send_change(&first)).await;
+    // Wait until the server acknowledges both: its heads equal ours.
+    loop {
+        let Some(Message::Sync { data, .. }) = raw::next(&mut socket).await else { panic!("server closed") };
+        if SyncMessage::decode(&data).unwrap().heads == doc.get_heads() {
+            break;
+        }
+    }
+
+    server.kill_9();
+    let server = server.restart();
+    let fresh = Device::new();
+    fresh.sync(&server.http_url(), &token, &[&id.url()]);
+    assert_eq!(fresh.show(&id.url()), json!({"first": "a", "second": "b"}));
+}

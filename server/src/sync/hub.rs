@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use automerge::{Automerge, ReadDoc};
+use automerge::Automerge;
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, SyncError, SyncKind};
 use tokio::sync::{mpsc, Notify};
 
@@ -145,11 +145,10 @@ impl DocumentHub {
         };
         if !received.received_bytes.is_empty() {
             // A new document is stored as a snapshot: it loads several times faster than
-            // the changes that made it, and saving a small document is cheap. Not while
-            // changes wait for missing dependencies: a snapshot would leave them out.
-            let doc = loaded.sync.doc();
-            let (kind, bytes) = if loaded.chunk_ids.is_empty() && doc.get_missing_deps(&[]).is_empty() {
-                (ChunkKind::Snapshot, doc.save())
+            // the changes that made it, and saving a small document is cheap. (A save also
+            // keeps changes still waiting for their dependencies.)
+            let (kind, bytes) = if loaded.chunk_ids.is_empty() {
+                (ChunkKind::Snapshot, loaded.sync.doc().save())
             } else {
                 (ChunkKind::Incremental, received.received_bytes)
             };
