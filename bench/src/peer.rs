@@ -91,8 +91,14 @@ impl Peer {
         self.docs.get(id).is_some_and(|d| d.in_sync_with(&()) && !d.is_empty())
     }
 
-    /// Pumps until every open document is in sync with the server.
+    /// Pumps until every open document is in sync with the server (or two minutes pass).
     pub async fn settle(&mut self) -> anyhow::Result<()> {
+        tokio::time::timeout(std::time::Duration::from_secs(120), self.settle_inner())
+            .await
+            .map_err(|_| anyhow::anyhow!("documents did not sync within two minutes"))?
+    }
+
+    async fn settle_inner(&mut self) -> anyhow::Result<()> {
         let mut pending: std::collections::HashSet<DocumentId> =
             self.docs.keys().filter(|id| !self.in_sync(id)).copied().collect();
         while !pending.is_empty() {

@@ -98,28 +98,37 @@ fn scalar(value: &Json) -> Result<Option<ScalarValue>, JsonError> {
     }))
 }
 
+/// Where a value goes: a key of a map or a position in a list.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Key(&'a str),
+    Insert(usize),
+}
+
 fn put_map_value(tx: &mut impl Transactable, obj: &ObjId, key: &str, value: &Json) -> Result<(), JsonError> {
-    if let Some(s) = scalar(value)? {
-        tx.put(obj, key, s)?;
-        return Ok(());
-    }
-    let child = match value {
-        Json::String(_) => tx.put_object(obj, key, ObjType::Text)?,
-        Json::Array(_) => tx.put_object(obj, key, ObjType::List)?,
-        _ => tx.put_object(obj, key, ObjType::Map)?,
-    };
-    fill(tx, &child, value)
+    put_value(tx, obj, Place::Key(key), value)
 }
 
 fn insert_list_value(tx: &mut impl Transactable, obj: &ObjId, index: usize, value: &Json) -> Result<(), JsonError> {
+    put_value(tx, obj, Place::Insert(index), value)
+}
+
+fn put_value(tx: &mut impl Transactable, obj: &ObjId, place: Place<'_>, value: &Json) -> Result<(), JsonError> {
     if let Some(s) = scalar(value)? {
-        tx.insert(obj, index, s)?;
+        match place {
+            Place::Key(key) => tx.put(obj, key, s)?,
+            Place::Insert(index) => tx.insert(obj, index, s)?,
+        }
         return Ok(());
     }
-    let child = match value {
-        Json::String(_) => tx.insert_object(obj, index, ObjType::Text)?,
-        Json::Array(_) => tx.insert_object(obj, index, ObjType::List)?,
-        _ => tx.insert_object(obj, index, ObjType::Map)?,
+    let kind = match value {
+        Json::String(_) => ObjType::Text,
+        Json::Array(_) => ObjType::List,
+        _ => ObjType::Map,
+    };
+    let child = match place {
+        Place::Key(key) => tx.put_object(obj, key, kind)?,
+        Place::Insert(index) => tx.insert_object(obj, index, kind)?,
     };
     fill(tx, &child, value)
 }

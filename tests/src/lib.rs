@@ -4,12 +4,14 @@
 //!
 //! Binaries are taken from the cargo target directory; `scripts/test` builds them first.
 
+pub mod app;
 pub mod database;
 pub mod device;
 pub mod js;
 pub mod raw;
 pub mod server;
 
+pub use app::TestApp;
 pub use database::{Backend, TestDatabase};
 pub use device::Device;
 pub use server::TestServer;

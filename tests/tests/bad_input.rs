@@ -4,17 +4,16 @@
 use fieldbook_server::storage::Role;
 use fieldbook_sync_core::{DocumentId, Message, SyncKind};
 use fieldbook_tests::raw::{self, expect_error_and_close};
-use fieldbook_tests::{Backend, Device, TestDatabase, TestServer};
+use fieldbook_tests::{Backend, Device, TestApp, TestDatabase, TestServer};
 use serde_json::json;
 
 const FRAME_LIMIT: &str = "65536";
 
 #[tokio::test]
 async fn malformed_frames_get_an_error_and_close_only_that_connection() {
-    let db = TestDatabase::new(Backend::Sqlite).await;
-    let token = db.user("sam", Role::Supervisor).await;
-    let server = TestServer::start_with(&db.url, &["--max-frame-bytes", FRAME_LIMIT]);
-    let ws = server.ws_url(&token);
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--max-frame-bytes", FRAME_LIMIT]).await;
+    let (token, server) = (app.token.as_str(), &app.server);
+    let ws = server.ws_url(token);
 
     // A well-behaved peer that stays connected throughout.
     let mut bystander = raw::connect(&ws).await;
@@ -79,9 +78,9 @@ async fn malformed_frames_get_an_error_and_close_only_that_connection() {
     assert!(matches!(raw::next(&mut bystander).await, Some(Message::DocUnavailable { .. })));
     let device = Device::new();
     let url = device.create(&json!({"still": "working"}));
-    device.sync(&server.http_url(), &token, &[]);
+    device.sync(&server.http_url(), token, &[]);
     let fresh = Device::new();
-    fresh.sync(&server.http_url(), &token, &[&url]);
+    fresh.sync(&server.http_url(), token, &[&url]);
     assert_eq!(fresh.show(&url)["still"], "working");
 }
 

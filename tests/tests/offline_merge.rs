@@ -1,28 +1,26 @@
 //! Two devices edit the same document while offline; after both sync they agree.
 
-use fieldbook_server::storage::Role;
-use fieldbook_tests::{Backend, Device, TestDatabase, TestServer};
+use fieldbook_tests::{Backend, Device, TestApp};
 use serde_json::json;
 
 #[tokio::test]
 async fn concurrent_offline_edits_merge_to_the_same_state() {
-    let db = TestDatabase::new(Backend::Sqlite).await;
-    let token = db.user("sam", Role::Supervisor).await;
-    let server = TestServer::start(&db.url);
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, server) = (app.token.as_str(), &app.server);
 
     let tablet = Device::new();
     let phone = Device::new();
     let url = tablet.create(&json!({"notes": "Visit went well.", "feedback": "", "status": "draft"}));
-    tablet.sync(&server.http_url(), &token, &[]);
-    phone.sync(&server.http_url(), &token, &[&url]);
+    tablet.sync(&server.http_url(), token, &[]);
+    phone.sync(&server.http_url(), token, &[&url]);
 
     // Offline: both edit the same text and different fields.
     tablet.edit(&url, &[("notes", "Visit went well. Child spoke freely."), ("feedback", "Good use of play.")]);
     phone.edit(&url, &[("notes", "Home visit went well."), ("reflection", "I could slow down.")]);
 
-    tablet.sync(&server.http_url(), &token, &[]);
-    phone.sync(&server.http_url(), &token, &[]);
-    tablet.sync(&server.http_url(), &token, &[]);
+    tablet.sync(&server.http_url(), token, &[]);
+    phone.sync(&server.http_url(), token, &[]);
+    tablet.sync(&server.http_url(), token, &[]);
 
     let on_tablet = tablet.show(&url);
     let on_phone = phone.show(&url);
@@ -33,6 +31,6 @@ async fn concurrent_offline_edits_merge_to_the_same_state() {
 
     // A fresh device gets the same merged state from the server.
     let fresh = Device::new();
-    fresh.sync(&server.http_url(), &token, &[&url]);
+    fresh.sync(&server.http_url(), token, &[&url]);
     assert_eq!(fresh.show(&url), on_tablet);
 }

@@ -1,0 +1,34 @@
+//! `TestApp::spawn`: a fresh database, one user with a token, and the server running on it.
+
+use fieldbook_server::storage::Role;
+
+use crate::{Backend, TestDatabase, TestServer};
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    /// A supervisor's token, valid for an hour.
+    pub token: String,
+    pub server: TestServer,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// With extra `fieldbook serve` flags.
+    pub async fn spawn_with(backend: Backend, serve_args: &[&str]) -> Self {
+        let db = TestDatabase::new(backend).await;
+        let token = db.user("sam", Role::Supervisor).await;
+        let server = TestServer::start_with(&db.url, serve_args);
+        Self { db, token, server }
+    }
+
+    pub fn http_url(&self) -> String {
+        self.server.http_url()
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.server.ws_url(&self.token)
+    }
+}
