@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::message::SyncKind;
 
@@ -33,6 +33,17 @@ pub struct Received {
     pub received_bytes: Vec<u8>,
     /// The peer asked for a document we do not have; answer `doc-unavailable`.
     pub unavailable: bool,
+    /// The message's changes failed the check and were not applied.
+    pub rejected: Option<Rejected>,
+}
+
+/// Changes refused by [`DocSync::receive_checked`]: kept aside, never merged.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub reason: String,
+    pub change_hashes: Vec<ChangeHash>,
+    /// The refused changes as received, for quarantine.
+    pub bytes: Vec<u8>,
 }
 
 /// A sync message to send to one peer.
@@ -53,11 +64,15 @@ struct PeerState {
 pub struct DocSync<P> {
     doc: Automerge,
     peers: HashMap<P, PeerState>,
+    /// Changes refused here, with their dependencies. A peer that holds one will always
+    /// report heads we cannot reach; we read its heads as if it did not, or the two sides
+    /// would trade sync messages forever.
+    rejected: HashMap<ChangeHash, Vec<ChangeHash>>,
 }
 
 impl<P: Clone + Eq + Hash> DocSync<P> {
     pub fn new(doc: Automerge) -> Self {
-        Self { doc, peers: HashMap::new() }
+        Self { doc, peers: HashMap::new(), rejected: HashMap::new() }
     }
 
     pub fn doc(&self) -> &Automerge {
@@ -124,16 +139,83 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
 
     /// Apply a `sync` or `request` message from `peer`.
     pub fn receive(&mut self, peer: &P, kind: SyncKind, data: &[u8]) -> Result<Received, SyncError> {
+        self.receive_checked(peer, kind, data, |_, _| Ok(()))
+    }
+
+    /// Apply a message only if `check(before, after)` accepts the document it would produce.
+    /// The changes are applied to a scratch copy first; if refused, our document is
+    /// untouched and [`Received::rejected`] says why. Changes that depend on refused ones
+    /// are refused too.
+    pub fn receive_checked(
+        &mut self,
+        peer: &P,
+        kind: SyncKind,
+        data: &[u8],
+        check: impl FnOnce(&Automerge, &Automerge) -> Result<(), String>,
+    ) -> Result<Received, SyncError> {
         let message = sync::Message::decode(data)?;
         let received_bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
+        // Each chunk of a V1 message is one change; a V2 chunk (a whole document) is not,
+        // and its changes are found by applying it instead.
+        let chunk_changes: Vec<(ChangeHash, Vec<ChangeHash>)> = message
+            .changes
+            .iter()
+            .filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok())
+            .map(|c| (c.hash(), c.deps().to_vec()))
+            .collect();
         let before = self.doc.get_heads();
         let state = self.peers.entry(peer.clone()).or_default();
-        self.doc.receive_sync_message(&mut state.sync, message)?;
-        let new_changes =
-            if self.doc.get_heads() == before { 0 } else { self.doc.get_changes_meta(&before).len() };
-        let unavailable = kind == SyncKind::Request && self.doc.get_heads().is_empty();
-        state.waiting_for_document = unavailable;
-        Ok(Received { new_changes, received_bytes, unavailable })
+        let mut received = Received::default();
+        if received_bytes.is_empty() {
+            // Nothing to check: a message without changes cannot change the document.
+            self.doc.receive_sync_message(&mut state.sync, message)?;
+        } else {
+            let mut scratch = self.doc.clone();
+            let mut scratch_state = state.sync.clone();
+            scratch.receive_sync_message(&mut scratch_state, message)?;
+            let new_hashes: Vec<ChangeHash> = scratch.get_changes_meta(&before).iter().map(|c| c.hash).collect();
+            let blocked_by_rejected = scratch.get_missing_deps(&[]).iter().any(|h| self.rejected.contains_key(h));
+            let verdict = if blocked_by_rejected {
+                Err("depends on a change that was rejected".to_string())
+            } else if new_hashes.is_empty() {
+                Ok(())
+            } else {
+                check(&self.doc, &scratch)
+            };
+            match verdict {
+                Ok(()) => {
+                    self.doc = scratch;
+                    state.sync = scratch_state;
+                    received.new_changes = new_hashes.len();
+                    received.received_bytes = received_bytes;
+                }
+                Err(reason) => {
+                    for hash in &new_hashes {
+                        let deps = scratch.get_change_meta_by_hash(hash).map(|c| c.deps).unwrap_or_default();
+                        self.rejected.insert(*hash, deps);
+                    }
+                    let mut new_hashes = new_hashes;
+                    for (hash, deps) in chunk_changes {
+                        if self.doc.get_change_meta_by_hash(&hash).is_none() && !new_hashes.contains(&hash) {
+                            new_hashes.push(hash);
+                            self.rejected.insert(hash, deps);
+                        }
+                    }
+                    // Keep what they told us about themselves, not what we would share.
+                    let shared_heads = std::mem::take(&mut state.sync.shared_heads);
+                    state.sync = scratch_state;
+                    state.sync.shared_heads = shared_heads;
+                    state.sync.in_flight = false;
+                    received.rejected = Some(Rejected { reason, change_hashes: new_hashes, bytes: received_bytes });
+                }
+            }
+        }
+        if let Some(heads) = state.sync.their_heads.take() {
+            state.sync.their_heads = Some(without_rejected(heads, &self.rejected));
+        }
+        received.unavailable = kind == SyncKind::Request && self.doc.get_heads().is_empty();
+        state.waiting_for_document = received.unavailable;
+        Ok(received)
     }
 
     /// Sync messages for every peer that needs one now.
@@ -165,6 +247,27 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         let kind = if empty { SyncKind::Request } else { SyncKind::Sync };
         Some(Outgoing { peer: peer.clone(), kind, data: message.encode() })
     }
+}
+
+/// A peer's heads with every refused change replaced by its (accepted) ancestors.
+fn without_rejected(heads: Vec<ChangeHash>, rejected: &HashMap<ChangeHash, Vec<ChangeHash>>) -> Vec<ChangeHash> {
+    if rejected.is_empty() {
+        return heads;
+    }
+    let mut out = Vec::new();
+    let mut stack = heads;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(hash) = stack.pop() {
+        if !seen.insert(hash) {
+            continue;
+        }
+        match rejected.get(&hash) {
+            Some(deps) => stack.extend(deps.iter().copied()),
+            None => out.push(hash),
+        }
+    }
+    out.sort();
+    out
 }
 
 #[cfg(test)]
@@ -227,6 +330,59 @@ mod tests {
             }
         }
         assert_eq!(persisted.get_heads(), client.heads());
+    }
+
+    #[test]
+    fn rejected_changes_leave_the_document_untouched_and_sync_settles() {
+        let mut server: DocSync<&str> = DocSync::new(Automerge::new());
+        let mut client = DocSync::new(doc_with("x", "1"));
+        converge_one_way(&mut client, &mut server, |_, _| Ok(()));
+        let accepted = server.heads();
+
+        let mut tx = client.doc_mut().transaction();
+        tx.put(ROOT, "x", "forbidden").unwrap();
+        tx.commit();
+        let mut rejections = Vec::new();
+        let rounds = converge_one_way(&mut client, &mut server, |_, after| {
+            match after.get(ROOT, "x").unwrap() {
+                Some((v, _)) if v.as_str() == Some("forbidden") => Err("x may not be forbidden".into()),
+                _ => Ok(()),
+            }
+        });
+        for r in rounds {
+            rejections.push(r);
+        }
+        assert_eq!(server.heads(), accepted, "server copy untouched");
+        assert_eq!(rejections.len(), 1, "told once");
+        assert_eq!(rejections[0].reason, "x may not be forbidden");
+        assert_eq!(rejections[0].change_hashes, client.heads());
+
+        // A later change on top of the refused one is refused too.
+        let mut tx = client.doc_mut().transaction();
+        tx.put(ROOT, "y", "2").unwrap();
+        tx.commit();
+        let again = converge_one_way(&mut client, &mut server, |_, _| Ok(()));
+        assert_eq!(again.len(), 1);
+        assert!(again[0].reason.contains("depends on a change that was rejected"));
+        assert_eq!(server.heads(), accepted);
+    }
+
+    /// Pumps client → server → client until quiet; returns rejections. Panics on a loop.
+    fn converge_one_way(
+        client: &mut DocSync<&'static str>,
+        server: &mut DocSync<&'static str>,
+        check: impl Fn(&Automerge, &Automerge) -> Result<(), String>,
+    ) -> Vec<Rejected> {
+        let mut rejected = Vec::new();
+        for _ in 0..20 {
+            let Some(m) = client.outgoing_for(&"server") else { return rejected };
+            let received = server.receive_checked(&"client", m.kind, &m.data, &check).unwrap();
+            rejected.extend(received.rejected);
+            if let Some(reply) = server.outgoing_for(&"client") {
+                client.receive(&"server", reply.kind, &reply.data).unwrap();
+            }
+        }
+        panic!("sync did not settle");
     }
 
     #[test]

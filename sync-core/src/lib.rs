@@ -8,10 +8,14 @@
 pub mod connection;
 pub mod doc_sync;
 pub mod document_id;
+pub mod frameworks;
 pub mod json;
 pub mod message;
+pub mod notice;
+pub mod records;
 
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
-pub use doc_sync::{DocSync, Outgoing, Received, SyncError};
+pub use doc_sync::{DocSync, Outgoing, Received, Rejected, SyncError};
 pub use document_id::{DocumentId, InvalidDocumentId};
 pub use message::{DecodeError, Message, PeerId, PeerMetadata, StorageId, SyncKind, PROTOCOL_VERSION};
+pub use records::{Record, RecordError};

@@ -1,0 +1,59 @@
+//! Fieldbook's extension to the protocol: notices carried in `ephemeral` messages on the
+//! document they concern, so any automerge-repo client receives them as ephemeral data
+//! (documented in the README).
+
+use ciborium::Value;
+
+pub const REJECTED: &str = "fieldbook/rejected";
+
+/// `{ type: "fieldbook/rejected", reason, changeHashes }`: the server refused these changes
+/// (hex change hashes) and kept them aside; the document carries on syncing without them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionNotice {
+    pub reason: String,
+    pub change_hashes: Vec<String>,
+}
+
+impl RejectionNotice {
+    pub fn encode(&self) -> Vec<u8> {
+        let text = |s: &str| Value::Text(s.to_owned());
+        let value = Value::Map(vec![
+            (text("type"), text(REJECTED)),
+            (text("reason"), text(&self.reason)),
+            (text("changeHashes"), Value::Array(self.change_hashes.iter().map(|h| text(h)).collect())),
+        ]);
+        let mut out = Vec::new();
+        ciborium::into_writer(&value, &mut out).expect("writing CBOR to a Vec cannot fail");
+        out
+    }
+
+    /// `None` if `data` is not a rejection notice (other ephemeral traffic).
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        let Value::Map(entries) = ciborium::from_reader::<Value, _>(data).ok()? else { return None };
+        let field = |name: &str| entries.iter().find(|(k, _)| k.as_text() == Some(name)).map(|(_, v)| v);
+        if field("type")?.as_text()? != REJECTED {
+            return None;
+        }
+        let reason = field("reason")?.as_text()?.to_owned();
+        let change_hashes = match field("changeHashes") {
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_text().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        Some(Self { reason, change_hashes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_ignores_other_ephemeral_data() {
+        let notice = RejectionNotice { reason: "locked".into(), change_hashes: vec!["ab".into()] };
+        assert_eq!(RejectionNotice::decode(&notice.encode()), Some(notice));
+        let mut other = Vec::new();
+        ciborium::into_writer(&Value::Map(vec![(Value::Text("type".into()), Value::Text("cursor".into()))]), &mut other).unwrap();
+        assert_eq!(RejectionNotice::decode(&other), None);
+        assert_eq!(RejectionNotice::decode(b"junk"), None);
+    }
+}

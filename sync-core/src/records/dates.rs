@@ -1,0 +1,41 @@
+//! RFC 3339 dates and times, as records carry them.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// An RFC 3339 date-time with offset, e.g. `2026-11-20T10:00:00Z`.
+pub fn is_timestamp(s: &str) -> bool {
+    OffsetDateTime::parse(s, &Rfc3339).is_ok()
+}
+
+/// An RFC 3339 full-date, e.g. `2027-03-31`.
+pub fn is_date(s: &str) -> bool {
+    s.len() == 10 && is_timestamp(&format!("{s}T00:00:00Z"))
+}
+
+/// A date, or a date-time (some clients write dates as midnight timestamps).
+pub fn is_date_or_timestamp(s: &str) -> bool {
+    is_date(s) || is_timestamp(s)
+}
+
+/// Now, as an RFC 3339 UTC timestamp.
+pub fn now() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC timestamps format")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert!(is_timestamp("2026-11-20T10:00:00Z"));
+        assert!(is_timestamp("2026-11-20T10:00:00.123+01:00"));
+        assert!(!is_timestamp("2026-11-20 10:00"));
+        assert!(!is_timestamp("2026-13-20T10:00:00Z"));
+        assert!(is_date("2024-02-29"));
+        assert!(!is_date("2023-02-29"));
+        assert!(!is_date("20-02-2023"));
+        assert!(is_timestamp(&now()));
+    }
+}

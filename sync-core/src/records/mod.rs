@@ -1,0 +1,152 @@
+//! The record types Fieldbook understands (see DOMAIN.md "Records"), their validation, and
+//! the lock rule. Field names are a public contract: third-party clients write them.
+//!
+//! Records are read through JSON (`crate::json::to_json`), so every string field accepts
+//! both plain strings and automerge Text — JavaScript clients write all strings as Text.
+
+pub mod dates;
+mod observation;
+mod plan;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::frameworks::FrameworkCatalog;
+
+pub use observation::{Action, Consent, Observation, Signature, SignOff};
+pub use plan::{DevelopmentPlan, GapRating, Goal, Period, Review};
+
+pub const OBSERVATION: &str = "observation";
+pub const DEVELOPMENT_PLAN: &str = "development-plan";
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a document is not a valid record: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct RecordError {
+    pub path: String,
+    pub problem: String,
+}
+
+impl RecordError {
+    pub fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { path: path.into(), problem: problem.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Observation(Observation),
+    DevelopmentPlan(DevelopmentPlan),
+}
+
+impl Record {
+    /// Parses and validates a document's JSON form.
+    pub fn parse(doc: &Value, frameworks: &impl FrameworkCatalog) -> Result<Self, RecordError> {
+        let kind = doc.get("type").ok_or_else(|| RecordError::new("type", "missing; a record needs `type`"))?;
+        let record = match kind.as_str() {
+            Some(OBSERVATION) => Record::Observation(deserialize(doc)?),
+            Some(DEVELOPMENT_PLAN) => Record::DevelopmentPlan(deserialize(doc)?),
+            _ => {
+                return Err(RecordError::new(
+                    "type",
+                    format!("unknown record type {kind}; expected \"{OBSERVATION}\" or \"{DEVELOPMENT_PLAN}\""),
+                ))
+            }
+        };
+        let version = doc.get("schemaVersion").and_then(Value::as_f64);
+        if version != Some(f64::from(SCHEMA_VERSION)) {
+            return Err(RecordError::new(
+                "schemaVersion",
+                format!("unsupported schema version {}; this server understands {SCHEMA_VERSION}", doc.get("schemaVersion").unwrap_or(&Value::Null)),
+            ));
+        }
+        match &record {
+            Record::Observation(o) => o.validate(frameworks)?,
+            Record::DevelopmentPlan(p) => p.validate(frameworks)?,
+        }
+        Ok(record)
+    }
+
+    /// A locked record accepts no further changes: an observation both parties signed off,
+    /// a development plan that is closed.
+    pub fn is_locked(&self) -> bool {
+        match self {
+            Record::Observation(o) => o.is_locked(),
+            Record::DevelopmentPlan(p) => p.status == "closed",
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Record::Observation(_) => OBSERVATION,
+            Record::DevelopmentPlan(_) => DEVELOPMENT_PLAN,
+        }
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(doc: &Value) -> Result<T, RecordError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let problem = e.into_inner().to_string();
+        // serde names a missing field in the message; the path is then its parent.
+        RecordError::new(if path == "." { "record".to_string() } else { path }, problem)
+    })
+}
+
+/// Helpers shared by the record validators.
+pub(crate) mod check {
+    use super::{dates, FrameworkCatalog, RecordError};
+
+    pub fn one_of(path: &str, value: &str, allowed: &[&str]) -> Result<(), RecordError> {
+        if allowed.contains(&value) {
+            Ok(())
+        } else {
+            Err(RecordError::new(path, format!("{value:?} is not one of {}", allowed.join(", "))))
+        }
+    }
+
+    pub fn not_blank(path: &str, value: &str) -> Result<(), RecordError> {
+        if value.trim().is_empty() {
+            Err(RecordError::new(path, "must not be empty"))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn timestamp(path: &str, value: Option<&str>) -> Result<(), RecordError> {
+        match value {
+            Some(v) if !dates::is_timestamp(v) => {
+                Err(RecordError::new(path, format!("{v:?} is not an RFC 3339 date-time (e.g. 2026-11-20T10:00:00Z)")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn date(path: &str, value: Option<&str>) -> Result<(), RecordError> {
+        match value {
+            Some(v) if !dates::is_date_or_timestamp(v) => {
+                Err(RecordError::new(path, format!("{v:?} is not an RFC 3339 date (e.g. 2027-03-31)")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn framework(path: &str, framework: &str, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
+        match frameworks.knows(framework, "") {
+            Some(_) => Ok(()),
+            None => Err(RecordError::new(path, format!("unknown framework {framework:?}"))),
+        }
+    }
+
+    pub fn component(path: &str, framework: &str, id: &str, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
+        match frameworks.knows(framework, id) {
+            Some(true) => Ok(()),
+            Some(false) => Err(RecordError::new(path, format!("{id:?} is not a component of {framework}"))),
+            None => Err(RecordError::new(path, format!("unknown framework {framework:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

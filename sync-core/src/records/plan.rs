@@ -1,0 +1,133 @@
+//! `type: "development-plan"`: a practitioner's plan of learning, with goals and evidence.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::check;
+use super::RecordError;
+use crate::document_id::DocumentId;
+use crate::frameworks::FrameworkCatalog;
+
+pub const SOURCES: &[&str] = &["appraisal", "observation", "supervision", "early-career-programme"];
+pub const GOAL_STATUSES: &[&str] = &["not-started", "in-progress", "met", "not-met", "withdrawn"];
+pub const STATUSES: &[&str] = &["draft", "agreed", "closed"];
+
+/// Required: `type`, `schemaVersion`, `ownerId`, `supervisorId`, `framework`, `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevelopmentPlan {
+    pub owner_id: String,
+    pub supervisor_id: String,
+    pub framework: String,
+    #[serde(default)]
+    pub period: Option<Period>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub gap_analysis: BTreeMap<String, GapRating>,
+    #[serde(default)]
+    pub goals: Vec<Goal>,
+    #[serde(default)]
+    pub reviews: Vec<Review>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Period {
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GapRating {
+    #[serde(default, rename = "self")]
+    pub self_rating: Option<f64>,
+    #[serde(default)]
+    pub supervisor: Option<f64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Goal {
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    #[serde(default)]
+    pub success_measure: Option<String>,
+    #[serde(default)]
+    pub target_date: Option<String>,
+    #[serde(default)]
+    pub support: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+    /// Observation document URLs that evidence this goal.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub at: String,
+    pub by: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl DevelopmentPlan {
+    pub(super) fn validate(&self, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
+        check::not_blank("ownerId", &self.owner_id)?;
+        check::not_blank("supervisorId", &self.supervisor_id)?;
+        check::framework("framework", &self.framework, frameworks)?;
+        if let Some(period) = &self.period {
+            check::date("period.from", period.from.as_deref())?;
+            check::date("period.to", period.to.as_deref())?;
+        }
+        if let Some(source) = &self.source {
+            check::one_of("source", source, SOURCES)?;
+        }
+        for (id, rating) in &self.gap_analysis {
+            let path = format!("gapAnalysis.{id}");
+            check::component(&path, &self.framework, id, frameworks)?;
+            for (who, value) in [("self", rating.self_rating), ("supervisor", rating.supervisor)] {
+                if let Some(v) = value {
+                    if !(1.0..=4.0).contains(&v) || v.fract() != 0.0 {
+                        return Err(RecordError::new(format!("{path}.{who}"), format!("{v} is not a rating from 1 to 4")));
+                    }
+                }
+            }
+        }
+        let mut goal_ids = std::collections::BTreeSet::new();
+        for (i, goal) in self.goals.iter().enumerate() {
+            let path = format!("goals[{i}]");
+            check::not_blank(&format!("{path}.id"), &goal.id)?;
+            if !goal_ids.insert(goal.id.as_str()) {
+                return Err(RecordError::new(format!("{path}.id"), format!("goal id {:?} is used twice", goal.id)));
+            }
+            for (j, id) in goal.components.iter().enumerate() {
+                check::component(&format!("{path}.components[{j}]"), &self.framework, id, frameworks)?;
+            }
+            check::date(&format!("{path}.targetDate"), goal.target_date.as_deref())?;
+            check::one_of(&format!("{path}.status"), &goal.status, GOAL_STATUSES)?;
+            check::timestamp(&format!("{path}.completedAt"), goal.completed_at.as_deref())?;
+            for (j, url) in goal.evidence.iter().enumerate() {
+                if !url.starts_with("automerge:") || DocumentId::parse_url_or_id(url).is_err() {
+                    return Err(RecordError::new(format!("{path}.evidence[{j}]"), format!("{url:?} is not an automerge: document URL")));
+                }
+            }
+        }
+        for (i, review) in self.reviews.iter().enumerate() {
+            check::timestamp(&format!("reviews[{i}].at"), Some(&review.at))?;
+            check::not_blank(&format!("reviews[{i}].by"), &review.by)?;
+        }
+        check::one_of("status", &self.status, STATUSES)?;
+        Ok(())
+    }
+}
