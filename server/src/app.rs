@@ -35,7 +35,8 @@ impl Server {
         let storage_id = db.storage_id().await?;
         let tokens = TokenKeys::new(&db.signing_key().await?);
         let peer_id = format!("fieldbook-server-{}", uuid::Uuid::new_v4());
-        let hub = Arc::new(DocumentHub::new(db.clone(), peer_id, config.cache));
+        let catalog = db.framework_catalog().await?;
+        let hub = Arc::new(DocumentHub::new(db.clone(), peer_id, config.cache, catalog));
         let state = AppState { db, tokens, hub, limits: config.limits, storage_id };
         let listener = TcpListener::bind(config.listen)
             .await
@@ -55,6 +56,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
+        let framework_refresher = tokio::spawn(refresh_frameworks_periodically(self.state.hub.clone()));
         let hub = self.state.hub.clone();
         // WebSocket connections never end by themselves; close them so the drain finishes.
         let shutdown = async move {
@@ -64,6 +66,7 @@ impl Server {
         let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         checkpointer.abort();
+        framework_refresher.abort();
         let _ = self.state.db.checkpoint().await;
         self.state.db.close().await;
         result
@@ -114,6 +117,17 @@ async fn checkpoint_periodically(db: Database) {
         tick.tick().await;
         if let Err(e) = db.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+    }
+}
+
+/// Frameworks imported by `fieldbook frameworks import` take effect within five seconds.
+async fn refresh_frameworks_periodically(hub: Arc<DocumentHub>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = hub.refresh_frameworks().await {
+            tracing::warn!(error = %e, "could not reload frameworks; will retry");
         }
     }
 }

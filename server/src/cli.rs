@@ -19,10 +19,10 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct DatabaseArg {
+pub(crate) struct DatabaseArg {
     /// `sqlite:PATH` (the embedded default) or `postgres://…`.
     #[arg(long, env = "FIELDBOOK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    database_url: String,
+    pub(crate) database_url: String,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +49,21 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Competency frameworks.
+    Frameworks {
+        #[command(subcommand)]
+        command: FrameworksCommand,
+    },
+    /// Changes the server refused and kept aside.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Development records from the central store.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
     /// Print an access token for a user.
     Token {
         #[arg(long)]
@@ -59,6 +74,50 @@ enum Command {
         /// How long the token is valid (s, m, h, d).
         #[arg(long, default_value = "8h", value_parser = parse_ttl)]
         ttl: Duration,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum FrameworksCommand {
+    /// Add a framework, or correct one, from a JSON file (format in the README).
+    Import {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// List frameworks with their versions and sources.
+    List {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum QuarantineCommand {
+    /// List changes kept aside, newest last.
+    List {
+        /// Only this document (automerge: URL or id).
+        #[arg(long)]
+        document: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Show one quarantined change: who, why, and the record as it would have become.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// A practitioner's development record as JSON, from the central store.
+    Show {
+        #[arg(long)]
+        practitioner: String,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -122,6 +181,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let user = User { id, name, role, supervisor_id: supervisor, team };
             db.add_user(&user).await?;
             println!("added {} ({})", user.id, user.role);
+            db.close().await;
+        }
+        Command::Frameworks { command } => crate::admin::frameworks(command).await?,
+        Command::Quarantine { command } => crate::admin::quarantine(command).await?,
+        Command::Records { command: RecordsCommand::Show { practitioner, database } } => {
+            let db = Database::connect(&database.database_url).await?;
+            println!("{}", serde_json::to_string_pretty(&db.development_record(&practitioner).await?)?);
             db.close().await;
         }
         Command::Token { user, device, ttl, database } => {

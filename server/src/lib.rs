@@ -1,6 +1,7 @@
 //! The Fieldbook server as a library; `main.rs` is a thin command line around it, and the
 //! end-to-end tests start it the same way.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -81,6 +81,43 @@ pub fn set_path(tx: &mut impl Transactable, path: &str, value: &Json) -> Result<
     }
 }
 
+/// Appends `value` to the list at `path` (a dotted path from the root), creating the list
+/// if it is missing.
+pub fn append(tx: &mut impl Transactable, path: &str, value: &Json) -> Result<(), JsonError> {
+    let list = object_at(tx, path, ObjType::List)?;
+    let end = tx.length(&list);
+    insert_list_value(tx, &list, end, value)
+}
+
+/// Sets `key` (which may contain dots, like a component id) in the map at `path`.
+pub fn put_in_map(tx: &mut impl Transactable, path: &str, key: &str, value: &Json) -> Result<(), JsonError> {
+    let map = object_at(tx, path, ObjType::Map)?;
+    put_map_value(tx, &map, key, value)
+}
+
+/// The object at a dotted path, creating it (as `kind`) if the last segment is missing.
+fn object_at(tx: &mut impl Transactable, path: &str, kind: ObjType) -> Result<ObjId, JsonError> {
+    let bad = || JsonError::BadPath(path.to_owned());
+    let mut obj = ROOT;
+    let segments: Vec<&str> = path.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i == segments.len() - 1;
+        let child = match tx.object_type(&obj).map_err(|_| bad())? {
+            ObjType::List => tx.get(&obj, segment.parse::<usize>().map_err(|_| bad())?)?,
+            ObjType::Text => return Err(bad()),
+            _ => tx.get(&obj, *segment)?,
+        };
+        obj = match child {
+            Some((Value::Object(_), id)) => id,
+            None if tx.object_type(&obj).is_ok_and(|t| t == ObjType::Map) => {
+                tx.put_object(&obj, *segment, if last { kind } else { ObjType::Map })?
+            }
+            _ => return Err(bad()),
+        };
+    }
+    Ok(obj)
+}
+
 fn scalar(value: &Json) -> Result<Option<ScalarValue>, JsonError> {
     Ok(Some(match value {
         Json::Null => ScalarValue::Null,
@@ -181,6 +218,12 @@ mod tests {
         assert_eq!(out["notes"], json!("hello brave world!"));
         assert_eq!(out["consent"]["given"], json!(true));
         assert_eq!(out["new"]["deep"], json!("x"));
+        append(&mut doc, "actions", &json!({"id": "a1"})).unwrap();
+        append(&mut doc, "actions", &json!({"id": "a2"})).unwrap();
+        put_in_map(&mut doc, "judgements", "kss-cf-2018/6.1", &json!("met")).unwrap();
+        let out = to_json(&doc);
+        assert_eq!(out["actions"], json!([{"id": "a1"}, {"id": "a2"}]));
+        assert_eq!(out["judgements"]["kss-cf-2018/6.1"], json!("met"));
         assert!(set_path(&mut doc, "", &json!(1)).is_err());
         assert!(set_path(&mut doc, "notes.x", &json!(1)).is_err());
     }

@@ -31,4 +31,16 @@ impl TestApp {
     pub fn ws_url(&self) -> String {
         self.server.ws_url(&self.token)
     }
+
+    /// Runs a `fieldbook` admin command against this app's database; returns stdout.
+    pub fn fieldbook(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(crate::binary("fieldbook"))
+            .args(args)
+            .env("FIELDBOOK_DATABASE_URL", &self.db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run fieldbook");
+        assert!(out.status.success(), "fieldbook {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
 }

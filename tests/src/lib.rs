@@ -9,6 +9,7 @@ pub mod database;
 pub mod device;
 pub mod js;
 pub mod raw;
+pub mod records;
 pub mod server;
 
 pub use app::TestApp;

@@ -5,6 +5,7 @@ use fieldbook_server::storage::Role;
 use fieldbook_sync_core::{DocumentId, Message, SyncKind};
 use fieldbook_tests::raw::{self, expect_error_and_close};
 use fieldbook_tests::{Backend, Device, TestApp, TestDatabase, TestServer};
+use fieldbook_tests::records::observation;
 use serde_json::json;
 
 const FRAME_LIMIT: &str = "65536";
@@ -77,7 +78,7 @@ async fn malformed_frames_get_an_error_and_close_only_that_connection() {
     raw::send(&mut bystander, request.encode()).await;
     assert!(matches!(raw::next(&mut bystander).await, Some(Message::DocUnavailable { .. })));
     let device = Device::new();
-    let url = device.create(&json!({"still": "working"}));
+    let url = device.create(&observation(json!({"still": "working"})));
     device.sync(&server.http_url(), token, &[]);
     let fresh = Device::new();
     fresh.sync(&server.http_url(), token, &[&url]);

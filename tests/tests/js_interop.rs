@@ -2,6 +2,7 @@
 //! cross between it and `fieldbook-device`.
 
 use fieldbook_tests::{js, Backend, Device, TestApp};
+use fieldbook_tests::records::observation;
 use serde_json::json;
 
 #[tokio::test]
@@ -11,11 +12,11 @@ async fn stock_js_clients_and_the_device_client_share_documents() {
     let ws = server.ws_url(token);
 
     // A JS client creates documents; create returns once the server reports storing them.
-    let first = js::create(&ws, &json!({"type": "note", "title": "from js", "items": ["a", "b"]}));
-    let second = js::create(&ws, &json!({"type": "note", "title": "second"}));
+    let first = js::create(&ws, &observation(json!({"title": "from js", "items": ["a", "b"]})));
+    let second = js::create(&ws, &observation(json!({"title": "second"})));
 
     // A second, fresh JS client fetches them through the server.
-    assert_eq!(js::fetch(&ws, &first).unwrap(), json!({"type": "note", "title": "from js", "items": ["a", "b"]}));
+    assert_eq!(js::fetch(&ws, &first).unwrap(), observation(json!({"title": "from js", "items": ["a", "b"]})));
     assert_eq!(js::fetch(&ws, &second).unwrap()["title"], "second");
 
     // The device client reads the JS document...
@@ -24,11 +25,11 @@ async fn stock_js_clients_and_the_device_client_share_documents() {
     assert_eq!(device.show(&first)["items"], json!(["a", "b"]));
 
     // ...and JS reads one the device created, and an edit the device made to the JS one.
-    let from_device = device.create(&json!({"type": "note", "title": "from device", "count": 3}));
+    let from_device = device.create(&observation(json!({"title": "from device", "count": 3})));
     device.edit(&first, &[("title", "edited on device")]);
     let out = device.sync(&server.http_url(), token, &[]);
     assert!(out.contains("synced 2 documents"), "{out}");
-    assert_eq!(js::fetch(&ws, &from_device).unwrap(), json!({"type": "note", "title": "from device", "count": 3}));
+    assert_eq!(js::fetch(&ws, &from_device).unwrap(), observation(json!({"title": "from device", "count": 3})));
     assert_eq!(js::fetch(&ws, &first).unwrap()["title"], "edited on device");
 
     // A JS edit reaches the device on its next sync.
@@ -56,7 +57,7 @@ async fn a_live_js_client_sees_another_clients_change() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (token, server) = (app.token.as_str(), &app.server);
     let ws = server.ws_url(token);
-    let url = js::create(&ws, &json!({"status": "draft"}));
+    let url = js::create(&ws, &observation(json!({})));
 
     let watcher = {
         let (ws, url) = (ws.clone(), url.clone());

@@ -1,6 +1,7 @@
 //! Two devices edit the same document while offline; after both sync they agree.
 
 use fieldbook_tests::{Backend, Device, TestApp};
+use fieldbook_tests::records::observation;
 use serde_json::json;
 
 #[tokio::test]
@@ -10,7 +11,7 @@ async fn concurrent_offline_edits_merge_to_the_same_state() {
 
     let tablet = Device::new();
     let phone = Device::new();
-    let url = tablet.create(&json!({"notes": "Visit went well.", "feedback": "", "status": "draft"}));
+    let url = tablet.create(&observation(json!({"notes": "Visit went well.", "feedback": ""})));
     tablet.sync(&server.http_url(), token, &[]);
     phone.sync(&server.http_url(), token, &[&url]);
 

@@ -9,6 +9,7 @@ use fieldbook_server::storage::{ChunkKind, Role};
 use fieldbook_server::Server;
 use fieldbook_sync_core::DocumentId;
 use fieldbook_tests::{Backend, Device, TestDatabase};
+use fieldbook_tests::records::observation;
 use serde_json::json;
 
 fn change(doc: &mut Automerge, key: &str, value: i64) -> Vec<u8> {
@@ -83,7 +84,7 @@ async fn bounded_cache_and_compaction(backend: Backend) {
     let handle = tokio::spawn(server.run(std::future::pending()));
 
     let device = Device::new();
-    let docs: Vec<String> = (0..10).map(|i| device.create(&json!({"n": i}))).collect();
+    let docs: Vec<String> = (0..10).map(|i| device.create(&observation(json!({"n": i})))).collect();
     let first = docs[0].clone();
     let (device, first) = tokio::task::spawn_blocking(move || {
         device.sync(&url, &token, &[]);

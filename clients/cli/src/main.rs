@@ -1,5 +1,6 @@
 //! `fieldbook-device`: a device client with its own offline store.
 
+mod records;
 mod store;
 mod sync;
 
@@ -19,6 +20,10 @@ struct Cli {
     /// The device's local store (a SQLite file).
     #[arg(long, env = "FIELDBOOK_DEVICE_STORE", default_value = "fieldbook-device.sqlite", global = true)]
     store: String,
+    /// Who is using this device (a Fieldbook user id): the observer of new observations,
+    /// the signer of sign-offs.
+    #[arg(long, env = "FIELDBOOK_USER", global = true)]
+    user: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +45,18 @@ enum Command {
         #[arg(long = "set", required = true, value_name = "PATH=VALUE")]
         sets: Vec<String>,
     },
+    /// Observations: record, give feedback, reflect, share, sign off.
+    Observation {
+        #[command(subcommand)]
+        command: records::ObservationCommand,
+    },
+    /// Development plans and their goals.
+    Plan {
+        #[command(subcommand)]
+        command: records::PlanCommand,
+    },
+    /// Local copies set aside because the server refused their changes.
+    SetAside,
     /// List the documents on this device.
     List,
     /// Print a document as JSON.
@@ -77,13 +94,20 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = Store::open(&cli.store).await.with_context(|| format!("cannot open the store {}", cli.store))?;
-    let result = execute(&store, cli.command).await;
+    let result = execute(&store, cli.user.as_deref(), cli.command).await;
     store.close().await;
     result
 }
 
-async fn execute(store: &Store, command: Command) -> anyhow::Result<()> {
+async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Observation { command } => records::observation(store, user, command).await?,
+        Command::Plan { command } => records::plan(store, user, command).await?,
+        Command::SetAside => {
+            for (id, reason, at) in store.set_aside_list().await? {
+                println!("{}\t{at}\t{reason}", id.url());
+            }
+        }
         Command::Create { json, file } => {
             let text = match (json, file) {
                 (Some(text), _) => text,
@@ -127,8 +151,13 @@ async fn execute(store: &Store, command: Command) -> anyhow::Result<()> {
             let fetch = fetch.iter().map(|u| DocumentId::parse_url_or_id(u)).collect::<Result<Vec<_>, _>>()?;
             let report = sync::sync(store, &server, &token, &fetch, Duration::from_secs(timeout_secs)).await?;
             let mut unavailable = Vec::new();
+            let mut rejected = Vec::new();
             for (id, doc) in &report.documents {
-                if doc.unavailable {
+                if let Some(reason) = &doc.rejected {
+                    rejected.push(id.url());
+                    println!("{}\tREJECTED: {reason}", id.url());
+                    println!("{}\tyour copy is set aside (see `fieldbook-device set-aside`); this device now has the server's", id.url());
+                } else if doc.unavailable {
                     unavailable.push(id.url());
                     println!("{}\tnot on the server", id.url());
                 } else {
@@ -141,6 +170,9 @@ async fn execute(store: &Store, command: Command) -> anyhow::Result<()> {
                 server,
                 report.server_storage_id.as_deref().unwrap_or("unknown")
             );
+            if !rejected.is_empty() {
+                anyhow::bail!("the server refused changes to: {}", rejected.join(", "));
+            }
             if !unavailable.is_empty() {
                 anyhow::bail!("not on the server (or not yours to see): {}", unavailable.join(", "));
             }

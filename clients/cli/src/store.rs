@@ -12,6 +12,10 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS documents (
         id TEXT PRIMARY KEY, data BLOB NOT NULL, updated_at INTEGER NOT NULL)",
+    // Local copies whose changes the server refused: kept, never silently dropped.
+    "CREATE TABLE IF NOT EXISTS set_aside (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, document_id TEXT NOT NULL, data BLOB NOT NULL,
+        reason TEXT NOT NULL, set_aside_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sync_states (
         document_id TEXT NOT NULL, storage_id TEXT NOT NULL, state BLOB NOT NULL,
         PRIMARY KEY (document_id, storage_id))",
@@ -110,6 +114,36 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Moves the local copy of a document aside (the server refused some of its changes);
+    /// the next sync fetches the server's copy.
+    pub async fn set_aside(&self, id: DocumentId, doc: &Automerge, reason: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO set_aside (document_id, data, reason, set_aside_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(doc.save())
+            .bind(reason)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        for table in ["documents", "sync_states"] {
+            let column = if table == "documents" { "id" } else { "document_id" };
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = $1")))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Copies set aside: (document, reason, when in Unix ms).
+    pub async fn set_aside_list(&self) -> anyhow::Result<Vec<(DocumentId, String, i64)>> {
+        let rows = sqlx::query("SELECT document_id, reason, set_aside_at FROM set_aside ORDER BY id").fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get::<String, _>("document_id")?.parse()?, r.try_get("reason")?, r.try_get("set_aside_at")?)))
+            .collect()
     }
 
     pub async fn close(&self) {

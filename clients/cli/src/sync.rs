@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use automerge::Automerge;
+use fieldbook_sync_core::notice::RejectionNotice;
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerMetadata, SyncKind, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -22,6 +23,9 @@ pub struct DocReport {
     pub changes_sent: usize,
     pub changes_received: usize,
     pub unavailable: bool,
+    /// The server refused our changes for this reason; our copy was set aside and the
+    /// server's fetched instead.
+    pub rejected: Option<String>,
 }
 
 pub struct SyncReport {
@@ -121,6 +125,20 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
                 if doc_sync.in_sync_with(&SERVER) {
                     pending.remove(&document_id);
                 }
+            }
+            Message::Ephemeral { document_id, data, .. } => {
+                let Some(notice) = RejectionNotice::decode(&data) else { continue };
+                let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
+                // Keep our copy aside and take the server's: the refused changes can never
+                // merge, and every later edit on top of them would be refused too.
+                store.set_aside(document_id, doc_sync.doc(), &notice.reason).await?;
+                report.documents.entry(document_id).or_default().rejected = Some(notice.reason);
+                *doc_sync = DocSync::new(Automerge::new());
+                if let Some(out) = doc_sync.outgoing_for(&SERVER) {
+                    let frame = sync_frame(&peer_id, &server_peer, document_id, out.kind, out.data);
+                    sink.send(WsMessage::Binary(frame.into())).await?;
+                }
+                pending.insert(document_id);
             }
             Message::DocUnavailable { document_id, .. } => {
                 if docs.get(&document_id).is_some_and(|d| d.is_empty()) {

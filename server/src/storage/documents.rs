@@ -1,7 +1,7 @@
 //! Automerge documents as chunks: a snapshot plus the incremental changes since.
 
 use fieldbook_sync_core::DocumentId;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::{now_millis, Database, StorageError};
 
@@ -46,8 +46,17 @@ impl Database {
             .collect()
     }
 
-    /// Appends a chunk durably; returns its id once committed.
+    /// Appends a chunk durably (no projection); returns its id once committed.
     pub async fn append_chunk(&self, document: DocumentId, kind: ChunkKind, data: &[u8]) -> Result<i64, StorageError> {
+        self.commit_changes(document, kind, data, None).await
+    }
+
+    pub(super) async fn insert_chunk(
+        tx: &mut Transaction<'static, Any>,
+        document: DocumentId,
+        kind: ChunkKind,
+        data: &[u8],
+    ) -> Result<i64, StorageError> {
         let row = sqlx::query(
             "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -55,7 +64,7 @@ impl Database {
         .bind(kind.as_str())
         .bind(data)
         .bind(now_millis())
-        .fetch_one(self.pool())
+        .fetch_one(&mut **tx)
         .await?;
         Ok(row.try_get("id")?)
     }

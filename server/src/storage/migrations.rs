@@ -8,10 +8,14 @@ use sqlx::SqlSafeStr;
 
 use super::{Backend, Database, StorageError};
 
-const SQLITE: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("../../../migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../../../migrations/sqlite/0001_foundation.sql")),
+    (2, "records", include_str!("../../../migrations/sqlite/0002_records.sql")),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
+    (2, "records", include_str!("../../../migrations/postgres/0002_records.sql")),
+];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {
     let files = match db.backend() {

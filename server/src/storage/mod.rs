@@ -2,7 +2,10 @@
 //! PostgreSQL. Queries use `$n` placeholders, which both drivers accept.
 
 mod documents;
+mod frameworks;
 mod migrations;
+mod projections;
+mod quarantine;
 mod settings;
 mod users;
 
@@ -13,6 +16,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use documents::{Chunk, ChunkKind};
+pub use frameworks::{FrameworkSummary, ImportReport};
+pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use settings::SigningKey;
 pub use users::{NewUser, Role, User};
 
@@ -88,6 +93,7 @@ impl Database {
         };
         let db = Self { pool, backend };
         migrations::run(&db).await?;
+        db.install_shipped_frameworks().await?;
         Ok(db)
     }
 

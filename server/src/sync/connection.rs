@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::auth::Authenticated;
 use crate::state::AppState;
 
-use super::hub::HubError;
+use super::hub::{HubError, Sender};
 
 /// Frames waiting for a slow peer before it is disconnected.
 const OUTBOX_CAPACITY: usize = 8192;
@@ -27,15 +27,16 @@ pub async fn sync_endpoint(State(state): State<AppState>, auth: Authenticated, w
     let span = tracing::info_span!("sync", user = %auth.user.id, device = auth.device.as_deref().unwrap_or("-"));
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve_connection(socket, state).instrument(span))
+        .on_upgrade(move |socket| serve_connection(socket, state, auth).instrument(span))
 }
 
-async fn serve_connection(socket: WebSocket, state: AppState) {
+async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticated) {
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outbox_rx) = mpsc::channel::<Vec<u8>>(OUTBOX_CAPACITY);
     let close = Arc::new(Notify::new());
     let hub = state.hub.clone();
-    let connection = hub.connect(outbox.clone(), close.clone());
+    let sender = Sender { user_id: auth.user.id.clone(), device_id: auth.device.clone() };
+    let connection = hub.connect(sender, outbox.clone(), close.clone());
     tracing::info!("connected");
 
     let writer = tokio::spawn(async move {

@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use automerge::Automerge;
-use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, SyncError, SyncKind};
+use fieldbook_sync_core::frameworks::Catalog;
+use fieldbook_sync_core::notice::RejectionNotice;
+use fieldbook_sync_core::{json, DocSync, DocumentId, Message, PeerId, Record, SyncError, SyncKind};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::CacheConfig;
-use crate::storage::{ChunkKind, Database, StorageError};
+use crate::storage::{ChunkKind, Database, NewQuarantine, StorageError};
 
 /// Server-assigned id of one WebSocket connection (peers choose their own peer ids, which
 /// are only used to address messages).
@@ -32,8 +34,16 @@ pub enum HubError {
     Storage(#[from] StorageError),
 }
 
+/// Who is behind a connection, as their token says.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub user_id: String,
+    pub device_id: Option<String>,
+}
+
 struct Peer {
     peer_id: PeerId,
+    sender: Sender,
     outbox: mpsc::Sender<Vec<u8>>,
     /// Tells the connection to close (e.g. it cannot keep up with its outbox).
     close: Arc<Notify>,
@@ -43,6 +53,8 @@ struct LoadedDocument {
     sync: DocSync<ConnectionId>,
     /// Ids of the stored chunks this copy was built from, for compaction.
     chunk_ids: Vec<i64>,
+    /// Signed off (observation) or closed (plan): no change is accepted any more.
+    locked: bool,
 }
 
 struct CachedDocument {
@@ -65,11 +77,36 @@ pub struct DocumentHub {
     config: CacheConfig,
     next_connection: AtomicU64,
     registry: Mutex<Registry>,
+    /// Framework ids for validation, refreshed from the database (see `refresh_frameworks`).
+    catalog: std::sync::RwLock<Arc<Catalog>>,
+    /// Ephemeral messages we originate: a session id and a counter, as the protocol wants.
+    session_id: String,
+    ephemeral_count: AtomicU64,
 }
 
 impl DocumentHub {
-    pub fn new(db: Database, our_peer_id: PeerId, config: CacheConfig) -> Self {
-        Self { db, our_peer_id, config, next_connection: AtomicU64::new(1), registry: Mutex::default() }
+    pub fn new(db: Database, our_peer_id: PeerId, config: CacheConfig, catalog: Catalog) -> Self {
+        Self {
+            db,
+            our_peer_id,
+            config,
+            next_connection: AtomicU64::new(1),
+            registry: Mutex::default(),
+            catalog: std::sync::RwLock::new(Arc::new(catalog)),
+            session_id: uuid::Uuid::new_v4().to_string(),
+            ephemeral_count: AtomicU64::new(0),
+        }
+    }
+
+    /// Reloads the framework catalog (frameworks imported by `fieldbook frameworks import`).
+    pub async fn refresh_frameworks(&self) -> Result<(), StorageError> {
+        let catalog = self.db.framework_catalog().await?;
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+        Ok(())
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn our_peer_id(&self) -> &PeerId {
@@ -81,9 +118,9 @@ impl DocumentHub {
     }
 
     /// Registers a connection's outbox; frames for it are pushed there.
-    pub fn connect(&self, outbox: mpsc::Sender<Vec<u8>>, close: Arc<Notify>) -> ConnectionId {
+    pub fn connect(&self, sender: Sender, outbox: mpsc::Sender<Vec<u8>>, close: Arc<Notify>) -> ConnectionId {
         let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        self.registry().peers.insert(id, Peer { peer_id: PeerId::new(), outbox, close });
+        self.registry().peers.insert(id, Peer { peer_id: PeerId::new(), sender, outbox, close });
         id
     }
 
@@ -135,7 +172,19 @@ impl DocumentHub {
             *guard = Some(self.load(document).await?);
         }
         let loaded = guard.as_mut().expect("loaded above");
-        let received = match loaded.sync.receive(&from, kind, data) {
+        // Every change is checked on a scratch copy: the result must be a valid record, and
+        // a locked record takes no change at all.
+        let catalog = self.catalog();
+        let locked = loaded.locked;
+        let mut record = None;
+        let received = match loaded.sync.receive_checked(&from, kind, data, |_before, after| {
+            if locked {
+                return Err("the record is locked (signed off by both parties, or closed); the change was kept aside for review".into());
+            }
+            let parsed = Record::parse(&json::to_json(after), catalog.as_ref()).map_err(|e| format!("invalid record: {e}"))?;
+            record = Some(parsed);
+            Ok(())
+        }) {
             Ok(received) => received,
             Err(source) => {
                 // The in-memory copy may be half-applied; rebuild it from storage next time.
@@ -143,6 +192,9 @@ impl DocumentHub {
                 return Err(HubError::Sync { document, source });
             }
         };
+        if let Some(rejected) = received.rejected {
+            self.reject(from, document, rejected).await?;
+        }
         if !received.received_bytes.is_empty() {
             // A new document is stored as a snapshot: it loads several times faster than
             // the changes that made it, and saving a small document is cheap. (A save also
@@ -152,13 +204,14 @@ impl DocumentHub {
             } else {
                 (ChunkKind::Incremental, received.received_bytes)
             };
-            match self.db.append_chunk(document, kind, &bytes).await {
+            match self.db.commit_changes(document, kind, &bytes, record.as_ref()).await {
                 Ok(id) => loaded.chunk_ids.push(id),
                 Err(e) => {
                     *guard = None;
                     return Err(e.into());
                 }
             }
+            loaded.locked = record.as_ref().is_some_and(Record::is_locked);
             if loaded.chunk_ids.len() > self.config.compact_after_chunks {
                 self.compact(document, loaded).await;
             }
@@ -184,6 +237,40 @@ impl DocumentHub {
             };
             self.send(out.peer, message.encode());
         }
+        Ok(())
+    }
+
+    /// Keeps refused changes aside with who sent them and why, and tells the sender with a
+    /// `fieldbook/rejected` ephemeral message on the document.
+    async fn reject(&self, from: ConnectionId, document: DocumentId, rejected: fieldbook_sync_core::Rejected) -> Result<(), HubError> {
+        let (peer_id, sender) = {
+            let registry = self.registry();
+            let Some(peer) = registry.peers.get(&from) else { return Ok(()) };
+            (peer.peer_id.clone(), peer.sender.clone())
+        };
+        let hashes: Vec<String> = rejected.change_hashes.iter().map(ToString::to_string).collect();
+        let id = self
+            .db
+            .quarantine(NewQuarantine {
+                document,
+                user_id: &sender.user_id,
+                device_id: sender.device_id.as_deref(),
+                reason: &rejected.reason,
+                change_hashes: &hashes,
+                changes: &rejected.bytes,
+            })
+            .await?;
+        tracing::info!(%document, quarantine = id, user = %sender.user_id, reason = %rejected.reason, "rejected changes");
+        let notice = RejectionNotice { reason: rejected.reason, change_hashes: hashes };
+        let message = Message::Ephemeral {
+            sender_id: self.our_peer_id.clone(),
+            target_id: peer_id,
+            count: self.ephemeral_count.fetch_add(1, Ordering::Relaxed),
+            session_id: self.session_id.clone(),
+            document_id: document,
+            data: notice.encode(),
+        };
+        self.send(from, message.encode());
         Ok(())
     }
 
@@ -276,7 +363,9 @@ impl DocumentHub {
             result.map_err(|source| HubError::Corrupt { document, source })?;
             chunk_ids.push(chunk.id);
         }
-        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids };
+        let record = Record::parse(&json::to_json(&doc), self.catalog().as_ref()).ok();
+        let locked = record.as_ref().is_some_and(Record::is_locked);
+        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, locked };
         if loaded.chunk_ids.len() > self.config.compact_after_chunks {
             self.compact(document, &mut loaded).await;
         }

@@ -1,0 +1,87 @@
+//! Changes the server refused, kept aside with who sent them and why.
+
+use fieldbook_sync_core::DocumentId;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_millis, Database, StorageError};
+
+#[derive(Debug, Clone)]
+pub struct QuarantinedChange {
+    pub id: i64,
+    pub document_id: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub reason: String,
+    pub change_hashes: Vec<String>,
+    pub changes: Vec<u8>,
+    /// Unix milliseconds.
+    pub received_at: i64,
+}
+
+pub struct NewQuarantine<'a> {
+    pub document: DocumentId,
+    pub user_id: &'a str,
+    pub device_id: Option<&'a str>,
+    pub reason: &'a str,
+    pub change_hashes: &'a [String],
+    pub changes: &'a [u8],
+}
+
+const COLUMNS: &str = "id, document_id, user_id, device_id, reason, change_hashes, changes, received_at";
+
+impl Database {
+    pub async fn quarantine(&self, entry: NewQuarantine<'_>) -> Result<i64, StorageError> {
+        let row = sqlx::query(
+            "INSERT INTO quarantine (document_id, user_id, device_id, reason, change_hashes, changes, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(entry.document.to_string())
+        .bind(entry.user_id)
+        .bind(entry.device_id.map(str::to_owned))
+        .bind(entry.reason)
+        .bind(entry.change_hashes.join(","))
+        .bind(entry.changes)
+        .bind(now_millis())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn quarantined(&self, document: Option<DocumentId>) -> Result<Vec<QuarantinedChange>, StorageError> {
+        let rows = match document {
+            Some(d) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM quarantine WHERE document_id = $1 ORDER BY id")))
+                    .bind(d.to_string())
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM quarantine ORDER BY id")))
+                .fetch_all(self.pool())
+                .await?,
+        };
+        rows.iter().map(quarantined_from_row).collect()
+    }
+
+    pub async fn quarantined_change(&self, id: i64) -> Result<Option<QuarantinedChange>, StorageError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM quarantine WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(quarantined_from_row).transpose()
+    }
+}
+
+fn quarantined_from_row(r: &AnyRow) -> Result<QuarantinedChange, StorageError> {
+    let hashes: String = r.try_get("change_hashes")?;
+    Ok(QuarantinedChange {
+        id: r.try_get("id")?,
+        document_id: r.try_get("document_id")?,
+        user_id: r.try_get("user_id")?,
+        device_id: r.try_get("device_id")?,
+        reason: r.try_get("reason")?,
+        change_hashes: hashes.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+        changes: r.try_get("changes")?,
+        received_at: r.try_get("received_at")?,
+    })
+}
