@@ -13,16 +13,25 @@ impl Device {
         Self { dir: TempDir::new("device") }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(binary("fieldbook-device"))
-            .arg("--store")
-            .arg(self.dir.path().join("device.sqlite"))
-            .args(args)
-            .output()
-            .expect("run fieldbook-device")
+    /// A device used by `user` (the observer of its new observations, the signer of its
+    /// sign-offs).
+    pub fn for_user(user: &str) -> Self {
+        let device = Self::new();
+        std::fs::write(device.dir.path().join("user"), user).expect("write user");
+        device
     }
 
-    fn run_ok(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(binary("fieldbook-device"));
+        command.arg("--store").arg(self.dir.path().join("device.sqlite"));
+        if let Ok(user) = std::fs::read_to_string(self.dir.path().join("user")) {
+            command.args(["--user", &user]);
+        }
+        command.args(args).output().expect("run fieldbook-device")
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn run_ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),

@@ -1,0 +1,229 @@
+//! Practice records end to end: the supervisor/practitioner loop, validation, sign-off
+//! locks, quarantine and the central store's projection.
+
+use fieldbook_server::storage::Role;
+use fieldbook_tests::records::{observation, plan};
+use fieldbook_tests::{js, Backend, Device, TestApp};
+use serde_json::{json, Value};
+
+fn last_url(out: &str) -> String {
+    out.lines().last().expect("a URL").trim().to_owned()
+}
+
+async fn the_whole_loop(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pat_token = app.db.user("pat", Role::Practitioner).await;
+    let server = app.http_url();
+
+    // The supervisor's tablet, offline: a plan with a goal, and an observation that
+    // evidences it (by an action linked to the goal, and by the plan's evidence list).
+    let tablet = Device::for_user("sam");
+    let plan_url = last_url(&tablet.run_ok(&["plan", "new", "--owner", "pat", "--framework", "kss-cf-2018", "--from", "2026-09-01", "--to", "2027-03-31", "--source", "observation"]));
+    tablet.run_ok(&["plan", "goal", "add", &plan_url, "--id", "g1", "--title", "Plan visits around the child", "--components", "kss-cf-2018/1,kss-cf-2018/6", "--target-date", "2027-01-31"]);
+    let obs = last_url(&tablet.run_ok(&[
+        "observation", "new", "--practitioner", "pat", "--framework", "kss-cf-2018",
+        "--components", "kss-cf-2018/1,kss-cf-2018/6", "--setting", "home-visit",
+        "--present", "mother, two children under 5", "--consent-by", "mother", "--consent-how", "verbal",
+    ]));
+    tablet.run_ok(&["observation", "notes", &obs, "--text", "Warm, child-led play."]);
+    tablet.run_ok(&["observation", "judge", &obs, "--component", "kss-cf-2018/1", "--judgement", "met"]);
+    tablet.run_ok(&["observation", "feedback", &obs, "--text", "Try naming the worry earlier."]);
+    tablet.run_ok(&["observation", "action", &obs, "--text", "Rehearse the opening", "--goal", "g1"]);
+    tablet.run_ok(&["observation", "share", &obs]);
+    tablet.run_ok(&["plan", "goal", "link", &plan_url, "--goal", "g1", "--observation", &obs]);
+    tablet.run_ok(&["plan", "status", &plan_url, "--status", "agreed"]);
+    tablet.sync(&server, &app.token, &[]);
+
+    // The practitioner's phone reflects and signs; then the supervisor signs.
+    let phone = Device::for_user("pat");
+    phone.sync(&server, &pat_token, &[&obs, &plan_url]);
+    phone.run_ok(&["observation", "reflect", &obs, "--text", "I rushed the start.", "--response", "Agreed."]);
+    phone.run_ok(&["observation", "sign-off", &obs, "--as", "practitioner"]);
+    phone.run_ok(&["plan", "goal", "status", &plan_url, "--goal", "g1", "--status", "in-progress"]);
+    phone.sync(&server, &pat_token, &[]);
+    tablet.sync(&server, &app.token, &[]);
+    tablet.run_ok(&["observation", "sign-off", &obs, "--as", "observer"]);
+    tablet.sync(&server, &app.token, &[]);
+    phone.sync(&server, &pat_token, &[]);
+
+    let on_phone = phone.show(&obs);
+    assert_eq!(on_phone, tablet.show(&obs));
+    assert_eq!(on_phone["status"], "signed-off");
+    assert_eq!(on_phone["reflection"], "I rushed the start.");
+
+    let record: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "pat"])).unwrap();
+    let projected = &record["observations"][0];
+    assert_eq!(projected["url"], obs.as_str());
+    assert_eq!(projected["locked"], true);
+    assert_eq!(projected["components"], json!(["kss-cf-2018/1", "kss-cf-2018/6"]));
+    assert_eq!(projected["judgements"], json!({"kss-cf-2018/1": "met"}));
+    assert_eq!(projected["consentGiven"], true);
+    let goal = &record["plans"][0]["goals"][0];
+    assert_eq!(record["plans"][0]["status"], "agreed");
+    assert_eq!(goal["status"], "in-progress");
+    assert_eq!(
+        goal["evidence"],
+        json!([{"observation": obs, "via": "action"}, {"observation": obs, "via": "plan"}]),
+        "the observation evidences the goal both ways"
+    );
+    let text = record.to_string();
+    for narrative in ["Warm, child-led play.", "Try naming the worry", "I rushed the start.", "Rehearse the opening", "mother"] {
+        assert!(!text.contains(narrative), "the projection must not copy narrative: {narrative}");
+    }
+}
+
+#[tokio::test]
+async fn whole_loop_sqlite() {
+    the_whole_loop(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn whole_loop_postgres() {
+    the_whole_loop(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn feedback_and_reflection_written_offline_at_once_merge() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let pat_token = app.db.user("pat", Role::Practitioner).await;
+    let tablet = Device::for_user("sam");
+    let phone = Device::for_user("pat");
+    let obs = tablet.create(&observation(json!({"status": "shared"})));
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    phone.sync(&app.http_url(), &pat_token, &[&obs]);
+
+    tablet.run_ok(&["observation", "feedback", &obs, "--text", "Good use of silence."]);
+    phone.run_ok(&["observation", "reflect", &obs, "--text", "I felt rushed."]);
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    phone.sync(&app.http_url(), &pat_token, &[]);
+    tablet.sync(&app.http_url(), &app.token, &[]);
+
+    let merged = tablet.show(&obs);
+    assert_eq!(merged, phone.show(&obs));
+    assert_eq!((merged["feedback"].as_str(), merged["reflection"].as_str()), (Some("Good use of silence."), Some("I felt rushed.")));
+}
+
+#[tokio::test]
+async fn an_offline_edit_after_sign_off_is_quarantined_and_the_record_stays_signed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let pat_token = app.db.user("pat", Role::Practitioner).await;
+    let server = app.http_url();
+    let tablet = Device::for_user("sam");
+    let phone = Device::for_user("pat");
+    let obs = tablet.create(&observation(json!({"status": "shared", "reflection": ""})));
+    tablet.run_ok(&["observation", "sign-off", &obs, "--as", "observer"]);
+    tablet.sync(&server, &app.token, &[]);
+    phone.sync(&server, &pat_token, &[&obs]);
+
+    // A second phone of the practitioner's signs; the first, offline, keeps editing.
+    let other_phone = Device::for_user("pat");
+    other_phone.sync(&server, &pat_token, &[&obs]);
+    other_phone.run_ok(&["observation", "sign-off", &obs, "--as", "practitioner"]);
+    other_phone.sync(&server, &pat_token, &[]);
+    let signed = other_phone.show(&obs);
+    assert_eq!(signed["status"], "signed-off");
+
+    phone.run_ok(&["observation", "reflect", &obs, "--text", "Written offline after the sign-off."]);
+    let out = phone.run(&["sync", "--server", &server, "--token", &pat_token, "--timeout-secs", "30"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a rejected sync reports failure");
+    assert!(stdout.contains("REJECTED: the record is locked"), "{stdout}");
+
+    // The server's copy is unchanged, and so is every device's.
+    for device in [&phone, &tablet, &other_phone] {
+        device.sync(&server, if std::ptr::eq(device, &tablet) { &app.token } else { &pat_token }, &[]);
+        assert_eq!(device.show(&obs), signed);
+    }
+    let fresh = Device::new();
+    fresh.sync(&server, &app.token, &[&obs]);
+    assert_eq!(fresh.show(&obs), signed);
+
+    // Kept aside on the server and on the device: never merged, never dropped.
+    let listed = app.fieldbook(&["quarantine", "list"]);
+    assert!(listed.contains(&obs) && listed.contains("pat") && listed.contains("locked"), "{listed}");
+    let id = listed.split('\t').next().unwrap();
+    let shown: Value = serde_json::from_str(&app.fieldbook(&["quarantine", "show", id])).unwrap();
+    assert_eq!(shown["withRefusedChanges"]["reflection"], "Written offline after the sign-off.");
+    assert_eq!(shown["stored"], signed);
+    assert!(phone.run_ok(&["set-aside"]).contains(&obs));
+}
+
+#[tokio::test]
+async fn invalid_records_are_rejected_with_a_reason_and_nothing_else_is_disturbed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let device = Device::new();
+    let cases = [
+        (observation(json!({"components": ["kss-cf-2018/42"]})), "components[0]: \"kss-cf-2018/42\" is not a component of kss-cf-2018"),
+        (observation(json!({"setting": "pub"})), "setting: \"pub\" is not one of"),
+        (plan(json!({"status": "finished"})), "status: \"finished\" is not one of"),
+        (observation(json!({"observedAt": "last Tuesday"})), "observedAt: \"last Tuesday\" is not an RFC 3339"),
+        (observation(json!({"components": "kss-cf-2018/1"})), "components: invalid type"),
+        (json!({"type": "observation", "schemaVersion": 1, "observerId": "sam", "framework": "kss-cf-2018", "status": "draft"}), "missing field `practitionerId`"),
+        (json!({"type": "note"}), "unknown record type"),
+    ];
+    let bad: Vec<String> = cases.iter().map(|(doc, _)| device.create(doc)).collect();
+    let good = device.create(&observation(json!({"notes": "valid"})));
+
+    let out = device.run(&["sync", "--server", &app.http_url(), "--token", &app.token, "--timeout-secs", "30"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for (url, (_, reason)) in bad.iter().zip(&cases) {
+        let line = stdout.lines().find(|l| l.starts_with(url.as_str()) && l.contains("REJECTED")).unwrap_or_else(|| panic!("{url} not rejected: {stdout}"));
+        assert!(line.contains(reason), "{line} should say {reason}");
+    }
+    assert!(stdout.contains(&format!("{good}\tsent")), "{stdout}");
+    let fresh = Device::new();
+    fresh.sync(&app.http_url(), &app.token, &[&good]);
+    assert_eq!(fresh.show(&good)["notes"], "valid");
+    assert_eq!(app.fieldbook(&["quarantine", "list"]).lines().count(), cases.len());
+}
+
+#[tokio::test]
+async fn a_record_written_by_the_stock_js_client_validates_and_projects() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let url = js::create(&app.ws_url(), &observation(json!({"judgements": {"kss-cf-2018/1": "not-met"}, "feedback": "from js"})));
+    let record: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "pat"])).unwrap();
+    assert_eq!(record["observations"][0]["url"], url.as_str());
+    assert_eq!(record["observations"][0]["judgements"]["kss-cf-2018/1"], "not-met");
+
+    // And an invalid one is refused: the JS client never sees the server store it.
+    let err = js::client(&["create", "--url", &app.ws_url(), "--json", &json!({"type": "observation"}).to_string(), "--timeout-ms", "3000"]).unwrap_err();
+    assert!(!err.is_empty());
+    assert!(app.fieldbook(&["quarantine", "list"]).contains("missing field"));
+}
+
+#[tokio::test]
+async fn frameworks_are_data_and_corrections_keep_old_ids_valid() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let listed = app.fieldbook(&["frameworks", "list"]);
+    for id in ["kss-cf-2018", "kss-ps-2018", "pcf-2018"] {
+        assert!(listed.contains(id), "{listed}");
+    }
+    // A record made against area 10 before the correction.
+    let device = Device::new();
+    let before = device.create(&observation(json!({"components": ["kss-cf-2018/10"]})));
+    device.sync(&app.http_url(), &app.token, &[]);
+
+    // The correction adds a component under area 6 and drops area 10.
+    let mut framework: Value = serde_json::from_str(include_str!("../../frameworks/kss-cf-2018.json")).unwrap();
+    framework["version"] = json!("2018-corrected");
+    framework["areas"][5]["components"] = json!([{"id": "kss-cf-2018/6.1", "title": "Assessment that hears the child"}]);
+    framework["areas"].as_array_mut().unwrap().pop();
+    let file = fieldbook_tests::TempDir::new("framework");
+    let path = file.path().join("kss.json");
+    std::fs::write(&path, framework.to_string()).unwrap();
+    let imported = app.fieldbook(&["frameworks", "import", path.to_str().unwrap()]);
+    assert!(imported.contains("1 ids added") && imported.contains("1 retired"), "{imported}");
+
+    // The server picks it up (within 5 s): the new id is accepted, the old record still
+    // syncs and the retired id still validates.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let after = device.create(&observation(json!({"components": ["kss-cf-2018/6.1"], "judgements": {"kss-cf-2018/6.1": "met"}})));
+    device.edit(&before, &[("notes", "still valid")]);
+    device.sync(&app.http_url(), &app.token, &[]);
+    let fresh = Device::new();
+    fresh.sync(&app.http_url(), &app.token, &[&after, &before]);
+    assert_eq!(fresh.show(&before)["notes"], "still valid");
+
+    assert!(app.fieldbook(&["frameworks", "list"]).contains("2018-corrected"));
+}
