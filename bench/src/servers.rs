@@ -53,9 +53,10 @@ pub struct FieldbookServer {
 }
 
 impl FieldbookServer {
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Starts on `database_url`, or on a new SQLite file when `None`.
+    pub async fn start(database_url: Option<String>) -> anyhow::Result<Self> {
         let dir = temp_dir("fieldbook");
-        let database_url = format!("sqlite:{}", dir.join("fieldbook.sqlite").display());
+        let database_url = database_url.unwrap_or_else(|| format!("sqlite:{}", dir.join("fieldbook.sqlite").display()));
         let db = Database::connect(&database_url).await?;
         db.add_user(&User { id: "bench".into(), name: "Bench".into(), role: Role::Supervisor, supervisor_id: None, team: None })
             .await?;
@@ -71,6 +72,12 @@ impl FieldbookServer {
         let mut command = Command::new(binary);
         command.args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url]).env("RUST_LOG", "warn");
         spawn(command, "fieldbook listening on http://")
+    }
+}
+
+impl FieldbookServer {
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 }
 

@@ -34,22 +34,10 @@ CREATE TABLE quarantine (
 );
 CREATE INDEX quarantine_by_document ON quarantine (document_id);
 
--- One row per projection update; `seq` orders every change across the database.
-CREATE TABLE record_changes (
-    seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    document_url TEXT NOT NULL,
-    record_type  TEXT NOT NULL,
-    changed_at   BIGINT NOT NULL
-);
-
 -- The central store: projections of the records, rewritten in the same transaction as the
 -- document's chunk. No narrative (notes, feedback, reflections, family voice) is copied here.
-CREATE TABLE practitioners (
-    id           TEXT PRIMARY KEY,
-    document_url TEXT NOT NULL,
-    change_seq   BIGINT NOT NULL
-);
-
+-- `change_seq` is the id of the chunk whose commit last touched a row: it increases
+-- monotonically across the database.
 CREATE TABLE observations (
     document_url               TEXT PRIMARY KEY,
     practitioner_id            TEXT NOT NULL,
@@ -140,3 +128,18 @@ CREATE VIEW goal_evidence AS
     JOIN observations o ON o.document_url = l.document_url
     JOIN development_plans p ON p.owner_id = o.practitioner_id
     JOIN plan_goals g ON g.document_url = p.document_url AND g.goal_id = l.goal_id;
+
+-- Practitioners the records are about, with the record that last touched each. A view, not
+-- a table: every commit would otherwise update one shared row per practitioner, and
+-- concurrent commits would queue on it.
+CREATE VIEW practitioners AS
+    SELECT id, document_url, change_seq FROM (
+        SELECT id, document_url, change_seq,
+               ROW_NUMBER() OVER (PARTITION BY id ORDER BY change_seq DESC) AS newest
+        FROM (
+            SELECT practitioner_id AS id, document_url, change_seq FROM observations
+            UNION ALL
+            SELECT owner_id AS id, document_url, change_seq FROM development_plans
+        ) touched
+    ) ranked
+    WHERE newest = 1;

@@ -1,6 +1,7 @@
 //! Storage: one code path over `sqlx::AnyPool` for SQLite (the embedded default) and
 //! PostgreSQL. Queries use `$n` placeholders, which both drivers accept.
 
+mod committer;
 mod documents;
 mod frameworks;
 mod migrations;
@@ -16,6 +17,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use documents::{Chunk, ChunkKind};
+pub use committer::{CommitJob, Committer};
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use settings::SigningKey;

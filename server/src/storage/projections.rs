@@ -6,7 +6,7 @@ use fieldbook_sync_core::{DocumentId, Record};
 use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::{now_millis, ChunkKind, Database, StorageError};
+use super::{ChunkKind, Database, StorageError};
 
 /// Every table a record projects into, keyed by `document_url`.
 const PROJECTION_TABLES: [&str; 8] = [
@@ -33,10 +33,31 @@ impl Database {
         let mut tx = self.pool().begin().await?;
         let chunk_id = Self::insert_chunk(&mut tx, document, kind, chunk).await?;
         if let Some(record) = record {
-            project(&mut tx, &document.url(), record).await?;
+            project(&mut tx, &document.url(), record, true, chunk_id).await?;
         }
         tx.commit().await?;
         Ok(chunk_id)
+    }
+
+    /// Commits several documents' chunks and projections in one transaction; returns the
+    /// chunk ids in order.
+    pub async fn commit_batch(&self, jobs: &[super::committer::CommitJob]) -> Result<Vec<i64>, StorageError> {
+        let mut tx = self.pool().begin().await?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let id = Self::insert_chunk(&mut tx, job.document, job.kind, &job.chunk).await?;
+            if let Some(record) = &job.record {
+                project(&mut tx, &job.document.url(), record, job.replaces_projection, id).await?;
+            }
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// How many observations the central store holds.
+    pub async fn observation_count(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM observations").fetch_one(self.pool()).await?.try_get("n")?)
     }
 
     /// A practitioner's development record from the projection: plans with goals and the
@@ -150,43 +171,56 @@ impl Database {
     }
 }
 
+/// `INSERT INTO table (document_url, <columns>, change_seq) VALUES …` for many rows in one
+/// statement (one round trip), skipping nothing but an empty list.
+async fn insert_rows(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    columns: &[&str],
+    url: &str,
+    rows: &[Vec<&str>],
+    seq: i64,
+) -> Result<(), StorageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let width = columns.len() + 2;
+    let placeholders: Vec<String> = (0..rows.len())
+        .map(|r| format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", ")))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} (document_url, {}, change_seq) VALUES {}",
+        columns.join(", "),
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        query = query.bind(url);
+        for value in row {
+            query = query.bind(*value);
+        }
+        query = query.bind(seq);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 fn strings(rows: Vec<sqlx::any::AnyRow>, column: &str) -> Result<Vec<String>, sqlx::Error> {
     rows.iter().map(|r| r.try_get(column)).collect()
 }
 
-async fn project(tx: &mut Transaction<'static, Any>, url: &str, record: &Record) -> Result<(), StorageError> {
-    let seq: i64 = sqlx::query("INSERT INTO record_changes (document_url, record_type, changed_at) VALUES ($1, $2, $3) RETURNING seq")
-        .bind(url)
-        .bind(record.type_name())
-        .bind(now_millis())
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("seq")?;
-    for table in PROJECTION_TABLES {
+/// Rewrites a record's projection. `seq` is the id of the chunk being committed.
+async fn project(tx: &mut Transaction<'static, Any>, url: &str, record: &Record, replace: bool, seq: i64) -> Result<(), StorageError> {
+    for table in PROJECTION_TABLES.iter().filter(|_| replace) {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE document_url = $1")))
             .bind(url)
             .execute(&mut **tx)
             .await?;
     }
-    let practitioner = match record {
-        Record::Observation(o) => {
-            project_observation(tx, url, o, seq).await?;
-            &o.practitioner_id
-        }
-        Record::DevelopmentPlan(p) => {
-            project_plan(tx, url, p, seq).await?;
-            &p.owner_id
-        }
-    };
-    sqlx::query(
-        "INSERT INTO practitioners (id, document_url, change_seq) VALUES ($1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET document_url = excluded.document_url, change_seq = excluded.change_seq",
-    )
-    .bind(practitioner)
-    .bind(url)
-    .bind(seq)
-    .execute(&mut **tx)
-    .await?;
+    match record {
+        Record::Observation(o) => project_observation(tx, url, o, seq).await?,
+        Record::DevelopmentPlan(p) => project_plan(tx, url, p, seq).await?,
+    }
     Ok(())
 }
 
@@ -214,37 +248,16 @@ async fn project_observation(tx: &mut Transaction<'static, Any>, url: &str, o: &
     .bind(seq)
     .execute(&mut **tx)
     .await?;
-    let mut components: Vec<&String> = o.components.iter().collect();
+    let mut components: Vec<Vec<&str>> = o.components.iter().map(|c| vec![c.as_str()]).collect();
     components.sort();
     components.dedup();
-    for c in components {
-        sqlx::query("INSERT INTO observation_components (document_url, component_id, change_seq) VALUES ($1, $2, $3)")
-            .bind(url)
-            .bind(c)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
-    }
-    for (component, judgement) in &o.judgements {
-        sqlx::query("INSERT INTO observation_judgements (document_url, component_id, judgement, change_seq) VALUES ($1, $2, $3, $4)")
-            .bind(url)
-            .bind(component)
-            .bind(judgement)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
-    }
-    let mut goals: Vec<&String> = o.actions.iter().filter_map(|a| a.goal_id.as_ref()).collect();
+    insert_rows(tx, "observation_components", &["component_id"], url, &components, seq).await?;
+    let judgements: Vec<Vec<&str>> = o.judgements.iter().map(|(c, j)| vec![c.as_str(), j.as_str()]).collect();
+    insert_rows(tx, "observation_judgements", &["component_id", "judgement"], url, &judgements, seq).await?;
+    let mut goals: Vec<Vec<&str>> = o.actions.iter().filter_map(|a| a.goal_id.as_deref()).map(|g| vec![g]).collect();
     goals.sort();
     goals.dedup();
-    for goal in goals {
-        sqlx::query("INSERT INTO observation_goal_links (document_url, goal_id, change_seq) VALUES ($1, $2, $3)")
-            .bind(url)
-            .bind(goal)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
-    }
+    insert_rows(tx, "observation_goal_links", &["goal_id"], url, &goals, seq).await?;
     Ok(())
 }
 
@@ -279,18 +292,10 @@ async fn project_plan(tx: &mut Transaction<'static, Any>, url: &str, p: &Develop
         .bind(seq)
         .execute(&mut **tx)
         .await?;
-        let mut components: Vec<&String> = goal.components.iter().collect();
+        let mut components: Vec<Vec<&str>> = goal.components.iter().map(|c| vec![goal.id.as_str(), c.as_str()]).collect();
         components.sort();
         components.dedup();
-        for c in components {
-            sqlx::query("INSERT INTO goal_components (document_url, goal_id, component_id, change_seq) VALUES ($1, $2, $3, $4)")
-                .bind(url)
-                .bind(&goal.id)
-                .bind(c)
-                .bind(seq)
-                .execute(&mut **tx)
-                .await?;
-        }
+        insert_rows(tx, "goal_components", &["goal_id", "component_id"], url, &components, seq).await?;
         let mut evidence: Vec<&String> = goal.evidence.iter().collect();
         evidence.sort();
         evidence.dedup();

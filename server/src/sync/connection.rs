@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::Response;
 use fieldbook_sync_core::{ConnectionError, Inbound, Message, PeerMetadata, ServerHandshake};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tracing::Instrument;
 
 use crate::auth::Authenticated;
@@ -17,6 +17,8 @@ use super::hub::{HubError, Sender};
 
 /// Frames waiting for a slow peer before it is disconnected.
 const OUTBOX_CAPACITY: usize = 8192;
+/// Messages about different documents one connection may have in progress at once.
+const CONCURRENT_DOCUMENTS: usize = 32;
 /// Frames this much larger than the protocol limit are cut off by the WebSocket layer
 /// itself (close code 1009) without being buffered; below that we answer with an `error`.
 const HARD_FRAME_FACTOR: usize = 4;
@@ -51,9 +53,16 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     let metadata = PeerMetadata { storage_id: Some(state.storage_id.clone()), is_ephemeral: false };
     let mut handshake = ServerHandshake::new(hub.our_peer_id().clone(), metadata, state.limits.max_frame_bytes);
 
+    let in_progress = Arc::new(Semaphore::new(CONCURRENT_DOCUMENTS));
+    let (failures, mut failed) = mpsc::channel::<String>(1);
     loop {
         let frame = tokio::select! {
             _ = close.notified() => break,
+            Some(reason) = failed.recv() => {
+                tracing::info!(%reason, "closing connection");
+                send_error(&outbox, &handshake, reason).await;
+                break;
+            }
             frame = stream.next() => frame,
         };
         let bytes = match frame {
@@ -79,18 +88,20 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
                 hub.send(connection, reply.encode());
             }
             Inbound::Document(Message::Sync { kind, document_id, data, .. }) => {
-                if let Err(e) = hub.receive_sync(connection, document_id, kind, &data).await {
-                    let reason = match &e {
-                        HubError::Sync { .. } => e.to_string(),
-                        _ => {
-                            tracing::error!(error = %e, %document_id, "could not store a change");
-                            format!("server could not store changes to {document_id}; retry later")
+                // Lock in arrival order (keeps each document's messages in order), then
+                // handle it beside this connection's other documents.
+                let lock = hub.lock(connection, document_id).await;
+                let Ok(permit) = in_progress.clone().acquire_owned().await else { break };
+                let (hub, failures) = (hub.clone(), failures.clone());
+                tokio::spawn(
+                    async move {
+                        let _permit = permit;
+                        if let Err(e) = hub.receive_sync(lock, connection, document_id, kind, &data).await {
+                            let _ = failures.try_send(failure_reason(&e, document_id));
                         }
-                    };
-                    tracing::info!(%reason, "closing connection");
-                    send_error(&outbox, &handshake, reason).await;
-                    break;
-                }
+                    }
+                    .in_current_span(),
+                );
             }
             Inbound::Document(m @ Message::Ephemeral { .. }) => hub.relay_ephemeral(connection, m),
             Inbound::Document(other) | Inbound::Ignored(other) => {
@@ -104,6 +115,16 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     drop(outbox);
     let _ = writer.await;
     tracing::info!("disconnected");
+}
+
+fn failure_reason(e: &HubError, document_id: fieldbook_sync_core::DocumentId) -> String {
+    match e {
+        HubError::Sync { .. } => e.to_string(),
+        _ => {
+            tracing::error!(error = %e, %document_id, "could not store a change");
+            format!("server could not store changes to {document_id}; retry later")
+        }
+    }
 }
 
 async fn refuse(outbox: &mpsc::Sender<Vec<u8>>, handshake: &ServerHandshake, error: ConnectionError) {

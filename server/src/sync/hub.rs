@@ -17,7 +17,7 @@ use fieldbook_sync_core::{json, DocSync, DocumentId, Message, PeerId, Record, Sy
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::CacheConfig;
-use crate::storage::{ChunkKind, Database, NewQuarantine, StorageError};
+use crate::storage::{ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError};
 
 /// Server-assigned id of one WebSocket connection (peers choose their own peer ids, which
 /// are only used to address messages).
@@ -57,6 +57,9 @@ struct LoadedDocument {
     locked: bool,
 }
 
+/// Exclusive use of one document (see [`DocumentHub::lock`]).
+pub struct DocumentLock(tokio::sync::OwnedMutexGuard<Option<LoadedDocument>>);
+
 struct CachedDocument {
     /// `None` until loaded, and again after a failed write (forces a reload).
     document: Arc<tokio::sync::Mutex<Option<LoadedDocument>>>,
@@ -73,6 +76,7 @@ struct Registry {
 
 pub struct DocumentHub {
     db: Database,
+    committer: Committer,
     our_peer_id: PeerId,
     config: CacheConfig,
     next_connection: AtomicU64,
@@ -87,6 +91,7 @@ pub struct DocumentHub {
 impl DocumentHub {
     pub fn new(db: Database, our_peer_id: PeerId, config: CacheConfig, catalog: Catalog) -> Self {
         Self {
+            committer: Committer::start(db.clone()),
             db,
             our_peer_id,
             config,
@@ -157,17 +162,23 @@ impl DocumentHub {
         self.registry().cache.len()
     }
 
-    /// Handles a `sync` or `request` message: apply, commit, then answer every peer.
+    /// Takes a document for one incoming message. Connections take locks in the order
+    /// their messages arrive and may then handle different documents concurrently; messages
+    /// about one document are handled in order.
+    pub async fn lock(&self, from: ConnectionId, document: DocumentId) -> DocumentLock {
+        self.subscribe(from, document);
+        DocumentLock(self.cached(document).lock_owned().await)
+    }
+
+    /// Handles a `sync` or `request` message: check, apply, commit, then answer every peer.
     pub async fn receive_sync(
         &self,
+        DocumentLock(mut guard): DocumentLock,
         from: ConnectionId,
         document: DocumentId,
         kind: SyncKind,
         data: &[u8],
     ) -> Result<(), HubError> {
-        self.subscribe(from, document);
-        let cell = self.cached(document);
-        let mut guard = cell.lock().await;
         if guard.is_none() {
             *guard = Some(self.load(document).await?);
         }
@@ -204,14 +215,16 @@ impl DocumentHub {
             } else {
                 (ChunkKind::Incremental, received.received_bytes)
             };
-            match self.db.commit_changes(document, kind, &bytes, record.as_ref()).await {
+            let locked = record.as_ref().is_some_and(Record::is_locked);
+            let replaces_projection = !loaded.chunk_ids.is_empty();
+            match self.committer.commit(CommitJob { document, kind, chunk: bytes, record, replaces_projection }).await {
                 Ok(id) => loaded.chunk_ids.push(id),
                 Err(e) => {
                     *guard = None;
                     return Err(e.into());
                 }
             }
-            loaded.locked = record.as_ref().is_some_and(Record::is_locked);
+            loaded.locked = locked;
             if loaded.chunk_ids.len() > self.config.compact_after_chunks {
                 self.compact(document, loaded).await;
             }

@@ -5,4 +5,4 @@ mod connection;
 mod hub;
 
 pub use connection::sync_endpoint;
-pub use hub::{ConnectionId, DocumentHub, HubError, Sender};
+pub use hub::{ConnectionId, DocumentHub, DocumentLock, HubError, Sender};

@@ -77,6 +77,14 @@ impl Record {
         }
     }
 
+    /// The practitioner the record is about: the observed practitioner, the plan's owner.
+    pub fn practitioner_id(&self) -> &str {
+        match self {
+            Record::Observation(o) => &o.practitioner_id,
+            Record::DevelopmentPlan(p) => &p.owner_id,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Record::Observation(_) => OBSERVATION,

@@ -1,0 +1,84 @@
+//! Group commit. Connections hand their accepted changes to one writer, which commits
+//! whatever has queued up in a single transaction: under load one fsync covers many
+//! devices' changes instead of one each. Every caller still waits for its own commit
+//! before the server reports heads that include it.
+
+use fieldbook_sync_core::{DocumentId, Record};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Backend, ChunkKind, Database, StorageError};
+
+/// Most changes committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+pub struct CommitJob {
+    pub document: DocumentId,
+    pub kind: ChunkKind,
+    pub chunk: Vec<u8>,
+    pub record: Option<Record>,
+    /// False for a document's first commit: there is no earlier projection to replace.
+    pub replaces_projection: bool,
+}
+
+type Queue = mpsc::Receiver<(CommitJob, oneshot::Sender<Result<i64, StorageError>>)>;
+
+#[derive(Clone)]
+pub struct Committer {
+    jobs: mpsc::Sender<(CommitJob, oneshot::Sender<Result<i64, StorageError>>)>,
+}
+
+impl Committer {
+    /// Starts the writers; they end when every `Committer` clone is dropped. SQLite has one
+    /// writer at a time anyway; PostgreSQL gets several, since each statement is a round trip.
+    pub fn start(db: Database) -> Self {
+        let (jobs, queue) = mpsc::channel(MAX_BATCH * 4);
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
+        let writers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 8,
+        };
+        for _ in 0..writers {
+            tokio::spawn(write_batches(db.clone(), queue.clone()));
+        }
+        Self { jobs }
+    }
+
+    /// Commits one document's changes (and projection); returns the chunk id once durable.
+    pub async fn commit(&self, job: CommitJob) -> Result<i64, StorageError> {
+        let (reply, done) = oneshot::channel();
+        self.jobs.send((job, reply)).await.map_err(|_| StorageError::Invalid("the writer has stopped".into()))?;
+        done.await.map_err(|_| StorageError::Invalid("the writer stopped before committing".into()))?
+    }
+}
+
+async fn write_batches(db: Database, queue: std::sync::Arc<tokio::sync::Mutex<Queue>>) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        match db.commit_batch(&jobs).await {
+            Ok(ids) => {
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
+                }
+            }
+            // One bad job must not fail the others: retry each on its own.
+            Err(_) => {
+                for (job, reply) in jobs.iter().zip(replies) {
+                    let result = db.commit_batch(std::slice::from_ref(job)).await.map(|ids| ids[0]);
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
