@@ -2,7 +2,7 @@
 //! committed and projected before the server acknowledges it. Compared with the same
 //! automerge work done in-process with no database and no network (the ceiling).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use automerge::Automerge;
@@ -14,6 +14,8 @@ use sqlx::ConnectOptions;
 
 use crate::peer::{observation, Peer};
 use crate::servers::{FieldbookServer, ServerProcess};
+
+const RUNS: usize = 3;
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
@@ -37,9 +39,13 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let total = args.devices * args.per_device;
     let mut results = serde_json::Map::new();
 
-    let ceiling = ceiling(total)?;
-    println!("ceiling: the server's automerge work for {total} observations in-process: {ceiling:.0} obs/s (2 threads)");
+    // This machine's timings wander by tens of percent between runs: every figure is the
+    // best of `RUNS`, the ceiling included (which makes the comparison stricter).
+    let ceilings: Vec<f64> = (0..RUNS).map(|_| ceiling(total)).collect::<anyhow::Result<_>>()?;
+    let ceiling = ceilings.iter().copied().fold(0.0, f64::max);
+    println!("ceiling: the server's automerge work for {total} observations in-process: {ceiling:.0} obs/s (2 threads; runs {ceilings:.0?})");
     results.insert("ceiling_obs_per_second".into(), json!(ceiling));
+    results.insert("ceiling_runs".into(), json!(ceilings));
 
     let mut backends = vec![("sqlite", None)];
     if !args.skip_postgres {
@@ -47,18 +53,21 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     for (name, url) in backends {
         let mut server = FieldbookServer::start(url).await?;
-        let (rate, elapsed) = ingest(&server, args.devices, args.per_device).await?;
+        let mut rates = Vec::new();
+        for _ in 0..RUNS {
+            rates.push(ingest(&server, args.devices, args.per_device).await?);
+        }
         let db = Database::connect(server.database_url()).await?;
         let projected = db.observation_count().await?;
         db.close().await;
-        anyhow::ensure!(projected as usize == total, "{projected} of {total} observations projected");
+        anyhow::ensure!(projected as usize == total * RUNS, "{projected} of {} observations projected", total * RUNS);
+        let rate = rates.iter().copied().fold(0.0, f64::max);
         println!(
-            "{name}: {total} observations from {} devices committed and projected in {:.2} s: {rate:.0} obs/s ({:.0}% of the ceiling)",
+            "{name}: {total} observations from {} devices at once, committed and projected: {rate:.0} obs/s ({:.0}% of the ceiling; runs {rates:.0?})",
             args.devices,
-            elapsed.as_secs_f64(),
             100.0 * rate / ceiling
         );
-        results.insert(name.into(), json!({"obs_per_second": rate, "seconds": elapsed.as_secs_f64(), "fraction_of_ceiling": rate / ceiling}));
+        results.insert(name.into(), json!({"obs_per_second": rate, "runs": rates, "fraction_of_ceiling": rate / ceiling}));
         server.stop().await?;
     }
     results.insert("observations".into(), json!(total));
@@ -68,7 +77,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
 
 /// Every device connects, then all push their observations at once; returns obs/s until
 /// the last is acknowledged (the server reports heads only after the commit).
-async fn ingest(server: &FieldbookServer, devices: usize, per_device: usize) -> anyhow::Result<(f64, Duration)> {
+async fn ingest(server: &FieldbookServer, devices: usize, per_device: usize) -> anyhow::Result<f64> {
     let mut peers = Vec::with_capacity(devices);
     for d in 0..devices {
         let docs: Vec<Automerge> = (0..per_device).map(|i| observation(d * per_device + i)).collect();
@@ -89,8 +98,7 @@ async fn ingest(server: &FieldbookServer, devices: usize, per_device: usize) -> 
     for task in tasks {
         task.await.context("device task")??;
     }
-    let elapsed = start.elapsed();
-    Ok(((devices * per_device) as f64 / elapsed.as_secs_f64(), elapsed))
+    Ok((devices * per_device) as f64 / start.elapsed().as_secs_f64())
 }
 
 /// The server's per-observation automerge work — receive the device's messages on a
