@@ -22,7 +22,8 @@ pub struct Peer {
 
 impl Peer {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("connect {url}"))?;
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(url, None, true).await.with_context(|| format!("connect {url}"))?;
         let (mut sink, stream) = socket.split();
         let id = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let join = Message::Join {

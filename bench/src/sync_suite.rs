@@ -157,14 +157,18 @@ async fn propagation(url: &str, changes: usize) -> anyhow::Result<(f64, f64)> {
     for i in 0..changes {
         let doc = author.docs.get_mut(&id).unwrap().doc_mut();
         let mut tx = doc.transaction();
-        tx.put(ROOT, "status", format!("edit-{i}"))?;
+        tx.put(ROOT, "purpose", format!("edit {i}"))?;
         tx.commit();
         let target = doc.get_heads();
         let start = Instant::now();
         author.flush(id).await?;
-        while reader.docs[&id].heads() != target {
-            reader.pump().await?;
-        }
+        let arrived = async {
+            while reader.docs[&id].heads() != target {
+                reader.pump().await?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(10), arrived).await.context("change did not arrive within 10 s")??;
         samples.push(start.elapsed().as_secs_f64() * 1000.0);
         // Let the author see the server's acknowledgement before its next change.
         while !author.in_sync(&id) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -63,7 +64,13 @@ impl Server {
             shutdown.await;
             hub.close_all();
         };
-        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        // Sync messages are small and latency matters: no Nagle delay.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         checkpointer.abort();
         framework_refresher.abort();

@@ -57,7 +57,7 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
     request
         .headers_mut()
         .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?);
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
             anyhow::anyhow!("the server refused the token (401): get a fresh one with `fieldbook token`")
         }

@@ -53,8 +53,9 @@ struct LoadedDocument {
     sync: DocSync<ConnectionId>,
     /// Ids of the stored chunks this copy was built from, for compaction.
     chunk_ids: Vec<i64>,
-    /// Signed off (observation) or closed (plan): no change is accepted any more.
-    locked: bool,
+    /// Signed off (observation) or closed (plan): no change is accepted any more. Worked
+    /// out when the first change arrives, not on every load (most loads only serve reads).
+    locked: Option<bool>,
 }
 
 /// Exclusive use of one document (see [`DocumentHub::lock`]).
@@ -186,9 +187,15 @@ impl DocumentHub {
         // Every change is checked on a scratch copy: the result must be a valid record, and
         // a locked record takes no change at all.
         let catalog = self.catalog();
-        let locked = loaded.locked;
+        let known_lock = loaded.locked;
+        let mut found_lock = None;
         let mut record = None;
-        let received = match loaded.sync.receive_checked(&from, kind, data, |_before, after| {
+        let received = match loaded.sync.receive_checked(&from, kind, data, |before, after| {
+            let locked = known_lock.unwrap_or_else(|| {
+                let locked = Record::parse(&json::to_json(before), catalog.as_ref()).is_ok_and(|r| r.is_locked());
+                found_lock = Some(locked);
+                locked
+            });
             if locked {
                 return Err("the record is locked (signed off by both parties, or closed); the change was kept aside for review".into());
             }
@@ -203,6 +210,9 @@ impl DocumentHub {
                 return Err(HubError::Sync { document, source });
             }
         };
+        if found_lock.is_some() {
+            loaded.locked = found_lock;
+        }
         if let Some(rejected) = received.rejected {
             self.reject(from, document, rejected).await?;
         }
@@ -224,7 +234,7 @@ impl DocumentHub {
                     return Err(e.into());
                 }
             }
-            loaded.locked = locked;
+            loaded.locked = Some(locked);
             if loaded.chunk_ids.len() > self.config.compact_after_chunks {
                 self.compact(document, loaded).await;
             }
@@ -376,9 +386,7 @@ impl DocumentHub {
             result.map_err(|source| HubError::Corrupt { document, source })?;
             chunk_ids.push(chunk.id);
         }
-        let record = Record::parse(&json::to_json(&doc), self.catalog().as_ref()).ok();
-        let locked = record.as_ref().is_some_and(Record::is_locked);
-        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, locked };
+        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, locked: None };
         if loaded.chunk_ids.len() > self.config.compact_after_chunks {
             self.compact(document, &mut loaded).await;
         }
