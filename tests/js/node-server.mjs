@@ -40,7 +40,7 @@ async function stop() {
   if (stopping) return
   stopping = true
   wss.close() // the adapter terminates the client sockets
-  const timeout = new Promise(r => setTimeout(r, 2000))
+  const timeout = new Promise(r => setTimeout(r, 60000)) // storage writes are debounced: let them finish
   await Promise.race([repo.flush().catch(() => {}), timeout])
   process.exit(0)
 }

@@ -1,7 +1,7 @@
 //! Automerge documents as chunks: a snapshot plus the incremental changes since.
 
 use fieldbook_sync_core::DocumentId;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use super::{now_millis, Database, StorageError};
 
@@ -12,7 +12,7 @@ pub enum ChunkKind {
 }
 
 impl ChunkKind {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             ChunkKind::Snapshot => "snapshot",
             ChunkKind::Incremental => "incremental",
@@ -51,23 +51,6 @@ impl Database {
         self.commit_changes(document, kind, data, None).await
     }
 
-    pub(super) async fn insert_chunk(
-        tx: &mut Transaction<'static, Any>,
-        document: DocumentId,
-        kind: ChunkKind,
-        data: &[u8],
-    ) -> Result<i64, StorageError> {
-        let row = sqlx::query(
-            "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(document.to_string())
-        .bind(kind.as_str())
-        .bind(data)
-        .bind(now_millis())
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
 
     /// Replaces exactly the chunks in `replaces` with one snapshot, atomically. Chunks not
     /// listed (e.g. written meanwhile by another node) are kept.

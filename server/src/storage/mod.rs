@@ -2,6 +2,7 @@
 //! PostgreSQL. Queries use `$n` placeholders, which both drivers accept.
 
 mod committer;
+mod development_record;
 mod documents;
 mod frameworks;
 mod migrations;

@@ -1,12 +1,17 @@
-//! The central store: each accepted change is committed together with the projection of
-//! the record it produced, in one transaction. Narrative fields are never projected.
+//! Writing the central store: accepted changes are committed together with the projection
+//! of the record they produced, in one transaction. Narrative fields are never projected.
+//!
+//! A batch (see `committer`) is written with one multi-row statement per table, so a batch
+//! of many documents costs a handful of round trips, not a few per document.
 
-use fieldbook_sync_core::records::{DevelopmentPlan, Observation};
+use std::collections::BTreeMap;
+
+use fieldbook_sync_core::records::{DevelopmentPlan, Observation, Signature, SignOff};
 use fieldbook_sync_core::{DocumentId, Record};
-use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::{ChunkKind, Database, StorageError};
+use super::committer::CommitJob;
+use super::{now_millis, ChunkKind, Database, StorageError};
 
 /// Every table a record projects into, keyed by `document_url`.
 const PROJECTION_TABLES: [&str; 8] = [
@@ -20,6 +25,9 @@ const PROJECTION_TABLES: [&str; 8] = [
     "plan_goal_evidence",
 ];
 
+/// Bind parameters per statement at most (SQLite allows 32766, PostgreSQL 65535).
+const MAX_PARAMETERS: usize = 30_000;
+
 impl Database {
     /// Stores a chunk and, for a record, rewrites its projection, atomically. Returns the
     /// chunk id once committed.
@@ -30,289 +38,241 @@ impl Database {
         chunk: &[u8],
         record: Option<&Record>,
     ) -> Result<i64, StorageError> {
-        let mut tx = self.pool().begin().await?;
-        let chunk_id = Self::insert_chunk(&mut tx, document, kind, chunk).await?;
-        if let Some(record) = record {
-            project(&mut tx, &document.url(), record, true, chunk_id).await?;
-        }
-        tx.commit().await?;
-        Ok(chunk_id)
+        let job = CommitJob { document, kind, chunk: chunk.to_vec(), record: record.cloned(), replaces_projection: true };
+        Ok(self.commit_batch(std::slice::from_ref(&job)).await?[0])
     }
 
     /// Commits several documents' chunks and projections in one transaction; returns the
-    /// chunk ids in order.
-    pub async fn commit_batch(&self, jobs: &[super::committer::CommitJob]) -> Result<Vec<i64>, StorageError> {
+    /// chunk ids in job order. A batch holds each document at most once.
+    pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<i64>, StorageError> {
         let mut tx = self.pool().begin().await?;
-        let mut ids = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let id = Self::insert_chunk(&mut tx, job.document, job.kind, &job.chunk).await?;
-            if let Some(record) = &job.record {
-                project(&mut tx, &job.document.url(), record, job.replaces_projection, id).await?;
+        let ids = insert_chunks(&mut tx, jobs).await?;
+        let replaced: Vec<String> =
+            jobs.iter().filter(|j| j.replaces_projection && j.record.is_some()).map(|j| j.document.url()).collect();
+        if !replaced.is_empty() {
+            for table in PROJECTION_TABLES {
+                for urls in replaced.chunks(MAX_PARAMETERS) {
+                    let placeholders: Vec<String> = (1..=urls.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!("DELETE FROM {table} WHERE document_url IN ({})", placeholders.join(", "));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for url in urls {
+                        query = query.bind(url);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
             }
-            ids.push(id);
         }
+        let mut rows = Rows::default();
+        for (job, seq) in jobs.iter().zip(&ids) {
+            match &job.record {
+                Some(Record::Observation(o)) => rows.observation(&job.document.url(), o, *seq),
+                Some(Record::DevelopmentPlan(p)) => rows.plan(&job.document.url(), p, *seq),
+                None => {}
+            }
+        }
+        rows.insert(&mut tx).await?;
         tx.commit().await?;
         Ok(ids)
     }
+}
 
-    /// How many observations the central store holds.
-    pub async fn observation_count(&self) -> Result<i64, StorageError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM observations").fetch_one(self.pool()).await?.try_get("n")?)
+/// One multi-row insert for the batch's chunks; ids come back matched by document.
+async fn insert_chunks(tx: &mut Transaction<'static, Any>, jobs: &[CommitJob]) -> Result<Vec<i64>, StorageError> {
+    let now = now_millis();
+    let mut by_document = BTreeMap::new();
+    for part in jobs.chunks(MAX_PARAMETERS / 4) {
+        let placeholders: Vec<String> =
+            (0..part.len()).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
+        let sql = format!(
+            "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES {} RETURNING id, document_id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for job in part {
+            query = query.bind(job.document.to_string()).bind(job.kind.as_str()).bind(job.chunk.as_slice()).bind(now);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            by_document.insert(row.try_get::<String, _>("document_id")?, row.try_get::<i64, _>("id")?);
+        }
+    }
+    jobs.iter()
+        .map(|j| {
+            by_document
+                .get(&j.document.to_string())
+                .copied()
+                .ok_or_else(|| StorageError::Invalid(format!("no chunk id came back for {}", j.document)))
+        })
+        .collect()
+}
+
+/// A value to bind.
+enum Cell {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Text(s.to_owned())
+    }
+}
+
+impl From<&String> for Cell {
+    fn from(s: &String) -> Self {
+        Cell::Text(s.clone())
+    }
+}
+
+impl From<&Option<String>> for Cell {
+    fn from(s: &Option<String>) -> Self {
+        Cell::OptText(s.clone())
+    }
+}
+
+impl From<i64> for Cell {
+    fn from(i: i64) -> Self {
+        Cell::Int(i)
+    }
+}
+
+/// Rows to insert, per table: (columns, rows).
+#[derive(Default)]
+struct Rows(BTreeMap<&'static str, (&'static [&'static str], Vec<Vec<Cell>>)>);
+
+impl Rows {
+    fn add(&mut self, table: &'static str, columns: &'static [&'static str], row: Vec<Cell>) {
+        debug_assert_eq!(columns.len(), row.len());
+        self.0.entry(table).or_insert_with(|| (columns, Vec::new())).1.push(row);
     }
 
-    /// A practitioner's development record from the projection: plans with goals and the
-    /// observations that evidence them, and observations with dates and components.
-    pub async fn development_record(&self, practitioner: &str) -> Result<Value, StorageError> {
-        let pool = self.pool();
-        let mut plans = Vec::new();
-        for p in sqlx::query(
-            "SELECT document_url, supervisor_id, framework, period_from, period_to, source, status, change_seq
-             FROM development_plans WHERE owner_id = $1 ORDER BY document_url",
-        )
-        .bind(practitioner)
-        .fetch_all(pool)
-        .await?
-        {
-            let url: String = p.try_get("document_url")?;
-            let mut goals = Vec::new();
-            for g in sqlx::query(
-                "SELECT goal_id, status, target_date, completed_at FROM plan_goals WHERE document_url = $1 ORDER BY position",
-            )
-            .bind(&url)
-            .fetch_all(pool)
-            .await?
-            {
-                let goal_id: String = g.try_get("goal_id")?;
-                let components = strings(
-                    sqlx::query("SELECT component_id FROM goal_components WHERE document_url = $1 AND goal_id = $2 ORDER BY component_id")
-                        .bind(&url)
-                        .bind(&goal_id)
-                        .fetch_all(pool)
-                        .await?,
-                    "component_id",
-                )?;
-                let evidence = sqlx::query(
-                    "SELECT observation_url, via FROM goal_evidence WHERE plan_url = $1 AND goal_id = $2 ORDER BY observation_url, via",
-                )
-                .bind(&url)
-                .bind(&goal_id)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|e| Ok(json!({"observation": e.try_get::<String, _>("observation_url")?, "via": e.try_get::<String, _>("via")?})))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-                goals.push(json!({
-                    "id": goal_id,
-                    "status": g.try_get::<String, _>("status")?,
-                    "targetDate": g.try_get::<Option<String>, _>("target_date")?,
-                    "completedAt": g.try_get::<Option<String>, _>("completed_at")?,
-                    "components": components,
-                    "evidence": evidence,
-                }));
+    fn observation(&mut self, url: &str, o: &Observation, seq: i64) {
+        let signed = |s: fn(&SignOff) -> &Option<Signature>| o.sign_off.as_ref().and_then(|x| s(x).as_ref()).map(|sig| sig.at.clone());
+        self.add(
+            "observations",
+            &[
+                "document_url", "practitioner_id", "observer_id", "observed_at", "setting", "framework", "status",
+                "consent_given", "feedback_given_at", "observer_signed_off_at", "practitioner_signed_off_at", "locked",
+                "change_seq",
+            ],
+            vec![
+                url.into(),
+                (&o.practitioner_id).into(),
+                (&o.observer_id).into(),
+                (&o.observed_at).into(),
+                (&o.setting).into(),
+                (&o.framework).into(),
+                (&o.status).into(),
+                Cell::OptInt(o.consent.as_ref().and_then(|c| c.given).map(i64::from)),
+                (&o.feedback_given_at).into(),
+                Cell::OptText(signed(|s| &s.observer)),
+                Cell::OptText(signed(|s| &s.practitioner)),
+                i64::from(o.is_locked()).into(),
+                seq.into(),
+            ],
+        );
+        for component in sorted_unique(o.components.iter()) {
+            self.add("observation_components", &["document_url", "component_id", "change_seq"], vec![url.into(), component.into(), seq.into()]);
+        }
+        for (component, judgement) in &o.judgements {
+            self.add(
+                "observation_judgements",
+                &["document_url", "component_id", "judgement", "change_seq"],
+                vec![url.into(), component.into(), judgement.into(), seq.into()],
+            );
+        }
+        for goal in sorted_unique(o.actions.iter().filter_map(|a| a.goal_id.as_ref())) {
+            self.add("observation_goal_links", &["document_url", "goal_id", "change_seq"], vec![url.into(), goal.into(), seq.into()]);
+        }
+    }
+
+    fn plan(&mut self, url: &str, p: &DevelopmentPlan, seq: i64) {
+        let period = p.period.clone().unwrap_or_default();
+        self.add(
+            "development_plans",
+            &["document_url", "owner_id", "supervisor_id", "framework", "period_from", "period_to", "source", "status", "change_seq"],
+            vec![
+                url.into(),
+                (&p.owner_id).into(),
+                (&p.supervisor_id).into(),
+                (&p.framework).into(),
+                (&period.from).into(),
+                (&period.to).into(),
+                (&p.source).into(),
+                (&p.status).into(),
+                seq.into(),
+            ],
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for (position, goal) in p.goals.iter().enumerate() {
+            if !seen.insert(&goal.id) {
+                continue; // validation refuses duplicate ids; never project one twice
             }
-            plans.push(json!({
-                "url": url,
-                "supervisorId": p.try_get::<String, _>("supervisor_id")?,
-                "framework": p.try_get::<String, _>("framework")?,
-                "period": {"from": p.try_get::<Option<String>, _>("period_from")?, "to": p.try_get::<Option<String>, _>("period_to")?},
-                "source": p.try_get::<Option<String>, _>("source")?,
-                "status": p.try_get::<String, _>("status")?,
-                "changeSeq": p.try_get::<i64, _>("change_seq")?,
-                "goals": goals,
-            }));
-        }
-        let mut observations = Vec::new();
-        for o in sqlx::query(
-            "SELECT document_url, observer_id, observed_at, setting, framework, status, consent_given, feedback_given_at,
-                    observer_signed_off_at, practitioner_signed_off_at, locked, change_seq
-             FROM observations WHERE practitioner_id = $1 ORDER BY observed_at, document_url",
-        )
-        .bind(practitioner)
-        .fetch_all(pool)
-        .await?
-        {
-            let url: String = o.try_get("document_url")?;
-            let components = strings(
-                sqlx::query("SELECT component_id FROM observation_components WHERE document_url = $1 ORDER BY component_id")
-                    .bind(&url)
-                    .fetch_all(pool)
-                    .await?,
-                "component_id",
-            )?;
-            let mut judgements = serde_json::Map::new();
-            for j in sqlx::query("SELECT component_id, judgement FROM observation_judgements WHERE document_url = $1 ORDER BY component_id")
-                .bind(&url)
-                .fetch_all(pool)
-                .await?
-            {
-                judgements.insert(j.try_get("component_id")?, Value::String(j.try_get("judgement")?));
+            self.add(
+                "plan_goals",
+                &["document_url", "goal_id", "position", "status", "target_date", "completed_at", "change_seq"],
+                vec![
+                    url.into(),
+                    (&goal.id).into(),
+                    (position as i64).into(),
+                    (&goal.status).into(),
+                    (&goal.target_date).into(),
+                    (&goal.completed_at).into(),
+                    seq.into(),
+                ],
+            );
+            for component in sorted_unique(goal.components.iter()) {
+                self.add(
+                    "goal_components",
+                    &["document_url", "goal_id", "component_id", "change_seq"],
+                    vec![url.into(), (&goal.id).into(), component.into(), seq.into()],
+                );
             }
-            let consent: Option<i64> = o.try_get("consent_given")?;
-            observations.push(json!({
-                "url": url,
-                "observerId": o.try_get::<String, _>("observer_id")?,
-                "observedAt": o.try_get::<Option<String>, _>("observed_at")?,
-                "setting": o.try_get::<Option<String>, _>("setting")?,
-                "framework": o.try_get::<String, _>("framework")?,
-                "status": o.try_get::<String, _>("status")?,
-                "consentGiven": consent.map(|c| c != 0),
-                "feedbackGivenAt": o.try_get::<Option<String>, _>("feedback_given_at")?,
-                "signedOff": {
-                    "observer": o.try_get::<Option<String>, _>("observer_signed_off_at")?,
-                    "practitioner": o.try_get::<Option<String>, _>("practitioner_signed_off_at")?,
-                },
-                "locked": o.try_get::<i64, _>("locked")? != 0,
-                "changeSeq": o.try_get::<i64, _>("change_seq")?,
-                "components": components,
-                "judgements": judgements,
-            }));
-        }
-        Ok(json!({"practitionerId": practitioner, "plans": plans, "observations": observations}))
-    }
-}
-
-/// `INSERT INTO table (document_url, <columns>, change_seq) VALUES …` for many rows in one
-/// statement (one round trip), skipping nothing but an empty list.
-async fn insert_rows(
-    tx: &mut Transaction<'static, Any>,
-    table: &str,
-    columns: &[&str],
-    url: &str,
-    rows: &[Vec<&str>],
-    seq: i64,
-) -> Result<(), StorageError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let width = columns.len() + 2;
-    let placeholders: Vec<String> = (0..rows.len())
-        .map(|r| format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", ")))
-        .collect();
-    let sql = format!(
-        "INSERT INTO {table} (document_url, {}, change_seq) VALUES {}",
-        columns.join(", "),
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for row in rows {
-        query = query.bind(url);
-        for value in row {
-            query = query.bind(*value);
-        }
-        query = query.bind(seq);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-fn strings(rows: Vec<sqlx::any::AnyRow>, column: &str) -> Result<Vec<String>, sqlx::Error> {
-    rows.iter().map(|r| r.try_get(column)).collect()
-}
-
-/// Rewrites a record's projection. `seq` is the id of the chunk being committed.
-async fn project(tx: &mut Transaction<'static, Any>, url: &str, record: &Record, replace: bool, seq: i64) -> Result<(), StorageError> {
-    for table in PROJECTION_TABLES.iter().filter(|_| replace) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE document_url = $1")))
-            .bind(url)
-            .execute(&mut **tx)
-            .await?;
-    }
-    match record {
-        Record::Observation(o) => project_observation(tx, url, o, seq).await?,
-        Record::DevelopmentPlan(p) => project_plan(tx, url, p, seq).await?,
-    }
-    Ok(())
-}
-
-async fn project_observation(tx: &mut Transaction<'static, Any>, url: &str, o: &Observation, seq: i64) -> Result<(), StorageError> {
-    let signed = |party: fn(&fieldbook_sync_core::records::SignOff) -> &Option<fieldbook_sync_core::records::Signature>| {
-        o.sign_off.as_ref().and_then(|s| party(s).as_ref()).map(|sig| sig.at.clone())
-    };
-    sqlx::query(
-        "INSERT INTO observations (document_url, practitioner_id, observer_id, observed_at, setting, framework, status,
-             consent_given, feedback_given_at, observer_signed_off_at, practitioner_signed_off_at, locked, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(url)
-    .bind(&o.practitioner_id)
-    .bind(&o.observer_id)
-    .bind(o.observed_at.clone())
-    .bind(o.setting.clone())
-    .bind(&o.framework)
-    .bind(&o.status)
-    .bind(o.consent.as_ref().and_then(|c| c.given).map(i64::from))
-    .bind(o.feedback_given_at.clone())
-    .bind(signed(|s| &s.observer))
-    .bind(signed(|s| &s.practitioner))
-    .bind(i64::from(o.is_locked()))
-    .bind(seq)
-    .execute(&mut **tx)
-    .await?;
-    let mut components: Vec<Vec<&str>> = o.components.iter().map(|c| vec![c.as_str()]).collect();
-    components.sort();
-    components.dedup();
-    insert_rows(tx, "observation_components", &["component_id"], url, &components, seq).await?;
-    let judgements: Vec<Vec<&str>> = o.judgements.iter().map(|(c, j)| vec![c.as_str(), j.as_str()]).collect();
-    insert_rows(tx, "observation_judgements", &["component_id", "judgement"], url, &judgements, seq).await?;
-    let mut goals: Vec<Vec<&str>> = o.actions.iter().filter_map(|a| a.goal_id.as_deref()).map(|g| vec![g]).collect();
-    goals.sort();
-    goals.dedup();
-    insert_rows(tx, "observation_goal_links", &["goal_id"], url, &goals, seq).await?;
-    Ok(())
-}
-
-async fn project_plan(tx: &mut Transaction<'static, Any>, url: &str, p: &DevelopmentPlan, seq: i64) -> Result<(), StorageError> {
-    let period = p.period.clone().unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO development_plans (document_url, owner_id, supervisor_id, framework, period_from, period_to, source, status, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(url)
-    .bind(&p.owner_id)
-    .bind(&p.supervisor_id)
-    .bind(&p.framework)
-    .bind(period.from)
-    .bind(period.to)
-    .bind(p.source.clone())
-    .bind(&p.status)
-    .bind(seq)
-    .execute(&mut **tx)
-    .await?;
-    for (position, goal) in p.goals.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO plan_goals (document_url, goal_id, position, status, target_date, completed_at, change_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(url)
-        .bind(&goal.id)
-        .bind(position as i64)
-        .bind(&goal.status)
-        .bind(goal.target_date.clone())
-        .bind(goal.completed_at.clone())
-        .bind(seq)
-        .execute(&mut **tx)
-        .await?;
-        let mut components: Vec<Vec<&str>> = goal.components.iter().map(|c| vec![goal.id.as_str(), c.as_str()]).collect();
-        components.sort();
-        components.dedup();
-        insert_rows(tx, "goal_components", &["goal_id", "component_id"], url, &components, seq).await?;
-        let mut evidence: Vec<&String> = goal.evidence.iter().collect();
-        evidence.sort();
-        evidence.dedup();
-        for observation in evidence {
             // Evidence may be written as a URL with heads; the projection keys on the document.
-            let observation = DocumentId::parse_url_or_id(observation).map(|d| d.url()).unwrap_or_else(|_| observation.clone());
-            sqlx::query(
-                "INSERT INTO plan_goal_evidence (document_url, goal_id, observation_url, change_seq) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (document_url, goal_id, observation_url) DO NOTHING",
-            )
-            .bind(url)
-            .bind(&goal.id)
-            .bind(observation)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
+            let evidence: Vec<String> =
+                goal.evidence.iter().map(|e| DocumentId::parse_url_or_id(e).map(|d| d.url()).unwrap_or_else(|_| e.clone())).collect();
+            for observation in sorted_unique(evidence.iter()) {
+                self.add(
+                    "plan_goal_evidence",
+                    &["document_url", "goal_id", "observation_url", "change_seq"],
+                    vec![url.into(), (&goal.id).into(), observation.into(), seq.into()],
+                );
+            }
         }
     }
-    Ok(())
+
+    async fn insert(self, tx: &mut Transaction<'static, Any>) -> Result<(), StorageError> {
+        for (table, (columns, rows)) in self.0 {
+            for part in rows.chunks(MAX_PARAMETERS / columns.len()) {
+                let placeholders: Vec<String> = (0..part.len())
+                    .map(|r| {
+                        let cells: Vec<String> = (1..=columns.len()).map(|c| format!("${}", r * columns.len() + c)).collect();
+                        format!("({})", cells.join(", "))
+                    })
+                    .collect();
+                let sql = format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), placeholders.join(", "));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in part {
+                    for cell in row {
+                        query = match cell {
+                            Cell::Text(s) => query.bind(s.clone()),
+                            Cell::OptText(s) => query.bind(s.clone()),
+                            Cell::Int(i) => query.bind(*i),
+                            Cell::OptInt(i) => query.bind(*i),
+                        };
+                    }
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sorted_unique<'a>(items: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut items: Vec<&String> = items.collect();
+    items.sort();
+    items.dedup();
+    items
 }
