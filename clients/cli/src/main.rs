@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use automerge::Automerge;
 use clap::{Parser, Subcommand};
 use fieldbook_sync_core::{json, DocumentId};
 
@@ -32,12 +31,8 @@ struct Cli {
 enum Command {
     /// Create a document from a JSON object; prints its automerge: URL.
     Create {
-        /// The JSON text.
-        #[arg(long, conflicts_with = "file")]
-        json: Option<String>,
-        /// Read the JSON from a file (`-` for stdin).
-        #[arg(long)]
-        file: Option<String>,
+        #[command(flatten)]
+        document: records::JsonText,
     },
     /// Set fields of a document: `--set path=value`, the value as JSON or else a string.
     Edit {
@@ -108,21 +103,9 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
                 println!("{}\t{at}\t{reason}", id.url());
             }
         }
-        Command::Create { json, file } => {
-            let text = match (json, file) {
-                (Some(text), _) => text,
-                (None, Some(path)) if path == "-" => std::io::read_to_string(std::io::stdin())?,
-                (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?,
-                (None, None) => anyhow::bail!("give the document as --json TEXT or --file PATH"),
-            };
-            let value: serde_json::Value = serde_json::from_str(&text).context("the document is not valid JSON")?;
-            let mut doc = Automerge::new();
-            let mut tx = doc.transaction();
-            json::put_object(&mut tx, &value)?;
-            tx.commit();
-            let id = DocumentId::random();
-            store.save(id, &doc).await?;
-            println!("{}", id.url());
+        Command::Create { document } => {
+            let value: serde_json::Value = serde_json::from_str(&document.read()?).context("the document is not valid JSON")?;
+            records::create(store, value).await?;
         }
         Command::Edit { url, sets } => {
             let id = DocumentId::parse_url_or_id(&url)?;

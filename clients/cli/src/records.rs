@@ -21,14 +21,35 @@ pub struct LongText {
     file: Option<String>,
 }
 
+/// A JSON document: inline, from a file, or from stdin (`--file -`).
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct JsonText {
+    #[arg(long)]
+    json: Option<String>,
+    /// Read the JSON from a file, or `-` for stdin.
+    #[arg(long)]
+    file: Option<String>,
+}
+
 impl LongText {
     fn read(self) -> anyhow::Result<String> {
-        match (self.text, self.file) {
-            (Some(text), _) => Ok(text),
-            (None, Some(path)) if path == "-" => Ok(std::io::read_to_string(std::io::stdin())?),
-            (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}")),
-            (None, None) => bail!("give the text with --text or --file"),
-        }
+        read_inline_or_file(self.text, self.file)
+    }
+}
+
+impl JsonText {
+    pub fn read(self) -> anyhow::Result<String> {
+        read_inline_or_file(self.json, self.file)
+    }
+}
+
+fn read_inline_or_file(inline: Option<String>, file: Option<String>) -> anyhow::Result<String> {
+    match (inline, file) {
+        (Some(text), _) => Ok(text),
+        (None, Some(path)) if path == "-" => Ok(std::io::read_to_string(std::io::stdin())?),
+        (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}")),
+        (None, None) => bail!("nothing given: use the inline option or --file"),
     }
 }
 
@@ -185,7 +206,8 @@ fn require_user(user: Option<&str>) -> anyhow::Result<&str> {
     user.context("say who you are with --user ID (or FIELDBOOK_USER)")
 }
 
-async fn create(store: &Store, value: Value) -> anyhow::Result<()> {
+/// Creates a document from JSON on this device; prints its URL.
+pub async fn create(store: &Store, value: Value) -> anyhow::Result<()> {
     let mut doc = Automerge::new();
     let mut tx = doc.transaction();
     json::put_object(&mut tx, &value)?;
