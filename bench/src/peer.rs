@@ -103,11 +103,10 @@ impl Peer {
         let mut pending: std::collections::HashSet<DocumentId> =
             self.docs.keys().filter(|id| !self.in_sync(id)).copied().collect();
         while !pending.is_empty() {
-            if let Some(id) = self.pump().await? {
-                if self.in_sync(&id) {
+            if let Some(id) = self.pump().await?
+                && self.in_sync(&id) {
                     pending.remove(&id);
                 }
-            }
         }
         Ok(())
     }

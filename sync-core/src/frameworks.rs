@@ -80,11 +80,10 @@ impl Framework {
         if !dates::is_date(&self.effective_from) {
             return bad(format!("effectiveFrom {:?} is not a date (YYYY-MM-DD)", self.effective_from));
         }
-        if let Some(to) = &self.effective_to {
-            if !dates::is_date(to) {
+        if let Some(to) = &self.effective_to
+            && !dates::is_date(to) {
                 return bad(format!("effectiveTo {to:?} is not a date (YYYY-MM-DD)"));
             }
-        }
         if self.areas.is_empty() {
             return bad("a framework needs at least one area".into());
         }

@@ -82,11 +82,10 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
     let mut docs: HashMap<DocumentId, DocSync<()>> = HashMap::new();
     for stored in store.all().await? {
         let mut doc_sync = DocSync::new(stored.doc);
-        if let Some(storage) = &server_storage_id {
-            if let Some(state) = store.sync_state(stored.id, storage).await? {
+        if let Some(storage) = &server_storage_id
+            && let Some(state) = store.sync_state(stored.id, storage).await? {
                 doc_sync.set_peer_state(SERVER, state);
             }
-        }
         docs.insert(stored.id, doc_sync);
     }
     for id in fetch {
@@ -140,12 +139,11 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
                 }
                 pending.insert(document_id);
             }
-            Message::DocUnavailable { document_id, .. } => {
-                if docs.get(&document_id).is_some_and(|d| d.is_empty()) {
+            Message::DocUnavailable { document_id, .. }
+                if docs.get(&document_id).is_some_and(|d| d.is_empty()) => {
                     report.documents.entry(document_id).or_default().unavailable = true;
                     pending.remove(&document_id);
                 }
-            }
             Message::Error { message, .. } => bail!("server error: {message}"),
             _ => {}
         }

@@ -60,11 +60,10 @@ pub type NewUser = User;
 
 impl Database {
     pub async fn add_user(&self, user: &NewUser) -> Result<(), StorageError> {
-        if let Some(supervisor) = &user.supervisor_id {
-            if self.user(supervisor).await?.is_none() {
+        if let Some(supervisor) = &user.supervisor_id
+            && self.user(supervisor).await?.is_none() {
                 return Err(StorageError::Invalid(format!("supervisor {supervisor:?} does not exist; add them first")));
             }
-        }
         if self.user(&user.id).await?.is_some() {
             return Err(StorageError::Invalid(format!("user {:?} already exists", user.id)));
         }

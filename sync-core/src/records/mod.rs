@@ -34,6 +34,9 @@ impl RecordError {
     }
 }
 
+// A record is parsed once per incoming change and dropped soon after; boxing the larger
+// variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Observation(Observation),

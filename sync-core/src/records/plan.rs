@@ -97,11 +97,10 @@ impl DevelopmentPlan {
             let path = format!("gapAnalysis.{id}");
             check::component(&path, &self.framework, id, frameworks)?;
             for (who, value) in [("self", rating.self_rating), ("supervisor", rating.supervisor)] {
-                if let Some(v) = value {
-                    if !(1.0..=4.0).contains(&v) || v.fract() != 0.0 {
+                if let Some(v) = value
+                    && (!(1.0..=4.0).contains(&v) || v.fract() != 0.0) {
                         return Err(RecordError::new(format!("{path}.{who}"), format!("{v} is not a rating from 1 to 4")));
                     }
-                }
             }
         }
         let mut goal_ids = std::collections::BTreeSet::new();
