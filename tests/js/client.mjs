@@ -9,6 +9,8 @@
 //   node client.mjs edit   --url WSURL --doc automerge:... --set k=v [--set k2=v2]
 //   node client.mjs watch  --url WSURL --doc automerge:... --until k=v
 // Common options: --timeout-ms N (default 15000), --peer-id ID.
+// create and edit print {"url", "heads"} once the server has stored the change, or
+// {"url", "rejected": {type: "fieldbook/rejected", reason, changeHashes}} if it refused it.
 //
 // Success: exactly one JSON line on stdout, exit 0. Failure: message on
 // stderr, exit 1 (a doc-unavailable answer prints "unavailable: ...").
@@ -104,6 +106,22 @@ function untilServerHas(handle, storageId) {
   })
 }
 
+/** Resolve with Fieldbook's rejection notice ({type: "fieldbook/rejected", reason, changeHashes})
+ *  if the server sends one for this document; it arrives as an ordinary ephemeral message. */
+function rejection(handle) {
+  return new Promise(resolve => {
+    handle.on("ephemeral-message", ({ message }) => {
+      if (message?.type === "fieldbook/rejected") resolve(message)
+    })
+  })
+}
+
+/** Wait until the server stores our heads, or refuses our changes. */
+async function storedOrRejected(handle, storageId) {
+  const rejected = await Promise.race([untilServerHas(handle, storageId).then(() => null), rejection(handle)])
+  return rejected ? { url: handle.url, rejected } : { url: handle.url, heads: handle.heads() }
+}
+
 async function find(docUrl) {
   phase = `finding ${docUrl}`
   try {
@@ -154,8 +172,7 @@ async function main() {
       const content = JSON.parse(opts.json)
       const handle = repo.create(content)
       phase = "waiting for the server to store the new document"
-      await untilServerHas(handle, storageId)
-      return finish({ url: handle.url, heads: handle.heads() })
+      return finish(await storedOrRejected(handle, storageId))
     }
     case "fetch": {
       if (!opts.doc) return fail("fetch needs --doc", 2)
@@ -173,8 +190,7 @@ async function main() {
         for (const [k, v] of opts.set) d[k] = v
       })
       phase = "waiting for the server to store the edit"
-      await untilServerHas(handle, storageId)
-      return finish({ url: handle.url, heads: handle.heads() })
+      return finish(await storedOrRejected(handle, storageId))
     }
     case "watch": {
       if (!opts.doc || !opts.until) return fail("watch needs --doc and --until k=v", 2)

@@ -186,10 +186,18 @@ async fn a_record_written_by_the_stock_js_client_validates_and_projects() {
     assert_eq!(record["observations"][0]["url"], url.as_str());
     assert_eq!(record["observations"][0]["judgements"]["kss-cf-2018/1"], "not-met");
 
-    // And an invalid one is refused: the JS client never sees the server store it.
-    let err = js::client(&["create", "--url", &app.ws_url(), "--json", &json!({"type": "observation"}).to_string(), "--timeout-ms", "3000"]).unwrap_err();
-    assert!(!err.is_empty());
+    // An invalid one is refused, and the unmodified JS client is told with an ordinary
+    // ephemeral message on the document.
+    let out = js::client(&["create", "--url", &app.ws_url(), "--json", &json!({"type": "observation"}).to_string()]).unwrap();
+    assert_eq!(out["rejected"]["type"], "fieldbook/rejected", "{out}");
+    assert!(out["rejected"]["reason"].as_str().unwrap().contains("missing field"), "{out}");
+    assert_eq!(out["rejected"]["changeHashes"].as_array().unwrap().len(), 1);
     assert!(app.fieldbook(&["quarantine", "list"]).contains("missing field"));
+
+    // So is an edit that breaks a stored record; the server's copy is unchanged.
+    let out = js::client(&["edit", "--url", &app.ws_url(), "--doc", &url, "--set", "setting=pub"]).unwrap();
+    assert!(out["rejected"]["reason"].as_str().unwrap().contains("setting"), "{out}");
+    assert_eq!(js::fetch(&app.ws_url(), &url).unwrap()["setting"], "home-visit");
 }
 
 #[tokio::test]
