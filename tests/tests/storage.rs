@@ -5,7 +5,7 @@ use std::time::Duration;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ReadDoc, ROOT};
 use fieldbook_server::config::{CacheConfig, ServerConfig};
-use fieldbook_server::storage::{ChunkKind, Role};
+use fieldbook_server::storage::{ChunkKind, NewQuarantine, Role};
 use fieldbook_server::Server;
 use fieldbook_sync_core::DocumentId;
 use fieldbook_tests::{Backend, Device, TestDatabase};
@@ -48,6 +48,22 @@ async fn chunks_compaction_and_ids(backend: Backend) {
     }
     assert!(loaded.get(ROOT, "foreign").unwrap().is_some());
     assert_eq!(db.document_count().await.unwrap(), 1);
+
+    // Refused changes are kept aside once, however often a peer resends them.
+    let hashes = vec!["ab12".to_string()];
+    let entry = || NewQuarantine {
+        document: id,
+        user_id: "pat",
+        device_id: Some("phone"),
+        reason: "the record is locked",
+        change_hashes: &hashes,
+        changes: b"bytes",
+    };
+    let first = db.quarantine(entry()).await.unwrap();
+    assert_eq!(db.quarantine(entry()).await.unwrap(), first);
+    let kept = db.quarantined(Some(id)).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].user_id.as_str(), kept[0].device_id.as_deref(), kept[0].changes.as_slice()), ("pat", Some("phone"), &b"bytes"[..]));
 
     let storage_id = db.storage_id().await.unwrap();
     let key = db.signing_key().await.unwrap().secret;

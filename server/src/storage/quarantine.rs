@@ -31,7 +31,18 @@ pub struct NewQuarantine<'a> {
 const COLUMNS: &str = "id, document_id, user_id, device_id, reason, change_hashes, changes, received_at";
 
 impl Database {
+    /// Keeps refused changes aside. The same changes refused again for the same document
+    /// (a peer that still holds them resends them after a reconnect) keep their first row.
     pub async fn quarantine(&self, entry: NewQuarantine<'_>) -> Result<i64, StorageError> {
+        let hashes = entry.change_hashes.join(",");
+        let existing = sqlx::query("SELECT id FROM quarantine WHERE document_id = $1 AND change_hashes = $2")
+            .bind(entry.document.to_string())
+            .bind(&hashes)
+            .fetch_optional(self.pool())
+            .await?;
+        if let Some(row) = existing {
+            return Ok(row.try_get("id")?);
+        }
         let row = sqlx::query(
             "INSERT INTO quarantine (document_id, user_id, device_id, reason, change_hashes, changes, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -40,7 +51,7 @@ impl Database {
         .bind(entry.user_id)
         .bind(entry.device_id.map(str::to_owned))
         .bind(entry.reason)
-        .bind(entry.change_hashes.join(","))
+        .bind(hashes)
         .bind(entry.changes)
         .bind(now_millis())
         .fetch_one(self.pool())
