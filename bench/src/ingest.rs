@@ -8,11 +8,11 @@ use anyhow::Context;
 use automerge::Automerge;
 use fieldbook_server::storage::Database;
 use fieldbook_sync_core::frameworks::Catalog;
-use fieldbook_sync_core::{json, DocSync, DocumentId, Record};
+use fieldbook_sync_core::{DocSync, DocumentId, Record, json};
 use serde_json::json;
 use sqlx::ConnectOptions;
 
-use crate::peer::{observation, Peer};
+use crate::peer::{Peer, observation};
 use crate::servers::{FieldbookServer, ServerProcess};
 
 const RUNS: usize = 3;
@@ -43,7 +43,9 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     // best of `RUNS`, the ceiling included (which makes the comparison stricter).
     let ceilings: Vec<f64> = (0..RUNS).map(|_| ceiling(total)).collect::<anyhow::Result<_>>()?;
     let ceiling = ceilings.iter().copied().fold(0.0, f64::max);
-    println!("ceiling: the server's automerge work for {total} observations in-process: {ceiling:.0} obs/s (2 threads; runs {ceilings:.0?})");
+    println!(
+        "ceiling: the server's automerge work for {total} observations in-process: {ceiling:.0} obs/s (2 threads; runs {ceilings:.0?})"
+    );
     results.insert("ceiling_obs_per_second".into(), json!(ceiling));
     results.insert("ceiling_runs".into(), json!(ceilings));
 
@@ -67,7 +69,8 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             args.devices,
             100.0 * rate / ceiling
         );
-        results.insert(name.into(), json!({"obs_per_second": rate, "runs": rates, "fraction_of_ceiling": rate / ceiling}));
+        results
+            .insert(name.into(), json!({"obs_per_second": rate, "runs": rates, "fraction_of_ceiling": rate / ceiling}));
         server.stop().await?;
     }
     results.insert("observations".into(), json!(total));

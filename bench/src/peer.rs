@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use automerge::Automerge;
-use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerMetadata, PROTOCOL_VERSION};
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PROTOCOL_VERSION, PeerMetadata};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -22,13 +22,17 @@ pub struct Peer {
 
 impl Peer {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(url, None, true).await.with_context(|| format!("connect {url}"))?;
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .with_context(|| format!("connect {url}"))?;
         let (mut sink, stream) = socket.split();
         let id = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let join = Message::Join {
             sender_id: id.clone(),
-            peer_metadata: Some(PeerMetadata { storage_id: Some(uuid::Uuid::new_v4().to_string()), is_ephemeral: false }),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: Some(uuid::Uuid::new_v4().to_string()),
+                is_ephemeral: false,
+            }),
             supported_protocol_versions: vec![PROTOCOL_VERSION.into()],
         };
         sink.send(WsMessage::Binary(join.encode().into())).await?;
@@ -104,9 +108,10 @@ impl Peer {
             self.docs.keys().filter(|id| !self.in_sync(id)).copied().collect();
         while !pending.is_empty() {
             if let Some(id) = self.pump().await?
-                && self.in_sync(&id) {
-                    pending.remove(&id);
-                }
+                && self.in_sync(&id)
+            {
+                pending.remove(&id);
+            }
         }
         Ok(())
     }
@@ -140,4 +145,3 @@ pub fn observation(i: usize) -> Automerge {
     tx.commit();
     doc
 }
-

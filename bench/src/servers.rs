@@ -4,15 +4,29 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use fieldbook_server::auth::TokenKeys;
 use fieldbook_server::storage::{Database, Role, User};
 
+/// A server under test, running as a child process that can be restarted.
 pub trait ServerProcess {
     fn ws_url(&self) -> String;
-    fn rss_kib(&self) -> anyhow::Result<u64>;
-    async fn restart(&mut self) -> anyhow::Result<()>;
-    async fn stop(&mut self) -> anyhow::Result<()>;
+    fn child(&mut self) -> &mut Child;
+    /// Starts the process again on the same data.
+    fn respawn(&mut self) -> anyhow::Result<()>;
+
+    fn rss_kib(&mut self) -> anyhow::Result<u64> {
+        rss_kib(self.child().id())
+    }
+
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        self.respawn()
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        terminate(self.child())
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -38,7 +52,9 @@ fn spawn(mut command: Command, prefix: &str) -> anyhow::Result<(Child, String)> 
     let mut reader = BufReader::new(child.stdout.take().context("stdout")?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let Some(addr) = line.trim().strip_prefix(prefix).map(str::to_owned) else { bail!("server did not start: {line:?}") };
+    let Some(addr) = line.trim().strip_prefix(prefix).map(str::to_owned) else {
+        bail!("server did not start: {line:?}")
+    };
     // Keep draining stdout: a closed pipe would kill a server that logs there (Node does).
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     Ok((child, addr))
@@ -58,9 +74,16 @@ impl FieldbookServer {
         let dir = temp_dir("fieldbook");
         let database_url = database_url.unwrap_or_else(|| format!("sqlite:{}", dir.join("fieldbook.sqlite").display()));
         let db = Database::connect(&database_url).await?;
-        db.add_user(&User { id: "bench".into(), name: "Bench".into(), role: Role::Supervisor, supervisor_id: None, team: None })
-            .await?;
-        let token = TokenKeys::new(&db.signing_key().await?).issue("bench", None, std::time::Duration::from_secs(86400))?;
+        db.add_user(&User {
+            id: "bench".into(),
+            name: "Bench".into(),
+            role: Role::Supervisor,
+            supervisor_id: None,
+            team: None,
+        })
+        .await?;
+        let token =
+            TokenKeys::new(&db.signing_key().await?).issue("bench", None, std::time::Duration::from_secs(86400))?;
         db.close().await;
         let (child, addr) = Self::spawn(&database_url)?;
         Ok(Self { child, addr, database_url, token, _dir: dir })
@@ -68,14 +91,16 @@ impl FieldbookServer {
 
     fn spawn(database_url: &str) -> anyhow::Result<(Child, String)> {
         let binary = repo_root().join("target/release/fieldbook");
-        anyhow::ensure!(binary.exists(), "{} missing: run scripts/bench (it builds release binaries)", binary.display());
+        anyhow::ensure!(
+            binary.exists(),
+            "{} missing: run scripts/bench (it builds release binaries)",
+            binary.display()
+        );
         let mut command = Command::new(binary);
         command.args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url]).env("RUST_LOG", "warn");
         spawn(command, "fieldbook listening on http://")
     }
-}
 
-impl FieldbookServer {
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
@@ -86,18 +111,13 @@ impl ServerProcess for FieldbookServer {
         format!("ws://{}/v1/sync?token={}", self.addr, self.token)
     }
 
-    fn rss_kib(&self) -> anyhow::Result<u64> {
-        rss_kib(self.child.id())
+    fn child(&mut self) -> &mut Child {
+        &mut self.child
     }
 
-    async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await?;
+    fn respawn(&mut self) -> anyhow::Result<()> {
         (self.child, self.addr) = Self::spawn(&self.database_url)?;
         Ok(())
-    }
-
-    async fn stop(&mut self) -> anyhow::Result<()> {
-        terminate(&mut self.child)
     }
 }
 
@@ -126,18 +146,13 @@ impl ServerProcess for NodeServer {
         format!("ws://127.0.0.1:{}/v1/sync", self.port)
     }
 
-    fn rss_kib(&self) -> anyhow::Result<u64> {
-        rss_kib(self.child.id())
+    fn child(&mut self) -> &mut Child {
+        &mut self.child
     }
 
-    async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await?;
+    fn respawn(&mut self) -> anyhow::Result<()> {
         (self.child, self.port) = Self::spawn(&self.dir)?;
         Ok(())
-    }
-
-    async fn stop(&mut self) -> anyhow::Result<()> {
-        terminate(&mut self.child)
     }
 }
 

@@ -11,7 +11,7 @@ use automerge::{Automerge, ROOT};
 use fieldbook_sync_core::DocumentId;
 use serde_json::json;
 
-use crate::peer::{observation, Peer};
+use crate::peer::{Peer, observation};
 use crate::servers::{FieldbookServer, NodeServer, ServerProcess};
 
 #[derive(clap::Args)]
@@ -61,7 +61,11 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     crate::write_results(&args.out, results)
 }
 
-async fn run_suite(server: &mut impl ServerProcess, args: &SyncArgs, measure_many_stored: bool) -> anyhow::Result<serde_json::Value> {
+async fn run_suite(
+    server: &mut impl ServerProcess,
+    args: &SyncArgs,
+    measure_many_stored: bool,
+) -> anyhow::Result<serde_json::Value> {
     // Seed the documents the fresh device will pull.
     let seed_start = Instant::now();
     let ids = push_new_documents(&server.ws_url(), 0, args.docs).await?;
@@ -73,7 +77,13 @@ async fn run_suite(server: &mut impl ServerProcess, args: &SyncArgs, measure_man
     let rss_idle_few = server.rss_kib()?;
     let pull_time = pull(&server.ws_url(), &ids).await?;
     let rss_after_pull_few = server.rss_kib()?;
-    println!("fresh device pulled {} documents in {:.3} s; server RSS {} KiB idle, {} KiB after", ids.len(), pull_time.as_secs_f64(), rss_idle_few, rss_after_pull_few);
+    println!(
+        "fresh device pulled {} documents in {:.3} s; server RSS {} KiB idle, {} KiB after",
+        ids.len(),
+        pull_time.as_secs_f64(),
+        rss_idle_few,
+        rss_after_pull_few
+    );
 
     let propagation = propagation(&server.ws_url(), args.changes).await?;
     println!("propagation over {} changes: p50 {:.2} ms, p99 {:.2} ms", args.changes, propagation.0, propagation.1);
@@ -97,7 +107,11 @@ async fn run_suite(server: &mut impl ServerProcess, args: &SyncArgs, measure_man
         let rss_after_many = server.rss_kib()?;
         println!(
             "with {} stored: RSS {} KiB idle, {} KiB after pulling {} ({:.3} s)",
-            args.stored, rss_idle_many, rss_after_many, ids.len(), pull_many.as_secs_f64()
+            args.stored,
+            rss_idle_many,
+            rss_after_many,
+            ids.len(),
+            pull_many.as_secs_f64()
         );
         result["stored_documents_many"] = json!(args.stored);
         result["rss_kib_idle_many_stored"] = json!(rss_idle_many);

@@ -1,17 +1,17 @@
 //! Administrative commands that read or change what the server holds: frameworks and the
 //! quarantine.
 
-use automerge::Automerge;
 use fieldbook_sync_core::frameworks::Framework;
-use fieldbook_sync_core::{json, DocumentId};
+use fieldbook_sync_core::{DocumentId, json};
 
 use crate::cli::{FrameworksCommand, QuarantineCommand};
-use crate::storage::{ChunkKind, Database};
+use crate::storage::Database;
 
 pub(crate) async fn frameworks(command: FrameworksCommand) -> anyhow::Result<()> {
     match command {
         FrameworksCommand::Import { file, database } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let framework = Framework::from_json(&text)?;
             let db = Database::connect(&database.database_url).await?;
             let report = db.import_framework(&framework).await?;
@@ -64,12 +64,7 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
             let q = db.quarantined_change(id).await?.ok_or_else(|| anyhow::anyhow!("no quarantined change {id}"))?;
             // The stored record with the refused changes applied, for a reviewer to compare.
             let document: DocumentId = q.document_id.parse()?;
-            let mut doc = Automerge::new();
-            for chunk in db.load_chunks(document).await? {
-                match chunk.kind {
-                    ChunkKind::Snapshot | ChunkKind::Incremental => doc.load_incremental(&chunk.data)?,
-                };
-            }
+            let (mut doc, _) = db.load_document(document).await?;
             let stored = json::to_json(&doc);
             doc.load_incremental(&q.changes)?;
             let out = serde_json::json!({

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -18,7 +18,7 @@ use crate::auth::TokenKeys;
 use crate::config::ServerConfig;
 use crate::state::AppState;
 use crate::storage::{Database, StorageError};
-use crate::sync::{sync_endpoint, DocumentHub};
+use crate::sync::{DocumentHub, sync_endpoint};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

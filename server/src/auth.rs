@@ -42,9 +42,15 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user: &str, device: Option<&str>, ttl: Duration) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user: &str,
+        device: Option<&str>,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let claims = Claims { sub: user.to_owned(), dev: device.map(str::to_owned), iat: now, exp: now + ttl.as_secs() };
+        let claims =
+            Claims { sub: user.to_owned(), dev: device.map(str::to_owned), iat: now, exp: now + ttl.as_secs() };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.key_id.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding)
@@ -76,11 +82,8 @@ impl FromRequestParts<AppState> for Authenticated {
             tracing::info!(error = %e, "rejected access token");
             AppError::Unauthorized("invalid or expired access token")
         })?;
-        let user = state
-            .db
-            .user(&claims.sub)
-            .await?
-            .ok_or(AppError::Unauthorized("the token's user does not exist"))?;
+        let user =
+            state.db.user(&claims.sub).await?.ok_or(AppError::Unauthorized("the token's user does not exist"))?;
         Ok(Authenticated { user, device: claims.dev })
     }
 }

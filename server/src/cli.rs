@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{shutdown_signal, Server};
-use crate::auth::{parse_ttl, TokenKeys};
-use crate::config::{CacheConfig, Limits, ServerConfig, DEFAULT_DATABASE_URL};
+use crate::app::{Server, shutdown_signal};
+use crate::auth::{TokenKeys, parse_ttl};
+use crate::config::{CacheConfig, DEFAULT_DATABASE_URL, Limits, ServerConfig};
 use crate::storage::{Database, Role, User};
 
 #[derive(Parser)]

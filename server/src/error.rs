@@ -1,8 +1,8 @@
 //! The one error type of the HTTP layer; every failure becomes a JSON body with a status.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use crate::storage::StorageError;
 

@@ -4,7 +4,7 @@
 //! `peer` with its storage id. Any protocol violation is a [`ConnectionError`]: the caller
 //! sends [`ServerHandshake::error_message`] and closes that connection only.
 
-use crate::message::{DecodeError, Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+use crate::message::{DecodeError, Message, PROTOCOL_VERSION, PeerId, PeerMetadata};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -79,10 +79,13 @@ impl ServerHandshake {
             (None, other) => Err(ConnectionError::NotJoined(other.message_type().to_owned())),
             (Some(_), Message::Join { .. }) => Err(ConnectionError::AlreadyJoined),
             (Some(_), Message::Leave { .. }) => Ok(Inbound::Leave),
-            (Some(_), m @ (Message::Sync { .. }
-            | Message::Ephemeral { .. }
-            | Message::DocUnavailable { .. }
-            | Message::RemoteHeadsChanged { .. })) => Ok(Inbound::Document(m)),
+            (
+                Some(_),
+                m @ (Message::Sync { .. }
+                | Message::Ephemeral { .. }
+                | Message::DocUnavailable { .. }
+                | Message::RemoteHeadsChanged { .. }),
+            ) => Ok(Inbound::Document(m)),
             (Some(_), other) => Ok(Inbound::Ignored(other)),
         }
     }

@@ -84,10 +84,6 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         &mut self.doc
     }
 
-    pub fn into_doc(self) -> Automerge {
-        self.doc
-    }
-
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads()
     }
@@ -100,10 +96,6 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
     /// Start syncing with a peer (no-op if already syncing).
     pub fn add_peer(&mut self, peer: P) {
         self.peers.entry(peer).or_default();
-    }
-
-    pub fn remove_peer(&mut self, peer: &P) {
-        self.peers.remove(peer);
     }
 
     /// Forget every peer for which `keep` is false (e.g. disconnected ones).
@@ -220,19 +212,8 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
 
     /// Sync messages for every peer that needs one now.
     pub fn outgoing(&mut self) -> Vec<Outgoing<P>> {
-        let empty = self.is_empty();
-        let kind = if empty { SyncKind::Request } else { SyncKind::Sync };
-        let mut out = Vec::new();
-        for (peer, state) in &mut self.peers {
-            if state.waiting_for_document && empty {
-                continue;
-            }
-            if let Some(message) = self.doc.generate_sync_message(&mut state.sync) {
-                state.waiting_for_document = false;
-                out.push(Outgoing { peer: peer.clone(), kind, data: message.encode() });
-            }
-        }
-        out
+        let peers: Vec<P> = self.peers.keys().cloned().collect();
+        peers.iter().filter_map(|peer| self.outgoing_for(peer)).collect()
     }
 
     /// The sync message for one peer, if it needs one now.
@@ -274,7 +255,7 @@ fn without_rejected(heads: Vec<ChangeHash>, rejected: &HashMap<ChangeHash, Vec<C
 mod tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use automerge::{ReadDoc, ROOT};
+    use automerge::{ROOT, ReadDoc};
 
     fn doc_with(key: &str, value: &str) -> Automerge {
         let mut doc = Automerge::new();
@@ -343,11 +324,9 @@ mod tests {
         tx.put(ROOT, "x", "forbidden").unwrap();
         tx.commit();
         let mut rejections = Vec::new();
-        let rounds = converge_one_way(&mut client, &mut server, |_, after| {
-            match after.get(ROOT, "x").unwrap() {
-                Some((v, _)) if v.as_str() == Some("forbidden") => Err("x may not be forbidden".into()),
-                _ => Ok(()),
-            }
+        let rounds = converge_one_way(&mut client, &mut server, |_, after| match after.get(ROOT, "x").unwrap() {
+            Some((v, _)) if v.as_str() == Some("forbidden") => Err("x may not be forbidden".into()),
+            _ => Ok(()),
         });
         for r in rounds {
             rejections.push(r);
@@ -403,8 +382,12 @@ mod tests {
             }
             for o in server.outgoing() {
                 match o.peer {
-                    "author" => { author.receive(&"server", o.kind, &o.data).unwrap(); }
-                    _ => { requester.receive(&"server", o.kind, &o.data).unwrap(); }
+                    "author" => {
+                        author.receive(&"server", o.kind, &o.data).unwrap();
+                    }
+                    _ => {
+                        requester.receive(&"server", o.kind, &o.data).unwrap();
+                    }
                 }
             }
             if let Some(m) = requester.outgoing_for(&"server") {

@@ -40,10 +40,7 @@ impl DocumentId {
     pub fn parse_url_or_id(input: &str) -> Result<Self, InvalidDocumentId> {
         let id = input.strip_prefix(URL_PREFIX).unwrap_or(input);
         let id = id.split_once('#').map_or(id, |(id, _heads)| id);
-        id.parse().map_err(|e: InvalidDocumentId| InvalidDocumentId {
-            input: input.to_owned(),
-            reason: e.reason,
-        })
+        id.parse().map_err(|e: InvalidDocumentId| InvalidDocumentId { input: input.to_owned(), reason: e.reason })
     }
 }
 
@@ -52,10 +49,7 @@ impl FromStr for DocumentId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let invalid = |reason| InvalidDocumentId { input: s.to_owned(), reason };
-        let bytes = bs58::decode(s)
-            .with_check(None)
-            .into_vec()
-            .map_err(|_| invalid("not bs58check"))?;
+        let bytes = bs58::decode(s).with_check(None).into_vec().map_err(|_| invalid("not bs58check"))?;
         let bytes: [u8; 16] = bytes.try_into().map_err(|_| invalid("not 16 bytes"))?;
         Ok(Self(bytes))
     }

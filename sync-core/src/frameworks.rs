@@ -68,11 +68,17 @@ impl Framework {
 
     fn check(&self) -> Result<(), FrameworkError> {
         let bad = |m: String| Err(FrameworkError::Invalid(m));
-        let id_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let id_ok =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !id_ok(&self.id) {
             return bad(format!("framework id {:?} must be lowercase letters, digits and dashes", self.id));
         }
-        for (field, value) in [("title", &self.title), ("version", &self.version), ("publisher", &self.publisher), ("source", &self.source)] {
+        for (field, value) in [
+            ("title", &self.title),
+            ("version", &self.version),
+            ("publisher", &self.publisher),
+            ("source", &self.source),
+        ] {
             if value.trim().is_empty() {
                 return bad(format!("`{field}` is empty"));
             }
@@ -81,9 +87,10 @@ impl Framework {
             return bad(format!("effectiveFrom {:?} is not a date (YYYY-MM-DD)", self.effective_from));
         }
         if let Some(to) = &self.effective_to
-            && !dates::is_date(to) {
-                return bad(format!("effectiveTo {to:?} is not a date (YYYY-MM-DD)"));
-            }
+            && !dates::is_date(to)
+        {
+            return bad(format!("effectiveTo {to:?} is not a date (YYYY-MM-DD)"));
+        }
         if self.areas.is_empty() {
             return bad("a framework needs at least one area".into());
         }

@@ -2,7 +2,7 @@
 //! become maps, arrays lists, and strings collaborative Text (JS automerge's default).
 
 use automerge::transaction::Transactable;
-use automerge::{AutoSerde, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{AutoSerde, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde_json::Value as Json;
 
 #[derive(Debug, thiserror::Error)]

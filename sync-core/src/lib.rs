@@ -17,5 +17,5 @@ pub mod records;
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
 pub use doc_sync::{DocSync, Outgoing, Received, Rejected, SyncError};
 pub use document_id::{DocumentId, InvalidDocumentId};
-pub use message::{DecodeError, Message, PeerId, PeerMetadata, StorageId, SyncKind, PROTOCOL_VERSION};
+pub use message::{DecodeError, Message, PROTOCOL_VERSION, PeerId, PeerMetadata, StorageId, SyncKind};
 pub use records::{Record, RecordError};

@@ -144,8 +144,7 @@ impl Message {
     }
 
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        let value: Value =
-            ciborium::from_reader(frame).map_err(|e| DecodeError::Cbor(e.to_string()))?;
+        let value: Value = ciborium::from_reader(frame).map_err(|e| DecodeError::Cbor(e.to_string()))?;
         let Value::Map(entries) = value else {
             return Err(DecodeError::NotAMap);
         };
@@ -215,10 +214,7 @@ impl Message {
                 if let Some(m) = peer_metadata {
                     put("peerMetadata", encode_metadata(m));
                 }
-                put(
-                    "supportedProtocolVersions",
-                    Value::Array(supported_protocol_versions.iter().map(text).collect()),
-                );
+                put("supportedProtocolVersions", Value::Array(supported_protocol_versions.iter().map(text).collect()));
             }
             Message::Peer { sender_id, target_id, peer_metadata, selected_protocol_version } => {
                 put("senderId", text(sender_id));
@@ -322,11 +318,7 @@ impl Fields {
     }
 
     fn get(&self, field: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == field)
-            .map(|(_, v)| untag(v))
-            .filter(|v| !v.is_null())
+        self.entries.iter().find(|(k, _)| k == field).map(|(_, v)| untag(v)).filter(|v| !v.is_null())
     }
 
     fn missing(&self, field: &'static str) -> DecodeError {
@@ -369,10 +361,9 @@ impl Fields {
     fn optional_text_list(&self, field: &'static str) -> Result<Vec<String>, DecodeError> {
         match self.get(field) {
             None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_text().map(str::to_owned).ok_or_else(|| self.wrong(field)))
-                .collect(),
+            Some(Value::Array(items)) => {
+                items.iter().map(|v| v.as_text().map(str::to_owned).ok_or_else(|| self.wrong(field))).collect()
+            }
             Some(_) => Err(self.wrong(field)),
         }
     }
@@ -421,9 +412,7 @@ impl Fields {
                     (Some("heads"), Value::Array(hs)) => {
                         heads.heads = hs.iter().filter_map(|h| h.as_text().map(str::to_owned)).collect()
                     }
-                    (Some("timestamp"), Value::Integer(i)) => {
-                        heads.timestamp = u64::try_from(*i).unwrap_or_default()
-                    }
+                    (Some("timestamp"), Value::Integer(i)) => heads.timestamp = u64::try_from(*i).unwrap_or_default(),
                     (Some("timestamp"), Value::Float(f)) => heads.timestamp = *f as u64,
                     _ => {}
                 }
@@ -501,10 +490,7 @@ mod tests {
         let mut frame = Vec::new();
         let v = Value::Map(vec![(text("type"), text("future-thing")), (text("senderId"), text("a"))]);
         ciborium::into_writer(&v, &mut frame).unwrap();
-        assert_eq!(
-            Message::decode(&frame).unwrap(),
-            Message::Unknown { message_type: "future-thing".into() }
-        );
+        assert_eq!(Message::decode(&frame).unwrap(), Message::Unknown { message_type: "future-thing".into() });
     }
 
     #[test]

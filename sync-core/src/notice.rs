@@ -52,7 +52,11 @@ mod tests {
         let notice = RejectionNotice { reason: "locked".into(), change_hashes: vec!["ab".into()] };
         assert_eq!(RejectionNotice::decode(&notice.encode()), Some(notice));
         let mut other = Vec::new();
-        ciborium::into_writer(&Value::Map(vec![(Value::Text("type".into()), Value::Text("cursor".into()))]), &mut other).unwrap();
+        ciborium::into_writer(
+            &Value::Map(vec![(Value::Text("type".into()), Value::Text("cursor".into()))]),
+            &mut other,
+        )
+        .unwrap();
         assert_eq!(RejectionNotice::decode(&other), None);
         assert_eq!(RejectionNotice::decode(b"junk"), None);
     }

@@ -32,7 +32,10 @@ fn every_captured_frame_decodes_as_its_type() {
         match &message {
             Message::Join { sender_id, supported_protocol_versions, .. } => {
                 assert_eq!(sender_id, expected["senderId"].as_str().unwrap());
-                assert_eq!(supported_protocol_versions.len(), expected["supportedProtocolVersions"].as_array().unwrap().len());
+                assert_eq!(
+                    supported_protocol_versions.len(),
+                    expected["supportedProtocolVersions"].as_array().unwrap().len()
+                );
             }
             Message::Peer { peer_metadata, .. } => {
                 let meta = peer_metadata.as_ref().unwrap();
@@ -58,7 +61,18 @@ fn every_captured_frame_decodes_as_its_type() {
         }
         assert_eq!(Message::decode(&message.encode()).unwrap(), message, "{file} re-encodes");
     }
-    for t in ["join", "peer", "error", "leave", "request", "sync", "doc-unavailable", "ephemeral", "remote-subscription-change", "remote-heads-changed"] {
+    for t in [
+        "join",
+        "peer",
+        "error",
+        "leave",
+        "request",
+        "sync",
+        "doc-unavailable",
+        "ephemeral",
+        "remote-subscription-change",
+        "remote-heads-changed",
+    ] {
         assert!(seen.contains(t), "no fixture of type {t}");
     }
 }

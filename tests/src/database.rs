@@ -31,14 +31,17 @@ impl TestDatabase {
                 Self { url, _dir: Some(dir) }
             }
             Backend::Postgres => {
-                let admin_url = std::env::var("FIELDBOOK_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+                let admin_url =
+                    std::env::var("FIELDBOOK_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
                 let name = format!("fieldbook_test_{}", uuid::Uuid::new_v4().simple());
                 let options = sqlx::postgres::PgConnectOptions::from_str(&admin_url).expect("postgres URL");
-                let mut admin = options
-                    .connect()
+                let mut admin = options.connect().await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin_url} is unreachable ({e}); scripts/test starts it")
+                });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
                     .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable ({e}); scripts/test starts it"));
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create database");
+                    .expect("create database");
                 let (base, _) = admin_url.rsplit_once('/').expect("postgres URL has a database");
                 Self { url: format!("{base}/{name}"), _dir: None }
             }

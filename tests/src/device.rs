@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::{binary, TempDir};
+use crate::{TempDir, binary};
 
 pub struct Device {
     dir: TempDir,

@@ -28,7 +28,11 @@ pub fn target_dir() -> PathBuf {
 /// A binary of this workspace, which must already be built.
 pub fn binary(name: &str) -> PathBuf {
     let path = target_dir().join(name);
-    assert!(path.exists(), "{} is missing: build it first (`cargo build --workspace --bins`, which scripts/test runs)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --workspace --bins`, which scripts/test runs)",
+        path.display()
+    );
     path
 }
 

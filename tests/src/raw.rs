@@ -1,7 +1,7 @@
 //! A raw WebSocket peer for feeding the server frames no real client would send.
 
-use futures_util::{SinkExt, StreamExt};
 use fieldbook_sync_core::{Message, PROTOCOL_VERSION};
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -11,8 +11,12 @@ pub async fn connect(ws_url: &str) -> Socket {
 }
 
 pub fn join_frame(peer: &str) -> Vec<u8> {
-    Message::Join { sender_id: peer.into(), peer_metadata: None, supported_protocol_versions: vec![PROTOCOL_VERSION.into()] }
-        .encode()
+    Message::Join {
+        sender_id: peer.into(),
+        peer_metadata: None,
+        supported_protocol_versions: vec![PROTOCOL_VERSION.into()],
+    }
+    .encode()
 }
 
 pub async fn send(socket: &mut Socket, frame: Vec<u8>) {
@@ -24,7 +28,9 @@ pub async fn next(socket: &mut Socket) -> Option<Message> {
     let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             match socket.next().await {
-                Some(Ok(WsMessage::Binary(bytes))) => return Some(Message::decode(&bytes).expect("server sends valid frames")),
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    return Some(Message::decode(&bytes).expect("server sends valid frames"));
+                }
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
             }

@@ -1,6 +1,6 @@
 //! Valid records to start tests from (DOMAIN.md "Records").
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A minimal valid draft observation of `pat` by `sam`, with `extra` fields merged in.
 pub fn observation(extra: Value) -> Value {

@@ -4,8 +4,8 @@
 use fieldbook_server::storage::Role;
 use fieldbook_sync_core::{DocumentId, Message, SyncKind};
 use fieldbook_tests::raw::{self, expect_error_and_close};
-use fieldbook_tests::{Backend, Device, TestApp, TestDatabase, TestServer};
 use fieldbook_tests::records::observation;
+use fieldbook_tests::{Backend, Device, TestApp, TestDatabase, TestServer};
 use serde_json::json;
 
 const FRAME_LIMIT: &str = "65536";
@@ -47,7 +47,11 @@ async fn malformed_frames_get_an_error_and_close_only_that_connection() {
         ("unsupported version", vec![unsupported_join()], "unsupported protocol version"),
         ("message before join", vec![sync(&valid_id.to_string(), vec![])], "expected `join` first"),
         ("malformed document id", vec![raw::join_frame("bad"), sync(&bad_id, vec![])], "invalid document id"),
-        ("garbage sync payload", vec![raw::join_frame("bad"), sync(&valid_id.to_string(), vec![1, 2, 3])], "invalid sync message"),
+        (
+            "garbage sync payload",
+            vec![raw::join_frame("bad"), sync(&valid_id.to_string(), vec![1, 2, 3])],
+            "invalid sync message",
+        ),
     ];
     for (case, frames, expected) in cases {
         let mut socket = raw::connect(&ws).await;
@@ -86,7 +90,8 @@ async fn malformed_frames_get_an_error_and_close_only_that_connection() {
 }
 
 fn unsupported_join() -> Vec<u8> {
-    Message::Join { sender_id: "bad".into(), peer_metadata: None, supported_protocol_versions: vec!["2".into()] }.encode()
+    Message::Join { sender_id: "bad".into(), peer_metadata: None, supported_protocol_versions: vec!["2".into()] }
+        .encode()
 }
 
 fn automerge_empty_request() -> Vec<u8> {
@@ -105,7 +110,8 @@ async fn bad_tokens_get_401_before_the_upgrade() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let sign = |sub: &str, exp: u64, key: &[u8]| {
         let claims = json!({"sub": sub, "iat": now, "exp": exp});
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(key))
+            .unwrap()
     };
     let expired = sign("sam", now - 3600, &secret);
     let wrong_key = sign("sam", now + 3600, b"not the server's key, but 32 b!!");

@@ -2,8 +2,8 @@
 //! change, the change survives a graceful restart and a kill -9.
 
 use fieldbook_server::storage::Role;
-use fieldbook_tests::{js, raw, Backend, Device, TestDatabase, TestServer};
 use fieldbook_tests::records::observation;
+use fieldbook_tests::{Backend, Device, TestDatabase, TestServer, js, raw};
 use serde_json::json;
 
 async fn acknowledged_changes_survive_kill_9(backend: Backend) {
@@ -104,8 +104,14 @@ async fn changes_arriving_before_their_dependencies_survive_kill_9() {
             flags: None,
             version: MessageVersion::V1,
         };
-        Message::Sync { kind: SyncKind::Sync, sender_id: "raw".into(), target_id: "s".into(), document_id: id, data: message.encode() }
-            .encode()
+        Message::Sync {
+            kind: SyncKind::Sync,
+            sender_id: "raw".into(),
+            target_id: "s".into(),
+            document_id: id,
+            data: message.encode(),
+        }
+        .encode()
     };
     // The dependent change first, then its dependency.
     raw::send(&mut socket, send_change(&second)).await;

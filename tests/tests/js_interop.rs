@@ -1,8 +1,8 @@
 //! The unmodified JS automerge-repo client syncs with our server, both ways, and documents
 //! cross between it and `fieldbook-device`.
 
-use fieldbook_tests::{js, Backend, Device, TestApp};
 use fieldbook_tests::records::observation;
+use fieldbook_tests::{Backend, Device, TestApp, js};
 use serde_json::json;
 
 #[tokio::test]

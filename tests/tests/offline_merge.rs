@@ -1,7 +1,7 @@
 //! Two devices edit the same document while offline; after both sync they agree.
 
-use fieldbook_tests::{Backend, Device, TestApp};
 use fieldbook_tests::records::observation;
+use fieldbook_tests::{Backend, Device, TestApp};
 use serde_json::json;
 
 #[tokio::test]

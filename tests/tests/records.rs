@@ -3,8 +3,8 @@
 
 use fieldbook_server::storage::Role;
 use fieldbook_tests::records::{observation, plan};
-use fieldbook_tests::{js, Backend, Device, TestApp};
-use serde_json::{json, Value};
+use fieldbook_tests::{Backend, Device, TestApp, js};
+use serde_json::{Value, json};
 
 fn last_url(out: &str) -> String {
     out.lines().last().expect("a URL").trim().to_owned()
@@ -18,12 +18,51 @@ async fn the_whole_loop(backend: Backend) {
     // The supervisor's tablet, offline: a plan with a goal, and an observation that
     // evidences it (by an action linked to the goal, and by the plan's evidence list).
     let tablet = Device::for_user("sam");
-    let plan_url = last_url(&tablet.run_ok(&["plan", "new", "--owner", "pat", "--framework", "kss-cf-2018", "--from", "2026-09-01", "--to", "2027-03-31", "--source", "observation"]));
-    tablet.run_ok(&["plan", "goal", "add", &plan_url, "--id", "g1", "--title", "Plan visits around the child", "--components", "kss-cf-2018/1,kss-cf-2018/6", "--target-date", "2027-01-31"]);
+    let plan_url = last_url(&tablet.run_ok(&[
+        "plan",
+        "new",
+        "--owner",
+        "pat",
+        "--framework",
+        "kss-cf-2018",
+        "--from",
+        "2026-09-01",
+        "--to",
+        "2027-03-31",
+        "--source",
+        "observation",
+    ]));
+    tablet.run_ok(&[
+        "plan",
+        "goal",
+        "add",
+        &plan_url,
+        "--id",
+        "g1",
+        "--title",
+        "Plan visits around the child",
+        "--components",
+        "kss-cf-2018/1,kss-cf-2018/6",
+        "--target-date",
+        "2027-01-31",
+    ]);
     let obs = last_url(&tablet.run_ok(&[
-        "observation", "new", "--practitioner", "pat", "--framework", "kss-cf-2018",
-        "--components", "kss-cf-2018/1,kss-cf-2018/6", "--setting", "home-visit",
-        "--present", "mother, two children under 5", "--consent-by", "mother", "--consent-how", "verbal",
+        "observation",
+        "new",
+        "--practitioner",
+        "pat",
+        "--framework",
+        "kss-cf-2018",
+        "--components",
+        "kss-cf-2018/1,kss-cf-2018/6",
+        "--setting",
+        "home-visit",
+        "--present",
+        "mother, two children under 5",
+        "--consent-by",
+        "mother",
+        "--consent-how",
+        "verbal",
     ]));
     tablet.run_ok(&["observation", "notes", &obs, "--text", "Warm, child-led play."]);
     tablet.run_ok(&["observation", "judge", &obs, "--component", "kss-cf-2018/1", "--judgement", "met"]);
@@ -67,7 +106,9 @@ async fn the_whole_loop(backend: Backend) {
         "the observation evidences the goal both ways"
     );
     let text = record.to_string();
-    for narrative in ["Warm, child-led play.", "Try naming the worry", "I rushed the start.", "Rehearse the opening", "mother"] {
+    for narrative in
+        ["Warm, child-led play.", "Try naming the worry", "I rushed the start.", "Rehearse the opening", "mother"]
+    {
         assert!(!text.contains(narrative), "the projection must not copy narrative: {narrative}");
     }
 }
@@ -100,7 +141,10 @@ async fn feedback_and_reflection_written_offline_at_once_merge() {
 
     let merged = tablet.show(&obs);
     assert_eq!(merged, phone.show(&obs));
-    assert_eq!((merged["feedback"].as_str(), merged["reflection"].as_str()), (Some("Good use of silence."), Some("I felt rushed.")));
+    assert_eq!(
+        (merged["feedback"].as_str(), merged["reflection"].as_str()),
+        (Some("Good use of silence."), Some("I felt rushed."))
+    );
 }
 
 #[tokio::test]
@@ -153,12 +197,18 @@ async fn invalid_records_are_rejected_with_a_reason_and_nothing_else_is_disturbe
     let app = TestApp::spawn(Backend::Sqlite).await;
     let device = Device::new();
     let cases = [
-        (observation(json!({"components": ["kss-cf-2018/42"]})), "components[0]: \"kss-cf-2018/42\" is not a component of kss-cf-2018"),
+        (
+            observation(json!({"components": ["kss-cf-2018/42"]})),
+            "components[0]: \"kss-cf-2018/42\" is not a component of kss-cf-2018",
+        ),
         (observation(json!({"setting": "pub"})), "setting: \"pub\" is not one of"),
         (plan(json!({"status": "finished"})), "status: \"finished\" is not one of"),
         (observation(json!({"observedAt": "last Tuesday"})), "observedAt: \"last Tuesday\" is not an RFC 3339"),
         (observation(json!({"components": "kss-cf-2018/1"})), "components: invalid type"),
-        (json!({"type": "observation", "schemaVersion": 1, "observerId": "sam", "framework": "kss-cf-2018", "status": "draft"}), "missing field `practitionerId`"),
+        (
+            json!({"type": "observation", "schemaVersion": 1, "observerId": "sam", "framework": "kss-cf-2018", "status": "draft"}),
+            "missing field `practitionerId`",
+        ),
         (json!({"type": "note"}), "unknown record type"),
     ];
     let bad: Vec<String> = cases.iter().map(|(doc, _)| device.create(doc)).collect();
@@ -168,7 +218,10 @@ async fn invalid_records_are_rejected_with_a_reason_and_nothing_else_is_disturbe
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     for (url, (_, reason)) in bad.iter().zip(&cases) {
-        let line = stdout.lines().find(|l| l.starts_with(url.as_str()) && l.contains("REJECTED")).unwrap_or_else(|| panic!("{url} not rejected: {stdout}"));
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(url.as_str()) && l.contains("REJECTED"))
+            .unwrap_or_else(|| panic!("{url} not rejected: {stdout}"));
         assert!(line.contains(reason), "{line} should say {reason}");
     }
     assert!(stdout.contains(&format!("{good}\tsent")), "{stdout}");
@@ -181,14 +234,18 @@ async fn invalid_records_are_rejected_with_a_reason_and_nothing_else_is_disturbe
 #[tokio::test]
 async fn a_record_written_by_the_stock_js_client_validates_and_projects() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let url = js::create(&app.ws_url(), &observation(json!({"judgements": {"kss-cf-2018/1": "not-met"}, "feedback": "from js"})));
+    let url = js::create(
+        &app.ws_url(),
+        &observation(json!({"judgements": {"kss-cf-2018/1": "not-met"}, "feedback": "from js"})),
+    );
     let record: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "pat"])).unwrap();
     assert_eq!(record["observations"][0]["url"], url.as_str());
     assert_eq!(record["observations"][0]["judgements"]["kss-cf-2018/1"], "not-met");
 
     // An invalid one is refused, and the unmodified JS client is told with an ordinary
     // ephemeral message on the document.
-    let out = js::client(&["create", "--url", &app.ws_url(), "--json", &json!({"type": "observation"}).to_string()]).unwrap();
+    let out =
+        js::client(&["create", "--url", &app.ws_url(), "--json", &json!({"type": "observation"}).to_string()]).unwrap();
     assert_eq!(out["rejected"]["type"], "fieldbook/rejected", "{out}");
     assert!(out["rejected"]["reason"].as_str().unwrap().contains("missing field"), "{out}");
     assert_eq!(out["rejected"]["changeHashes"].as_array().unwrap().len(), 1);
@@ -215,7 +272,8 @@ async fn frameworks_are_data_and_corrections_keep_old_ids_valid() {
     // The correction adds a component under area 6 and drops area 10.
     let mut framework: Value = serde_json::from_str(include_str!("../../frameworks/kss-cf-2018.json")).unwrap();
     framework["version"] = json!("2018-corrected");
-    framework["areas"][5]["components"] = json!([{"id": "kss-cf-2018/6.1", "title": "Assessment that hears the child"}]);
+    framework["areas"][5]["components"] =
+        json!([{"id": "kss-cf-2018/6.1", "title": "Assessment that hears the child"}]);
     framework["areas"].as_array_mut().unwrap().pop();
     let file = fieldbook_tests::TempDir::new("framework");
     let path = file.path().join("kss.json");
@@ -226,7 +284,8 @@ async fn frameworks_are_data_and_corrections_keep_old_ids_valid() {
     // The server picks it up (within 5 s): the new id is accepted, the old record still
     // syncs and the retired id still validates.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let after = device.create(&observation(json!({"components": ["kss-cf-2018/6.1"], "judgements": {"kss-cf-2018/6.1": "met"}})));
+    let after = device
+        .create(&observation(json!({"components": ["kss-cf-2018/6.1"], "judgements": {"kss-cf-2018/6.1": "met"}})));
     device.edit(&before, &[("notes", "still valid")]);
     device.sync(&app.http_url(), &app.token, &[]);
     let fresh = Device::new();

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ReadDoc, ROOT};
+use automerge::{Automerge, ROOT, ReadDoc};
+use fieldbook_server::Server;
 use fieldbook_server::config::{CacheConfig, ServerConfig};
 use fieldbook_server::storage::{ChunkKind, NewQuarantine, Role};
-use fieldbook_server::Server;
 use fieldbook_sync_core::DocumentId;
-use fieldbook_tests::{Backend, Device, TestDatabase};
 use fieldbook_tests::records::observation;
+use fieldbook_tests::{Backend, Device, TestDatabase};
 use serde_json::json;
 
 fn change(doc: &mut Automerge, key: &str, value: i64) -> Vec<u8> {
@@ -63,7 +63,10 @@ async fn chunks_compaction_and_ids(backend: Backend) {
     assert_eq!(db.quarantine(entry()).await.unwrap(), first);
     let kept = db.quarantined(Some(id)).await.unwrap();
     assert_eq!(kept.len(), 1);
-    assert_eq!((kept[0].user_id.as_str(), kept[0].device_id.as_deref(), kept[0].changes.as_slice()), ("pat", Some("phone"), &b"bytes"[..]));
+    assert_eq!(
+        (kept[0].user_id.as_str(), kept[0].device_id.as_deref(), kept[0].changes.as_slice()),
+        ("pat", Some("phone"), &b"bytes"[..])
+    );
 
     let storage_id = db.storage_id().await.unwrap();
     let key = db.signing_key().await.unwrap().secret;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fieldbook_sync_core::{json, DocumentId};
+use fieldbook_sync_core::{DocumentId, json};
 
 use crate::store::Store;
 
@@ -104,12 +104,16 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
             }
         }
         Command::Create { document } => {
-            let value: serde_json::Value = serde_json::from_str(&document.read()?).context("the document is not valid JSON")?;
+            let value: serde_json::Value =
+                serde_json::from_str(&document.read()?).context("the document is not valid JSON")?;
             records::create(store, value).await?;
         }
         Command::Edit { url, sets } => {
             let id = DocumentId::parse_url_or_id(&url)?;
-            let mut doc = store.load(id).await?.with_context(|| format!("{url} is not on this device; sync with --fetch first"))?;
+            let mut doc = store
+                .load(id)
+                .await?
+                .with_context(|| format!("{url} is not on this device; sync with --fetch first"))?;
             let mut tx = doc.transaction();
             for set in &sets {
                 let (path, raw) = set.split_once('=').with_context(|| format!("--set {set:?}: expected PATH=VALUE"))?;
@@ -122,7 +126,12 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
         }
         Command::List => {
             for stored in store.all().await? {
-                println!("{}\t{} changes\tsaved {}", stored.id.url(), stored.doc.get_changes(&[]).len(), stored.updated_at);
+                println!(
+                    "{}\t{} changes\tsaved {}",
+                    stored.id.url(),
+                    stored.doc.get_changes(&[]).len(),
+                    stored.updated_at
+                );
             }
         }
         Command::Show { url } => {
@@ -139,7 +148,10 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
                 if let Some(reason) = &doc.rejected {
                     rejected.push(id.url());
                     println!("{}\tREJECTED: {reason}", id.url());
-                    println!("{}\tyour copy is set aside (see `fieldbook-device set-aside`); this device now has the server's", id.url());
+                    println!(
+                        "{}\tyour copy is set aside (see `fieldbook-device set-aside`); this device now has the server's",
+                        id.url()
+                    );
                 } else if doc.unavailable {
                     unavailable.push(id.url());
                     println!("{}\tnot on the server", id.url());

@@ -1,12 +1,12 @@
 //! The supervisor's and practitioner's workflow on records, all offline: each command edits
 //! the local copy; `sync` shares it later. The server checks every change again.
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use automerge::Automerge;
 use clap::{Args, Subcommand, ValueEnum};
 use fieldbook_sync_core::records::dates;
-use fieldbook_sync_core::{json, DocumentId};
-use serde_json::{json, Value};
+use fieldbook_sync_core::{DocumentId, json};
+use serde_json::{Value, json};
 
 use crate::store::Store;
 
@@ -88,7 +88,11 @@ pub enum ObservationCommand {
         consent_how: Option<String>,
     },
     /// The observer's notes.
-    Notes { url: String, #[command(flatten)] text: LongText },
+    Notes {
+        url: String,
+        #[command(flatten)]
+        text: LongText,
+    },
     /// Record a judgement against a component.
     Judge {
         url: String,
@@ -99,7 +103,11 @@ pub enum ObservationCommand {
         judgement: String,
     },
     /// The observer's constructive feedback.
-    Feedback { url: String, #[command(flatten)] text: LongText },
+    Feedback {
+        url: String,
+        #[command(flatten)]
+        text: LongText,
+    },
     /// Add a development action, optionally linked to a plan goal.
     Action {
         url: String,
@@ -225,7 +233,8 @@ async fn edit(
     edit: impl FnOnce(&Value, &mut automerge::transaction::Transaction<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let id = DocumentId::parse_url_or_id(url)?;
-    let mut doc = store.load(id).await?.with_context(|| format!("{url} is not on this device; sync with --fetch first"))?;
+    let mut doc =
+        store.load(id).await?.with_context(|| format!("{url} is not on this device; sync with --fetch first"))?;
     let current = json::to_json(&doc);
     let mut tx = doc.transaction();
     edit(&current, &mut tx)?;
@@ -245,7 +254,17 @@ fn expect_type(current: &Value, kind: &str) -> anyhow::Result<()> {
 pub async fn observation(store: &Store, user: Option<&str>, command: ObservationCommand) -> anyhow::Result<()> {
     use ObservationCommand::*;
     match command {
-        New { practitioner, framework, components, setting, observed_at, present, purpose, consent_by, consent_how } => {
+        New {
+            practitioner,
+            framework,
+            components,
+            setting,
+            observed_at,
+            present,
+            purpose,
+            consent_by,
+            consent_how,
+        } => {
             let observer = require_user(user)?;
             let mut value = json!({
                 "type": "observation", "schemaVersion": 1,
@@ -412,7 +431,10 @@ async fn goal(store: &Store, command: GoalCommand) -> anyhow::Result<()> {
             edit(store, &url, |current, tx| {
                 expect_type(current, "development-plan")?;
                 let i = goal_index(current, &goal)?;
-                if current["goals"][i]["evidence"].as_array().is_some_and(|e| e.iter().any(|u| u == observation.as_str())) {
+                if current["goals"][i]["evidence"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|u| u == observation.as_str()))
+                {
                     return Ok(());
                 }
                 Ok(json::append(tx, &format!("goals.{i}.evidence"), &json!(observation))?)

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use automerge::Automerge;
 use fieldbook_sync_core::DocumentId;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -140,9 +140,13 @@ impl Store {
 
     /// Copies set aside: (document, reason, when in Unix ms).
     pub async fn set_aside_list(&self) -> anyhow::Result<Vec<(DocumentId, String, i64)>> {
-        let rows = sqlx::query("SELECT document_id, reason, set_aside_at FROM set_aside ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT document_id, reason, set_aside_at FROM set_aside ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter()
-            .map(|r| Ok((r.try_get::<String, _>("document_id")?.parse()?, r.try_get("reason")?, r.try_get("set_aside_at")?)))
+            .map(|r| {
+                Ok((r.try_get::<String, _>("document_id")?.parse()?, r.try_get("reason")?, r.try_get("set_aside_at")?))
+            })
             .collect()
     }
 
@@ -152,8 +156,5 @@ impl Store {
 }
 
 fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use automerge::Automerge;
 use fieldbook_sync_core::notice::RejectionNotice;
-use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerMetadata, SyncKind, PROTOCOL_VERSION};
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PROTOCOL_VERSION, PeerMetadata, SyncKind};
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::store::Store;
 
@@ -46,17 +46,24 @@ pub fn sync_url(server: &str) -> anyhow::Result<String> {
     Ok(format!("{scheme}://{rest}{path}"))
 }
 
-pub async fn sync(store: &Store, server: &str, token: &str, fetch: &[DocumentId], timeout: Duration) -> anyhow::Result<SyncReport> {
-    tokio::time::timeout(timeout, run(store, server, token, fetch))
-        .await
-        .map_err(|_| anyhow::anyhow!("sync did not finish within {timeout:?}; nothing stored locally is lost, run it again"))?
+pub async fn sync(
+    store: &Store,
+    server: &str,
+    token: &str,
+    fetch: &[DocumentId],
+    timeout: Duration,
+) -> anyhow::Result<SyncReport> {
+    tokio::time::timeout(timeout, run(store, server, token, fetch)).await.map_err(|_| {
+        anyhow::anyhow!("sync did not finish within {timeout:?}; nothing stored locally is lost, run it again")
+    })?
 }
 
 async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> anyhow::Result<SyncReport> {
     let mut request = sync_url(server)?.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?);
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?,
+    );
     let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
             anyhow::anyhow!("the server refused the token (401): get a fresh one with `fieldbook token`")
@@ -83,9 +90,10 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
     for stored in store.all().await? {
         let mut doc_sync = DocSync::new(stored.doc);
         if let Some(storage) = &server_storage_id
-            && let Some(state) = store.sync_state(stored.id, storage).await? {
-                doc_sync.set_peer_state(SERVER, state);
-            }
+            && let Some(state) = store.sync_state(stored.id, storage).await?
+        {
+            doc_sync.set_peer_state(SERVER, state);
+        }
         docs.insert(stored.id, doc_sync);
     }
     for id in fetch {
@@ -139,11 +147,10 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
                 }
                 pending.insert(document_id);
             }
-            Message::DocUnavailable { document_id, .. }
-                if docs.get(&document_id).is_some_and(|d| d.is_empty()) => {
-                    report.documents.entry(document_id).or_default().unavailable = true;
-                    pending.remove(&document_id);
-                }
+            Message::DocUnavailable { document_id, .. } if docs.get(&document_id).is_some_and(|d| d.is_empty()) => {
+                report.documents.entry(document_id).or_default().unavailable = true;
+                pending.remove(&document_id);
+            }
             Message::Error { message, .. } => bail!("server error: {message}"),
             _ => {}
         }
@@ -178,7 +185,10 @@ where
             Some(Err(e)) => bail!("connection lost: {e}"),
             Some(Ok(WsMessage::Binary(bytes))) => return Ok(Message::decode(&bytes)?),
             Some(Ok(WsMessage::Close(frame))) => {
-                bail!("the server closed the connection{}", frame.map(|f| format!(": {}", f.reason)).unwrap_or_default())
+                bail!(
+                    "the server closed the connection{}",
+                    frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
+                )
             }
             Some(Ok(_)) => continue,
         }

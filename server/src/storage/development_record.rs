@@ -1,6 +1,6 @@
 //! Reading the central store: a practitioner's development record.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::{Database, StorageError};

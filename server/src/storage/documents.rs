@@ -1,9 +1,10 @@
 //! Automerge documents as chunks: a snapshot plus the incremental changes since.
 
+use automerge::Automerge;
 use fieldbook_sync_core::DocumentId;
 use sqlx::Row;
 
-use super::{now_millis, Database, StorageError};
+use super::{Database, StorageError, now_millis};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkKind {
@@ -46,11 +47,28 @@ impl Database {
             .collect()
     }
 
+    /// A document rebuilt from its chunks (empty if unknown), with the ids of the chunks it
+    /// was built from.
+    pub async fn load_document(&self, document: DocumentId) -> Result<(Automerge, Vec<i64>), StorageError> {
+        let mut doc = Automerge::new();
+        let mut chunk_ids = Vec::new();
+        for chunk in self.load_chunks(document).await? {
+            // A leading snapshot loads fastest as a whole document.
+            let result = if chunk.kind == ChunkKind::Snapshot && chunk_ids.is_empty() {
+                Automerge::load(&chunk.data).map(|loaded| doc = loaded)
+            } else {
+                doc.load_incremental(&chunk.data).map(|_| ())
+            };
+            result.map_err(|source| StorageError::Corrupt { document, source: Box::new(source) })?;
+            chunk_ids.push(chunk.id);
+        }
+        Ok((doc, chunk_ids))
+    }
+
     /// Appends a chunk durably (no projection); returns its id once committed.
     pub async fn append_chunk(&self, document: DocumentId, kind: ChunkKind, data: &[u8]) -> Result<i64, StorageError> {
         self.commit_changes(document, kind, data, None).await
     }
-
 
     /// Replaces exactly the chunks in `replaces` with one snapshot, atomically. Chunks not
     /// listed (e.g. written meanwhile by another node) are kept.
@@ -78,9 +96,8 @@ impl Database {
 
     /// How many documents the store holds.
     pub async fn document_count(&self) -> Result<i64, StorageError> {
-        let row = sqlx::query("SELECT COUNT(DISTINCT document_id) AS n FROM document_chunks")
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(DISTINCT document_id) AS n FROM document_chunks").fetch_one(self.pool()).await?;
         Ok(row.try_get("n")?)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fieldbook_sync_core::frameworks::{Catalog, Framework, SHIPPED};
 use sqlx::Row;
 
-use super::{now_millis, Database, StorageError};
+use super::{Database, StorageError, now_millis};
 
 /// One line of `fieldbook frameworks list`.
 #[derive(Debug, Clone)]

@@ -17,12 +17,12 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use documents::{Chunk, ChunkKind};
 pub use committer::{CommitJob, Committer};
+pub use documents::{Chunk, ChunkKind};
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use settings::SigningKey;
-pub use users::{NewUser, Role, User};
+pub use users::{Role, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -34,6 +34,8 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("could not create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("stored document {document} is corrupt: {source}")]
+    Corrupt { document: fieldbook_sync_core::DocumentId, source: Box<automerge::AutomergeError> },
     #[error("{0}")]
     Invalid(String),
 }
@@ -77,21 +79,23 @@ impl Database {
         let pool = match backend {
             // WAL lets readers run beside the writer; synchronous=FULL makes every commit
             // durable before we acknowledge it (rule 1: nothing acknowledged is lost).
-            Backend::Sqlite => pool_options
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        // Checkpoints run in the background (see `checkpoint`), not inside
-                        // whichever commit happens to fill the WAL: that stalls a sync.
-                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        Ok(())
+            Backend::Sqlite => {
+                pool_options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            // Checkpoints run in the background (see `checkpoint`), not inside
+                            // whichever commit happens to fill the WAL: that stalls a sync.
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
                     })
-                })
-                .connect_with(options)
-                .await?,
+                    .connect_with(options)
+                    .await?
+            }
             Backend::Postgres => pool_options.connect_with(options).await?,
         };
         let db = Self { pool, backend };
@@ -141,8 +145,5 @@ fn create_sqlite_parent_dir(url: &str) -> Result<(), StorageError> {
 }
 
 pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

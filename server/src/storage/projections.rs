@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use fieldbook_sync_core::records::{DevelopmentPlan, Observation, Signature, SignOff};
+use fieldbook_sync_core::records::{DevelopmentPlan, Observation, SignOff, Signature};
 use fieldbook_sync_core::{DocumentId, Record};
 use sqlx::{Any, Row, Transaction};
 
 use super::committer::CommitJob;
-use super::{now_millis, ChunkKind, Database, StorageError};
+use super::{ChunkKind, Database, StorageError, now_millis};
 
 /// Every table a record projects into, keyed by `document_url`.
 const PROJECTION_TABLES: [&str; 8] = [
@@ -38,7 +38,8 @@ impl Database {
         chunk: &[u8],
         record: Option<&Record>,
     ) -> Result<i64, StorageError> {
-        let job = CommitJob { document, kind, chunk: chunk.to_vec(), record: record.cloned(), replaces_projection: true };
+        let job =
+            CommitJob { document, kind, chunk: chunk.to_vec(), record: record.cloned(), replaces_projection: true };
         Ok(self.commit_batch(std::slice::from_ref(&job)).await?[0])
     }
 
@@ -81,8 +82,9 @@ async fn insert_chunks(tx: &mut Transaction<'static, Any>, jobs: &[CommitJob]) -
     let now = now_millis();
     let mut by_document = BTreeMap::new();
     for part in jobs.chunks(MAX_PARAMETERS / 4) {
-        let placeholders: Vec<String> =
-            (0..part.len()).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
+        let placeholders: Vec<String> = (0..part.len())
+            .map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4))
+            .collect();
         let sql = format!(
             "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES {} RETURNING id, document_id",
             placeholders.join(", ")
@@ -148,12 +150,24 @@ impl Rows {
     }
 
     fn observation(&mut self, url: &str, o: &Observation, seq: i64) {
-        let signed = |s: fn(&SignOff) -> &Option<Signature>| o.sign_off.as_ref().and_then(|x| s(x).as_ref()).map(|sig| sig.at.clone());
+        let signed = |s: fn(&SignOff) -> &Option<Signature>| {
+            o.sign_off.as_ref().and_then(|x| s(x).as_ref()).map(|sig| sig.at.clone())
+        };
         self.add(
             "observations",
             &[
-                "document_url", "practitioner_id", "observer_id", "observed_at", "setting", "framework", "status",
-                "consent_given", "feedback_given_at", "observer_signed_off_at", "practitioner_signed_off_at", "locked",
+                "document_url",
+                "practitioner_id",
+                "observer_id",
+                "observed_at",
+                "setting",
+                "framework",
+                "status",
+                "consent_given",
+                "feedback_given_at",
+                "observer_signed_off_at",
+                "practitioner_signed_off_at",
+                "locked",
                 "change_seq",
             ],
             vec![
@@ -173,7 +187,11 @@ impl Rows {
             ],
         );
         for component in sorted_unique(o.components.iter()) {
-            self.add("observation_components", &["document_url", "component_id", "change_seq"], vec![url.into(), component.into(), seq.into()]);
+            self.add(
+                "observation_components",
+                &["document_url", "component_id", "change_seq"],
+                vec![url.into(), component.into(), seq.into()],
+            );
         }
         for (component, judgement) in &o.judgements {
             self.add(
@@ -183,7 +201,11 @@ impl Rows {
             );
         }
         for goal in sorted_unique(o.actions.iter().filter_map(|a| a.goal_id.as_ref())) {
-            self.add("observation_goal_links", &["document_url", "goal_id", "change_seq"], vec![url.into(), goal.into(), seq.into()]);
+            self.add(
+                "observation_goal_links",
+                &["document_url", "goal_id", "change_seq"],
+                vec![url.into(), goal.into(), seq.into()],
+            );
         }
     }
 
@@ -191,7 +213,17 @@ impl Rows {
         let period = p.period.clone().unwrap_or_default();
         self.add(
             "development_plans",
-            &["document_url", "owner_id", "supervisor_id", "framework", "period_from", "period_to", "source", "status", "change_seq"],
+            &[
+                "document_url",
+                "owner_id",
+                "supervisor_id",
+                "framework",
+                "period_from",
+                "period_to",
+                "source",
+                "status",
+                "change_seq",
+            ],
             vec![
                 url.into(),
                 (&p.owner_id).into(),
@@ -230,8 +262,11 @@ impl Rows {
                 );
             }
             // Evidence may be written as a URL with heads; the projection keys on the document.
-            let evidence: Vec<String> =
-                goal.evidence.iter().map(|e| DocumentId::parse_url_or_id(e).map(|d| d.url()).unwrap_or_else(|_| e.clone())).collect();
+            let evidence: Vec<String> = goal
+                .evidence
+                .iter()
+                .map(|e| DocumentId::parse_url_or_id(e).map(|d| d.url()).unwrap_or_else(|_| e.clone()))
+                .collect();
             for observation in sorted_unique(evidence.iter()) {
                 self.add(
                     "plan_goal_evidence",
@@ -247,7 +282,8 @@ impl Rows {
             for part in rows.chunks(MAX_PARAMETERS / columns.len()) {
                 let placeholders: Vec<String> = (0..part.len())
                     .map(|r| {
-                        let cells: Vec<String> = (1..=columns.len()).map(|c| format!("${}", r * columns.len() + c)).collect();
+                        let cells: Vec<String> =
+                            (1..=columns.len()).map(|c| format!("${}", r * columns.len() + c)).collect();
                         format!("({})", cells.join(", "))
                     })
                     .collect();

@@ -1,10 +1,10 @@
 //! Changes the server refused, kept aside with who sent them and why.
 
 use fieldbook_sync_core::DocumentId;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use super::{now_millis, Database, StorageError};
+use super::{Database, StorageError, now_millis};
 
 #[derive(Debug, Clone)]
 pub struct QuarantinedChange {
@@ -62,14 +62,18 @@ impl Database {
     pub async fn quarantined(&self, document: Option<DocumentId>) -> Result<Vec<QuarantinedChange>, StorageError> {
         let rows = match document {
             Some(d) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM quarantine WHERE document_id = $1 ORDER BY id")))
-                    .bind(d.to_string())
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM quarantine WHERE document_id = $1 ORDER BY id"
+                )))
+                .bind(d.to_string())
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM quarantine ORDER BY id")))
                     .fetch_all(self.pool())
                     .await?
             }
-            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM quarantine ORDER BY id")))
-                .fetch_all(self.pool())
-                .await?,
         };
         rows.iter().map(quarantined_from_row).collect()
     }

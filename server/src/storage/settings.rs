@@ -3,7 +3,7 @@
 use rand::RngCore;
 use sqlx::Row;
 
-use super::{now_millis, Database, StorageError};
+use super::{Database, StorageError, now_millis};
 
 /// A secret that signs access tokens.
 #[derive(Clone)]
@@ -26,10 +26,8 @@ impl Database {
             .bind(candidate)
             .execute(self.pool())
             .await?;
-        let row = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
-            .bind(name)
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT value FROM server_settings WHERE name = $1").bind(name).fetch_one(self.pool()).await?;
         Ok(row.try_get("value")?)
     }
 

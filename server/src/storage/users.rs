@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use sqlx::Row;
 
-use super::{now_millis, Database, StorageError};
+use super::{Database, StorageError, now_millis};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -56,14 +56,13 @@ pub struct User {
     pub team: Option<String>,
 }
 
-pub type NewUser = User;
-
 impl Database {
-    pub async fn add_user(&self, user: &NewUser) -> Result<(), StorageError> {
+    pub async fn add_user(&self, user: &User) -> Result<(), StorageError> {
         if let Some(supervisor) = &user.supervisor_id
-            && self.user(supervisor).await?.is_none() {
-                return Err(StorageError::Invalid(format!("supervisor {supervisor:?} does not exist; add them first")));
-            }
+            && self.user(supervisor).await?.is_none()
+        {
+            return Err(StorageError::Invalid(format!("supervisor {supervisor:?} does not exist; add them first")));
+        }
         if self.user(&user.id).await?.is_some() {
             return Err(StorageError::Invalid(format!("user {:?} already exists", user.id)));
         }

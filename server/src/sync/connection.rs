@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use fieldbook_sync_core::{ConnectionError, Inbound, Message, PeerMetadata, ServerHandshake};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tracing::Instrument;
 
 use crate::auth::Authenticated;

@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use automerge::Automerge;
 use fieldbook_sync_core::frameworks::Catalog;
 use fieldbook_sync_core::notice::RejectionNotice;
-use fieldbook_sync_core::{json, DocSync, DocumentId, Message, PeerId, Record, SyncError, SyncKind};
-use tokio::sync::{mpsc, Notify};
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, Record, SyncError, SyncKind, json};
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::CacheConfig;
 use crate::storage::{ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError};
@@ -28,8 +27,6 @@ pub struct ConnectionId(u64);
 pub enum HubError {
     #[error("invalid sync message for {document}: {source}")]
     Sync { document: DocumentId, source: SyncError },
-    #[error("stored document {document} is corrupt: {source}")]
-    Corrupt { document: DocumentId, source: automerge::AutomergeError },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -241,7 +238,11 @@ impl DocumentHub {
         }
         if received.unavailable {
             let peer_id = self.peer_id(from);
-            let reply = Message::DocUnavailable { sender_id: self.our_peer_id.clone(), target_id: peer_id, document_id: document };
+            let reply = Message::DocUnavailable {
+                sender_id: self.our_peer_id.clone(),
+                target_id: peer_id,
+                document_id: document,
+            };
             self.send(from, reply.encode());
         }
         // Only now, with every new change committed, may our heads go out.
@@ -265,7 +266,12 @@ impl DocumentHub {
 
     /// Keeps refused changes aside with who sent them and why, and tells the sender with a
     /// `fieldbook/rejected` ephemeral message on the document.
-    async fn reject(&self, from: ConnectionId, document: DocumentId, rejected: fieldbook_sync_core::Rejected) -> Result<(), HubError> {
+    async fn reject(
+        &self,
+        from: ConnectionId,
+        document: DocumentId,
+        rejected: fieldbook_sync_core::Rejected,
+    ) -> Result<(), HubError> {
         let (peer_id, sender) = {
             let registry = self.registry();
             let Some(peer) = registry.peers.get(&from) else { return Ok(()) };
@@ -374,18 +380,7 @@ impl DocumentHub {
     }
 
     async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
-        let chunks = self.db.load_chunks(document).await?;
-        let mut doc = Automerge::new();
-        let mut chunk_ids = Vec::with_capacity(chunks.len());
-        for chunk in chunks {
-            let result = if chunk.kind == ChunkKind::Snapshot && chunk_ids.is_empty() {
-                Automerge::load(&chunk.data).map(|loaded| doc = loaded)
-            } else {
-                doc.load_incremental(&chunk.data).map(|_| ())
-            };
-            result.map_err(|source| HubError::Corrupt { document, source })?;
-            chunk_ids.push(chunk.id);
-        }
+        let (doc, chunk_ids) = self.db.load_document(document).await?;
         let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, locked: None };
         if loaded.chunk_ids.len() > self.config.compact_after_chunks {
             self.compact(document, &mut loaded).await;
@@ -407,7 +402,11 @@ impl DocumentHub {
 /// Drops unused documents, least recently used first, until at most `keep` remain (or,
 /// with a deadline, every unused one last touched before it). A document in use (its
 /// mutex is held or awaited by someone) is never evicted.
-fn evict(cache: &mut HashMap<DocumentId, CachedDocument>, keep: usize, older_than: Option<Instant>) -> Vec<CachedDocument> {
+fn evict(
+    cache: &mut HashMap<DocumentId, CachedDocument>,
+    keep: usize,
+    older_than: Option<Instant>,
+) -> Vec<CachedDocument> {
     let mut candidates: Vec<(Instant, DocumentId)> = cache
         .iter()
         .filter(|(_, c)| Arc::strong_count(&c.document) == 1)

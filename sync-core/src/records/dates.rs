@@ -1,7 +1,7 @@
 //! RFC 3339 dates and times, as records carry them.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// An RFC 3339 date-time with offset, e.g. `2026-11-20T10:00:00Z`.
 pub fn is_timestamp(s: &str) -> bool {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::frameworks::FrameworkCatalog;
 
-pub use observation::{Action, Consent, Observation, Signature, SignOff};
+pub use observation::{Action, Consent, Observation, SignOff, Signature};
 pub use plan::{DevelopmentPlan, GapRating, Goal, Period, Review};
 
 pub const OBSERVATION: &str = "observation";
@@ -54,14 +54,17 @@ impl Record {
                 return Err(RecordError::new(
                     "type",
                     format!("unknown record type {kind}; expected \"{OBSERVATION}\" or \"{DEVELOPMENT_PLAN}\""),
-                ))
+                ));
             }
         };
         let version = doc.get("schemaVersion").and_then(Value::as_f64);
         if version != Some(f64::from(SCHEMA_VERSION)) {
             return Err(RecordError::new(
                 "schemaVersion",
-                format!("unsupported schema version {}; this server understands {SCHEMA_VERSION}", doc.get("schemaVersion").unwrap_or(&Value::Null)),
+                format!(
+                    "unsupported schema version {}; this server understands {SCHEMA_VERSION}",
+                    doc.get("schemaVersion").unwrap_or(&Value::Null)
+                ),
             ));
         }
         match &record {
@@ -87,13 +90,6 @@ impl Record {
             Record::DevelopmentPlan(p) => &p.owner_id,
         }
     }
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Record::Observation(_) => OBSERVATION,
-            Record::DevelopmentPlan(_) => DEVELOPMENT_PLAN,
-        }
-    }
 }
 
 fn deserialize<T: DeserializeOwned>(doc: &Value) -> Result<T, RecordError> {
@@ -107,7 +103,7 @@ fn deserialize<T: DeserializeOwned>(doc: &Value) -> Result<T, RecordError> {
 
 /// Helpers shared by the record validators.
 pub(crate) mod check {
-    use super::{dates, FrameworkCatalog, RecordError};
+    use super::{FrameworkCatalog, RecordError, dates};
 
     pub fn one_of(path: &str, value: &str, allowed: &[&str]) -> Result<(), RecordError> {
         if allowed.contains(&value) {
@@ -118,11 +114,7 @@ pub(crate) mod check {
     }
 
     pub fn not_blank(path: &str, value: &str) -> Result<(), RecordError> {
-        if value.trim().is_empty() {
-            Err(RecordError::new(path, "must not be empty"))
-        } else {
-            Ok(())
-        }
+        if value.trim().is_empty() { Err(RecordError::new(path, "must not be empty")) } else { Ok(()) }
     }
 
     pub fn timestamp(path: &str, value: Option<&str>) -> Result<(), RecordError> {
@@ -150,7 +142,12 @@ pub(crate) mod check {
         }
     }
 
-    pub fn component(path: &str, framework: &str, id: &str, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
+    pub fn component(
+        path: &str,
+        framework: &str,
+        id: &str,
+        frameworks: &impl FrameworkCatalog,
+    ) -> Result<(), RecordError> {
         match frameworks.knows(framework, id) {
             Some(true) => Ok(()),
             Some(false) => Err(RecordError::new(path, format!("{id:?} is not a component of {framework}"))),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::check;
 use super::RecordError;
+use super::check;
 use crate::frameworks::FrameworkCatalog;
 
 pub const SETTINGS: &[&str] = &[

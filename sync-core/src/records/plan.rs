@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::check;
 use super::RecordError;
+use super::check;
 use crate::document_id::DocumentId;
 use crate::frameworks::FrameworkCatalog;
 
@@ -98,9 +98,10 @@ impl DevelopmentPlan {
             check::component(&path, &self.framework, id, frameworks)?;
             for (who, value) in [("self", rating.self_rating), ("supervisor", rating.supervisor)] {
                 if let Some(v) = value
-                    && (!(1.0..=4.0).contains(&v) || v.fract() != 0.0) {
-                        return Err(RecordError::new(format!("{path}.{who}"), format!("{v} is not a rating from 1 to 4")));
-                    }
+                    && (!(1.0..=4.0).contains(&v) || v.fract() != 0.0)
+                {
+                    return Err(RecordError::new(format!("{path}.{who}"), format!("{v} is not a rating from 1 to 4")));
+                }
             }
         }
         let mut goal_ids = std::collections::BTreeSet::new();
@@ -118,7 +119,10 @@ impl DevelopmentPlan {
             check::timestamp(&format!("{path}.completedAt"), goal.completed_at.as_deref())?;
             for (j, url) in goal.evidence.iter().enumerate() {
                 if !url.starts_with("automerge:") || DocumentId::parse_url_or_id(url).is_err() {
-                    return Err(RecordError::new(format!("{path}.evidence[{j}]"), format!("{url:?} is not an automerge: document URL")));
+                    return Err(RecordError::new(
+                        format!("{path}.evidence[{j}]"),
+                        format!("{url:?} is not an automerge: document URL"),
+                    ));
                 }
             }
         }

@@ -1,4 +1,4 @@
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::*;
 use crate::frameworks::Catalog;
@@ -66,11 +66,19 @@ fn valid_records_parse() {
 #[test]
 fn invalid_records_say_where_and_why() {
     let cases: Vec<(Value, &str, &str)> = vec![
-        (with(observation(), "components", json!(["kss-cf-2018/99"])), "components[0]", "not a component of kss-cf-2018"),
+        (
+            with(observation(), "components", json!(["kss-cf-2018/99"])),
+            "components[0]",
+            "not a component of kss-cf-2018",
+        ),
         (with(observation(), "framework", json!("made-up")), "framework", "unknown framework"),
         (with(observation(), "setting", json!("pub")), "setting", "is not one of"),
         (with(observation(), "status", json!("done")), "status", "is not one of"),
-        (with(observation(), "judgements", json!({"kss-cf-2018/1": "great"})), "judgements.kss-cf-2018/1", "is not one of"),
+        (
+            with(observation(), "judgements", json!({"kss-cf-2018/1": "great"})),
+            "judgements.kss-cf-2018/1",
+            "is not one of",
+        ),
         (without(observation(), "observerId"), "record", "missing field `observerId`"),
         (with(observation(), "components", json!("kss-cf-2018/1")), "components", "invalid type"),
         (with(observation(), "observedAt", json!("yesterday")), "observedAt", "RFC 3339"),
@@ -78,7 +86,11 @@ fn invalid_records_say_where_and_why() {
         (with(observation(), "schemaVersion", json!(2)), "schemaVersion", "unsupported schema version"),
         (with(observation(), "type", json!("note")), "type", "unknown record type"),
         (without(observation(), "type"), "type", "missing"),
-        (with(plan(), "gapAnalysis.kss-cf-2018/6.self", json!(5)), "gapAnalysis.kss-cf-2018/6.self", "rating from 1 to 4"),
+        (
+            with(plan(), "gapAnalysis.kss-cf-2018/6.self", json!(5)),
+            "gapAnalysis.kss-cf-2018/6.self",
+            "rating from 1 to 4",
+        ),
         (with(plan(), "status", json!("finished")), "status", "is not one of"),
         (with(plan(), "period.to", json!("31/03/2027")), "period.to", "RFC 3339 date"),
         (without(plan(), "supervisorId"), "record", "missing field `supervisorId`"),
