@@ -74,14 +74,7 @@ impl FieldbookServer {
         let dir = temp_dir("fieldbook");
         let database_url = database_url.unwrap_or_else(|| format!("sqlite:{}", dir.join("fieldbook.sqlite").display()));
         let db = Database::connect(&database_url).await?;
-        db.add_user(&User {
-            id: "bench".into(),
-            name: "Bench".into(),
-            role: Role::Supervisor,
-            supervisor_id: None,
-            team: None,
-        })
-        .await?;
+        db.add_user(&User::new("bench", "Bench", Role::Supervisor)).await?;
         let token =
             TokenKeys::new(&db.signing_key().await?).issue("bench", None, std::time::Duration::from_secs(86400))?;
         db.close().await;

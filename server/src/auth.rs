@@ -75,15 +75,15 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).or_else(|| query_token(parts)).ok_or(AppError::Unauthorized(
+        let token = bearer_token(parts).or_else(|| query_token(parts)).ok_or(AppError::unauthorized(
             "missing access token: pass `Authorization: Bearer <token>` or `?token=<token>`",
         ))?;
         let claims = state.tokens.verify(&token).map_err(|e| {
             tracing::info!(error = %e, "rejected access token");
-            AppError::Unauthorized("invalid or expired access token")
+            AppError::unauthorized("invalid or expired access token")
         })?;
         let user =
-            state.db.user(&claims.sub).await?.ok_or(AppError::Unauthorized("the token's user does not exist"))?;
+            state.db.user(&claims.sub).await?.ok_or(AppError::unauthorized("the token's user does not exist"))?;
         Ok(Authenticated { user, device: claims.dev })
     }
 }

@@ -178,8 +178,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Users { command: UsersCommand::Add { id, name, role, supervisor, team, database } } => {
             let db = Database::connect(&database.database_url).await?;
-            let user = User { id, name, role, supervisor_id: supervisor, team };
+            let user = User { team_id: team, ..User::new(id, name, role) };
             db.add_user(&user).await?;
+            if let Some(supervisor) = supervisor {
+                db.set_supervisor(&user.id, Some(&supervisor), &fieldbook_sync_core::records::dates::today()).await?;
+            }
             println!("added {} ({})", user.id, user.role);
             db.close().await;
         }

@@ -5,6 +5,7 @@
 //! through ([`connection`]) and the per-document, per-peer automerge sync state
 //! ([`doc_sync`]). The server and the device client wrap these with their own IO.
 
+pub mod access;
 pub mod connection;
 pub mod doc_sync;
 pub mod document_id;

@@ -55,7 +55,7 @@ impl TestDatabase {
     /// Adds a user and returns a fresh token for them.
     pub async fn user(&self, id: &str, role: Role) -> String {
         let db = self.connect().await;
-        let user = User { id: id.into(), name: format!("Test {id}"), role, supervisor_id: None, team: None };
+        let user = User::new(id, format!("Test {id}"), role);
         db.add_user(&user).await.expect("add user");
         let token = self.token(&db, id, std::time::Duration::from_secs(3600)).await;
         db.close().await;

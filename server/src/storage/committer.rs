@@ -6,7 +6,7 @@
 use fieldbook_sync_core::{DocumentId, Record};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, ChunkKind, Database, StorageError};
+use super::{AuditEvent, Author, Backend, ChunkKind, Database, StorageError};
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -18,6 +18,10 @@ pub struct CommitJob {
     pub record: Option<Record>,
     /// False for a document's first commit: there is no earlier projection to replace.
     pub replaces_projection: bool,
+    /// Automerge actors (hex) first seen in these changes, bound to their sender.
+    pub new_actors: Vec<(String, Author)>,
+    /// What the changes did, for the audit trail, committed with them.
+    pub audit: Vec<AuditEvent>,
 }
 
 type Queue = mpsc::Receiver<(CommitJob, oneshot::Sender<Result<i64, StorageError>>)>;

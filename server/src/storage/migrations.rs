@@ -11,10 +11,12 @@ use super::{Backend, Database, StorageError};
 const SQLITE: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/sqlite/0001_foundation.sql")),
     (2, "records", include_str!("../../../migrations/sqlite/0002_records.sql")),
+    (3, "access", include_str!("../../../migrations/sqlite/0003_access.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
     (2, "records", include_str!("../../../migrations/postgres/0002_records.sql")),
+    (3, "access", include_str!("../../../migrations/postgres/0003_access.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

@@ -1,8 +1,11 @@
 //! Storage: one code path over `sqlx::AnyPool` for SQLite (the embedded default) and
 //! PostgreSQL. Queries use `$n` placeholders, which both drivers accept.
 
+mod actors;
+mod audit;
 mod committer;
 mod development_record;
+mod devices;
 mod documents;
 mod frameworks;
 mod migrations;
@@ -17,12 +20,18 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use actors::Author;
+pub use audit::{AuditEvent, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
+pub use devices::Device;
 pub use documents::{Chunk, ChunkKind};
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use settings::SigningKey;
-pub use users::{Role, User};
+pub use users::{Role, Supervision, Team, User, UserStatus};
+
+/// Most bind parameters one statement carries (SQLite allows 32,766, PostgreSQL 65,535).
+pub(crate) const MAX_PARAMETERS: usize = 30_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -38,6 +47,8 @@ pub enum StorageError {
     Corrupt { document: fieldbook_sync_core::DocumentId, source: Box<automerge::AutomergeError> },
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

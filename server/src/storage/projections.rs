@@ -11,7 +11,7 @@ use fieldbook_sync_core::{DocumentId, Record};
 use sqlx::{Any, Row, Transaction};
 
 use super::committer::CommitJob;
-use super::{ChunkKind, Database, StorageError, now_millis};
+use super::{ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis};
 
 /// Every table a record projects into, keyed by `document_url`.
 const PROJECTION_TABLES: [&str; 8] = [
@@ -25,9 +25,6 @@ const PROJECTION_TABLES: [&str; 8] = [
     "plan_goal_evidence",
 ];
 
-/// Bind parameters per statement at most (SQLite allows 32766, PostgreSQL 65535).
-const MAX_PARAMETERS: usize = 30_000;
-
 impl Database {
     /// Stores a chunk and, for a record, rewrites its projection, atomically. Returns the
     /// chunk id once committed.
@@ -38,8 +35,15 @@ impl Database {
         chunk: &[u8],
         record: Option<&Record>,
     ) -> Result<i64, StorageError> {
-        let job =
-            CommitJob { document, kind, chunk: chunk.to_vec(), record: record.cloned(), replaces_projection: true };
+        let job = CommitJob {
+            document,
+            kind,
+            chunk: chunk.to_vec(),
+            record: record.cloned(),
+            replaces_projection: true,
+            new_actors: Vec::new(),
+            audit: Vec::new(),
+        };
         Ok(self.commit_batch(std::slice::from_ref(&job)).await?[0])
     }
 
@@ -72,6 +76,10 @@ impl Database {
             }
         }
         rows.insert(&mut tx).await?;
+        for job in jobs {
+            super::actors::bind(&mut tx, &job.document.to_string(), &job.new_actors).await?;
+            super::audit::append(&mut tx, &job.audit).await?;
+        }
         tx.commit().await?;
         Ok(ids)
     }

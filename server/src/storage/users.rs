@@ -1,100 +1,383 @@
-//! People who use Fieldbook. Minimal for now: identity, role, supervisor, team.
+//! The organisation: users, teams and supervision with its history.
 
 use std::fmt;
 use std::str::FromStr;
 
+use fieldbook_sync_core::access::{LineGrant, Viewer};
+use fieldbook_sync_core::records::dates;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Database, StorageError, now_millis};
 
+pub use fieldbook_sync_core::access::Role;
+
+/// Suspended and deleted users are refused everywhere; deleted ones stay for the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Practitioner,
-    Supervisor,
-    Manager,
-    Hr,
-    Admin,
+pub enum UserStatus {
+    Active,
+    Suspended,
+    Deleted,
 }
 
-impl Role {
-    pub const ALL: [Role; 5] = [Role::Practitioner, Role::Supervisor, Role::Manager, Role::Hr, Role::Admin];
-
+impl UserStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Practitioner => "practitioner",
-            Role::Supervisor => "supervisor",
-            Role::Manager => "manager",
-            Role::Hr => "hr",
-            Role::Admin => "admin",
+            UserStatus::Active => "active",
+            UserStatus::Suspended => "suspended",
+            UserStatus::Deleted => "deleted",
         }
     }
 }
 
-impl fmt::Display for Role {
+impl fmt::Display for UserStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Role {
+impl FromStr for UserStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
+        [UserStatus::Active, UserStatus::Suspended, UserStatus::Deleted]
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}; expected one of practitioner, supervisor, manager, hr, admin"))
+            .ok_or_else(|| format!("unknown status {s:?}; expected active, suspended or deleted"))
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
     pub name: String,
+    #[serde(serialize_with = "display")]
     pub role: Role,
-    pub supervisor_id: Option<String>,
-    pub team: Option<String>,
+    pub team_id: Option<String>,
+    #[serde(serialize_with = "display")]
+    pub status: UserStatus,
+    /// The identity a council's identity provider knows them by.
+    pub external_id: Option<String>,
+    pub employee_number: Option<String>,
+    pub registration_number: Option<String>,
 }
+
+fn display<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+impl User {
+    /// A new active user with only the required fields.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, role: Role) -> Self {
+        User {
+            id: id.into(),
+            name: name.into(),
+            role,
+            team_id: None,
+            status: UserStatus::Active,
+            external_id: None,
+            employee_number: None,
+            registration_number: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+}
+
+/// One supervision relationship: `ended_on` is exclusive, `None` while current.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Supervision {
+    pub supervisee_id: String,
+    pub supervisor_id: String,
+    pub started_on: String,
+    pub ended_on: Option<String>,
+}
+
+const USER_COLUMNS: &str = "id, name, role, team_id, status, external_id, employee_number, registration_number";
+
+/// How far up a line of supervision reaches (it also stops cycles).
+const MAX_LINE_DEPTH: usize = 12;
 
 impl Database {
     pub async fn add_user(&self, user: &User) -> Result<(), StorageError> {
-        if let Some(supervisor) = &user.supervisor_id
-            && self.user(supervisor).await?.is_none()
-        {
-            return Err(StorageError::Invalid(format!("supervisor {supervisor:?} does not exist; add them first")));
-        }
         if self.user(&user.id).await?.is_some() {
             return Err(StorageError::Invalid(format!("user {:?} already exists", user.id)));
         }
+        self.check_team(user.team_id.as_deref()).await?;
+        let now = now_millis();
         sqlx::query(
-            "INSERT INTO users (id, name, role, supervisor_id, team, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, name, role, team_id, status, external_id, employee_number, registration_number,
+                                created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(&user.id)
         .bind(&user.name)
         .bind(user.role.as_str())
-        .bind(user.supervisor_id.clone())
-        .bind(user.team.clone())
+        .bind(user.team_id.clone())
+        .bind(user.status.as_str())
+        .bind(user.external_id.clone())
+        .bind(user.employee_number.clone())
+        .bind(user.registration_number.clone())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        self.bump_access_version().await
+    }
+
+    /// Replaces a user's details (not their password or supervision).
+    pub async fn update_user(&self, user: &User) -> Result<(), StorageError> {
+        self.check_team(user.team_id.as_deref()).await?;
+        let done = sqlx::query(
+            "UPDATE users SET name = $2, role = $3, team_id = $4, status = $5, external_id = $6,
+                              employee_number = $7, registration_number = $8, updated_at = $9
+             WHERE id = $1",
+        )
+        .bind(&user.id)
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(user.team_id.clone())
+        .bind(user.status.as_str())
+        .bind(user.external_id.clone())
+        .bind(user.employee_number.clone())
+        .bind(user.registration_number.clone())
         .bind(now_millis())
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("no user {:?}", user.id)));
+        }
+        self.bump_access_version().await
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_by_external_id(&self, external_id: &str) -> Result<Option<User>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE external_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(external_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Stores an argon2 PHC string (see `auth::passwords`), or clears it with `None`.
+    pub async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<(), StorageError> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(hash.map(str::to_owned))
+            .bind(now_millis())
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("no user {user_id:?}")));
+        }
+        Ok(())
+    }
+
+    pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>, StorageError> {
+        let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("password_hash")).transpose()?.flatten())
+    }
+
+    pub async fn add_team(&self, team: &Team) -> Result<(), StorageError> {
+        let exists =
+            sqlx::query("SELECT id FROM teams WHERE id = $1").bind(&team.id).fetch_optional(self.pool()).await?;
+        if exists.is_some() {
+            return Err(StorageError::Invalid(format!("team {:?} already exists", team.id)));
+        }
+        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&team.id)
+            .bind(&team.name)
+            .bind(now_millis())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn teams(&self) -> Result<Vec<Team>, StorageError> {
+        let rows = sqlx::query("SELECT id, name FROM teams ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok(Team { id: r.try_get("id")?, name: r.try_get("name")? })).collect()
+    }
+
+    async fn check_team(&self, team: Option<&str>) -> Result<(), StorageError> {
+        let Some(team) = team else { return Ok(()) };
+        let row = sqlx::query("SELECT id FROM teams WHERE id = $1").bind(team).fetch_optional(self.pool()).await?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(StorageError::Invalid(format!("no team {team:?}; add it first"))),
+        }
+    }
+
+    /// Makes `supervisor` the supervisee's supervisor from `from` (`YYYY-MM-DD`), ending the
+    /// current relationship that day; `None` ends supervision without a successor. Old
+    /// records keep the access they had: the ended relationship stays in the history.
+    pub async fn set_supervisor(
+        &self,
+        supervisee: &str,
+        supervisor: Option<&str>,
+        from: &str,
+    ) -> Result<(), StorageError> {
+        if !dates::is_date(from) {
+            return Err(StorageError::Invalid(format!("{from:?} is not a date (YYYY-MM-DD)")));
+        }
+        for id in std::iter::once(supervisee).chain(supervisor) {
+            if self.user(id).await?.is_none() {
+                return Err(StorageError::Invalid(format!("no user {id:?}; add them first")));
+            }
+        }
+        if supervisor == Some(supervisee) {
+            return Err(StorageError::Invalid("nobody supervises themselves".into()));
+        }
+        if let Some(supervisor) = supervisor
+            && self.line_edges_below(supervisee).await?.iter().any(|e| e.supervisee_id == supervisor)
+        {
+            return Err(StorageError::Invalid(format!(
+                "{supervisor:?} is in {supervisee:?}'s own line; that would make a cycle"
+            )));
+        }
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE supervision SET ended_on = $2 WHERE supervisee_id = $1 AND ended_on IS NULL")
+            .bind(supervisee)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(supervisor) = supervisor {
+            sqlx::query(
+                "INSERT INTO supervision (supervisee_id, supervisor_id, started_on, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(supervisee)
+            .bind(supervisor)
+            .bind(from)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.bump_access_version().await
+    }
+
+    /// A user's supervision history, as supervisee and as supervisor, oldest first.
+    pub async fn supervision_history(&self, user_id: &str) -> Result<Vec<Supervision>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT supervisee_id, supervisor_id, started_on, ended_on FROM supervision
+             WHERE supervisee_id = $1 OR supervisor_id = $1 ORDER BY started_on, id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(supervision_from_row).collect()
+    }
+
+    /// Every supervision relationship below `user_id`, through any number of levels.
+    async fn line_edges_below(&self, user_id: &str) -> Result<Vec<Supervision>, StorageError> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE below (id) AS (
+                 SELECT CAST($1 AS TEXT)
+                 UNION SELECT s.supervisee_id FROM supervision s JOIN below b ON s.supervisor_id = b.id
+             )
+             SELECT supervisee_id, supervisor_id, started_on, ended_on FROM supervision
+             WHERE supervisor_id IN (SELECT id FROM below)",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(supervision_from_row).collect()
+    }
+
+    /// The user as access checks see them: role and the spans of time they were in each
+    /// colleague's line (directly, or above a supervisor, where both spans overlap).
+    pub async fn viewer(&self, user: &User) -> Result<Viewer, StorageError> {
+        let edges = self.line_edges_below(&user.id).await?;
+        let mut line = Vec::new();
+        // (person, from, to) spans to walk down from, starting with the user, always.
+        let mut frontier = vec![(user.id.clone(), "0000-01-01".to_string(), None::<String>)];
+        for _ in 0..MAX_LINE_DEPTH {
+            let mut next = Vec::new();
+            for (above, from, to) in &frontier {
+                for edge in edges.iter().filter(|e| &e.supervisor_id == above) {
+                    let start = std::cmp::max(from.clone(), edge.started_on.clone());
+                    let end = match (to, &edge.ended_on) {
+                        (Some(a), Some(b)) => Some(std::cmp::min(a, b).clone()),
+                        (a, b) => a.clone().or_else(|| b.clone()),
+                    };
+                    if end.as_ref().is_some_and(|end| *end <= start) {
+                        continue;
+                    }
+                    let grant = LineGrant { subject_id: edge.supervisee_id.clone(), from: start, to: end };
+                    if !line.contains(&grant) {
+                        next.push((grant.subject_id.clone(), grant.from.clone(), grant.to.clone()));
+                        line.push(grant);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(Viewer { user_id: user.id.clone(), role: user.role, line })
+    }
+
+    /// Tells every server node to drop what it cached about who may read what.
+    pub(crate) async fn bump_access_version(&self) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE server_settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE name = 'access_version'",
+        )
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    pub async fn user(&self, id: &str) -> Result<Option<User>, StorageError> {
-        let row = sqlx::query("SELECT id, name, role, supervisor_id, team FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
+    pub async fn access_version(&self) -> Result<i64, StorageError> {
+        let row = sqlx::query("SELECT value FROM server_settings WHERE name = 'access_version'")
+            .fetch_one(self.pool())
             .await?;
-        row.map(|r| {
-            let role: String = r.try_get("role")?;
-            Ok(User {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                role: role.parse().map_err(StorageError::Invalid)?,
-                supervisor_id: r.try_get("supervisor_id")?,
-                team: r.try_get("team")?,
-            })
-        })
-        .transpose()
+        let value: String = row.try_get("value")?;
+        value.parse().map_err(|_| StorageError::Invalid(format!("bad access_version {value:?}")))
     }
+}
+
+fn user_from_row(r: &AnyRow) -> Result<User, StorageError> {
+    let role: String = r.try_get("role")?;
+    let status: String = r.try_get("status")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: role.parse().map_err(StorageError::Invalid)?,
+        team_id: r.try_get("team_id")?,
+        status: status.parse().map_err(StorageError::Invalid)?,
+        external_id: r.try_get("external_id")?,
+        employee_number: r.try_get("employee_number")?,
+        registration_number: r.try_get("registration_number")?,
+    })
+}
+
+fn supervision_from_row(r: &AnyRow) -> Result<Supervision, StorageError> {
+    Ok(Supervision {
+        supervisee_id: r.try_get("supervisee_id")?,
+        supervisor_id: r.try_get("supervisor_id")?,
+        started_on: r.try_get("started_on")?,
+        ended_on: r.try_get("ended_on")?,
+    })
 }

@@ -224,7 +224,19 @@ impl DocumentHub {
             };
             let locked = record.as_ref().is_some_and(Record::is_locked);
             let replaces_projection = !loaded.chunk_ids.is_empty();
-            match self.committer.commit(CommitJob { document, kind, chunk: bytes, record, replaces_projection }).await {
+            match self
+                .committer
+                .commit(CommitJob {
+                    document,
+                    kind,
+                    chunk: bytes,
+                    record,
+                    replaces_projection,
+                    new_actors: Vec::new(),
+                    audit: Vec::new(),
+                })
+                .await
+            {
                 Ok(id) => loaded.chunk_ids.push(id),
                 Err(e) => {
                     *guard = None;

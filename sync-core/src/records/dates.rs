@@ -18,6 +18,24 @@ pub fn is_date_or_timestamp(s: &str) -> bool {
     is_date(s) || is_timestamp(s)
 }
 
+/// The UTC calendar day (`YYYY-MM-DD`) of a date or date-time.
+pub fn utc_day(s: &str) -> Option<String> {
+    if is_date(s) {
+        return Some(s.to_owned());
+    }
+    let at = OffsetDateTime::parse(s, &Rfc3339).ok()?.to_offset(time::UtcOffset::UTC);
+    Some(format_day(at.date()))
+}
+
+/// Today in UTC, as `YYYY-MM-DD`.
+pub fn today() -> String {
+    format_day(OffsetDateTime::now_utc().date())
+}
+
+fn format_day(date: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
 /// Now, as an RFC 3339 UTC timestamp.
 pub fn now() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC timestamps format")
@@ -37,5 +55,8 @@ mod tests {
         assert!(!is_date("2023-02-29"));
         assert!(!is_date("20-02-2023"));
         assert!(is_timestamp(&now()));
+        assert_eq!(utc_day("2026-11-20T23:30:00-02:00").as_deref(), Some("2026-11-21"));
+        assert_eq!(utc_day("2027-03-31").as_deref(), Some("2027-03-31"));
+        assert!(is_date(&today()));
     }
 }

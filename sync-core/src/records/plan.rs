@@ -68,6 +68,9 @@ pub struct Goal {
     pub status: String,
     #[serde(default)]
     pub completed_at: Option<String>,
+    /// The owner's reflection on their progress.
+    #[serde(default)]
+    pub reflection: Option<String>,
     /// Observation document URLs that evidence this goal.
     #[serde(default)]
     pub evidence: Vec<String>,

@@ -1,0 +1,129 @@
+//! The append-only audit trail: who viewed, changed, exported or signed what, with device
+//! time where known and server time. Rows name records and fields, never their text.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Database, StorageError, now_millis};
+
+/// One event to append. `detail` is structured (hashes, counts, paths), never narrative.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    pub action: &'static str,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub document_id: Option<String>,
+    /// Unix milliseconds on the device, if it said.
+    pub device_time: Option<i64>,
+    pub detail: Value,
+}
+
+impl AuditEvent {
+    pub fn new(action: &'static str) -> Self {
+        AuditEvent { action, detail: Value::Object(Default::default()), ..Default::default() }
+    }
+
+    pub fn by(mut self, user_id: &str, device_id: Option<&str>) -> Self {
+        self.user_id = Some(user_id.to_owned());
+        self.device_id = device_id.map(str::to_owned);
+        self
+    }
+
+    pub fn document(mut self, document_id: impl ToString) -> Self {
+        self.document_id = Some(document_id.to_string());
+        self
+    }
+
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRow {
+    pub id: i64,
+    pub server_time: i64,
+    pub device_time: Option<i64>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub action: String,
+    pub document_id: Option<String>,
+    pub detail: Value,
+}
+
+/// Filters for [`Database::audit_trail`]; times are Unix milliseconds, `until` exclusive.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user_id: Option<String>,
+    pub document_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+impl Database {
+    pub async fn audit(&self, event: AuditEvent) -> Result<(), StorageError> {
+        let mut tx = self.pool().begin().await?;
+        append(&mut tx, std::slice::from_ref(&event)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Oldest first; page with `after_id`.
+    pub async fn audit_trail(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, server_time, device_time, user_id, device_id, action, document_id, detail FROM audit_events
+             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR document_id = $2)
+               AND ($3 IS NULL OR server_time >= $3) AND ($4 IS NULL OR server_time < $4) AND id > $5
+             ORDER BY id LIMIT $6",
+        )
+        .bind(query.user_id.clone())
+        .bind(query.document_id.clone())
+        .bind(query.since)
+        .bind(query.until)
+        .bind(query.after_id.unwrap_or(0))
+        .bind(query.limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+/// Appends events inside a caller's transaction (e.g. with the changes they describe).
+pub(crate) async fn append(tx: &mut Transaction<'static, Any>, events: &[AuditEvent]) -> Result<(), StorageError> {
+    let now = now_millis();
+    for event in events {
+        sqlx::query(
+            "INSERT INTO audit_events (server_time, device_time, user_id, device_id, action, document_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(now)
+        .bind(event.device_time)
+        .bind(event.user_id.clone())
+        .bind(event.device_id.clone())
+        .bind(event.action)
+        .bind(event.document_id.clone())
+        .bind(event.detail.to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditRow, StorageError> {
+    let detail: String = r.try_get("detail")?;
+    Ok(AuditRow {
+        id: r.try_get("id")?,
+        server_time: r.try_get("server_time")?,
+        device_time: r.try_get("device_time")?,
+        user_id: r.try_get("user_id")?,
+        device_id: r.try_get("device_id")?,
+        action: r.try_get("action")?,
+        document_id: r.try_get("document_id")?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+    })
+}

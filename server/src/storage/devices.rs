@@ -1,0 +1,99 @@
+//! A user's devices: seen on sign-in and sync, revocable by an admin.
+
+use sqlx::Row;
+
+use super::{Database, StorageError, now_millis};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub user_id: String,
+    pub device_id: String,
+    /// Unix milliseconds.
+    pub first_seen_at: i64,
+    pub last_seen_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Database {
+    /// Notes that a device made contact; returns false if it is revoked.
+    pub async fn device_seen(&self, user_id: &str, device_id: &str) -> Result<bool, StorageError> {
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO devices (user_id, device_id, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(!self.device_revoked(user_id, device_id).await?)
+    }
+
+    pub async fn device_revoked(&self, user_id: &str, device_id: &str) -> Result<bool, StorageError> {
+        let row = sqlx::query("SELECT revoked_at FROM devices WHERE user_id = $1 AND device_id = $2")
+            .bind(user_id)
+            .bind(device_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<i64>, _>("revoked_at")).transpose()?.flatten().is_some())
+    }
+
+    pub async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT user_id, device_id, first_seen_at, last_seen_at, revoked_at FROM devices
+             WHERE user_id = $1 ORDER BY first_seen_at",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Device {
+                    user_id: r.try_get("user_id")?,
+                    device_id: r.try_get("device_id")?,
+                    first_seen_at: r.try_get("first_seen_at")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a device and its refresh tokens. A device never seen is recorded as revoked,
+    /// so a token issued for it but not yet used is refused too.
+    pub async fn revoke_device(&self, user_id: &str, device_id: &str) -> Result<(), StorageError> {
+        let now = now_millis();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO devices (user_id, device_id, first_seen_at, last_seen_at, revoked_at) VALUES ($1, $2, $3, $3, $3)
+             ON CONFLICT (user_id, device_id) DO UPDATE SET revoked_at = excluded.revoked_at",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Devices revoked after `since` (Unix ms), for every node to close their connections.
+    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, String, i64)>, StorageError> {
+        let rows =
+            sqlx::query("SELECT user_id, device_id, revoked_at FROM devices WHERE revoked_at > $1 ORDER BY revoked_at")
+                .bind(since)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("device_id")?, r.try_get("revoked_at")?))).collect()
+    }
+}

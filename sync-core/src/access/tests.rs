@@ -1,0 +1,153 @@
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::json;
+
+fn viewer(id: &str, role: Role, line: &[(&str, &str, Option<&str>)]) -> Viewer {
+    Viewer {
+        user_id: id.into(),
+        role,
+        line: line
+            .iter()
+            .map(|(s, f, t)| LineGrant { subject_id: (*s).into(), from: (*f).into(), to: t.map(Into::into) })
+            .collect(),
+    }
+}
+
+fn facts(status: &str) -> RecordFacts {
+    RecordFacts {
+        observation: true,
+        author_id: "sam".into(),
+        subject_id: "pat".into(),
+        draft: status == "draft",
+        locked: false,
+        from: "2025-06-01".into(),
+        to: "2025-06-01".into(),
+    }
+}
+
+#[test]
+fn need_to_know_reads() {
+    let today = "2026-11-26";
+    let shared = facts("shared");
+    let draft = facts("draft");
+    assert_eq!(viewer("sam", Role::Supervisor, &[]).party(&draft, today), Party::Observer);
+    assert_eq!(viewer("pat", Role::Practitioner, &[]).party(&draft, today), Party::None);
+    assert_eq!(viewer("pat", Role::Practitioner, &[]).party(&shared, today), Party::Practitioner);
+    // Supervised pat when the observation was made, no longer.
+    let then = viewer("old", Role::Supervisor, &[("pat", "2025-01-01", Some("2026-01-01"))]);
+    assert_eq!(then.party(&shared, today), Party::Line);
+    assert_eq!(then.party(&draft, today), Party::None);
+    // Supervises pat now, not then.
+    let now = viewer("new", Role::Manager, &[("pat", "2026-01-01", None)]);
+    assert_eq!(now.party(&shared, today), Party::Line);
+    // Supervised pat before and after, but not on the day.
+    let gap = viewer("gap", Role::Supervisor, &[("pat", "2024-01-01", Some("2025-01-01"))]);
+    assert_eq!(gap.party(&shared, today), Party::None);
+    assert_eq!(viewer("psw", Role::PrincipalSocialWorker, &[]).party(&shared, today), Party::PrincipalSocialWorker);
+    assert_eq!(viewer("hr", Role::Hr, &[("pat", "2020-01-01", None)]).party(&shared, today), Party::None);
+    assert_eq!(viewer("eve", Role::Practitioner, &[]).party(&shared, today), Party::None);
+}
+
+fn doc(value: &Value) -> Automerge {
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    json::put_object(&mut tx, value).unwrap();
+    tx.commit();
+    doc
+}
+
+fn edit(base: &Automerge, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) -> Automerge {
+    let mut doc = base.fork();
+    let mut tx = doc.transaction();
+    f(&mut tx);
+    tx.commit();
+    doc
+}
+
+fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<(), String> {
+    check_write(&WriteCheck {
+        party,
+        observation: json::to_json(after)["type"] == "observation",
+        before,
+        after,
+        before_json: &json::to_json(before),
+        after_json: &json::to_json(after),
+    })
+}
+
+fn observation() -> Value {
+    json!({
+        "type": "observation", "schemaVersion": 1, "practitionerId": "pat", "observerId": "sam",
+        "framework": "kss-cf-2018", "status": "shared", "feedback": "good", "reflection": "",
+    })
+}
+
+#[test]
+fn each_party_writes_its_own_fields() {
+    let base = doc(&observation());
+    let set = |path: &str, value: Value| edit(&base, |tx| json::set_path(tx, path, &value).unwrap());
+    assert!(check(Party::Observer, &base, &set("feedback", json!("clearer"))).is_ok());
+    let err = check(Party::Practitioner, &base, &set("feedback", json!("mine"))).unwrap_err();
+    assert_eq!(err, "the practitioner may not change feedback");
+    assert!(check(Party::Practitioner, &base, &set("reflection", json!("I will"))).is_ok());
+    assert!(check(Party::Observer, &base, &set("reflection", json!("you will"))).is_err());
+    assert!(check(Party::Line, &base, &set("feedback", json!("x"))).is_err());
+    assert!(check(Party::Observer, &base, &set("practitionerId", json!("eve"))).is_err());
+    // A whole new object is checked inside, not just where it is put.
+    let nested = set("signOff", json!({"practitioner": {"at": "2026-11-21T09:00:00Z", "by": "pat"}}));
+    assert_eq!(check(Party::Observer, &base, &nested).unwrap_err(), "the observer may not change signOff.practitioner");
+    assert!(check(Party::Practitioner, &base, &nested).is_ok());
+    // The practitioner's status write is the final sign-off only.
+    assert!(check(Party::Practitioner, &base, &set("status", json!("draft"))).is_err());
+}
+
+#[test]
+fn creation_is_the_observers_with_the_other_side_empty() {
+    let empty = Automerge::new();
+    let created = doc(&observation());
+    assert!(check(Party::Observer, &empty, &created).is_ok());
+    let mut with_reflection = observation();
+    with_reflection["reflection"] = json!("written for them");
+    assert_eq!(
+        check(Party::Observer, &empty, &doc(&with_reflection)).unwrap_err(),
+        "the observer may not change reflection"
+    );
+    assert!(check(Party::Practitioner, &empty, &created).is_err());
+}
+
+#[test]
+fn plan_owner_and_supervisor() {
+    let plan = json!({
+        "type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
+        "framework": "kss-cf-2018", "status": "agreed",
+        "gapAnalysis": {"kss-cf-2018/6": {"self": 2, "supervisor": 3}},
+        "goals": [{"id": "g1", "title": "Assess", "status": "not-started", "evidence": []}],
+    });
+    let base = doc(&plan);
+    let set = |path: &str, value: Value| edit(&base, |tx| json::set_path(tx, path, &value).unwrap());
+    assert!(check(Party::PlanOwner, &base, &set("gapAnalysis.kss-cf-2018/6.self", json!(3))).is_ok());
+    assert!(check(Party::PlanOwner, &base, &set("gapAnalysis.kss-cf-2018/6.supervisor", json!(4))).is_err());
+    assert!(check(Party::PlanOwner, &base, &set("goals.0.status", json!("in-progress"))).is_ok());
+    assert!(check(Party::PlanOwner, &base, &set("goals.0.title", json!("Other"))).is_err());
+    assert!(check(Party::PlanSupervisor, &base, &set("goals.0.title", json!("Other"))).is_ok());
+    assert!(check(Party::PlanSupervisor, &base, &set("gapAnalysis.kss-cf-2018/6.self", json!(1))).is_err());
+    // A new gap-analysis entry: the owner may open it with their own rating only.
+    let own_entry = edit(&base, |tx| {
+        json::put_in_map(tx, "gapAnalysis", "kss-cf-2018/1", &json!({"self": 2})).unwrap();
+    });
+    assert!(check(Party::PlanOwner, &base, &own_entry).is_ok());
+    let both = edit(&base, |tx| {
+        json::put_in_map(tx, "gapAnalysis", "kss-cf-2018/1", &json!({"self": 2, "supervisor": 1})).unwrap();
+    });
+    assert!(check(Party::PlanOwner, &base, &both).is_err());
+    // Removing a goal is the supervisor's.
+    let removed = edit(&base, |tx| {
+        let goals = tx.get(automerge::ROOT, "goals").unwrap().unwrap().1;
+        tx.delete(&goals, 0).unwrap();
+    });
+    assert!(check(Party::PlanOwner, &base, &removed).is_err());
+    assert!(check(Party::PlanSupervisor, &base, &removed).is_ok());
+}
