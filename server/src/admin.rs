@@ -1,12 +1,346 @@
-//! Administrative commands that read or change what the server holds: frameworks and the
-//! quarantine.
+//! Administrative commands that read or change what the server holds: people, teams,
+//! supervision, devices, the audit trail, frameworks and the quarantine. Changes made here
+//! are audited as done "via the command line" (whoever runs it has the database itself).
 
+use clap::{Args, Subcommand};
 use fieldbook_sync_core::frameworks::Framework;
+use fieldbook_sync_core::records::dates;
 use fieldbook_sync_core::{DocumentId, json};
+use serde_json::json;
 
-use crate::cli::{FrameworksCommand, QuarantineCommand};
-use crate::storage::Database;
+use crate::cli::{DatabaseArg, FrameworksCommand, QuarantineCommand};
+use crate::storage::{AuditEvent, AuditQuery, Database, Role, Team, User, UserStatus};
 
+#[derive(Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Add a user.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// practitioner, supervisor, manager, principal-social-worker, hr or admin.
+        #[arg(long)]
+        role: Role,
+        /// Their supervisor (an existing user id), from today or `--supervisor-from`.
+        #[arg(long)]
+        supervisor: Option<String>,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        supervisor_from: Option<String>,
+        /// An existing team id.
+        #[arg(long)]
+        team: Option<String>,
+        /// The identity the council's identity provider knows them by.
+        #[arg(long)]
+        external_id: Option<String>,
+        #[arg(long)]
+        employee_number: Option<String>,
+        #[arg(long)]
+        registration_number: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// List users (tab-separated).
+    List {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Change a user's details; only the options given change.
+    Update {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        role: Option<Role>,
+        #[arg(long)]
+        team: Option<String>,
+        /// active, suspended (refused everywhere, reversible) or deleted.
+        #[arg(long)]
+        status: Option<UserStatus>,
+        #[arg(long)]
+        external_id: Option<String>,
+        #[arg(long)]
+        employee_number: Option<String>,
+        #[arg(long)]
+        registration_number: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Create or update a whole authority's people from CSV (columns in the README).
+    Import {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TeamsCommand {
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    List {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SupervisionCommand {
+    /// Give a user a new supervisor from a date (the old relationship ends that day).
+    Set {
+        #[arg(long)]
+        user: String,
+        /// The new supervisor; leave out with `--none` to end supervision.
+        #[arg(long, required_unless_present = "none")]
+        supervisor: Option<String>,
+        #[arg(long, conflicts_with = "supervisor")]
+        none: bool,
+        /// Default: today.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// A user's supervision history, as supervisee and supervisor.
+    History {
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DevicesCommand {
+    List {
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Refuse the device's tokens, close its connections within a second, and tell it to
+    /// wipe its local data on its next contact.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        device: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct AuditArgs {
+    #[arg(long)]
+    user: Option<String>,
+    /// An `automerge:` URL or document id.
+    #[arg(long)]
+    record: Option<String>,
+    /// RFC 3339 date or date-time, inclusive.
+    #[arg(long)]
+    since: Option<String>,
+    /// RFC 3339 date or date-time, exclusive.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+    #[command(flatten)]
+    database: DatabaseArg,
+}
+
+/// An audit event for a change made from the command line.
+fn cli_event(action: &'static str, detail: serde_json::Value) -> AuditEvent {
+    let operator = std::env::var("USER").unwrap_or_default();
+    AuditEvent::new(action).detail(json!({ "via": "command line", "operator": operator, "change": detail }))
+}
+
+pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Add {
+            id,
+            name,
+            role,
+            supervisor,
+            supervisor_from,
+            team,
+            external_id,
+            employee_number,
+            registration_number,
+            database,
+        } => {
+            let db = Database::connect(&database.database_url).await?;
+            let user =
+                User { team_id: team, external_id, employee_number, registration_number, ..User::new(id, name, role) };
+            db.add_user(&user).await?;
+            if let Some(supervisor) = &supervisor {
+                db.set_supervisor(&user.id, Some(supervisor), &supervisor_from.unwrap_or_else(dates::today)).await?;
+            }
+            db.audit(cli_event("admin.user-added", json!({ "user": user.id, "role": user.role.as_str() }))).await?;
+            println!("added {} ({})", user.id, user.role);
+            db.close().await;
+        }
+        UsersCommand::List { database } => {
+            let db = Database::connect(&database.database_url).await?;
+            for u in db.users().await? {
+                let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    u.name,
+                    u.role,
+                    u.status,
+                    opt(&u.team_id),
+                    opt(&u.external_id)
+                );
+            }
+            db.close().await;
+        }
+        UsersCommand::Update {
+            id,
+            name,
+            role,
+            team,
+            status,
+            external_id,
+            employee_number,
+            registration_number,
+            database,
+        } => {
+            let db = Database::connect(&database.database_url).await?;
+            let mut user = db.user(&id).await?.ok_or_else(|| anyhow::anyhow!("no user {id:?}"))?;
+            user.name = name.unwrap_or(user.name);
+            user.role = role.unwrap_or(user.role);
+            user.status = status.unwrap_or(user.status);
+            user.team_id = team.or(user.team_id);
+            user.external_id = external_id.or(user.external_id);
+            user.employee_number = employee_number.or(user.employee_number);
+            user.registration_number = registration_number.or(user.registration_number);
+            db.update_user(&user).await?;
+            let change = json!({ "user": user.id, "role": user.role.as_str(), "status": user.status.as_str() });
+            db.audit(cli_event("admin.user-updated", change)).await?;
+            println!("updated {} ({}, {})", user.id, user.role, user.status);
+            db.close().await;
+        }
+        UsersCommand::Import { file, database } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let db = Database::connect(&database.database_url).await?;
+            let report = crate::org::import_csv(&db, &text).await?;
+            db.audit(cli_event("admin.users-imported", serde_json::to_value(&report)?)).await?;
+            println!(
+                "{} users created, {} updated, {} teams created, {} supervisors changed",
+                report.users_created, report.users_updated, report.teams_created, report.supervisors_changed
+            );
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn teams(command: TeamsCommand) -> anyhow::Result<()> {
+    match command {
+        TeamsCommand::Add { id, name, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            db.add_team(&Team { id: id.clone(), name }).await?;
+            db.audit(cli_event("admin.team-added", json!({ "team": id }))).await?;
+            println!("added team {id}");
+            db.close().await;
+        }
+        TeamsCommand::List { database } => {
+            let db = Database::connect(&database.database_url).await?;
+            for t in db.teams().await? {
+                println!("{}\t{}", t.id, t.name);
+            }
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn supervision(command: SupervisionCommand) -> anyhow::Result<()> {
+    match command {
+        SupervisionCommand::Set { user, supervisor, none: _, from, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            let from = from.unwrap_or_else(dates::today);
+            db.set_supervisor(&user, supervisor.as_deref(), &from).await?;
+            let change = json!({ "user": user, "supervisor": supervisor, "from": from });
+            db.audit(cli_event("admin.supervisor-set", change)).await?;
+            match supervisor {
+                Some(s) => println!("{user} is supervised by {s} from {from}"),
+                None => println!("{user}'s supervision ends on {from}"),
+            }
+            db.close().await;
+        }
+        SupervisionCommand::History { user, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            for s in db.supervision_history(&user).await? {
+                let to = s.ended_on.as_deref().unwrap_or("now");
+                println!("{} supervised by {}\t{} .. {}", s.supervisee_id, s.supervisor_id, s.started_on, to);
+            }
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn devices(command: DevicesCommand) -> anyhow::Result<()> {
+    match command {
+        DevicesCommand::List { user, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            for d in db.devices(&user).await? {
+                let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\tfirst seen {}\tlast seen {}", d.device_id, state, d.first_seen_at, d.last_seen_at);
+            }
+            db.close().await;
+        }
+        DevicesCommand::Revoke { user, device, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            if db.user(&user).await?.is_none() {
+                anyhow::bail!("no user {user:?}");
+            }
+            db.revoke_device(&user, &device).await?;
+            db.audit(cli_event("admin.device-revoked", json!({ "user": user, "device": device }))).await?;
+            println!("revoked {device} of {user}; running servers close its connections within a second");
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let db = Database::connect(&args.database.database_url).await?;
+    let query = AuditQuery {
+        user_id: args.user,
+        document_id: args.record.as_deref().map(document_id).transpose().map_err(anyhow::Error::msg)?,
+        since: args.since.as_deref().map(millis).transpose().map_err(anyhow::Error::msg)?,
+        until: args.until.as_deref().map(millis).transpose().map_err(anyhow::Error::msg)?,
+        after_id: None,
+        limit: args.limit.max(1),
+    };
+    for row in db.audit_trail(&query).await? {
+        println!("{}", serde_json::to_string(&row)?);
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// A document id from an `automerge:` URL or a bare id, as the audit trail stores it.
+pub(crate) fn document_id(input: &str) -> Result<String, String> {
+    DocumentId::parse_url_or_id(input).map(|d| d.to_string()).map_err(|e| e.to_string())
+}
+
+/// Unix milliseconds from an RFC 3339 date (midnight UTC) or date-time.
+pub(crate) fn millis(input: &str) -> Result<i64, String> {
+    dates::unix_millis(input).ok_or_else(|| format!("{input:?} is not an RFC 3339 date or date-time (e.g. 2026-11-20)"))
+}
 pub(crate) async fn frameworks(command: FrameworksCommand) -> anyhow::Result<()> {
     match command {
         FrameworksCommand::Import { file, database } => {

@@ -58,6 +58,7 @@ impl Server {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
         let framework_refresher = tokio::spawn(refresh_frameworks_periodically(self.state.hub.clone()));
+        let access_watcher = tokio::spawn(watch_access(self.state.db.clone(), self.state.hub.clone()));
         let hub = self.state.hub.clone();
         // WebSocket connections never end by themselves; close them so the drain finishes.
         let shutdown = async move {
@@ -74,6 +75,7 @@ impl Server {
         sweeper.abort();
         checkpointer.abort();
         framework_refresher.abort();
+        access_watcher.abort();
         let _ = self.state.db.checkpoint().await;
         self.state.db.close().await;
         result
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sync", get(sync_endpoint))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(crate::api::routes())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -135,6 +138,50 @@ async fn refresh_frameworks_periodically(hub: Arc<DocumentHub>) {
         tick.tick().await;
         if let Err(e) = hub.refresh_frameworks().await {
             tracing::warn!(error = %e, "could not reload frameworks; will retry");
+        }
+    }
+}
+
+/// Follows changes any node makes to the organisation and to devices: what connected users
+/// may see is reloaded, and revoked devices are told to wipe and disconnected, within half
+/// a second.
+async fn watch_access(db: Database, hub: Arc<DocumentHub>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut version = db.access_version().await.unwrap_or_default();
+    let mut revoked_after = crate::storage::now_millis();
+    loop {
+        tick.tick().await;
+        match db.revoked_since(revoked_after).await {
+            Ok(revoked) => {
+                for (user, device, at) in revoked {
+                    let closed = hub.revoke_device(&user, &device);
+                    tracing::info!(%user, %device, closed, "device revoked");
+                    revoked_after = revoked_after.max(at);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check for revoked devices; will retry"),
+        }
+        let current = match db.access_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the access version; will retry");
+                continue;
+            }
+        };
+        if current == version {
+            continue;
+        }
+        version = current;
+        for user_id in hub.connected_users() {
+            let viewer = match db.user(&user_id).await {
+                Ok(Some(user)) if user.is_active() => db.viewer(&user).await.map(Some),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match viewer {
+                Ok(viewer) => hub.update_viewer(&user_id, viewer),
+                Err(e) => tracing::warn!(error = %e, %user_id, "could not reload access; keeping the old"),
+            }
         }
     }
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin::{AuditArgs, DevicesCommand, SupervisionCommand, TeamsCommand, UsersCommand};
 use crate::app::{Server, shutdown_signal};
 use crate::auth::{TokenKeys, parse_ttl};
 use crate::config::{CacheConfig, DEFAULT_DATABASE_URL, Limits, ServerConfig};
-use crate::storage::{Database, Role, User};
+use crate::storage::Database;
 
 #[derive(Parser)]
 #[command(name = "fieldbook", version, about = "Fieldbook: offline-first sync server for practice observation records")]
@@ -44,11 +45,28 @@ enum Command {
         #[arg(long, env = "FIELDBOOK_CACHE_IDLE", default_value = "60s", value_parser = parse_ttl)]
         cache_idle: Duration,
     },
-    /// Manage users.
+    /// People: add, list, change, import a whole authority from CSV.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Teams.
+    Teams {
+        #[command(subcommand)]
+        command: TeamsCommand,
+    },
+    /// Who supervises whom, with history.
+    Supervision {
+        #[command(subcommand)]
+        command: SupervisionCommand,
+    },
+    /// A user's devices; revoke one (it is told to wipe its data).
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Query the audit trail (JSON lines, oldest first).
+    Audit(AuditArgs),
     /// Competency frameworks.
     Frameworks {
         #[command(subcommand)]
@@ -123,27 +141,6 @@ enum RecordsCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum UsersCommand {
-    /// Add a user.
-    Add {
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        name: String,
-        /// practitioner, supervisor, manager, hr or admin.
-        #[arg(long)]
-        role: Role,
-        /// The user's supervisor (an existing user id).
-        #[arg(long)]
-        supervisor: Option<String>,
-        #[arg(long)]
-        team: Option<String>,
-        #[command(flatten)]
-        database: DatabaseArg,
-    },
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init();
@@ -176,16 +173,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!(addr = %server.local_addr(), storage_id = %server.state().storage_id, "serving");
             server.run(shutdown_signal()).await?;
         }
-        Command::Users { command: UsersCommand::Add { id, name, role, supervisor, team, database } } => {
-            let db = Database::connect(&database.database_url).await?;
-            let user = User { team_id: team, ..User::new(id, name, role) };
-            db.add_user(&user).await?;
-            if let Some(supervisor) = supervisor {
-                db.set_supervisor(&user.id, Some(&supervisor), &fieldbook_sync_core::records::dates::today()).await?;
-            }
-            println!("added {} ({})", user.id, user.role);
-            db.close().await;
-        }
+        Command::Users { command } => crate::admin::users(command).await?,
+        Command::Teams { command } => crate::admin::teams(command).await?,
+        Command::Supervision { command } => crate::admin::supervision(command).await?,
+        Command::Devices { command } => crate::admin::devices(command).await?,
+        Command::Audit(args) => crate::admin::audit(args).await?,
         Command::Frameworks { command } => crate::admin::frameworks(command).await?,
         Command::Quarantine { command } => crate::admin::quarantine(command).await?,
         Command::Records { command: RecordsCommand::Show { practitioner, database } } => {

@@ -2,11 +2,13 @@
 //! end-to-end tests start it the same way.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod org;
 pub mod state;
 pub mod storage;
 pub mod sync;

@@ -46,6 +46,49 @@ pub struct Rejected {
     pub bytes: Vec<u8>,
 }
 
+/// An incoming message applied to a scratch copy, awaiting a verdict (see
+/// [`DocSync::stage`]).
+pub struct Staged<P> {
+    peer: P,
+    kind: SyncKind,
+    /// The document with the message applied; `None` if it carried no changes.
+    scratch: Option<Automerge>,
+    sync_state: sync::State,
+    new_hashes: Vec<ChangeHash>,
+    chunk_changes: Vec<(ChangeHash, Vec<ChangeHash>)>,
+    received_bytes: Vec<u8>,
+    blocked_by_rejected: bool,
+}
+
+impl<P> Staged<P> {
+    /// The document as it would be.
+    pub fn after(&self) -> &Automerge {
+        self.scratch.as_ref().expect("a staged message with changes has a scratch copy")
+    }
+
+    /// Metadata of the changes the message adds (empty: nothing to check).
+    pub fn new_changes(&self) -> Vec<automerge::ChangeMetadata<'static>> {
+        let Some(scratch) = &self.scratch else { return Vec::new() };
+        self.new_hashes
+            .iter()
+            .filter_map(|h| scratch.get_change_meta_by_hash(h))
+            .map(automerge::ChangeMetadata::into_owned)
+            .collect()
+    }
+
+    /// A verdict that needs no check: accepted if nothing new arrives, refused if it
+    /// builds on refused changes. `None`: the caller must check [`Self::after`].
+    pub fn verdict(&self) -> Option<Result<(), String>> {
+        if self.blocked_by_rejected {
+            Some(Err("depends on a change that was rejected".to_string()))
+        } else if self.new_hashes.is_empty() {
+            Some(Ok(()))
+        } else {
+            None
+        }
+    }
+}
+
 /// A sync message to send to one peer.
 #[derive(Debug)]
 pub struct Outgoing<P> {
@@ -137,7 +180,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
     /// Apply a message only if `check(before, after)` accepts the document it would produce.
     /// The changes are applied to a scratch copy first; if refused, our document is
     /// untouched and [`Received::rejected`] says why. Changes that depend on refused ones
-    /// are refused too.
+    /// are refused too. (The server checks asynchronously with [`Self::stage`] instead.)
     pub fn receive_checked(
         &mut self,
         peer: &P,
@@ -145,6 +188,21 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         data: &[u8],
         check: impl FnOnce(&Automerge, &Automerge) -> Result<(), String>,
     ) -> Result<Received, SyncError> {
+        let staged = self.stage(peer, kind, data)?;
+        let verdict = match staged.verdict() {
+            Some(verdict) => verdict,
+            None => check(&self.doc, staged.after()),
+        };
+        Ok(match verdict {
+            Ok(()) => self.accept(staged),
+            Err(reason) => self.refuse(staged, reason),
+        })
+    }
+
+    /// Applies a message to a scratch copy, leaving our document as it is until the caller
+    /// decides with [`Self::accept`] or [`Self::refuse`]. Nothing else may change this
+    /// document in between (the server holds the document's lock).
+    pub fn stage(&mut self, peer: &P, kind: SyncKind, data: &[u8]) -> Result<Staged<P>, SyncError> {
         let message = sync::Message::decode(data)?;
         let received_bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
         // Each chunk of a V1 message is one change; a V2 chunk (a whole document) is not,
@@ -156,58 +214,82 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             .map(|c| (c.hash(), c.deps().to_vec()))
             .collect();
         let before = self.doc.get_heads();
-        let state = self.peers.entry(peer.clone()).or_default();
-        let mut received = Received::default();
+        let mut sync_state = self.peers.entry(peer.clone()).or_default().sync.clone();
         if received_bytes.is_empty() {
             // Nothing to check: a message without changes cannot change the document.
-            self.doc.receive_sync_message(&mut state.sync, message)?;
-        } else {
-            let mut scratch = self.doc.clone();
-            let mut scratch_state = state.sync.clone();
-            scratch.receive_sync_message(&mut scratch_state, message)?;
-            let new_hashes: Vec<ChangeHash> = scratch.get_changes_meta(&before).iter().map(|c| c.hash).collect();
-            let blocked_by_rejected = scratch.get_missing_deps(&[]).iter().any(|h| self.rejected.contains_key(h));
-            let verdict = if blocked_by_rejected {
-                Err("depends on a change that was rejected".to_string())
-            } else if new_hashes.is_empty() {
-                Ok(())
-            } else {
-                check(&self.doc, &scratch)
-            };
-            match verdict {
-                Ok(()) => {
-                    self.doc = scratch;
-                    state.sync = scratch_state;
-                    received.new_changes = new_hashes.len();
-                    received.received_bytes = received_bytes;
-                }
-                Err(reason) => {
-                    for hash in &new_hashes {
-                        let deps = scratch.get_change_meta_by_hash(hash).map(|c| c.deps).unwrap_or_default();
-                        self.rejected.insert(*hash, deps);
-                    }
-                    let mut new_hashes = new_hashes;
-                    for (hash, deps) in chunk_changes {
-                        if self.doc.get_change_meta_by_hash(&hash).is_none() && !new_hashes.contains(&hash) {
-                            new_hashes.push(hash);
-                            self.rejected.insert(hash, deps);
-                        }
-                    }
-                    // Keep what they told us about themselves, not what we would share.
-                    let shared_heads = std::mem::take(&mut state.sync.shared_heads);
-                    state.sync = scratch_state;
-                    state.sync.shared_heads = shared_heads;
-                    state.sync.in_flight = false;
-                    received.rejected = Some(Rejected { reason, change_hashes: new_hashes, bytes: received_bytes });
-                }
+            self.doc.receive_sync_message(&mut sync_state, message)?;
+            return Ok(Staged {
+                peer: peer.clone(),
+                kind,
+                scratch: None,
+                sync_state,
+                new_hashes: Vec::new(),
+                chunk_changes,
+                received_bytes,
+                blocked_by_rejected: false,
+            });
+        }
+        let mut scratch = self.doc.clone();
+        scratch.receive_sync_message(&mut sync_state, message)?;
+        let new_hashes: Vec<ChangeHash> = scratch.get_changes_meta(&before).iter().map(|c| c.hash).collect();
+        let blocked_by_rejected = scratch.get_missing_deps(&[]).iter().any(|h| self.rejected.contains_key(h));
+        Ok(Staged {
+            peer: peer.clone(),
+            kind,
+            scratch: Some(scratch),
+            sync_state,
+            new_hashes,
+            chunk_changes,
+            received_bytes,
+            blocked_by_rejected,
+        })
+    }
+
+    /// Makes a staged message part of the document.
+    pub fn accept(&mut self, staged: Staged<P>) -> Received {
+        let mut received = Received::default();
+        if let Some(scratch) = staged.scratch {
+            self.doc = scratch;
+            received.new_changes = staged.new_hashes.len();
+            received.received_bytes = staged.received_bytes;
+        }
+        self.finish(&staged.peer, staged.kind, staged.sync_state, received)
+    }
+
+    /// Refuses a staged message's changes: they are remembered as refused (so sync with
+    /// the peer settles) and handed back for quarantine.
+    pub fn refuse(&mut self, staged: Staged<P>, reason: String) -> Received {
+        let Staged { peer, kind, scratch, mut sync_state, mut new_hashes, chunk_changes, received_bytes, .. } = staged;
+        for hash in &new_hashes {
+            let deps = scratch.as_ref().and_then(|s| s.get_change_meta_by_hash(hash)).map(|c| c.deps);
+            self.rejected.insert(*hash, deps.unwrap_or_default());
+        }
+        for (hash, deps) in chunk_changes {
+            if self.doc.get_change_meta_by_hash(&hash).is_none() && !new_hashes.contains(&hash) {
+                new_hashes.push(hash);
+                self.rejected.insert(hash, deps);
             }
         }
-        if let Some(heads) = state.sync.their_heads.take() {
-            state.sync.their_heads = Some(without_rejected(heads, &self.rejected));
+        // Keep what they told us about themselves, not what we would share.
+        let state = self.peers.entry(peer.clone()).or_default();
+        sync_state.shared_heads = std::mem::take(&mut state.sync.shared_heads);
+        sync_state.in_flight = false;
+        let received = Received {
+            rejected: Some(Rejected { reason, change_hashes: new_hashes, bytes: received_bytes }),
+            ..Received::default()
+        };
+        self.finish(&peer, kind, sync_state, received)
+    }
+
+    fn finish(&mut self, peer: &P, kind: SyncKind, mut sync_state: sync::State, mut received: Received) -> Received {
+        if let Some(heads) = sync_state.their_heads.take() {
+            sync_state.their_heads = Some(without_rejected(heads, &self.rejected));
         }
         received.unavailable = kind == SyncKind::Request && self.doc.get_heads().is_empty();
+        let state = self.peers.entry(peer.clone()).or_default();
+        state.sync = sync_state;
         state.waiting_for_document = received.unavailable;
-        Ok(received)
+        received
     }
 
     /// Sync messages for every peer that needs one now.

@@ -16,7 +16,7 @@ pub mod notice;
 pub mod records;
 
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
-pub use doc_sync::{DocSync, Outgoing, Received, Rejected, SyncError};
+pub use doc_sync::{DocSync, Outgoing, Received, Rejected, Staged, SyncError};
 pub use document_id::{DocumentId, InvalidDocumentId};
 pub use message::{DecodeError, Message, PROTOCOL_VERSION, PeerId, PeerMetadata, StorageId, SyncKind};
 pub use records::{Record, RecordError};

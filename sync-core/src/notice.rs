@@ -5,6 +5,24 @@
 use ciborium::Value;
 
 pub const REJECTED: &str = "fieldbook/rejected";
+/// A top-level message (not ephemeral): `{ type: "fieldbook/wipe", senderId, targetId,
+/// reason }`. The device was revoked; it must delete its local copies. The server closes
+/// the connection right after.
+pub const WIPE: &str = "fieldbook/wipe";
+
+/// Encodes a `fieldbook/wipe` message (see [`WIPE`]).
+pub fn wipe_message(sender_id: &str, target_id: &str, reason: &str) -> Vec<u8> {
+    let text = |s: &str| Value::Text(s.to_owned());
+    let value = Value::Map(vec![
+        (text("type"), text(WIPE)),
+        (text("senderId"), text(sender_id)),
+        (text("targetId"), text(target_id)),
+        (text("reason"), text(reason)),
+    ]);
+    let mut out = Vec::new();
+    ciborium::into_writer(&value, &mut out).expect("writing CBOR to a Vec cannot fail");
+    out
+}
 
 /// `{ type: "fieldbook/rejected", reason, changeHashes }`: the server refused these changes
 /// (hex change hashes) and kept them aside; the document carries on syncing without them.

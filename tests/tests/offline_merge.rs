@@ -15,9 +15,9 @@ async fn concurrent_offline_edits_merge_to_the_same_state() {
     tablet.sync(&server.http_url(), token, &[]);
     phone.sync(&server.http_url(), token, &[&url]);
 
-    // Offline: both edit the same text and different fields.
+    // Offline, the observer's two devices edit the same text and different fields.
     tablet.edit(&url, &[("notes", "Visit went well. Child spoke freely."), ("feedback", "Good use of play.")]);
-    phone.edit(&url, &[("notes", "Home visit went well."), ("reflection", "I could slow down.")]);
+    phone.edit(&url, &[("notes", "Home visit went well."), ("purpose", "Review of the plan.")]);
 
     tablet.sync(&server.http_url(), token, &[]);
     phone.sync(&server.http_url(), token, &[]);
@@ -28,7 +28,7 @@ async fn concurrent_offline_edits_merge_to_the_same_state() {
     assert_eq!(on_tablet, on_phone);
     assert_eq!(on_tablet["notes"], "Home visit went well. Child spoke freely.", "text edits interleave");
     assert_eq!(on_tablet["feedback"], "Good use of play.");
-    assert_eq!(on_tablet["reflection"], "I could slow down.");
+    assert_eq!(on_tablet["purpose"], "Review of the plan.");
 
     // A fresh device gets the same merged state from the server.
     let fresh = Device::new();

@@ -91,6 +91,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = Store::open(&cli.store).await.with_context(|| format!("cannot open the store {}", cli.store))?;
     let result = execute(&store, cli.user.as_deref(), cli.command).await;
     store.close().await;
+    if let Err(e) = &result
+        && e.downcast_ref::<sync::WipeRequested>().is_some()
+    {
+        // The administrator revoked this device: nothing of the records may stay on it.
+        store::delete(&cli.store)?;
+        anyhow::bail!("this device was revoked by an administrator; its local store {} was deleted", cli.store);
+    }
     result
 }
 

@@ -158,3 +158,15 @@ impl Store {
 fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
+
+/// Deletes a store and its write-ahead log, as a revoked device must.
+pub fn delete(path: &str) -> anyhow::Result<()> {
+    for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm"), format!("{path}-journal")] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("could not delete {file}: {e}"),
+        }
+    }
+    Ok(())
+}

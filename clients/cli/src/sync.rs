@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use automerge::Automerge;
-use fieldbook_sync_core::notice::RejectionNotice;
+use fieldbook_sync_core::notice::{self, RejectionNotice};
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PROTOCOL_VERSION, PeerMetadata, SyncKind};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -14,6 +14,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::store::Store;
+
+/// On every answer to a revoked device (see the server's README section on devices).
+const WIPE_HEADER: &str = "fieldbook-wipe";
 
 /// The server is this device's only peer.
 const SERVER: () = ();
@@ -27,6 +30,11 @@ pub struct DocReport {
     /// server's fetched instead.
     pub rejected: Option<String>,
 }
+
+/// The server says this device was revoked: its local data must be deleted.
+#[derive(Debug, thiserror::Error)]
+#[error("this device was revoked by an administrator")]
+pub struct WipeRequested;
 
 pub struct SyncReport {
     pub server_storage_id: Option<String>,
@@ -65,8 +73,12 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
         HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?,
     );
     let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) if response.headers().contains_key(WIPE_HEADER) => {
+            anyhow::Error::new(WipeRequested)
+        }
         tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
-            anyhow::anyhow!("the server refused the token (401): get a fresh one with `fieldbook token`")
+            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            anyhow::anyhow!("the server refused the token (401): {body}")
         }
         other => anyhow::anyhow!("cannot connect to {server}: {other}"),
     })?;
@@ -147,10 +159,12 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
                 }
                 pending.insert(document_id);
             }
-            Message::DocUnavailable { document_id, .. } if docs.get(&document_id).is_some_and(|d| d.is_empty()) => {
+            // For a document we hold, this means we may not (or may no longer) see it there.
+            Message::DocUnavailable { document_id, .. } => {
                 report.documents.entry(document_id).or_default().unavailable = true;
                 pending.remove(&document_id);
             }
+            Message::Unknown { message_type } if message_type == notice::WIPE => return Err(WipeRequested.into()),
             Message::Error { message, .. } => bail!("server error: {message}"),
             _ => {}
         }

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tracing::Instrument;
 
 use crate::auth::Authenticated;
+use crate::error::AppError;
 use crate::state::AppState;
 
 use super::hub::{HubError, Sender};
@@ -23,13 +24,24 @@ const CONCURRENT_DOCUMENTS: usize = 32;
 /// itself (close code 1009) without being buffered; below that we answer with an `error`.
 const HARD_FRAME_FACTOR: usize = 4;
 
-/// Authentication happens in the extractor, before the upgrade: a bad token is a 401.
-pub async fn sync_endpoint(State(state): State<AppState>, auth: Authenticated, ws: WebSocketUpgrade) -> Response {
+/// Authentication happens in the extractor, before the upgrade: a bad token is a 401, and
+/// a revoked device is told to wipe.
+pub async fn sync_endpoint(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    if let Some(device) = &auth.device
+        && !state.db.device_seen(&auth.user.id, device).await?
+    {
+        return Err(AppError::DeviceRevoked);
+    }
     let hard_limit = state.limits.max_frame_bytes.saturating_mul(HARD_FRAME_FACTOR);
     let span = tracing::info_span!("sync", user = %auth.user.id, device = auth.device.as_deref().unwrap_or("-"));
-    ws.max_message_size(hard_limit)
+    Ok(ws
+        .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve_connection(socket, state, auth).instrument(span))
+        .on_upgrade(move |socket| serve_connection(socket, state, auth).instrument(span)))
 }
 
 async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticated) {
@@ -37,8 +49,15 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     let (outbox, mut outbox_rx) = mpsc::channel::<Vec<u8>>(OUTBOX_CAPACITY);
     let close = Arc::new(Notify::new());
     let hub = state.hub.clone();
+    let viewer = match state.db.viewer(&auth.user).await {
+        Ok(viewer) => viewer,
+        Err(e) => {
+            tracing::error!(error = %e, "could not load the user's access; closing");
+            return;
+        }
+    };
     let sender = Sender { user_id: auth.user.id.clone(), device_id: auth.device.clone() };
-    let connection = hub.connect(sender, outbox.clone(), close.clone());
+    let connection = hub.connect(sender, viewer, outbox.clone(), close.clone());
     tracing::info!("connected");
 
     let writer = tokio::spawn(async move {

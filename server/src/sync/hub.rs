@@ -10,13 +10,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use fieldbook_sync_core::access::{RecordFacts, Viewer, WriteCheck, check_write};
 use fieldbook_sync_core::frameworks::Catalog;
-use fieldbook_sync_core::notice::RejectionNotice;
-use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, Record, SyncError, SyncKind, json};
+use fieldbook_sync_core::notice::{self, RejectionNotice};
+use fieldbook_sync_core::records::dates;
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, Record, Staged, SyncError, SyncKind, json};
+use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::CacheConfig;
-use crate::storage::{ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError};
+use crate::storage::{AuditEvent, Author, ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError};
 
 /// Server-assigned id of one WebSocket connection (peers choose their own peer ids, which
 /// are only used to address messages).
@@ -38,9 +41,20 @@ pub struct Sender {
     pub device_id: Option<String>,
 }
 
+impl Sender {
+    /// The device as authorship records it (tokens without a device share one name).
+    fn device(&self) -> &str {
+        self.device_id.as_deref().unwrap_or("")
+    }
+}
+
 struct Peer {
     peer_id: PeerId,
     sender: Sender,
+    /// What the user may see; replaced when the organisation changes.
+    viewer: Arc<Viewer>,
+    /// Documents this connection has opened, for the audit trail's "opened" events.
+    opened: HashSet<DocumentId>,
     outbox: mpsc::Sender<Vec<u8>>,
     /// Tells the connection to close (e.g. it cannot keep up with its outbox).
     close: Arc<Notify>,
@@ -50,9 +64,15 @@ struct LoadedDocument {
     sync: DocSync<ConnectionId>,
     /// Ids of the stored chunks this copy was built from, for compaction.
     chunk_ids: Vec<i64>,
-    /// Signed off (observation) or closed (plan): no change is accepted any more. Worked
-    /// out when the first change arrives, not on every load (most loads only serve reads).
-    locked: Option<bool>,
+    /// Actor bindings already checked for this document (hex actor id → author).
+    authors: HashMap<String, Author>,
+}
+
+/// What a checked message would do, if accepted.
+struct Accepted {
+    record: Record,
+    new_actors: Vec<(String, Author)>,
+    audit: Vec<AuditEvent>,
 }
 
 /// Exclusive use of one document (see [`DocumentHub::lock`]).
@@ -61,6 +81,9 @@ pub struct DocumentLock(tokio::sync::OwnedMutexGuard<Option<LoadedDocument>>);
 struct CachedDocument {
     /// `None` until loaded, and again after a failed write (forces a reload).
     document: Arc<tokio::sync::Mutex<Option<LoadedDocument>>>,
+    /// Who the record concerns, once loaded; kept here so access checks (e.g. for relayed
+    /// ephemeral messages) need not take the document's lock. `None`: no record (yet).
+    facts: Option<Arc<RecordFacts>>,
     last_used: Instant,
 }
 
@@ -121,10 +144,52 @@ impl DocumentHub {
     }
 
     /// Registers a connection's outbox; frames for it are pushed there.
-    pub fn connect(&self, sender: Sender, outbox: mpsc::Sender<Vec<u8>>, close: Arc<Notify>) -> ConnectionId {
+    pub fn connect(
+        &self,
+        sender: Sender,
+        viewer: Viewer,
+        outbox: mpsc::Sender<Vec<u8>>,
+        close: Arc<Notify>,
+    ) -> ConnectionId {
         let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        self.registry().peers.insert(id, Peer { peer_id: PeerId::new(), sender, outbox, close });
+        let peer =
+            Peer { peer_id: PeerId::new(), sender, viewer: Arc::new(viewer), opened: HashSet::new(), outbox, close };
+        self.registry().peers.insert(id, peer);
         id
+    }
+
+    /// Users with an open connection (to refresh what they may see).
+    pub fn connected_users(&self) -> Vec<String> {
+        let users: HashSet<String> = self.registry().peers.values().map(|p| p.sender.user_id.clone()).collect();
+        users.into_iter().collect()
+    }
+
+    /// Replaces what a user may see on all their connections. A user who may no longer use
+    /// Fieldbook at all (suspended, deleted) is disconnected.
+    pub fn update_viewer(&self, user_id: &str, viewer: Option<Viewer>) {
+        let viewer = viewer.map(Arc::new);
+        for peer in self.registry().peers.values_mut().filter(|p| p.sender.user_id == user_id) {
+            match &viewer {
+                Some(v) => peer.viewer = v.clone(),
+                None => peer.close.notify_one(),
+            }
+        }
+    }
+
+    /// Tells a revoked device's open connections to wipe their local copies, and closes
+    /// them.
+    pub fn revoke_device(&self, user_id: &str, device_id: &str) -> usize {
+        let registry = self.registry();
+        let mut closed = 0;
+        for peer in registry.peers.values() {
+            if peer.sender.user_id == user_id && peer.sender.device_id.as_deref() == Some(device_id) {
+                let wipe = notice::wipe_message(&self.our_peer_id, &peer.peer_id, "this device was revoked");
+                let _ = peer.outbox.try_send(wipe);
+                peer.close.notify_one();
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Records the peer id a connection declared in its `join`.
@@ -168,7 +233,8 @@ impl DocumentHub {
         DocumentLock(self.cached(document).lock_owned().await)
     }
 
-    /// Handles a `sync` or `request` message: check, apply, commit, then answer every peer.
+    /// Handles a `sync` or `request` message: check access, check the changes, commit
+    /// them, then answer every peer that may see the document.
     pub async fn receive_sync(
         &self,
         DocumentLock(mut guard): DocumentLock,
@@ -181,39 +247,39 @@ impl DocumentHub {
             *guard = Some(self.load(document).await?);
         }
         let loaded = guard.as_mut().expect("loaded above");
-        // Every change is checked on a scratch copy: the result must be a valid record, and
-        // a locked record takes no change at all.
-        let catalog = self.catalog();
-        let known_lock = loaded.locked;
-        let mut found_lock = None;
-        let mut record = None;
-        let received = match loaded.sync.receive_checked(&from, kind, data, |before, after| {
-            let locked = known_lock.unwrap_or_else(|| {
-                let locked = Record::parse(&json::to_json(before), catalog.as_ref()).is_ok_and(|r| r.is_locked());
-                found_lock = Some(locked);
-                locked
-            });
-            if locked {
-                return Err("the record is locked (signed off by both parties, or closed); the change was kept aside for review".into());
+        let Some((sender, viewer)) = self.who(from) else { return Ok(()) };
+        let today = dates::today();
+        let facts = self.facts(document);
+        if !loaded.sync.is_empty() {
+            // Need to know: to anyone else the document does not exist.
+            if !facts.as_ref().is_some_and(|f| viewer.may_read(f, &today)) {
+                return self.deny(from, &sender, document, data).await;
             }
-            let parsed = Record::parse(&json::to_json(after), catalog.as_ref()).map_err(|e| format!("invalid record: {e}"))?;
-            record = Some(parsed);
-            Ok(())
-        }) {
-            Ok(received) => received,
+            self.opened(from, &sender, document);
+        }
+        let staged = match loaded.sync.stage(&from, kind, data) {
+            Ok(staged) => staged,
             Err(source) => {
                 // The in-memory copy may be half-applied; rebuild it from storage next time.
                 *guard = None;
                 return Err(HubError::Sync { document, source });
             }
         };
-        if found_lock.is_some() {
-            loaded.locked = found_lock;
-        }
+        let verdict = match staged.verdict() {
+            Some(Ok(())) => Ok(None),
+            Some(Err(reason)) => Err(reason),
+            None => self.check(document, loaded, &staged, &sender, &viewer, facts.as_deref(), &today).await?.map(Some),
+        };
+        let (received, accepted) = match verdict {
+            Ok(accepted) => (loaded.sync.accept(staged), accepted),
+            Err(reason) => (loaded.sync.refuse(staged, reason), None),
+        };
         if let Some(rejected) = received.rejected {
-            self.reject(from, document, rejected).await?;
+            self.reject(from, &sender, document, rejected).await?;
         }
-        if !received.received_bytes.is_empty() {
+        if let Some(Accepted { record, new_actors, audit }) = accepted
+            && !received.received_bytes.is_empty()
+        {
             // A new document is stored as a snapshot: it loads several times faster than
             // the changes that made it, and saving a small document is cheap. (A save also
             // keeps changes still waiting for their dependencies.)
@@ -222,45 +288,43 @@ impl DocumentHub {
             } else {
                 (ChunkKind::Incremental, received.received_bytes)
             };
-            let locked = record.as_ref().is_some_and(Record::is_locked);
+            let new_facts = Arc::new(RecordFacts::of(&record));
             let replaces_projection = !loaded.chunk_ids.is_empty();
-            match self
-                .committer
-                .commit(CommitJob {
-                    document,
-                    kind,
-                    chunk: bytes,
-                    record,
-                    replaces_projection,
-                    new_actors: Vec::new(),
-                    audit: Vec::new(),
-                })
-                .await
-            {
+            let job = CommitJob {
+                document,
+                kind,
+                chunk: bytes,
+                record: Some(record),
+                replaces_projection,
+                new_actors: new_actors.clone(),
+                audit,
+            };
+            match self.committer.commit(job).await {
                 Ok(id) => loaded.chunk_ids.push(id),
                 Err(e) => {
                     *guard = None;
                     return Err(e.into());
                 }
             }
-            loaded.locked = Some(locked);
+            loaded.authors.extend(new_actors);
+            self.set_facts(document, Some(new_facts));
+            self.opened(from, &sender, document);
             if loaded.chunk_ids.len() > self.config.compact_after_chunks {
                 self.compact(document, loaded).await;
             }
         }
         if received.unavailable {
-            let peer_id = self.peer_id(from);
-            let reply = Message::DocUnavailable {
-                sender_id: self.our_peer_id.clone(),
-                target_id: peer_id,
-                document_id: document,
-            };
-            self.send(from, reply.encode());
+            self.send_unavailable(from, document);
         }
-        // Only now, with every new change committed, may our heads go out.
-        let subscribers = self.subscribers(document);
-        loaded.sync.retain_peers(|c| subscribers.contains(c));
-        for c in &subscribers {
+        // Only now, with every new change committed, may our heads go out, and only to
+        // those who may see the document. While we have none of it there is nothing to
+        // see, and the sender may be about to create it.
+        let mut readers = self.readers(document, &today);
+        if loaded.sync.is_empty() {
+            readers.insert(from);
+        }
+        loaded.sync.retain_peers(|c| readers.contains(c));
+        for c in &readers {
             loaded.sync.add_peer(*c);
         }
         for out in loaded.sync.outgoing() {
@@ -276,19 +340,181 @@ impl DocumentHub {
         Ok(())
     }
 
+    /// Checks a message's new changes: the record stays valid, the sender writes only what
+    /// their part in the record allows, and every change's actor is theirs.
+    #[allow(clippy::too_many_arguments)]
+    async fn check(
+        &self,
+        document: DocumentId,
+        loaded: &LoadedDocument,
+        staged: &Staged<ConnectionId>,
+        sender: &Sender,
+        viewer: &Viewer,
+        facts: Option<&RecordFacts>,
+        today: &str,
+    ) -> Result<Result<Accepted, String>, HubError> {
+        if facts.is_some_and(|f| f.locked) {
+            return Ok(Err(
+                "the record is locked (signed off by both parties, or closed); the change was kept aside for review"
+                    .into(),
+            ));
+        }
+        let before_json = json::to_json(loaded.sync.doc());
+        let after_json = json::to_json(staged.after());
+        let record = match Record::parse(&after_json, self.catalog().as_ref()) {
+            Ok(record) => record,
+            Err(e) => return Ok(Err(format!("invalid record: {e}"))),
+        };
+        let after_facts = RecordFacts::of(&record);
+        // The sender's part is fixed by the record as stored; a new record names it itself.
+        let party = viewer.party(facts.unwrap_or(&after_facts), today);
+        let write = WriteCheck {
+            party,
+            observation: after_facts.observation,
+            before: loaded.sync.doc(),
+            after: staged.after(),
+            before_json: &before_json,
+            after_json: &after_json,
+        };
+        let fields = match check_write(&write) {
+            Ok(fields) => fields,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let changes = staged.new_changes();
+        let me = Author { user_id: sender.user_id.clone(), device_id: sender.device().to_owned() };
+        let actors: HashSet<String> = changes.iter().map(|c| c.actor.to_hex_string()).collect();
+        let unknown: Vec<String> = actors.iter().filter(|a| !loaded.authors.contains_key(*a)).cloned().collect();
+        let stored = if unknown.is_empty() { HashMap::new() } else { self.db.actor_bindings(&unknown).await? };
+        let mut new_actors = Vec::new();
+        for actor in &actors {
+            match loaded.authors.get(actor).or_else(|| stored.get(actor)) {
+                Some(author) if *author == me => {}
+                Some(_) => {
+                    return Ok(Err(format!(
+                        "changes by actor {actor} belong to another user or device; each actor writes for one"
+                    )));
+                }
+                None => new_actors.push((actor.clone(), me.clone())),
+            }
+        }
+        // Unbound actors that are already bound for this document stay in `authors`.
+        let device_time = changes.iter().map(|c| c.timestamp).max().and_then(device_millis);
+        let hashes: Vec<String> = changes.iter().map(|c| c.hash.to_string()).collect();
+        let event = |action: &'static str| {
+            let mut e = AuditEvent::new(action).by(&sender.user_id, sender.device_id.as_deref()).document(document);
+            e.device_time = device_time;
+            e
+        };
+        let mut audit =
+            vec![event(if facts.is_none() { "record-created" } else { "changes-accepted" }).detail(json!({
+                "party": party.as_str(), "changes": hashes.len(), "changeHashes": hashes, "fields": fields,
+            }))];
+        for side in ["observer", "practitioner"] {
+            let pointer = format!("/signOff/{side}");
+            let signed = |j: &serde_json::Value| j.pointer(&pointer).is_some_and(|v| !v.is_null());
+            if signed(&after_json) && !signed(&before_json) {
+                audit.push(event("signed-off").detail(json!({ "side": side, "locked": after_facts.locked })));
+            }
+        }
+        Ok(Ok(Accepted { record, new_actors, audit }))
+    }
+
+    /// Answers someone who may not see a document as if it did not exist. Changes they
+    /// sent are kept aside (never merged, never dropped) without telling them more.
+    async fn deny(
+        &self,
+        from: ConnectionId,
+        sender: &Sender,
+        document: DocumentId,
+        data: &[u8],
+    ) -> Result<(), HubError> {
+        let changes: Vec<u8> = automerge::sync::Message::decode(data)
+            .map(|m| m.changes.iter().flatten().copied().collect())
+            .unwrap_or_default();
+        if !changes.is_empty() {
+            self.db
+                .quarantine(NewQuarantine {
+                    document,
+                    user_id: &sender.user_id,
+                    device_id: sender.device_id.as_deref(),
+                    reason: "sent by someone who may not see this record",
+                    change_hashes: &[],
+                    changes: &changes,
+                })
+                .await?;
+        }
+        self.db
+            .audit(
+                AuditEvent::new("access-denied")
+                    .by(&sender.user_id, sender.device_id.as_deref())
+                    .document(document)
+                    .detail(json!({ "changesKeptAside": !changes.is_empty() })),
+            )
+            .await?;
+        self.send_unavailable(from, document);
+        Ok(())
+    }
+
+    fn send_unavailable(&self, to: ConnectionId, document: DocumentId) {
+        let reply = Message::DocUnavailable {
+            sender_id: self.our_peer_id.clone(),
+            target_id: self.peer_id(to),
+            document_id: document,
+        };
+        self.send(to, reply.encode());
+    }
+
+    /// Notes the first time a connection opens a document it may see.
+    fn opened(&self, from: ConnectionId, sender: &Sender, document: DocumentId) {
+        let first = self.registry().peers.get_mut(&from).is_some_and(|p| p.opened.insert(document));
+        if first {
+            let db = self.db.clone();
+            let event =
+                AuditEvent::new("record-opened").by(&sender.user_id, sender.device_id.as_deref()).document(document);
+            tokio::spawn(async move {
+                if let Err(e) = db.audit(event).await {
+                    tracing::warn!(error = %e, "could not write an audit event");
+                }
+            });
+        }
+    }
+
+    fn who(&self, connection: ConnectionId) -> Option<(Sender, Arc<Viewer>)> {
+        self.registry().peers.get(&connection).map(|p| (p.sender.clone(), p.viewer.clone()))
+    }
+
+    fn facts(&self, document: DocumentId) -> Option<Arc<RecordFacts>> {
+        self.registry().cache.get(&document).and_then(|c| c.facts.clone())
+    }
+
+    fn set_facts(&self, document: DocumentId, facts: Option<Arc<RecordFacts>>) {
+        if let Some(cached) = self.registry().cache.get_mut(&document) {
+            cached.facts = facts;
+        }
+    }
+
+    /// The document's subscribers that may see it.
+    fn readers(&self, document: DocumentId, today: &str) -> HashSet<ConnectionId> {
+        let registry = self.registry();
+        let Some(facts) = registry.cache.get(&document).and_then(|c| c.facts.clone()) else { return HashSet::new() };
+        let Some(subscribers) = registry.subscribers.get(&document) else { return HashSet::new() };
+        subscribers
+            .iter()
+            .filter(|c| registry.peers.get(c).is_some_and(|p| p.viewer.may_read(&facts, today)))
+            .copied()
+            .collect()
+    }
+
     /// Keeps refused changes aside with who sent them and why, and tells the sender with a
     /// `fieldbook/rejected` ephemeral message on the document.
     async fn reject(
         &self,
         from: ConnectionId,
+        sender: &Sender,
         document: DocumentId,
         rejected: fieldbook_sync_core::Rejected,
     ) -> Result<(), HubError> {
-        let (peer_id, sender) = {
-            let registry = self.registry();
-            let Some(peer) = registry.peers.get(&from) else { return Ok(()) };
-            (peer.peer_id.clone(), peer.sender.clone())
-        };
+        let peer_id = self.peer_id(from);
         let hashes: Vec<String> = rejected.change_hashes.iter().map(ToString::to_string).collect();
         let id = self
             .db
@@ -302,6 +528,11 @@ impl DocumentHub {
             })
             .await?;
         tracing::info!(%document, quarantine = id, user = %sender.user_id, reason = %rejected.reason, "rejected changes");
+        let event = AuditEvent::new("changes-rejected")
+            .by(&sender.user_id, sender.device_id.as_deref())
+            .document(document)
+            .detail(json!({ "quarantine": id, "reason": rejected.reason, "changeHashes": hashes }));
+        self.db.audit(event).await?;
         let notice = RejectionNotice { reason: rejected.reason, change_hashes: hashes };
         let message = Message::Ephemeral {
             sender_id: self.our_peer_id.clone(),
@@ -322,7 +553,11 @@ impl DocumentHub {
             return;
         };
         self.subscribe(from, document_id);
-        for to in self.subscribers(document_id).into_iter().filter(|c| *c != from) {
+        let readers = self.readers(document_id, &dates::today());
+        if !readers.contains(&from) {
+            return;
+        }
+        for to in readers.into_iter().filter(|c| *c != from) {
             let relayed = Message::Ephemeral {
                 sender_id: sender_id.clone(),
                 target_id: self.peer_id(to),
@@ -359,10 +594,6 @@ impl DocumentHub {
         registry.subscriptions.entry(connection).or_default().insert(document);
     }
 
-    fn subscribers(&self, document: DocumentId) -> HashSet<ConnectionId> {
-        self.registry().subscribers.get(&document).cloned().unwrap_or_default()
-    }
-
     /// The cache cell for a document, created empty if absent; evicts if over capacity.
     fn cached(&self, document: DocumentId) -> Arc<tokio::sync::Mutex<Option<LoadedDocument>>> {
         let mut evicted = Vec::new();
@@ -371,6 +602,7 @@ impl DocumentHub {
         let cell = {
             let entry = registry.cache.entry(document).or_insert_with(|| CachedDocument {
                 document: Arc::new(tokio::sync::Mutex::new(None)),
+                facts: None,
                 last_used: now,
             });
             entry.last_used = now;
@@ -393,7 +625,19 @@ impl DocumentHub {
 
     async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
         let (doc, chunk_ids) = self.db.load_document(document).await?;
-        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, locked: None };
+        let facts = if doc.get_heads().is_empty() {
+            None
+        } else {
+            match Record::parse(&json::to_json(&doc), self.catalog().as_ref()) {
+                Ok(record) => Some(Arc::new(RecordFacts::of(&record))),
+                Err(e) => {
+                    tracing::warn!(%document, error = %e, "stored document is not a valid record; nobody may read it");
+                    None
+                }
+            }
+        };
+        self.set_facts(document, facts);
+        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, authors: HashMap::new() };
         if loaded.chunk_ids.len() > self.config.compact_after_chunks {
             self.compact(document, &mut loaded).await;
         }
@@ -408,6 +652,16 @@ impl DocumentHub {
             Ok(id) => loaded.chunk_ids = vec![id],
             Err(e) => tracing::warn!(%document, error = %e, "compaction failed; will retry"),
         }
+    }
+}
+
+/// Automerge change times are advisory: seconds from Rust clients, milliseconds from
+/// JavaScript ones. Normalised to milliseconds; 0 means "not given".
+fn device_millis(timestamp: i64) -> Option<i64> {
+    match timestamp {
+        t if t <= 0 => None,
+        t if t < 100_000_000_000 => Some(t * 1000),
+        t => Some(t),
     }
 }
 

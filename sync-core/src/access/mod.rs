@@ -103,7 +103,21 @@ pub enum Party {
 }
 
 impl Party {
+    /// A stable id, as APIs and the audit trail show it.
     pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Observer => "observer",
+            Party::Practitioner => "practitioner",
+            Party::PlanOwner => "plan-owner",
+            Party::PlanSupervisor => "plan-supervisor",
+            Party::Line => "line",
+            Party::PrincipalSocialWorker => "principal-social-worker",
+            Party::None => "none",
+        }
+    }
+
+    /// For messages: "the {}" may not change …
+    pub fn describe(self) -> &'static str {
         match self {
             Party::Observer => "observer",
             Party::Practitioner => "practitioner",
@@ -134,34 +148,53 @@ pub struct RecordFacts {
 
 impl RecordFacts {
     pub fn of(record: &Record) -> Self {
-        let today = dates::today();
         match record {
-            Record::Observation(o) => {
-                let day = o.observed_at.as_deref().and_then(dates::utc_day).unwrap_or_else(|| today.clone());
-                RecordFacts {
-                    observation: true,
-                    author_id: o.observer_id.clone(),
-                    subject_id: o.practitioner_id.clone(),
-                    draft: o.status == "draft",
-                    locked: record.is_locked(),
-                    from: day.clone(),
-                    to: day,
-                }
-            }
+            Record::Observation(o) => Self::observation(
+                &o.observer_id,
+                &o.practitioner_id,
+                &o.status,
+                o.observed_at.as_deref(),
+                record.is_locked(),
+            ),
             Record::DevelopmentPlan(p) => {
                 let period = p.period.clone().unwrap_or_default();
-                let from = period.from.as_deref().and_then(dates::utc_day).unwrap_or_else(|| today.clone());
-                let to = period.to.as_deref().and_then(dates::utc_day).unwrap_or_else(|| from.clone());
-                RecordFacts {
-                    observation: false,
-                    author_id: p.supervisor_id.clone(),
-                    subject_id: p.owner_id.clone(),
-                    draft: false,
-                    locked: record.is_locked(),
-                    from,
-                    to,
-                }
+                Self::plan(&p.supervisor_id, &p.owner_id, &p.status, period.from.as_deref(), period.to.as_deref())
             }
+        }
+    }
+
+    /// An observation's facts from its fields (as the central store keeps them, too).
+    pub fn observation(
+        observer_id: &str,
+        practitioner_id: &str,
+        status: &str,
+        observed_at: Option<&str>,
+        locked: bool,
+    ) -> Self {
+        let day = observed_at.and_then(dates::utc_day).unwrap_or_else(dates::today);
+        RecordFacts {
+            observation: true,
+            author_id: observer_id.to_owned(),
+            subject_id: practitioner_id.to_owned(),
+            draft: status == "draft",
+            locked,
+            from: day.clone(),
+            to: day,
+        }
+    }
+
+    /// A development plan's facts from its fields.
+    pub fn plan(supervisor_id: &str, owner_id: &str, status: &str, from: Option<&str>, to: Option<&str>) -> Self {
+        let from = from.and_then(dates::utc_day).unwrap_or_else(dates::today);
+        let to = to.and_then(dates::utc_day).unwrap_or_else(|| from.clone());
+        RecordFacts {
+            observation: false,
+            author_id: supervisor_id.to_owned(),
+            subject_id: owner_id.to_owned(),
+            draft: false,
+            locked: status == "closed",
+            from,
+            to,
         }
     }
 }

@@ -67,7 +67,7 @@ fn edit(base: &Automerge, f: impl FnOnce(&mut automerge::transaction::Transactio
     doc
 }
 
-fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<(), String> {
+fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<Vec<String>, String> {
     check_write(&WriteCheck {
         party,
         observation: json::to_json(after)["type"] == "observation",

@@ -11,6 +11,52 @@ use super::Party;
 /// Fixed once a record exists: changing them would move it to other people.
 const IDENTITY: &[&str] = &["type", "schemaVersion", "practitionerId", "observerId", "ownerId", "supervisorId"];
 
+/// Every top-level field the record types define (DOMAIN.md "Records").
+const OBSERVATION_FIELDS: &[&str] = &[
+    "type",
+    "schemaVersion",
+    "practitionerId",
+    "observerId",
+    "observedAt",
+    "setting",
+    "present",
+    "purpose",
+    "consent",
+    "framework",
+    "components",
+    "notes",
+    "strengths",
+    "developmentAreas",
+    "judgements",
+    "feedback",
+    "feedbackGivenAt",
+    "reflection",
+    "response",
+    "familyVoice",
+    "actions",
+    "status",
+    "signOff",
+];
+const PLAN_FIELDS: &[&str] = &[
+    "type",
+    "schemaVersion",
+    "ownerId",
+    "supervisorId",
+    "framework",
+    "period",
+    "source",
+    "gapAnalysis",
+    "goals",
+    "reviews",
+    "status",
+];
+
+/// Fields a client adds beyond the schema belong to the record's author (the observer;
+/// either party of a plan): the practitioner gets no way around their own fields.
+fn writes_extensions(party: Party) -> bool {
+    matches!(party, Party::Observer | Party::PlanOwner | Party::PlanSupervisor)
+}
+
 /// Subtrees each party may write. `*` matches any key or list index.
 fn writable(party: Party) -> &'static [&'static str] {
     match party {
@@ -63,8 +109,9 @@ pub struct WriteCheck<'a> {
 
 /// Accepts the change only if every path it touches is one `party` may write. A new
 /// document may be created by its observer (or a plan's owner or supervisor); the creator
-/// may then lay out the other party's fields, but only empty.
-pub fn check_write(c: &WriteCheck<'_>) -> Result<(), String> {
+/// may then lay out the other party's fields, but only empty. Returns the top-level fields
+/// the change touched (for the audit trail).
+pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
     let creating = c.before.get_heads().is_empty();
     if creating {
         let may_create = match c.party {
@@ -81,6 +128,7 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<(), String> {
         }
     }
     let patches = c.after.diff(&c.before.get_heads(), &c.after.get_heads());
+    let mut fields = std::collections::BTreeSet::new();
     for patch in patches {
         let mut path: Vec<Prop> = patch.path.iter().map(|(_, prop)| prop.clone()).collect();
         let mut puts_object = false;
@@ -103,16 +151,23 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<(), String> {
             PatchAction::SpliceText { .. } | PatchAction::Mark { .. } => {}
         }
         if !may_write(c, creating, &path, puts_object) {
-            return Err(format!("the {} may not change {}", c.party.as_str(), display(&path)));
+            return Err(format!("the {} may not change {}", c.party.describe(), display(&path)));
+        }
+        if let Some(Prop::Map(field)) = path.first() {
+            fields.insert(field.clone());
         }
     }
-    Ok(())
+    Ok(fields.into_iter().collect())
 }
 
 fn may_write(c: &WriteCheck<'_>, creating: bool, path: &[Prop], puts_object: bool) -> bool {
     let Some(Prop::Map(top)) = path.first() else { return false };
     if IDENTITY.contains(&top.as_str()) {
         return creating && path.len() == 1;
+    }
+    let schema = if c.observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
+    if !schema.contains(&top.as_str()) {
+        return writes_extensions(c.party);
     }
     let rules = writable(c.party);
     let covered = rules.iter().any(|rule| matches(rule, path, false));

@@ -27,6 +27,13 @@ pub fn utc_day(s: &str) -> Option<String> {
     Some(format_day(at.date()))
 }
 
+/// Unix milliseconds of a date (midnight UTC) or date-time.
+pub fn unix_millis(s: &str) -> Option<i64> {
+    let full = if is_date(s) { format!("{s}T00:00:00Z") } else { s.to_owned() };
+    let at = OffsetDateTime::parse(&full, &Rfc3339).ok()?;
+    Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 /// Today in UTC, as `YYYY-MM-DD`.
 pub fn today() -> String {
     format_day(OffsetDateTime::now_utc().date())

@@ -1,0 +1,286 @@
+//! `/v1/admin/…`: people, teams, supervision, devices and the audit trail. Admins only;
+//! every change is itself audited.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use fieldbook_sync_core::records::dates;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Authenticated;
+use crate::error::AppError;
+use crate::org::{ImportError, ImportReport, import_csv};
+use crate::state::AppState;
+use crate::storage::{AuditEvent, AuditQuery, AuditRow, Device, Role, Supervision, Team, User, UserStatus};
+
+const MAX_AUDIT_ROWS: i64 = 1000;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/users", get(list_users).post(add_user))
+        .route("/v1/admin/users/{id}", get(show_user).patch(update_user))
+        .route("/v1/admin/users/{id}/supervisor", put(set_supervisor))
+        .route("/v1/admin/users/{id}/devices", get(list_devices))
+        .route("/v1/admin/users/{id}/devices/{device}/revoke", post(revoke_device))
+        .route("/v1/admin/teams", get(list_teams).post(add_team))
+        .route("/v1/admin/import", post(import))
+        .route("/v1/admin/audit", get(audit_trail))
+}
+
+/// An authenticated admin.
+struct Admin(Authenticated);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        if auth.user.role != Role::Admin {
+            return Err(AppError::Forbidden("administration needs the admin role".into()));
+        }
+        Ok(Admin(auth))
+    }
+}
+
+impl Admin {
+    async fn audit(&self, state: &AppState, action: &'static str, detail: Value) -> Result<(), AppError> {
+        let event = AuditEvent::new(action).by(&self.0.user.id, self.0.device.as_deref()).detail(detail);
+        Ok(state.db.audit(event).await?)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewUser {
+    id: String,
+    name: String,
+    role: String,
+    team_id: Option<String>,
+    supervisor_id: Option<String>,
+    /// When supervision starts (`YYYY-MM-DD`, default today).
+    supervisor_from: Option<String>,
+    external_id: Option<String>,
+    employee_number: Option<String>,
+    registration_number: Option<String>,
+}
+
+async fn list_users(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<User>>, AppError> {
+    Ok(Json(state.db.users().await?))
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Json(new): Json<NewUser>,
+) -> Result<(StatusCode, Json<User>), AppError> {
+    if new.id.trim().is_empty() || new.name.trim().is_empty() {
+        return Err(AppError::BadRequest("id and name must not be empty".into()));
+    }
+    let user = User {
+        team_id: new.team_id,
+        external_id: new.external_id,
+        employee_number: new.employee_number,
+        registration_number: new.registration_number,
+        ..User::new(new.id, new.name, new.role.parse().map_err(AppError::BadRequest)?)
+    };
+    state.db.add_user(&user).await.map_err(conflict_if_exists)?;
+    if let Some(supervisor) = &new.supervisor_id {
+        let from = new.supervisor_from.unwrap_or_else(dates::today);
+        state.db.set_supervisor(&user.id, Some(supervisor), &from).await?;
+    }
+    admin.audit(&state, "admin.user-added", json!({ "user": user.id, "role": user.role.as_str() })).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+fn conflict_if_exists(e: crate::storage::StorageError) -> AppError {
+    match AppError::from(e) {
+        AppError::BadRequest(m) if m.contains("already exists") => AppError::Conflict(m),
+        other => other,
+    }
+}
+
+async fn show_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let user = state.db.user(&id).await?.ok_or_else(|| AppError::NotFound(format!("no user {id:?}")))?;
+    let supervision: Vec<Supervision> = state.db.supervision_history(&id).await?;
+    let devices: Vec<Device> = state.db.devices(&id).await?;
+    Ok(Json(json!({ "user": user, "supervision": supervision, "devices": devices })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UserChanges {
+    name: Option<String>,
+    role: Option<String>,
+    /// `null` removes the user from their team.
+    #[serde(default, with = "double_option")]
+    team_id: Option<Option<String>>,
+    status: Option<String>,
+    #[serde(default, with = "double_option")]
+    external_id: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    employee_number: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    registration_number: Option<Option<String>>,
+}
+
+/// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Json(changes): Json<UserChanges>,
+) -> Result<Json<User>, AppError> {
+    let mut user = state.db.user(&id).await?.ok_or_else(|| AppError::NotFound(format!("no user {id:?}")))?;
+    if let Some(name) = changes.name {
+        user.name = name;
+    }
+    if let Some(role) = changes.role {
+        user.role = role.parse().map_err(AppError::BadRequest)?;
+    }
+    if let Some(status) = changes.status {
+        user.status = status.parse::<UserStatus>().map_err(AppError::BadRequest)?;
+    }
+    for (field, change) in [
+        (&mut user.team_id, changes.team_id),
+        (&mut user.external_id, changes.external_id),
+        (&mut user.employee_number, changes.employee_number),
+        (&mut user.registration_number, changes.registration_number),
+    ] {
+        if let Some(value) = change {
+            *field = value;
+        }
+    }
+    state.db.update_user(&user).await?;
+    admin
+        .audit(
+            &state,
+            "admin.user-updated",
+            json!({ "user": user.id, "role": user.role.as_str(), "status": user.status.as_str() }),
+        )
+        .await?;
+    Ok(Json(user))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SupervisorChange {
+    /// `null` ends supervision without a successor.
+    supervisor_id: Option<String>,
+    /// `YYYY-MM-DD`, default today.
+    from: Option<String>,
+}
+
+async fn set_supervisor(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Json(change): Json<SupervisorChange>,
+) -> Result<Json<Vec<Supervision>>, AppError> {
+    let from = change.from.unwrap_or_else(dates::today);
+    state.db.set_supervisor(&id, change.supervisor_id.as_deref(), &from).await?;
+    admin
+        .audit(&state, "admin.supervisor-set", json!({ "user": id, "supervisor": change.supervisor_id, "from": from }))
+        .await?;
+    Ok(Json(state.db.supervision_history(&id).await?))
+}
+
+async fn list_devices(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Device>>, AppError> {
+    Ok(Json(state.db.devices(&id).await?))
+}
+
+async fn revoke_device(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, device)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    if state.db.user(&id).await?.is_none() {
+        return Err(AppError::NotFound(format!("no user {id:?}")));
+    }
+    state.db.revoke_device(&id, &device).await?;
+    // This node's connections close now; other nodes follow within half a second.
+    let closed = state.hub.revoke_device(&id, &device);
+    admin.audit(&state, "admin.device-revoked", json!({ "user": id, "device": device })).await?;
+    Ok(Json(json!({ "user": id, "device": device, "revoked": true, "connectionsClosed": closed })))
+}
+
+async fn list_teams(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<Team>>, AppError> {
+    Ok(Json(state.db.teams().await?))
+}
+
+async fn add_team(
+    State(state): State<AppState>,
+    admin: Admin,
+    Json(team): Json<Team>,
+) -> Result<(StatusCode, Json<Team>), AppError> {
+    state.db.add_team(&team).await.map_err(conflict_if_exists)?;
+    admin.audit(&state, "admin.team-added", json!({ "team": team.id })).await?;
+    Ok((StatusCode::CREATED, Json(team)))
+}
+
+/// A whole authority from CSV (columns in the README); all checked before any is written.
+async fn import(State(state): State<AppState>, admin: Admin, body: String) -> Result<Json<ImportReport>, AppError> {
+    let report = import_csv(&state.db, &body).await.map_err(|e| match e {
+        ImportError::Invalid(_) => AppError::BadRequest(e.to_string()),
+        ImportError::Storage(e) => e.into(),
+    })?;
+    admin.audit(&state, "admin.users-imported", serde_json::to_value(&report).unwrap_or_default()).await?;
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    user: Option<String>,
+    /// An `automerge:` URL or document id.
+    record: Option<String>,
+    /// RFC 3339 date or date-time, inclusive.
+    since: Option<String>,
+    /// RFC 3339 date or date-time, exclusive.
+    until: Option<String>,
+    /// Continue after this event id.
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit_trail(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Vec<AuditRow>>, AppError> {
+    let query = AuditQuery {
+        user_id: params.user.clone(),
+        document_id: params
+            .record
+            .as_deref()
+            .map(crate::admin::document_id)
+            .transpose()
+            .map_err(AppError::BadRequest)?,
+        since: params.since.as_deref().map(crate::admin::millis).transpose().map_err(AppError::BadRequest)?,
+        until: params.until.as_deref().map(crate::admin::millis).transpose().map_err(AppError::BadRequest)?,
+        after_id: params.after,
+        limit: params.limit.unwrap_or(MAX_AUDIT_ROWS).clamp(1, MAX_AUDIT_ROWS),
+    };
+    let rows = state.db.audit_trail(&query).await?;
+    admin
+        .audit(&state, "audit-read", json!({ "user": params.user, "record": params.record, "rows": rows.len() }))
+        .await?;
+    Ok(Json(rows))
+}

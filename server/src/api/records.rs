@@ -1,0 +1,86 @@
+//! `GET /v1/records`: the records a user may see, so their devices discover new ones (a
+//! newly shared observation, say) without being told document ids.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use fieldbook_sync_core::access::Role;
+use fieldbook_sync_core::records::dates;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Authenticated;
+use crate::error::AppError;
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: usize = 500;
+const MAX_LIMIT: usize = 5000;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/records", get(record_index))
+}
+
+#[derive(Deserialize)]
+struct IndexQuery {
+    /// Only records changed after this cursor (from an earlier page).
+    #[serde(default)]
+    after: i64,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexEntry {
+    url: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: String,
+    /// The user's part in the record: observer, practitioner, plan owner, …
+    party: &'static str,
+    change_seq: i64,
+}
+
+#[derive(Serialize)]
+struct IndexResponse {
+    records: Vec<IndexEntry>,
+    /// Pass as `after` to get what changed since.
+    cursor: i64,
+    more: bool,
+}
+
+async fn record_index(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Query(query): Query<IndexQuery>,
+) -> Result<Json<IndexResponse>, AppError> {
+    if !auth.user.role.works_with_records() {
+        return Err(AppError::Forbidden(format!(
+            "the {} role does not read records over sync; use the development records API",
+            auth.user.role
+        )));
+    }
+    let viewer = state.db.viewer(&auth.user).await?;
+    let people: Option<Vec<String>> = (viewer.role != Role::PrincipalSocialWorker).then(|| {
+        let mut people: Vec<String> = viewer.line.iter().map(|g| g.subject_id.clone()).collect();
+        people.sort();
+        people.dedup();
+        people
+    });
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let page = state.db.record_index(&auth.user.id, people.as_deref(), query.after, limit).await?;
+    let today = dates::today();
+    let records = page
+        .entries
+        .into_iter()
+        .filter_map(|e| {
+            let party = viewer.party(&e.facts, &today);
+            viewer.may_read(&e.facts, &today).then(|| IndexEntry {
+                url: e.document_url,
+                kind: if e.facts.observation { "observation" } else { "development-plan" },
+                status: e.status,
+                party: party.as_str(),
+                change_seq: e.change_seq,
+            })
+        })
+        .collect();
+    Ok(Json(IndexResponse { records, cursor: page.cursor, more: page.more }))
+}
