@@ -43,6 +43,8 @@ enum Command {
         /// Evict a document from memory after this long unused (e.g. 60s, 5m).
         #[arg(long, env = "FIELDBOOK_CACHE_IDLE", default_value = "60s", value_parser = parse_ttl)]
         cache_idle: Duration,
+        #[command(flatten)]
+        sign_in: crate::auth::SignInArgs,
     },
     /// Manage users.
     Users {
@@ -142,6 +144,14 @@ enum UsersCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Set a user's password for built-in sign-in, read from the first line of stdin
+    /// (at least 12 characters); stored as an argon2 hash.
+    SetPassword {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -165,8 +175,9 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle } => {
+        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle, sign_in } => {
             let mut config = ServerConfig::new(listen, database.database_url);
+            config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
             config.limits.max_frame_bytes = max_frame_bytes;
             config.cache.max_documents = cache_documents.max(1);
             config.cache.idle_timeout = cache_idle;
@@ -184,6 +195,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 db.set_supervisor(&user.id, Some(&supervisor), &fieldbook_sync_core::records::dates::today()).await?;
             }
             println!("added {} ({})", user.id, user.role);
+            db.close().await;
+        }
+        Command::Users { command: UsersCommand::SetPassword { id, database } } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            let hash = crate::auth::passwords::hash_password(password)?;
+            let db = Database::connect(&database.database_url).await?;
+            if db.user(&id).await?.is_none() {
+                anyhow::bail!("no user {id:?}; add it with `fieldbook users add`");
+            }
+            db.set_password_hash(&id, Some(&hash)).await?;
+            println!("password set for {id}");
             db.close().await;
         }
         Command::Frameworks { command } => crate::admin::frameworks(command).await?,

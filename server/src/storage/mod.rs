@@ -11,6 +11,7 @@ mod frameworks;
 mod migrations;
 mod projections;
 mod quarantine;
+mod refresh_tokens;
 mod settings;
 mod users;
 
@@ -27,6 +28,7 @@ pub use devices::Device;
 pub use documents::{Chunk, ChunkKind};
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
+pub use refresh_tokens::RefreshToken;
 pub use settings::SigningKey;
 pub use users::{Role, Supervision, Team, User, UserStatus};
 
