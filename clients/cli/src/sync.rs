@@ -66,7 +66,7 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
     );
     let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
-            anyhow::anyhow!("the server refused the token (401): get a fresh one with `fieldbook token`")
+            crate::session::refused(&response)
         }
         other => anyhow::anyhow!("cannot connect to {server}: {other}"),
     })?;
