@@ -100,7 +100,7 @@ impl OidcVerifier {
         loop {
             tick.tick().await;
             let mut last = self.last_fetch.lock().await;
-            let _ = self.load_into_cache(&mut last).await;
+            self.refresh_logged(&mut last).await;
         }
     }
 
@@ -160,23 +160,22 @@ impl OidcVerifier {
         if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH_GAP) {
             return;
         }
-        let _ = self.load_into_cache(&mut last).await;
+        self.refresh_logged(&mut last).await;
+    }
+
+    async fn refresh_logged(&self, last_fetch: &mut Option<Instant>) {
+        if let Err(e) = self.load_into_cache(last_fetch).await {
+            tracing::warn!(jwks = %self.config.jwks, error = %e, "cannot refresh the identity provider's keys; keeping the last good set");
+        }
     }
 
     async fn load_into_cache(&self, last_fetch: &mut Option<Instant>) -> Result<usize, String> {
         *last_fetch = Some(Instant::now());
-        match load(&self.config.jwks).await {
-            Ok(set) => {
-                let count = set.keys.len();
-                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
-                tracing::debug!(jwks = %self.config.jwks, keys = count, "identity provider keys refreshed");
-                Ok(count)
-            }
-            Err(e) => {
-                tracing::warn!(jwks = %self.config.jwks, error = %e, "cannot refresh the identity provider's keys; keeping the last good set");
-                Err(e)
-            }
-        }
+        let set = load(&self.config.jwks).await?;
+        let count = set.keys.len();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        tracing::debug!(jwks = %self.config.jwks, keys = count, "identity provider keys refreshed");
+        Ok(count)
     }
 }
 
@@ -282,5 +281,45 @@ mod tests {
         assert!(decoding_key(set.find("enc").unwrap(), Algorithm::ES256).unwrap_err().contains("not for signatures"));
         assert!(parse_jwks(r#"{"keys": []}"#).is_err());
         assert!(parse_jwks("nonsense").is_err());
+    }
+
+    fn ec_jwks(kid: &str) -> String {
+        format!(
+            r#"{{"keys": [{{"kty":"EC","crv":"P-256","kid":"{kid}","alg":"ES256",
+                "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}]}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_refetch_at_most_every_30_seconds() {
+        let path = std::env::temp_dir().join(format!("fieldbook-jwks-{}.json", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, ec_jwks("old")).unwrap();
+        let verifier = OidcVerifier::start(OidcConfig {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            jwks: JwksSource::File(path.clone()),
+            user_claim: "sub".into(),
+            device_claim: None,
+        })
+        .await
+        .unwrap();
+        // The IdP rotates its key; a token naming the new one arrives right after a fetch.
+        std::fs::write(&path, ec_jwks("new")).unwrap();
+        let unknown = |e: AppError| e.to_string().contains("unknown signing key");
+        let error = verifier.verify("a.b.c", Algorithm::ES256, Some("new")).await.unwrap_err();
+        assert!(unknown(error), "no refetch within 30 s of the last");
+        // 30 s later, the unknown kid triggers a refetch and the key is found (the made-up
+        // token then fails on its own merits).
+        *verifier.last_fetch.lock().await = Some(Instant::now() - UNKNOWN_KID_REFETCH_GAP);
+        let error = verifier.verify("a.b.c", Algorithm::ES256, Some("new")).await.unwrap_err();
+        assert!(!unknown(error));
+        assert!(verifier.find("old").is_none());
+        // A failed refresh keeps the last good set.
+        std::fs::write(&path, "not json").unwrap();
+        let mut last = verifier.last_fetch.lock().await;
+        assert!(verifier.load_into_cache(&mut last).await.is_err());
+        drop(last);
+        assert!(verifier.find("new").is_some());
+        let _ = std::fs::remove_file(&path);
     }
 }
