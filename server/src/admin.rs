@@ -67,6 +67,14 @@ pub(crate) enum UsersCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Set a user's password for built-in sign-in, read from the first line of stdin
+    /// (at least 12 characters); stored as an argon2 hash.
+    SetPassword {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Create or update a whole authority's people from CSV (columns in the README).
     Import {
         file: std::path::PathBuf,
@@ -227,6 +235,21 @@ pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             let change = json!({ "user": user.id, "role": user.role.as_str(), "status": user.status.as_str() });
             db.audit(cli_event("admin.user-updated", change)).await?;
             println!("updated {} ({}, {})", user.id, user.role, user.status);
+            db.close().await;
+        }
+        UsersCommand::SetPassword { id, database } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            let hash = crate::auth::passwords::hash_password(password)?;
+            let db = Database::connect(&database.database_url).await?;
+            if db.user(&id).await?.is_none() {
+                anyhow::bail!("no user {id:?}; add it with `fieldbook users add`");
+            }
+            db.set_password_hash(&id, Some(&hash)).await?;
+            db.audit(cli_event("admin.password-set", json!({ "user": id }))).await?;
+            println!("password set for {id}");
             db.close().await;
         }
         UsersCommand::Import { file, database } => {

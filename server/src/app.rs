@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::TokenKeys;
+use crate::auth::{AuthSettings, OidcVerifier, TokenKeys};
 use crate::config::ServerConfig;
 use crate::state::AppState;
 use crate::storage::{Database, StorageError};
@@ -38,7 +38,16 @@ impl Server {
         let peer_id = format!("fieldbook-server-{}", uuid::Uuid::new_v4());
         let catalog = db.framework_catalog().await?;
         let hub = Arc::new(DocumentHub::new(db.clone(), peer_id, config.cache, catalog));
-        let state = AppState { db, tokens, hub, limits: config.limits, storage_id };
+        let oidc = match config.auth.oidc {
+            Some(oidc) => Some(OidcVerifier::start(oidc).await.map_err(StartError::Oidc)?),
+            None => None,
+        };
+        let auth = AuthSettings {
+            access_token_ttl: config.auth.access_token_ttl,
+            refresh_token_ttl: config.auth.refresh_token_ttl,
+            oidc,
+        };
+        let state = AppState { db, tokens, auth, hub, limits: config.limits, storage_id };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -59,6 +68,7 @@ impl Server {
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
         let framework_refresher = tokio::spawn(refresh_frameworks_periodically(self.state.hub.clone()));
         let access_watcher = tokio::spawn(watch_access(self.state.db.clone(), self.state.hub.clone()));
+        let jwks_refresher = self.state.auth.oidc.clone().map(|oidc| tokio::spawn(oidc.refresh_periodically()));
         let hub = self.state.hub.clone();
         // WebSocket connections never end by themselves; close them so the drain finishes.
         let shutdown = async move {
@@ -76,6 +86,9 @@ impl Server {
         checkpointer.abort();
         framework_refresher.abort();
         access_watcher.abort();
+        if let Some(task) = jwks_refresher {
+            task.abort();
+        }
         let _ = self.state.db.checkpoint().await;
         self.state.db.close().await;
         result
@@ -88,6 +101,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("identity provider: {0}")]
+    Oidc(String),
 }
 
 pub fn router(state: AppState) -> Router {
@@ -96,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(crate::api::routes())
+        .merge(crate::auth::routes())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

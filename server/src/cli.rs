@@ -44,6 +44,8 @@ enum Command {
         /// Evict a document from memory after this long unused (e.g. 60s, 5m).
         #[arg(long, env = "FIELDBOOK_CACHE_IDLE", default_value = "60s", value_parser = parse_ttl)]
         cache_idle: Duration,
+        #[command(flatten)]
+        sign_in: crate::auth::SignInArgs,
     },
     /// People: add, list, change, import a whole authority from CSV.
     Users {
@@ -162,8 +164,9 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle } => {
+        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle, sign_in } => {
             let mut config = ServerConfig::new(listen, database.database_url);
+            config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
             config.limits.max_frame_bytes = max_frame_bytes;
             config.cache.max_documents = cache_documents.max(1);
             config.cache.idle_timeout = cache_idle;

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::auth::AuthConfig;
+
 /// Where the server stores its data when no database URL is given.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:fieldbook-data/fieldbook.sqlite";
 
@@ -12,6 +14,7 @@ pub struct ServerConfig {
     pub database_url: String,
     pub limits: Limits,
     pub cache: CacheConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +47,12 @@ impl Default for CacheConfig {
 
 impl ServerConfig {
     pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
-        Self { listen, database_url: database_url.into(), limits: Limits::default(), cache: CacheConfig::default() }
+        Self {
+            listen,
+            database_url: database_url.into(),
+            limits: Limits::default(),
+            cache: CacheConfig::default(),
+            auth: AuthConfig::default(),
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::TokenKeys;
+use crate::auth::{AuthSettings, TokenKeys};
 use crate::config::Limits;
 use crate::storage::Database;
 use crate::sync::DocumentHub;
@@ -11,6 +11,8 @@ use crate::sync::DocumentHub;
 pub struct AppState {
     pub db: Database,
     pub tokens: TokenKeys,
+    /// Token lifetimes and the external identity provider, if any.
+    pub auth: AuthSettings,
     pub hub: Arc<DocumentHub>,
     pub limits: Limits,
     /// The storage id every node on this database reports.

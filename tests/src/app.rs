@@ -32,6 +32,13 @@ impl TestApp {
         self.server.ws_url(&self.token)
     }
 
+    /// Runs a `fieldbook` admin command with `input` on stdin (e.g. `users set-password`).
+    pub fn fieldbook_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        let mut command = std::process::Command::new(crate::binary("fieldbook"));
+        command.args(args).env("FIELDBOOK_DATABASE_URL", &self.db.url).env("RUST_LOG", "warn");
+        crate::run_with_stdin(command, input)
+    }
+
     /// Runs a `fieldbook` admin command against this app's database; returns stdout.
     pub fn fieldbook(&self, args: &[&str]) -> String {
         let out = std::process::Command::new(crate::binary("fieldbook"))

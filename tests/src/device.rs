@@ -22,12 +22,27 @@ impl Device {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run fieldbook-device")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("fieldbook-device"));
-        command.arg("--store").arg(self.dir.path().join("device.sqlite"));
+        command.arg("--store").arg(self.store_path());
         if let Ok(user) = std::fs::read_to_string(self.dir.path().join("user")) {
             command.args(["--user", &user]);
         }
-        command.args(args).output().expect("run fieldbook-device")
+        command.args(args);
+        command
+    }
+
+    /// Runs a command with `input` on its stdin (e.g. a password).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        crate::run_with_stdin(self.command(args), input)
+    }
+
+    /// The device's SQLite store.
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("device.sqlite")
     }
 
     /// Runs a command that must succeed; returns stdout.

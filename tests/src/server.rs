@@ -76,6 +76,16 @@ impl TestServer {
         Self::spawn(&self.database_url, self.extra_args.clone())
     }
 
+    /// POST JSON to a path.
+    pub async fn post(&self, path: &str, json: &serde_json::Value) -> HttpResponse {
+        http_request(&self.addr, "POST", path, None, Some(json)).await
+    }
+
+    /// GET a path with a bearer token.
+    pub async fn get_with(&self, path: &str, bearer: Option<&str>) -> HttpResponse {
+        http_request(&self.addr, "GET", path, bearer, None).await
+    }
+
     /// GET a path; returns (status, body).
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
         http_get(&self.addr, path, bearer).await
@@ -87,6 +97,55 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP answer: status, headers (names lowercase) and body.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A minimal HTTP/1.1 request with an optional bearer token and JSON body.
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    json: Option<&serde_json::Value>,
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = json.map(|j| j.to_string()).unwrap_or_default();
+    let content = if json.is_some() { "Content-Type: application/json\r\n" } else { "" };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{content}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    HttpResponse { status, headers, body: body.to_owned() }
 }
 
 /// A minimal HTTP/1.1 GET, enough for health checks and status codes.

@@ -1,6 +1,7 @@
 //! `fieldbook-device`: a device client with its own offline store.
 
 mod records;
+mod session;
 mod store;
 mod sync;
 
@@ -56,14 +57,25 @@ enum Command {
     List,
     /// Print a document as JSON.
     Show { url: String },
-    /// Push and pull every document this device holds; exits when all are in sync.
-    Sync {
+    /// Sign this device in (password from stdin); `sync` then needs no --token.
+    Login {
         /// The server, e.g. http://127.0.0.1:8080.
         #[arg(long, env = "FIELDBOOK_SERVER")]
         server: String,
-        /// An access token from `fieldbook token`.
+        /// This device's id (default: the one used before, or one made for this store).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Sign out: revoke this device's refresh token and forget its tokens.
+    Logout,
+    /// Push and pull every document this device holds; exits when all are in sync.
+    Sync {
+        /// The server, e.g. http://127.0.0.1:8080 (default: the one signed in to).
+        #[arg(long, env = "FIELDBOOK_SERVER")]
+        server: Option<String>,
+        /// An access token from `fieldbook token` (default: the one from `login`).
         #[arg(long, env = "FIELDBOOK_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         /// Also fetch this document from the server (repeatable).
         #[arg(long, value_name = "URL")]
         fetch: Vec<String>,
@@ -92,7 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let result = execute(&store, cli.user.as_deref(), cli.command).await;
     store.close().await;
     if let Err(e) = &result
-        && e.downcast_ref::<sync::WipeRequested>().is_some()
+        && (e.downcast_ref::<sync::WipeRequested>().is_some()
+            || e.downcast_ref::<session::TokenRefused>().is_some_and(|r| r.wipe))
     {
         // The administrator revoked this device: nothing of the records may stay on it.
         store::delete(&cli.store)?;
@@ -146,9 +159,20 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
             let doc = store.load(id).await?.with_context(|| format!("{url} is not on this device"))?;
             println!("{}", serde_json::to_string_pretty(&json::to_json(&doc))?);
         }
+        Command::Login { server, device } => {
+            let user = user.context("--user is required: the user id to sign in as")?;
+            println!("{}", session::login(store, &server, user, device).await?);
+        }
+        Command::Logout => println!("{}", session::logout(store).await?),
         Command::Sync { server, token, fetch, timeout_secs } => {
             let fetch = fetch.iter().map(|u| DocumentId::parse_url_or_id(u)).collect::<Result<Vec<_>, _>>()?;
-            let report = sync::sync(store, &server, &token, &fetch, Duration::from_secs(timeout_secs)).await?;
+            let mut session = session::Session::resolve(store, server, token).await?;
+            let timeout = Duration::from_secs(timeout_secs);
+            let mut result = sync::sync(store, &session.server, &session.token, &fetch, timeout).await;
+            if session.retry_after(store, &result).await? {
+                result = sync::sync(store, &session.server, &session.token, &fetch, timeout).await;
+            }
+            let (server, report) = (session.server, result?);
             let mut unavailable = Vec::new();
             let mut rejected = Vec::new();
             for (id, doc) in &report.documents {

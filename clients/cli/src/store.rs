@@ -57,6 +57,35 @@ impl Store {
         Ok(row.try_get("value")?)
     }
 
+    pub async fn setting(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    /// Sets several settings at once (all or none).
+    pub async fn set_settings(&self, settings: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (name, value) in settings {
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_settings(&self, names: &[&str]) -> anyhow::Result<()> {
+        for name in names {
+            sqlx::query("DELETE FROM settings WHERE name = $1").bind(name).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     pub async fn save(&self, id: DocumentId, doc: &Automerge) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO documents (id, data, updated_at) VALUES ($1, $2, $3)

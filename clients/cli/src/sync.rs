@@ -15,9 +15,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::store::Store;
 
-/// On every answer to a revoked device (see the server's README section on devices).
-const WIPE_HEADER: &str = "fieldbook-wipe";
-
 /// The server is this device's only peer.
 const SERVER: () = ();
 
@@ -31,7 +28,8 @@ pub struct DocReport {
     pub rejected: Option<String>,
 }
 
-/// The server says this device was revoked: its local data must be deleted.
+/// The server told this device, mid-session, that it was revoked: its local data must be
+/// deleted. (Refused at connect time, it gets `session::TokenRefused { wipe: true }`.)
 #[derive(Debug, thiserror::Error)]
 #[error("this device was revoked by an administrator")]
 pub struct WipeRequested;
@@ -73,12 +71,8 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
         HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?,
     );
     let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match e {
-        tokio_tungstenite::tungstenite::Error::Http(response) if response.headers().contains_key(WIPE_HEADER) => {
-            anyhow::Error::new(WipeRequested)
-        }
         tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
-            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            anyhow::anyhow!("the server refused the token (401): {body}")
+            crate::session::refused(&response)
         }
         other => anyhow::anyhow!("cannot connect to {server}: {other}"),
     })?;

@@ -12,6 +12,7 @@ mod migrations;
 mod projections;
 mod quarantine;
 mod record_index;
+mod refresh_tokens;
 mod settings;
 mod users;
 
@@ -29,6 +30,7 @@ pub use documents::{Chunk, ChunkKind};
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use record_index::{IndexEntry, IndexPage};
+pub use refresh_tokens::RefreshToken;
 pub use settings::SigningKey;
 pub use users::{Role, Supervision, Team, User, UserStatus};
 

@@ -1,16 +1,16 @@
-//! Access tokens: HS256 JWTs signed with the database's key, and the extractor that checks
-//! them before a WebSocket upgrade (query `token=` for browsers, or `Authorization: Bearer`).
+//! Our own tokens: HS256 access tokens (JWTs signed with the database's key, `kid` = that
+//! key's id) and opaque refresh tokens (random, stored only as a SHA-256 hash).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::error::AppError;
-use crate::state::AppState;
-use crate::storage::{SigningKey, User};
+use crate::storage::SigningKey;
 
 /// Leeway for clock differences between devices and the server.
 const LEEWAY_SECONDS: u64 = 30;
@@ -42,6 +42,11 @@ impl TokenKeys {
         }
     }
 
+    /// The id of the signing key, carried as `kid` in every token we issue.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     pub fn issue(
         &self,
         user: &str,
@@ -64,43 +69,18 @@ impl TokenKeys {
     }
 }
 
-/// The user (and device) a request's token belongs to.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: User,
-    pub device: Option<String>,
+/// A new refresh token (32 random bytes, base64url) and the hash to store for it.
+pub fn new_refresh_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = refresh_token_hash(&token);
+    (token, hash)
 }
 
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).or_else(|| query_token(parts)).ok_or(AppError::unauthorized(
-            "missing access token: pass `Authorization: Bearer <token>` or `?token=<token>`",
-        ))?;
-        let claims = state.tokens.verify(&token).map_err(|e| {
-            tracing::info!(error = %e, "rejected access token");
-            AppError::unauthorized("invalid or expired access token")
-        })?;
-        let user =
-            state.db.user(&claims.sub).await?.ok_or(AppError::unauthorized("the token's user does not exist"))?;
-        Ok(Authenticated { user, device: claims.dev })
-    }
-}
-
-fn bearer_token(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
-}
-
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
-fn query_token(parts: &Parts) -> Option<String> {
-    axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri).ok()?.0.token
+/// What the database stores for a refresh token: its SHA-256, lowercase hex.
+pub fn refresh_token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses `8h`, `30m`, `90s`, `7d`.
@@ -138,6 +118,17 @@ mod tests {
         let expired = k.issue("alice", None, Duration::ZERO).unwrap();
         // Within leeway an instant expiry still verifies; tests of real expiry use the server.
         assert!(k.verify(&expired).is_ok());
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_stored_hashed() {
+        let (a, hash_a) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_a, refresh_token_hash(&a));
+        assert_eq!(hash_a.len(), 64);
+        assert!(!hash_a.contains(&a));
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! Built-in sign-in: `POST /v1/auth/login`, `/v1/auth/refresh`, `/v1/auth/logout`, and
+//! `GET /v1/auth/me` (who the presented access token speaks for).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Authenticated;
+use super::passwords::{dummy_hash, verify_password};
+use super::tokens::{new_refresh_token, refresh_token_hash};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::{AuditEvent, now_millis};
+
+/// One message for every wrong user id / password combination: no user enumeration.
+const BAD_CREDENTIALS: &str = "wrong user id or password";
+const MAX_ID_CHARS: usize = 200;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/me", get(me))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginRequest {
+    user_id: String,
+    password: String,
+    device_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+    refresh_expires_in: u64,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        ([(header::CACHE_CONTROL, "no-store")], Json(self)).into_response()
+    }
+}
+
+async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenResponse, AppError> {
+    let request: LoginRequest = parse(&body)?;
+    let device = request.device_id.as_str();
+    if device.trim().is_empty() || device.chars().count() > MAX_ID_CHARS {
+        return Err(AppError::BadRequest(format!("deviceId is required, at most {MAX_ID_CHARS} characters")));
+    }
+    let user_id = request.user_id.as_str();
+    let failed = |reason: &'static str| {
+        let state = state.clone();
+        let shown: String = user_id.chars().take(MAX_ID_CHARS).collect();
+        let device = device.to_owned();
+        async move {
+            tracing::info!(user = %shown, device = %device, reason, "sign-in refused");
+            state
+                .db
+                .audit(AuditEvent::new("login-failed").by(&shown, Some(&device)).detail(json!({ "reason": reason })))
+                .await
+        }
+    };
+
+    let user = if user_id.is_empty() || user_id.chars().count() > MAX_ID_CHARS {
+        None
+    } else {
+        state.db.user(user_id).await?
+    };
+    let hash = match &user {
+        Some(user) => state.db.password_hash(&user.id).await?,
+        None => None,
+    };
+    // Always run one argon2 verification, so unknown users and users without a password
+    // take as long as a wrong password.
+    let password = request.password;
+    let (known, hash) = match hash {
+        Some(hash) => (true, hash),
+        None => (false, dummy_hash().to_owned()),
+    };
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| AppError::Storage(crate::storage::StorageError::Invalid(format!("hashing task: {e}"))))?;
+    let Some(user) = user.filter(|_| known && matches) else {
+        failed("bad-credentials").await?;
+        return Err(AppError::unauthorized(BAD_CREDENTIALS));
+    };
+    if !user.is_active() {
+        failed("account-not-active").await?;
+        return Err(AppError::unauthorized(format!("this account is {}", user.status)));
+    }
+    if !state.db.device_seen(&user.id, device).await? {
+        failed("device-revoked").await?;
+        return Err(AppError::DeviceRevoked);
+    }
+    let response = issue_session(&state, &user.id, device).await?;
+    state.db.audit(AuditEvent::new("login").by(&user.id, Some(device)).detail(json!({ "method": "password" }))).await?;
+    Ok(response)
+}
+
+async fn refresh(State(state): State<AppState>, body: Bytes) -> Result<TokenResponse, AppError> {
+    let request: RefreshRequest = parse(&body)?;
+    let hash = refresh_token_hash(&request.refresh_token);
+    let invalid = || AppError::unauthorized("invalid refresh token: sign in again");
+    let stored = state.db.refresh_token(&hash).await?.ok_or_else(invalid)?;
+    let (user_id, device) = (stored.user_id.as_str(), stored.device_id.as_str());
+    // Before the reuse check: revoking a device revokes its refresh tokens too, and such a
+    // device must hear that it was revoked.
+    if state.db.device_revoked(user_id, device).await? {
+        return Err(AppError::DeviceRevoked);
+    }
+    if stored.revoked_at.is_some() {
+        return Err(reused(&state, user_id, device).await?);
+    }
+    if stored.expires_at <= now_millis() {
+        return Err(AppError::unauthorized("the refresh token has expired: sign in again"));
+    }
+    let user = state.db.user(user_id).await?.ok_or_else(invalid)?;
+    if !user.is_active() {
+        return Err(AppError::unauthorized(format!("this account is {}", user.status)));
+    }
+    let (token, new_hash) = new_refresh_token();
+    if !state.db.rotate_refresh_token(&hash, &new_hash, expires_at(&state)).await? {
+        // Used by someone else between our read and our write.
+        return Err(reused(&state, user_id, device).await?);
+    }
+    state.db.device_seen(user_id, device).await?;
+    let response = token_response(&state, user_id, device, token)?;
+    state.db.audit(AuditEvent::new("token-refreshed").by(user_id, Some(device))).await?;
+    Ok(response)
+}
+
+/// A refresh token that was already rotated or revoked came back: it was copied. Sign the
+/// device out everywhere (all its refresh tokens) and refuse.
+async fn reused(state: &AppState, user_id: &str, device: &str) -> Result<AppError, AppError> {
+    let revoked = state.db.revoke_device_refresh_tokens(user_id, device).await?;
+    tracing::warn!(user = %user_id, device = %device, revoked, "refresh token reused; device signed out");
+    state
+        .db
+        .audit(AuditEvent::new("refresh-token-reused").by(user_id, Some(device)).detail(json!({ "revoked": revoked })))
+        .await?;
+    Ok(AppError::unauthorized("this refresh token was already used; the device is signed out: sign in again"))
+}
+
+async fn logout(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, AppError> {
+    let request: RefreshRequest = parse(&body)?;
+    let hash = refresh_token_hash(&request.refresh_token);
+    if let Some(stored) = state.db.refresh_token(&hash).await?
+        && state.db.revoke_refresh_token(&hash).await?
+    {
+        state.db.audit(AuditEvent::new("logout").by(&stored.user_id, Some(&stored.device_id))).await?;
+    }
+    // Unknown and already revoked tokens get the same answer: there is nothing to undo.
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(auth: Authenticated) -> Json<serde_json::Value> {
+    Json(json!({
+        "id": auth.user.id,
+        "name": auth.user.name,
+        "role": auth.user.role.to_string(),
+        "teamId": auth.user.team_id,
+        "device": auth.device,
+    }))
+}
+
+/// Stores a new refresh token for (user, device) and issues an access token beside it.
+async fn issue_session(state: &AppState, user_id: &str, device: &str) -> Result<TokenResponse, AppError> {
+    let (token, hash) = new_refresh_token();
+    state.db.add_refresh_token(&hash, user_id, device, expires_at(state)).await?;
+    token_response(state, user_id, device, token)
+}
+
+fn token_response(
+    state: &AppState,
+    user_id: &str,
+    device: &str,
+    refresh_token: String,
+) -> Result<TokenResponse, AppError> {
+    let access_token = state.tokens.issue(user_id, Some(device), state.auth.access_token_ttl).map_err(|e| {
+        AppError::Storage(crate::storage::StorageError::Invalid(format!("cannot sign an access token: {e}")))
+    })?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.auth.access_token_ttl.as_secs(),
+        refresh_token,
+        refresh_expires_in: state.auth.refresh_token_ttl.as_secs(),
+    })
+}
+
+fn expires_at(state: &AppState) -> i64 {
+    now_millis().saturating_add(i64::try_from(state.auth.refresh_token_ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("invalid request body: {e}")))
+}
