@@ -216,7 +216,10 @@ async fn the_device_client_signs_in_refreshes_and_hears_it_was_revoked() {
     assert!(out.status.success(), "login: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("signed in"));
 
-    let doc = device.create(&observation(json!({"notes": "signed in"})));
+    // pat observes sam (peer observation) and shares it, so sam's device may fetch it.
+    let doc = device.create(&observation(
+        json!({"observerId": "pat", "practitionerId": "sam", "status": "shared", "notes": "signed in"}),
+    ));
     device.run_ok(&["sync", "--timeout-secs", "30"]);
     let refreshed =
         |trail: &[(String, Option<String>, Value)]| trail.iter().filter(|(a, _, _)| a == "token-refreshed").count();
@@ -240,15 +243,14 @@ async fn the_device_client_signs_in_refreshes_and_hears_it_was_revoked() {
     device.run_ok(&["sync", "--timeout-secs", "30"]);
     assert_eq!(refreshed(&audit_actions(&db).await), before + 1);
 
-    // Revoked: the device is told so (wiping is the sync's business, not sign-in's).
+    // Revoked: on its next contact the device is told to wipe, and does.
     db.revoke_device("pat", "pat-phone").await.unwrap();
+    assert!(device.store_path().exists());
     let out = device.run(&["sync", "--timeout-secs", "30"]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("device revoked"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("revoked by an administrator") && stderr.contains("was deleted"), "{stderr}");
+    assert!(!device.store_path().exists(), "the local store is wiped");
 
     // Logout forgets the tokens.
     let other = Device::new();
