@@ -131,7 +131,7 @@ pub fn observation(i: usize) -> Automerge {
         "type": "observation",
         "schemaVersion": 1,
         "practitionerId": format!("p-{}", i % 97),
-        "observerId": "s-1",
+        "observerId": "bench",
         "observedAt": "2026-11-20T10:00:00Z",
         "setting": "home-visit",
         "framework": "kss-cf-2018",

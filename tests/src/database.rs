@@ -62,6 +62,15 @@ impl TestDatabase {
         token
     }
 
+    /// Runs one statement behind the server's back (to show what the database refuses).
+    pub async fn raw_execute(&self, sql: &str) -> Result<(), String> {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url).await.map_err(|e| e.to_string())?;
+        let result = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await;
+        pool.close().await;
+        result.map(|_| ()).map_err(|e| e.to_string())
+    }
+
     pub async fn token(&self, db: &Database, user: &str, ttl: std::time::Duration) -> String {
         let keys = fieldbook_server::auth::TokenKeys::new(&db.signing_key().await.expect("signing key"));
         keys.issue(user, Some("test-device"), ttl).expect("issue token")

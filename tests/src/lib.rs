@@ -8,6 +8,7 @@ pub mod app;
 pub mod database;
 pub mod device;
 pub mod js;
+pub mod peer;
 pub mod raw;
 pub mod records;
 pub mod server;

@@ -78,17 +78,35 @@ impl TestServer {
 
     /// POST JSON to a path.
     pub async fn post(&self, path: &str, json: &serde_json::Value) -> HttpResponse {
-        http_request(&self.addr, "POST", path, None, Some(json)).await
+        self.request("POST", path, None, Some(json)).await
     }
 
     /// GET a path with a bearer token.
     pub async fn get_with(&self, path: &str, bearer: Option<&str>) -> HttpResponse {
-        http_request(&self.addr, "GET", path, bearer, None).await
+        self.request("GET", path, bearer, None).await
     }
 
     /// GET a path; returns (status, body).
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
-        http_get(&self.addr, path, bearer).await
+        let response = self.get_with(path, bearer).await;
+        (response.status, response.body)
+    }
+
+    /// Any method, with a bearer token and a JSON body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        json: Option<&serde_json::Value>,
+    ) -> HttpResponse {
+        let body = json.map(|j| ("application/json", j.to_string()));
+        http_request(&self.addr, method, path, bearer, body).await
+    }
+
+    /// POST a CSV body with a bearer token.
+    pub async fn post_csv(&self, path: &str, bearer: &str, csv: &str) -> HttpResponse {
+        http_request(&self.addr, "POST", path, Some(bearer), Some(("text/csv", csv.to_owned()))).await
     }
 }
 
@@ -118,19 +136,19 @@ impl HttpResponse {
     }
 }
 
-/// A minimal HTTP/1.1 request with an optional bearer token and JSON body.
-pub async fn http_request(
+/// A minimal HTTP/1.1 request with an optional bearer token and (content type, body).
+async fn http_request(
     addr: &str,
     method: &str,
     path: &str,
     bearer: Option<&str>,
-    json: Option<&serde_json::Value>,
+    body: Option<(&str, String)>,
 ) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let body = json.map(|j| j.to_string()).unwrap_or_default();
-    let content = if json.is_some() { "Content-Type: application/json\r\n" } else { "" };
+    let content = body.as_ref().map(|(t, _)| format!("Content-Type: {t}\r\n")).unwrap_or_default();
+    let body = body.map(|(_, b)| b).unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{content}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -146,18 +164,4 @@ pub async fn http_request(
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     HttpResponse { status, headers, body: body.to_owned() }
-}
-
-/// A minimal HTTP/1.1 GET, enough for health checks and status codes.
-pub async fn http_get(addr: &str, path: &str, bearer: Option<&str>) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status code");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
 }

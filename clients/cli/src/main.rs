@@ -1,5 +1,6 @@
 //! `fieldbook-device`: a device client with its own offline store.
 
+mod index;
 mod records;
 mod session;
 mod store;
@@ -183,9 +184,13 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
                         "{}\tyour copy is set aside (see `fieldbook-device set-aside`); this device now has the server's",
                         id.url()
                     );
+                } else if doc.unavailable && report.discovered.contains(id) {
+                    println!("{}\tlisted, but no longer yours to see", id.url());
                 } else if doc.unavailable {
                     unavailable.push(id.url());
                     println!("{}\tnot on the server", id.url());
+                } else if report.discovered.contains(id) {
+                    println!("{}\tnew: received {} changes", id.url(), doc.changes_received);
                 } else {
                     println!("{}\tsent {} changes, received {}", id.url(), doc.changes_sent, doc.changes_received);
                 }

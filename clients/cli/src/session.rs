@@ -178,6 +178,39 @@ fn expect_ok(reply: Reply, what: &str) -> anyhow::Result<Value> {
     Ok(reply.body)
 }
 
+/// `GET` with a bearer token; a 401 becomes [`TokenRefused`], like the sync upgrade's.
+pub(crate) async fn get(url: String, token: &str) -> anyhow::Result<Value> {
+    let auth = format!("Bearer {token}");
+    let reply = tokio::task::spawn_blocking(move || -> anyhow::Result<Reply> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut response =
+            agent.get(&url).header("authorization", &auth).call().with_context(|| format!("cannot reach {url}"))?;
+        Ok(reply(&mut response))
+    })
+    .await??;
+    if reply.status == 401 || reply.wipe {
+        return Err(TokenRefused { wipe: reply.wipe }.into());
+    }
+    if reply.status != 200 {
+        let reason = reply.body["error"].as_str().unwrap_or("no reason given");
+        bail!("the server answered {}: {reason}", reply.status);
+    }
+    Ok(reply.body)
+}
+
+fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Reply {
+    let status = response.status().as_u16();
+    let wipe_header = response.headers().contains_key(WIPE_HEADER);
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let wipe = wipe_header || body["wipe"] == Value::Bool(true);
+    Reply { status, wipe, body }
+}
+
 async fn post(url: String, body: Value) -> anyhow::Result<Reply> {
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -190,18 +223,13 @@ async fn post(url: String, body: Value) -> anyhow::Result<Reply> {
             .header("content-type", "application/json")
             .send(body.to_string())
             .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status().as_u16();
-        let wipe_header = response.headers().contains_key(WIPE_HEADER);
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let wipe = wipe_header || body["wipe"] == Value::Bool(true);
-        Ok(Reply { status, wipe, body })
+        Ok(reply(&mut response))
     })
     .await?
 }
 
 /// `http://host:port` for a server given as http(s):// or ws(s)://, with or without `/v1/sync`.
-fn base_url(server: &str) -> anyhow::Result<String> {
+pub(crate) fn base_url(server: &str) -> anyhow::Result<String> {
     let server = server.trim_end_matches('/');
     let server = server.strip_suffix("/v1/sync").unwrap_or(server);
     let (scheme, rest) = server.split_once("://").context("server URL needs a scheme, e.g. http://127.0.0.1:8080")?;

@@ -1,7 +1,7 @@
 //! One sync session with a server: join, push and pull every document this device holds
 //! (plus any asked for by URL), and stop once the server has stored all of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -37,6 +37,8 @@ pub struct WipeRequested;
 pub struct SyncReport {
     pub server_storage_id: Option<String>,
     pub documents: BTreeMap<DocumentId, DocReport>,
+    /// Records the server's index listed that this device did not have yet.
+    pub discovered: BTreeSet<DocumentId>,
 }
 
 /// `http://host:port` or `ws://host:port` (with or without `/v1/sync`) → the sync URL.
@@ -59,7 +61,21 @@ pub async fn sync(
     fetch: &[DocumentId],
     timeout: Duration,
 ) -> anyhow::Result<SyncReport> {
-    tokio::time::timeout(timeout, run(store, server, token, fetch)).await.map_err(|_| {
+    let work = async {
+        let (listed, cursor) = crate::index::changed_records(store, server, token).await?;
+        let mut discovered = BTreeSet::new();
+        for id in listed {
+            if store.load(id).await?.is_none() && !fetch.contains(&id) {
+                discovered.insert(id);
+            }
+        }
+        let wanted: Vec<DocumentId> = fetch.iter().chain(&discovered).copied().collect();
+        let mut report = run(store, server, token, &wanted).await?;
+        crate::index::save_cursor(store, server, cursor).await?;
+        report.discovered = discovered;
+        Ok(report)
+    };
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
         anyhow::anyhow!("sync did not finish within {timeout:?}; nothing stored locally is lost, run it again")
     })?
 }
@@ -106,7 +122,11 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
         docs.entry(*id).or_insert_with(|| DocSync::new(Automerge::new()));
     }
 
-    let mut report = SyncReport { server_storage_id: server_storage_id.clone(), documents: BTreeMap::new() };
+    let mut report = SyncReport {
+        server_storage_id: server_storage_id.clone(),
+        documents: BTreeMap::new(),
+        discovered: BTreeSet::new(),
+    };
     let mut pending: std::collections::HashSet<DocumentId> = docs.keys().copied().collect();
     for (id, doc_sync) in &mut docs {
         let entry = report.documents.entry(*id).or_default();

@@ -133,6 +133,8 @@ fn plan_owner_and_supervisor() {
     assert!(check(Party::PlanOwner, &base, &set("goals.0.status", json!("in-progress"))).is_ok());
     assert!(check(Party::PlanOwner, &base, &set("goals.0.title", json!("Other"))).is_err());
     assert!(check(Party::PlanSupervisor, &base, &set("goals.0.title", json!("Other"))).is_ok());
+    assert!(check(Party::PlanOwner, &base, &set("goals.0.reflection", json!("Going well"))).is_ok());
+    assert!(check(Party::PlanSupervisor, &base, &set("goals.0.reflection", json!("Going well"))).is_err());
     assert!(check(Party::PlanSupervisor, &base, &set("gapAnalysis.kss-cf-2018/6.self", json!(1))).is_err());
     // A new gap-analysis entry: the owner may open it with their own rating only.
     let own_entry = edit(&base, |tx| {

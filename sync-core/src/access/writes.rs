@@ -57,7 +57,8 @@ fn writes_extensions(party: Party) -> bool {
     matches!(party, Party::Observer | Party::PlanOwner | Party::PlanSupervisor)
 }
 
-/// Subtrees each party may write. `*` matches any key or list index.
+/// Subtrees each party may write. `*` matches any key or list index; a trailing `!` covers
+/// the value at that path itself (put, insert, delete) but nothing beneath it.
 fn writable(party: Party) -> &'static [&'static str] {
     match party {
         Party::Observer => &[
@@ -83,13 +84,24 @@ fn writable(party: Party) -> &'static [&'static str] {
         Party::PlanOwner => {
             &["gapAnalysis/*/self", "goals/*/status", "goals/*/completedAt", "goals/*/evidence", "goals/*/reflection"]
         }
+        // Goals as a whole (`!`: adding, replacing or removing one) and every goal field
+        // but the owner's reflection.
         Party::PlanSupervisor => &[
             "framework",
             "period",
             "source",
             "gapAnalysis/*/supervisor",
             "gapAnalysis/*/note",
-            "goals",
+            "goals/*!",
+            "goals/*/id",
+            "goals/*/title",
+            "goals/*/components",
+            "goals/*/successMeasure",
+            "goals/*/targetDate",
+            "goals/*/support",
+            "goals/*/status",
+            "goals/*/completedAt",
+            "goals/*/evidence",
             "reviews",
             "status",
         ],
@@ -193,7 +205,14 @@ fn practitioner_status(after: &Value) -> bool {
 /// Whether `rule` covers `path` (the rule is a prefix of it), or with `beyond`, whether
 /// `path` is a proper prefix of the rule.
 fn matches(rule: &str, path: &[Prop], beyond: bool) -> bool {
+    let (rule, exact) = match rule.strip_suffix('!') {
+        Some(rule) => (rule, true),
+        None => (rule, false),
+    };
     let segments: Vec<&str> = rule.split('/').collect();
+    if exact && !beyond && segments.len() != path.len() {
+        return false;
+    }
     let (short, long) = if beyond { (path.len(), segments.len()) } else { (segments.len(), path.len()) };
     if short > long || (beyond && short == long) {
         return false;

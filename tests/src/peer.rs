@@ -1,0 +1,93 @@
+//! A protocol-level client for access tests: pushes one document's changes through the real
+//! sync path and reports exactly how the server answered.
+
+use automerge::Automerge;
+use fieldbook_sync_core::notice::RejectionNotice;
+use fieldbook_sync_core::{DocSync, DocumentId, Message, SyncKind};
+
+use crate::raw::{self, Socket};
+
+const SERVER: () = ();
+
+/// How the server answered a push or a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server's heads equal ours: every change is stored there.
+    Accepted,
+    /// Refused with a `fieldbook/rejected` notice.
+    Rejected(String),
+    /// `doc-unavailable`: as far as this user knows, the document does not exist.
+    Unavailable,
+}
+
+pub struct Peer {
+    socket: Socket,
+    peer_id: String,
+    server_id: String,
+}
+
+impl Peer {
+    pub async fn connect(ws_url: &str, name: &str) -> Self {
+        let mut socket = raw::connect(ws_url).await;
+        raw::send(&mut socket, raw::join_frame(name)).await;
+        let server_id = match raw::next(&mut socket).await {
+            Some(Message::Peer { sender_id, .. }) => sender_id,
+            other => panic!("expected `peer`, got {other:?}"),
+        };
+        Self { socket, peer_id: name.into(), server_id }
+    }
+
+    /// Sends `doc` to the server until it holds all of it, or refuses.
+    pub async fn push(&mut self, id: DocumentId, doc: &Automerge) -> Outcome {
+        let mut sync = DocSync::new(doc.clone());
+        self.exchange(id, &mut sync).await
+    }
+
+    /// The server's copy, if this user may see it.
+    pub async fn fetch(&mut self, id: DocumentId) -> Result<Automerge, Outcome> {
+        let mut sync = DocSync::new(Automerge::new());
+        match self.exchange(id, &mut sync).await {
+            Outcome::Accepted if !sync.is_empty() => Ok(sync.doc().clone()),
+            Outcome::Accepted => Err(Outcome::Unavailable),
+            other => Err(other),
+        }
+    }
+
+    async fn exchange(&mut self, id: DocumentId, sync: &mut DocSync<()>) -> Outcome {
+        sync.add_peer(SERVER);
+        self.send_outgoing(id, sync).await;
+        loop {
+            match raw::next(&mut self.socket).await.expect("the server keeps the connection open") {
+                Message::Sync { document_id, kind, data, .. } if document_id == id => {
+                    sync.receive(&SERVER, kind, &data).expect("valid sync message");
+                    self.send_outgoing(id, sync).await;
+                    if sync.in_sync_with(&SERVER) {
+                        return Outcome::Accepted;
+                    }
+                }
+                Message::Ephemeral { document_id, data, .. } if document_id == id => {
+                    if let Some(notice) = RejectionNotice::decode(&data) {
+                        return Outcome::Rejected(notice.reason);
+                    }
+                }
+                Message::DocUnavailable { document_id, .. } if document_id == id => return Outcome::Unavailable,
+                Message::Error { message, .. } => panic!("server error: {message}"),
+                _ => {}
+            }
+        }
+    }
+
+    async fn send_outgoing(&mut self, id: DocumentId, sync: &mut DocSync<()>) {
+        if let Some(out) = sync.outgoing_for(&SERVER) {
+            let kind = if sync.is_empty() { SyncKind::Request } else { out.kind };
+            let message = Message::Sync {
+                kind,
+                sender_id: self.peer_id.clone(),
+                target_id: self.server_id.clone(),
+                document_id: id,
+                data: out.data,
+            };
+            raw::send(&mut self.socket, message.encode()).await;
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Who may see and write what, through the real sync path: every role against every field of
+//! both record types, need-to-know reads, authorship and the stock JavaScript client.
+
+use automerge::Automerge;
+use automerge::transaction::Transactable;
+use fieldbook_server::storage::Role;
+use fieldbook_sync_core::{DocumentId, json};
+use fieldbook_tests::peer::{Outcome, Peer};
+use fieldbook_tests::records::{observation, plan};
+use fieldbook_tests::{Backend, TestApp, js};
+use serde_json::{Value, json};
+
+/// The organisation: pat is supervised by sam, sam by mo (so mo is in pat's line).
+const PEOPLE: &[(&str, Role)] = &[
+    ("pat", Role::Practitioner),
+    ("mo", Role::Manager),
+    ("pip", Role::PrincipalSocialWorker),
+    ("hana", Role::Hr),
+    ("ada", Role::Admin),
+    ("eve", Role::Practitioner),
+];
+
+struct Org {
+    app: TestApp,
+    tokens: Vec<(&'static str, String)>,
+}
+
+impl Org {
+    async fn spawn() -> Self {
+        let app = TestApp::spawn(Backend::Sqlite).await;
+        let mut tokens = vec![("sam", app.token.clone())];
+        for (id, role) in PEOPLE {
+            tokens.push((id, app.db.user(id, *role).await));
+        }
+        let db = app.db.connect().await;
+        db.set_supervisor("pat", Some("sam"), "2020-01-01").await.unwrap();
+        db.set_supervisor("sam", Some("mo"), "2020-01-01").await.unwrap();
+        db.close().await;
+        Self { app, tokens }
+    }
+
+    fn token(&self, user: &str) -> &str {
+        &self.tokens.iter().find(|(id, _)| *id == user).expect("known user").1
+    }
+
+    async fn peer(&self, user: &str) -> Peer {
+        Peer::connect(&self.app.server.ws_url(self.token(user)), user).await
+    }
+}
+
+fn document(value: &Value) -> Automerge {
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    json::put_object(&mut tx, value).unwrap();
+    tx.commit();
+    doc
+}
+
+fn edited(base: &Automerge, path: &str, value: &Value) -> Automerge {
+    let mut doc = base.fork();
+    let mut tx = doc.transaction();
+    json::set_path(&mut tx, path, value).unwrap();
+    tx.commit();
+    doc
+}
+
+/// (path, two values to write, who may write it). `TEXT` becomes "written by <user>"; of
+/// the two, a writer uses one the field does not hold yet, so every attempt is a real change.
+fn observation_fields() -> Vec<(&'static str, [Value; 2], &'static [&'static str])> {
+    const OBSERVER: &[&str] = &["sam"];
+    const PRACTITIONER: &[&str] = &["pat"];
+    const NOBODY: &[&str] = &[];
+    vec![
+        ("type", [json!("development-plan"), json!("x-other")], NOBODY),
+        ("schemaVersion", [json!(2), json!(3)], NOBODY),
+        ("practitionerId", [json!("eve"), json!("pip")], NOBODY),
+        ("observerId", [json!("mo"), json!("eve")], NOBODY),
+        ("observedAt", [json!("2026-11-21T09:30:00Z"), json!("2026-11-22T09:30:00Z")], OBSERVER),
+        ("setting", [json!("office-visit"), json!("virtual")], OBSERVER),
+        ("present", [json!("mother and one child"), json!("TEXT, again")], OBSERVER),
+        ("purpose", [json!("review of the plan"), json!("TEXT, again")], OBSERVER),
+        (
+            "consent",
+            [
+                json!({"given": true, "by": "mother", "how": "verbal"}),
+                json!({"given": false, "by": "father", "how": "TEXT"}),
+            ],
+            OBSERVER,
+        ),
+        ("consent.withdrawnAt", [json!("2026-11-22T10:00:00Z"), json!("2026-11-23T10:00:00Z")], OBSERVER),
+        ("framework", [json!("pcf-2018"), json!("kss-ps-2018")], OBSERVER),
+        ("components", [json!(["kss-cf-2018/2"]), json!(["kss-cf-2018/3"])], OBSERVER),
+        ("notes", [json!("TEXT"), json!("TEXT, again")], OBSERVER),
+        ("strengths", [json!(["TEXT"]), json!(["TEXT", "again"])], OBSERVER),
+        ("developmentAreas", [json!(["TEXT"]), json!(["TEXT", "again"])], OBSERVER),
+        ("judgements", [json!({"kss-cf-2018/1": "met"}), json!({"kss-cf-2018/1": "not-met"})], OBSERVER),
+        ("feedback", [json!("TEXT"), json!("TEXT, again")], OBSERVER),
+        ("feedbackGivenAt", [json!("2026-11-20T12:00:00Z"), json!("2026-11-20T13:00:00Z")], OBSERVER),
+        ("reflection", [json!("TEXT"), json!("TEXT, again")], PRACTITIONER),
+        ("response", [json!("TEXT"), json!("TEXT, again")], PRACTITIONER),
+        (
+            "familyVoice",
+            [json!({"text": "TEXT", "how": "asked at the end"}), json!({"text": "TEXT, again", "how": "by phone"})],
+            PRACTITIONER,
+        ),
+        ("actions", [json!([{"id": "a1", "text": "TEXT"}]), json!([{"id": "a2", "text": "TEXT"}])], OBSERVER),
+        ("status", [json!("draft"), json!("shared")], OBSERVER),
+        (
+            "signOff.observer",
+            [json!({"at": "2026-11-21T09:00:00Z", "by": "sam"}), json!({"at": "2026-11-22T09:00:00Z", "by": "sam"})],
+            OBSERVER,
+        ),
+        (
+            "signOff.practitioner",
+            [json!({"at": "2026-11-21T09:00:00Z", "by": "pat"}), json!({"at": "2026-11-22T09:00:00Z", "by": "pat"})],
+            PRACTITIONER,
+        ),
+        ("appNote", [json!("TEXT"), json!("TEXT, again")], OBSERVER),
+    ]
+}
+
+fn plan_fields() -> Vec<(&'static str, [Value; 2], &'static [&'static str])> {
+    const OWNER: &[&str] = &["pat"];
+    const SUPERVISOR: &[&str] = &["sam"];
+    const BOTH: &[&str] = &["pat", "sam"];
+    const NOBODY: &[&str] = &[];
+    vec![
+        ("type", [json!("observation"), json!("x-other")], NOBODY),
+        ("schemaVersion", [json!(2), json!(3)], NOBODY),
+        ("ownerId", [json!("eve"), json!("pip")], NOBODY),
+        ("supervisorId", [json!("mo"), json!("eve")], NOBODY),
+        ("framework", [json!("kss-cf-2018"), json!("pcf-2018")], SUPERVISOR),
+        (
+            "period",
+            [json!({"from": "2026-09-01", "to": "2027-08-31"}), json!({"from": "2026-10-01", "to": "2027-09-30"})],
+            SUPERVISOR,
+        ),
+        ("source", [json!("appraisal"), json!("supervision")], SUPERVISOR),
+        ("gapAnalysis.kss-cf-2018/6.self", [json!(3), json!(1)], OWNER),
+        ("gapAnalysis.kss-cf-2018/6.supervisor", [json!(4), json!(1)], SUPERVISOR),
+        ("gapAnalysis.kss-cf-2018/6.note", [json!("TEXT"), json!("TEXT, again")], SUPERVISOR),
+        ("goals.0.title", [json!("TEXT"), json!("TEXT, again")], SUPERVISOR),
+        ("goals.0.components", [json!(["kss-cf-2018/7"]), json!(["kss-cf-2018/8"])], SUPERVISOR),
+        ("goals.0.successMeasure", [json!("TEXT"), json!("TEXT, again")], SUPERVISOR),
+        ("goals.0.targetDate", [json!("2027-02-28"), json!("2027-03-31")], SUPERVISOR),
+        ("goals.0.support", [json!("TEXT"), json!("TEXT, again")], SUPERVISOR),
+        ("goals.0.status", [json!("in-progress"), json!("met")], BOTH),
+        ("goals.0.completedAt", [json!("2027-01-10T10:00:00Z"), json!("2027-01-11T10:00:00Z")], BOTH),
+        (
+            "goals.0.evidence",
+            [json!(["automerge:2YBy6Nbp3B8oqngDD6CXtLh2dYgH"]), json!(["automerge:4EF6dM6RfSE69EHcPu6EtvNbHjYJ"])],
+            BOTH,
+        ),
+        ("goals.0.reflection", [json!("TEXT"), json!("TEXT, again")], OWNER),
+        (
+            "goals.1",
+            [
+                json!({"id": "g2", "title": "TEXT", "status": "not-started"}),
+                json!({"id": "g3", "title": "TEXT", "status": "not-started"}),
+            ],
+            SUPERVISOR,
+        ),
+        (
+            "reviews",
+            [
+                json!([{"at": "2027-01-10T10:00:00Z", "by": "sam", "note": "TEXT"}]),
+                json!([{"at": "2027-01-11T10:00:00Z", "by": "sam", "note": "TEXT"}]),
+            ],
+            SUPERVISOR,
+        ),
+        ("status", [json!("agreed"), json!("draft")], SUPERVISOR),
+        ("appNote", [json!("TEXT"), json!("TEXT, again")], BOTH),
+    ]
+}
+
+/// Every user tries to write the field; only the listed ones succeed, the others are refused
+/// (or, if they may not see the record, told it does not exist), and the server's copy ends
+/// with the last allowed write.
+async fn check_field(
+    org: &Org,
+    base: &Value,
+    path: &str,
+    values: &[Value; 2],
+    allowed: &[&str],
+    creator: &str,
+) -> usize {
+    let id = DocumentId::random();
+    let mut owner = org.peer(creator).await;
+    assert_eq!(owner.push(id, &document(base)).await, Outcome::Accepted, "{path}: create");
+    let users = ["sam", "pat", "mo", "pip", "hana", "ada", "eve"];
+    let mut expected = lookup(base, path).cloned();
+    let mut checked = 0;
+    for user in users {
+        let mut peer = org.peer(user).await;
+        let fresh = |current: Option<&Value>| {
+            let first = unique_value(&values[0], user);
+            if current == Some(&first) { unique_value(&values[1], user) } else { first }
+        };
+        let mut unique = fresh(expected.as_ref());
+        let outcome = match peer.fetch(id).await {
+            Ok(server_copy) => {
+                unique = fresh(lookup(&json::to_json(&server_copy), path));
+                let edit = edited(&server_copy, path, &unique);
+                assert_ne!(edit.get_heads(), server_copy.get_heads(), "{path} by {user}: not a change");
+                peer.push(id, &edit).await
+            }
+            Err(outcome) => outcome,
+        };
+        let may = allowed.contains(&user);
+        match (&outcome, may) {
+            (Outcome::Accepted, true) => expected = Some(unique),
+            (Outcome::Rejected(reason), false) => assert!(!reason.is_empty()),
+            (Outcome::Unavailable, false) => {}
+            _ => panic!(
+                "{path} written by {user}: expected {}, got {outcome:?}",
+                if may { "accepted" } else { "refused" }
+            ),
+        }
+        checked += 1;
+    }
+    // The server's copy holds exactly the allowed writes.
+    let server_copy = org.peer(creator).await.fetch(id).await.unwrap_or_else(|o| panic!("{path}: refetch {o:?}"));
+    let stored = json::to_json(&server_copy);
+    assert_eq!(lookup(&stored, path), expected.as_ref(), "{path}: server copy");
+    checked
+}
+
+fn unique_value(value: &Value, user: &str) -> Value {
+    let text = serde_json::to_string(value).unwrap().replace("TEXT", &format!("written by {user}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(value, |v, key| match key.parse::<usize>() {
+        Ok(i) => v.get(i),
+        Err(_) => v.get(key),
+    })
+}
+
+#[tokio::test]
+async fn every_role_against_every_field_through_sync() {
+    let org = Org::spawn().await;
+    let obs_base = observation(json!({
+        "status": "shared", "components": [], "notes": "base", "feedback": "base", "reflection": "",
+    }));
+    let mut checked = 0;
+    for (path, values, allowed) in observation_fields() {
+        checked += check_field(&org, &obs_base, path, &values, allowed, "sam").await;
+    }
+    let plan_base = plan(json!({
+        "gapAnalysis": {"kss-cf-2018/6": {"supervisor": 3, "note": "base"}},
+        "goals": [{"id": "g1", "title": "base", "status": "not-started", "components": [], "evidence": []}],
+        "framework": "kss-ps-2018",
+    }));
+    for (path, values, allowed) in plan_fields() {
+        let base = if path.starts_with("gapAnalysis") || path == "goals.0.components" {
+            let mut b = plan_base.clone();
+            b["framework"] = json!("kss-cf-2018");
+            b
+        } else {
+            let mut b = plan_base.clone();
+            b["gapAnalysis"] = json!({});
+            b
+        };
+        checked += check_field(&org, &base, path, &values, allowed, "sam").await;
+    }
+    assert_eq!(checked, 7 * (observation_fields().len() + plan_fields().len()));
+}
+
+#[tokio::test]
+async fn records_are_need_to_know() {
+    let org = Org::spawn().await;
+    let mut sam = org.peer("sam").await;
+    let draft = DocumentId::random();
+    assert_eq!(sam.push(draft, &document(&observation(json!({"notes": "draft notes"})))).await, Outcome::Accepted);
+
+    // A draft stays with the observer: the practitioner gets the same answer as for an id
+    // that was never used.
+    let mut pat = org.peer("pat").await;
+    assert_eq!(pat.fetch(draft).await.err(), Some(Outcome::Unavailable));
+    assert_eq!(pat.fetch(DocumentId::random()).await.err(), Some(Outcome::Unavailable));
+
+    // Shared: the practitioner, their line (mo, above sam) and the PSW see it; HR, admins
+    // and other practitioners still get "unavailable".
+    let shared = edited(&sam.fetch(draft).await.unwrap(), "status", &json!("shared"));
+    assert_eq!(sam.push(draft, &shared).await, Outcome::Accepted);
+    for user in ["pat", "mo", "pip"] {
+        let copy = org.peer(user).await.fetch(draft).await.unwrap_or_else(|o| panic!("{user}: {o:?}"));
+        assert_eq!(json::to_json(&copy)["notes"], "draft notes");
+    }
+    for user in ["hana", "ada", "eve"] {
+        assert_eq!(org.peer(user).await.fetch(draft).await.err(), Some(Outcome::Unavailable), "{user}");
+    }
+
+    // Another practitioner's changes to it are kept aside, unseen, and change nothing.
+    let mut eve = org.peer("eve").await;
+    let forged = edited(&shared, "feedback", &json!("forged"));
+    assert_eq!(eve.push(draft, &forged).await, Outcome::Unavailable);
+    let stored = json::to_json(&sam.fetch(draft).await.unwrap());
+    assert!(stored.get("feedback").is_none());
+    let audit = org.app.fieldbook(&["audit", "--user", "eve", "--record", &draft.url()]);
+    assert!(audit.contains("\"action\":\"access-denied\""), "{audit}");
+}
+
+#[tokio::test]
+async fn supervision_history_keeps_old_records_with_the_old_line() {
+    let org = Org::spawn().await;
+    let mut sam = org.peer("sam").await;
+    let old = DocumentId::random();
+    let record = observation(json!({"status": "shared", "observedAt": "2026-01-10T10:00:00Z"}));
+    assert_eq!(sam.push(old, &document(&record)).await, Outcome::Accepted);
+    // pat moves to a new supervisor (and so out of mo's line) from March.
+    let new_token = org.app.db.user("nia", Role::Supervisor).await;
+    let db = org.app.db.connect().await;
+    db.set_supervisor("pat", Some("nia"), "2026-03-01").await.unwrap();
+    db.close().await;
+    let mut nia = Peer::connect(&org.app.server.ws_url(&new_token), "nia").await;
+    assert!(nia.fetch(old).await.is_ok(), "the current line sees old records");
+    assert!(org.peer("mo").await.fetch(old).await.is_ok(), "the line at the time still does");
+    let later = DocumentId::random();
+    let record = observation(json!({"status": "shared", "observedAt": "2026-04-10T10:00:00Z"}));
+    assert_eq!(sam.push(later, &document(&record)).await, Outcome::Accepted);
+    assert_eq!(org.peer("mo").await.fetch(later).await.err(), Some(Outcome::Unavailable), "not in mo's line then");
+}
+
+#[tokio::test]
+async fn an_actor_belongs_to_one_user_and_device() {
+    let org = Org::spawn().await;
+    let mut sam = org.peer("sam").await;
+    let id = DocumentId::random();
+    let mut doc = document(&observation(json!({"status": "shared"})));
+    assert_eq!(sam.push(id, &doc).await, Outcome::Accepted);
+    // pat's device reuses sam's actor id for pat's own field: refused, even though pat may
+    // write `reflection`.
+    let sams_actor = doc.get_actor().clone();
+    let mut forged = org.peer("pat").await.fetch(id).await.unwrap().fork();
+    forged.set_actor(sams_actor);
+    let mut tx = forged.transaction();
+    json::set_path(&mut tx, "reflection", &json!("written under sam's actor")).unwrap();
+    tx.commit();
+    match org.peer("pat").await.push(id, &forged).await {
+        Outcome::Rejected(reason) => assert!(reason.contains("belong to another user"), "{reason}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    // The same edit under pat's own actor is fine, and sam's actor still works for sam.
+    let honest = edited(&org.peer("pat").await.fetch(id).await.unwrap(), "reflection", &json!("mine"));
+    assert_eq!(org.peer("pat").await.push(id, &honest).await, Outcome::Accepted);
+    let mut tx = doc.transaction();
+    let _ = tx.put(automerge::ROOT, "purpose", "follow-up");
+    tx.commit();
+    doc.merge(&mut honest.clone()).unwrap();
+    assert_eq!(sam.push(id, &doc).await, Outcome::Accepted);
+}
+
+#[tokio::test]
+async fn the_stock_js_client_hears_a_practitioners_forbidden_edit_was_rejected() {
+    let org = Org::spawn().await;
+    let sam_ws = org.app.server.ws_url(org.token("sam"));
+    let url = js::create(&sam_ws, &observation(json!({"status": "shared", "feedback": "Good use of play."})));
+    let pat_ws = org.app.server.ws_url(org.token("pat"));
+    let out = js::client(&["edit", "--url", &pat_ws, "--doc", &url, "--set", "feedback=I disagree"]).expect("js edit");
+    let reason = out["rejected"]["reason"].as_str().unwrap_or_else(|| panic!("expected a rejection: {out}"));
+    assert!(reason.contains("practitioner may not change feedback"), "{reason}");
+    assert_eq!(js::fetch(&sam_ws, &url).unwrap()["feedback"], "Good use of play.");
+    // The practitioner's own field goes through from the same client.
+    let out = js::client(&["edit", "--url", &pat_ws, "--doc", &url, "--set", "reflection=I will slow down"]).unwrap();
+    assert!(out["rejected"].is_null(), "{out}");
+    assert_eq!(js::fetch(&sam_ws, &url).unwrap()["reflection"], "I will slow down");
+}
