@@ -367,3 +367,34 @@ async fn the_stock_js_client_hears_a_practitioners_forbidden_edit_was_rejected()
     assert!(out["rejected"].is_null(), "{out}");
     assert_eq!(js::fetch(&sam_ws, &url).unwrap()["reflection"], "I will slow down");
 }
+
+#[tokio::test]
+async fn each_party_signs_off_only_for_itself_and_both_lock_the_record() {
+    let org = Org::spawn().await;
+    let (mut sam, mut pat) = (org.peer("sam").await, org.peer("pat").await);
+    let id = DocumentId::random();
+    assert_eq!(sam.push(id, &document(&observation(json!({"status": "shared"})))).await, Outcome::Accepted);
+    let signed =
+        edited(&sam.fetch(id).await.unwrap(), "signOff.observer", &json!({"at": "2026-11-21T09:00:00Z", "by": "sam"}));
+    assert_eq!(sam.push(id, &signed).await, Outcome::Accepted);
+
+    // The practitioner may set `status` only to record the last signature, with it.
+    let early = edited(&pat.fetch(id).await.unwrap(), "status", &json!("signed-off"));
+    assert!(matches!(org.peer("pat").await.push(id, &early).await, Outcome::Rejected(_)));
+    let mut last = pat.fetch(id).await.unwrap().fork();
+    let mut tx = last.transaction();
+    json::set_path(&mut tx, "signOff.practitioner", &json!({"at": "2026-11-21T10:00:00Z", "by": "pat"})).unwrap();
+    json::set_path(&mut tx, "status", &json!("signed-off")).unwrap();
+    tx.commit();
+    assert_eq!(org.peer("pat").await.push(id, &last).await, Outcome::Accepted);
+
+    // Locked: neither side changes anything any more.
+    for (user, path) in [("sam", "notes"), ("pat", "reflection")] {
+        let mut peer = org.peer(user).await;
+        let late = edited(&peer.fetch(id).await.unwrap(), path, &json!("too late"));
+        match org.peer(user).await.push(id, &late).await {
+            Outcome::Rejected(reason) => assert!(reason.contains("locked"), "{reason}"),
+            other => panic!("{user}: expected a rejection, got {other:?}"),
+        }
+    }
+}

@@ -70,6 +70,14 @@ async fn admins_manage_people_teams_and_supervision() {
     assert_eq!(kim["user"]["externalId"], "kim@council.example");
     assert_eq!(kim["supervision"][0]["supervisorId"], "nia");
 
+    // Passwords for built-in sign-in: too short is refused, a good one signs in.
+    let short = json!({"password": "short"});
+    assert_eq!(server.request("PUT", "/v1/admin/users/pat/password", Some(&admin), Some(&short)).await.status, 400);
+    let good = json!({"password": "correct horse battery staple"});
+    assert_eq!(server.request("PUT", "/v1/admin/users/pat/password", Some(&admin), Some(&good)).await.status, 204);
+    let login = json!({"userId": "pat", "password": "correct horse battery staple", "deviceId": "pat-phone"});
+    assert_eq!(server.post("/v1/auth/login", &login).await.status, 200);
+
     // Suspending a user refuses their tokens at once.
     let pat = app.db.token(&app.db.connect().await, "pat", std::time::Duration::from_secs(600)).await;
     assert_eq!(server.get_with("/v1/records", Some(&pat)).await.status, 200);

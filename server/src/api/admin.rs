@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/users", get(list_users).post(add_user))
         .route("/v1/admin/users/{id}", get(show_user).patch(update_user))
         .route("/v1/admin/users/{id}/supervisor", put(set_supervisor))
+        .route("/v1/admin/users/{id}/password", put(set_password))
         .route("/v1/admin/users/{id}/devices", get(list_devices))
         .route("/v1/admin/users/{id}/devices/{device}/revoke", post(revoke_device))
         .route("/v1/admin/teams", get(list_teams).post(add_team))
@@ -197,6 +198,31 @@ async fn set_supervisor(
         .audit(&state, "admin.supervisor-set", json!({ "user": id, "supervisor": change.supervisor_id, "from": from }))
         .await?;
     Ok(Json(state.db.supervision_history(&id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// Sets (or replaces) a user's password for built-in sign-in; stored as an argon2 hash.
+async fn set_password(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Json(new): Json<NewPassword>,
+) -> Result<StatusCode, AppError> {
+    if state.db.user(&id).await?.is_none() {
+        return Err(AppError::NotFound(format!("no user {id:?}")));
+    }
+    let hash = tokio::task::spawn_blocking(move || crate::auth::passwords::hash_password(&new.password))
+        .await
+        .map_err(|e| AppError::BadRequest(format!("could not hash the password: {e}")))?
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    state.db.set_password_hash(&id, Some(&hash)).await?;
+    admin.audit(&state, "admin.password-set", json!({ "user": id })).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_devices(

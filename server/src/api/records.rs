@@ -7,10 +7,12 @@ use axum::{Json, Router};
 use fieldbook_sync_core::access::Role;
 use fieldbook_sync_core::records::dates;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::auth::Authenticated;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::storage::AuditEvent;
 
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 5000;
@@ -81,6 +83,10 @@ async fn record_index(
                 change_seq: e.change_seq,
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let event = AuditEvent::new("record-index-read")
+        .by(&auth.user.id, auth.device.as_deref())
+        .detail(json!({ "after": query.after, "records": records.len() }));
+    state.db.audit(event).await?;
     Ok(Json(IndexResponse { records, cursor: page.cursor, more: page.more }))
 }

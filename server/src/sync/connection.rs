@@ -118,6 +118,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
                         if let Err(e) = hub.receive_sync(lock, connection, document_id, kind, &data).await {
                             let _ = failures.try_send(failure_reason(&e, document_id));
                         }
+                        hub.trim_cache();
                     }
                     .in_current_span(),
                 );

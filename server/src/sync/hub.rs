@@ -616,6 +616,19 @@ impl DocumentHub {
         cell
     }
 
+    /// Evicts least recently used documents over the limit. Called when a message is done
+    /// with its document: documents in use when the cache filled up could not go then.
+    pub fn trim_cache(&self) {
+        let evicted = {
+            let mut registry = self.registry();
+            if registry.cache.len() <= self.config.max_documents {
+                return;
+            }
+            evict(&mut registry.cache, self.config.max_documents, None)
+        };
+        drop(evicted); // not under the registry lock
+    }
+
     /// Evicts documents idle for longer than the configured timeout.
     pub fn evict_idle(&self) -> usize {
         let Some(deadline) = Instant::now().checked_sub(self.config.idle_timeout) else { return 0 };
