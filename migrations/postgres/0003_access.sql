@@ -45,7 +45,14 @@ CREATE TABLE devices (
     revoked_at    BIGINT,
     PRIMARY KEY (user_id, device_id)
 );
-CREATE INDEX devices_by_revoked_at ON devices (revoked_at);
+-- Every revocation, in order: server nodes follow this log (by id, not by clock) to close
+-- the device's connections.
+CREATE TABLE revocations (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    device_id  TEXT NOT NULL,
+    revoked_at BIGINT NOT NULL
+);
 
 -- Refresh tokens are stored as SHA-256 hashes, bound to one device; a refresh rotates them.
 CREATE TABLE refresh_tokens (
@@ -63,7 +70,7 @@ CREATE INDEX refresh_tokens_by_device ON refresh_tokens (user_id, device_id);
 CREATE TABLE actors (
     actor_id    TEXT PRIMARY KEY,
     user_id     TEXT NOT NULL,
-    device_id   TEXT NOT NULL,
+    device_id   TEXT,
     document_id TEXT NOT NULL,
     bound_at    BIGINT NOT NULL
 );

@@ -9,6 +9,7 @@ use fieldbook_sync_core::{DocumentId, json};
 use serde_json::json;
 
 use crate::cli::{DatabaseArg, FrameworksCommand, QuarantineCommand};
+use crate::org::{self, Operator};
 use crate::storage::{AuditEvent, AuditQuery, Database, Role, Team, User, UserStatus};
 
 #[derive(Subcommand)]
@@ -158,16 +159,18 @@ pub(crate) struct AuditArgs {
     /// RFC 3339 date or date-time, exclusive.
     #[arg(long)]
     until: Option<String>,
+    /// Continue after this event id (the last `id` printed).
+    #[arg(long)]
+    after: Option<i64>,
     #[arg(long, default_value_t = 1000)]
     limit: i64,
     #[command(flatten)]
     database: DatabaseArg,
 }
 
-/// An audit event for a change made from the command line.
-fn cli_event(action: &'static str, detail: serde_json::Value) -> AuditEvent {
-    let operator = std::env::var("USER").unwrap_or_default();
-    AuditEvent::new(action).detail(json!({ "via": "command line", "operator": operator, "change": detail }))
+/// An audit event for something done from the command line.
+pub(crate) fn cli_event(action: &'static str, detail: serde_json::Value) -> AuditEvent {
+    Operator::CommandLine.event(action, detail)
 }
 
 pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
@@ -187,11 +190,7 @@ pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             let db = Database::connect(&database.database_url).await?;
             let user =
                 User { team_id: team, external_id, employee_number, registration_number, ..User::new(id, name, role) };
-            db.add_user(&user).await?;
-            if let Some(supervisor) = &supervisor {
-                db.set_supervisor(&user.id, Some(supervisor), &supervisor_from.unwrap_or_else(dates::today)).await?;
-            }
-            db.audit(cli_event("admin.user-added", json!({ "user": user.id, "role": user.role.as_str() }))).await?;
+            org::add_user(&db, Operator::CommandLine, &user, supervisor.as_deref(), supervisor_from).await?;
             println!("added {} ({})", user.id, user.role);
             db.close().await;
         }
@@ -231,9 +230,7 @@ pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             user.external_id = external_id.or(user.external_id);
             user.employee_number = employee_number.or(user.employee_number);
             user.registration_number = registration_number.or(user.registration_number);
-            db.update_user(&user).await?;
-            let change = json!({ "user": user.id, "role": user.role.as_str(), "status": user.status.as_str() });
-            db.audit(cli_event("admin.user-updated", change)).await?;
+            org::update_user(&db, Operator::CommandLine, &user).await?;
             println!("updated {} ({}, {})", user.id, user.role, user.status);
             db.close().await;
         }
@@ -242,13 +239,8 @@ pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             std::io::stdin().read_line(&mut line)?;
             let password = line.strip_suffix('\n').unwrap_or(&line);
             let password = password.strip_suffix('\r').unwrap_or(password);
-            let hash = crate::auth::passwords::hash_password(password)?;
             let db = Database::connect(&database.database_url).await?;
-            if db.user(&id).await?.is_none() {
-                anyhow::bail!("no user {id:?}; add it with `fieldbook users add`");
-            }
-            db.set_password_hash(&id, Some(&hash)).await?;
-            db.audit(cli_event("admin.password-set", json!({ "user": id }))).await?;
+            org::set_password(&db, Operator::CommandLine, &id, password.to_owned()).await?;
             println!("password set for {id}");
             db.close().await;
         }
@@ -256,8 +248,7 @@ pub(crate) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let db = Database::connect(&database.database_url).await?;
-            let report = crate::org::import_csv(&db, &text).await?;
-            db.audit(cli_event("admin.users-imported", serde_json::to_value(&report)?)).await?;
+            let report = org::import(&db, Operator::CommandLine, &text).await?;
             println!(
                 "{} users created, {} updated, {} teams created, {} supervisors changed",
                 report.users_created, report.users_updated, report.teams_created, report.supervisors_changed
@@ -272,8 +263,7 @@ pub(crate) async fn teams(command: TeamsCommand) -> anyhow::Result<()> {
     match command {
         TeamsCommand::Add { id, name, database } => {
             let db = Database::connect(&database.database_url).await?;
-            db.add_team(&Team { id: id.clone(), name }).await?;
-            db.audit(cli_event("admin.team-added", json!({ "team": id }))).await?;
+            org::add_team(&db, Operator::CommandLine, &Team { id: id.clone(), name }).await?;
             println!("added team {id}");
             db.close().await;
         }
@@ -292,10 +282,7 @@ pub(crate) async fn supervision(command: SupervisionCommand) -> anyhow::Result<(
     match command {
         SupervisionCommand::Set { user, supervisor, none: _, from, database } => {
             let db = Database::connect(&database.database_url).await?;
-            let from = from.unwrap_or_else(dates::today);
-            db.set_supervisor(&user, supervisor.as_deref(), &from).await?;
-            let change = json!({ "user": user, "supervisor": supervisor, "from": from });
-            db.audit(cli_event("admin.supervisor-set", change)).await?;
+            let from = org::set_supervisor(&db, Operator::CommandLine, &user, supervisor.as_deref(), from).await?;
             match supervisor {
                 Some(s) => println!("{user} is supervised by {s} from {from}"),
                 None => println!("{user}'s supervision ends on {from}"),
@@ -326,11 +313,7 @@ pub(crate) async fn devices(command: DevicesCommand) -> anyhow::Result<()> {
         }
         DevicesCommand::Revoke { user, device, database } => {
             let db = Database::connect(&database.database_url).await?;
-            if db.user(&user).await?.is_none() {
-                anyhow::bail!("no user {user:?}");
-            }
-            db.revoke_device(&user, &device).await?;
-            db.audit(cli_event("admin.device-revoked", json!({ "user": user, "device": device }))).await?;
+            org::revoke_device(&db, Operator::CommandLine, &user, &device).await?;
             println!("revoked {device} of {user}; running servers close its connections within a second");
             db.close().await;
         }
@@ -345,12 +328,15 @@ pub(crate) async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         document_id: args.record.as_deref().map(document_id).transpose().map_err(anyhow::Error::msg)?,
         since: args.since.as_deref().map(millis).transpose().map_err(anyhow::Error::msg)?,
         until: args.until.as_deref().map(millis).transpose().map_err(anyhow::Error::msg)?,
-        after_id: None,
+        after_id: args.after,
         limit: args.limit.max(1),
     };
-    for row in db.audit_trail(&query).await? {
-        println!("{}", serde_json::to_string(&row)?);
+    let rows = db.audit_trail(&query).await?;
+    for row in &rows {
+        println!("{}", serde_json::to_string(row)?);
     }
+    let read = json!({ "user": query.user_id, "record": query.document_id, "rows": rows.len() });
+    db.audit(cli_event("audit-read", read)).await?;
     db.close().await;
     Ok(())
 }
@@ -424,6 +410,7 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
             let (mut doc, _) = db.load_document(document).await?;
             let stored = json::to_json(&doc);
             doc.load_incremental(&q.changes)?;
+            db.audit(cli_event("quarantine-read", json!({ "quarantine": q.id })).document(document)).await?;
             let out = serde_json::json!({
                 "id": q.id,
                 "document": document.url(),

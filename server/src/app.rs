@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{AuthSettings, OidcVerifier, TokenKeys};
 use crate::config::ServerConfig;
 use crate::state::AppState;
-use crate::storage::{Database, StorageError};
+use crate::storage::{AuditLog, Database, StorageError};
 use crate::sync::{DocumentHub, sync_endpoint};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,7 +37,8 @@ impl Server {
         let tokens = TokenKeys::new(&db.signing_key().await?);
         let peer_id = format!("fieldbook-server-{}", uuid::Uuid::new_v4());
         let catalog = db.framework_catalog().await?;
-        let hub = Arc::new(DocumentHub::new(db.clone(), peer_id, config.cache, catalog));
+        let audit = AuditLog::start(db.clone());
+        let hub = Arc::new(DocumentHub::new(db.clone(), audit.clone(), peer_id, config.cache, catalog));
         let oidc = match config.auth.oidc {
             Some(oidc) => Some(OidcVerifier::start(oidc).await.map_err(StartError::Oidc)?),
             None => None,
@@ -47,7 +48,7 @@ impl Server {
             refresh_token_ttl: config.auth.refresh_token_ttl,
             oidc,
         };
-        let state = AppState { db, tokens, auth, hub, limits: config.limits, storage_id };
+        let state = AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -67,7 +68,8 @@ impl Server {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
         let framework_refresher = tokio::spawn(refresh_frameworks_periodically(self.state.hub.clone()));
-        let access_watcher = tokio::spawn(watch_access(self.state.db.clone(), self.state.hub.clone()));
+        let revocations = tokio::spawn(follow_revocations(self.state.db.clone(), self.state.hub.clone()));
+        let organisation = tokio::spawn(follow_organisation(self.state.db.clone(), self.state.hub.clone()));
         let jwks_refresher = self.state.auth.oidc.clone().map(|oidc| tokio::spawn(oidc.refresh_periodically()));
         let hub = self.state.hub.clone();
         // WebSocket connections never end by themselves; close them so the drain finishes.
@@ -85,7 +87,8 @@ impl Server {
         sweeper.abort();
         checkpointer.abort();
         framework_refresher.abort();
-        access_watcher.abort();
+        revocations.abort();
+        organisation.abort();
         if let Some(task) = jwks_refresher {
             task.abort();
         }
@@ -158,25 +161,39 @@ async fn refresh_frameworks_periodically(hub: Arc<DocumentHub>) {
     }
 }
 
-/// Follows changes any node makes to the organisation and to devices: what connected users
-/// may see is reloaded, and revoked devices are told to wipe and disconnected, within half
-/// a second.
-async fn watch_access(db: Database, hub: Arc<DocumentHub>) {
+/// Follows device revocations made on any node (through the database's revocation log):
+/// the device's connections here are told to wipe and closed, within half a second.
+async fn follow_revocations(db: Database, hub: Arc<DocumentHub>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut version = db.access_version().await.unwrap_or_default();
-    let mut revoked_after = crate::storage::now_millis();
+    let mut last = loop {
+        match db.last_revocation().await {
+            Ok(id) => break id,
+            Err(e) => tracing::warn!(error = %e, "could not read the revocation log; will retry"),
+        }
+        tick.tick().await;
+    };
     loop {
         tick.tick().await;
-        match db.revoked_since(revoked_after).await {
-            Ok(revoked) => {
-                for (user, device, at) in revoked {
+        match db.revocations_after(last).await {
+            Ok(revocations) => {
+                for (id, user, device) in revocations {
                     let closed = hub.revoke_device(&user, &device);
                     tracing::info!(%user, %device, closed, "device revoked");
-                    revoked_after = revoked_after.max(at);
+                    last = id;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not check for revoked devices; will retry"),
         }
+    }
+}
+
+/// Follows changes any node makes to the organisation: what connected users may see is
+/// reloaded, and users no longer active are disconnected, within a second.
+async fn follow_organisation(db: Database, hub: Arc<DocumentHub>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut version = db.access_version().await.unwrap_or_default();
+    loop {
+        tick.tick().await;
         let current = match db.access_version().await {
             Ok(v) => v,
             Err(e) => {

@@ -186,6 +186,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Records { command: RecordsCommand::Show { practitioner, database } } => {
             let db = Database::connect(&database.database_url).await?;
             println!("{}", serde_json::to_string_pretty(&db.development_record(&practitioner).await?)?);
+            let read = serde_json::json!({ "practitioner": practitioner });
+            db.audit(crate::admin::cli_event("development-record-read", read)).await?;
             db.close().await;
         }
         Command::Token { user, device, ttl, database } => {

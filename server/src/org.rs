@@ -1,11 +1,122 @@
-//! Bulk import of a whole authority's people from CSV (admin API and `fieldbook users
-//! import`). The file is checked in full before anything is written.
+//! Managing the organisation: people, teams, supervision, passwords, devices, and the bulk
+//! import of a whole authority from CSV. The admin API and the command line both go through
+//! here, so each change is made, checked and audited one way.
 
 use std::collections::{HashMap, HashSet};
 
 use fieldbook_sync_core::records::dates;
+use serde_json::{Value, json};
 
-use crate::storage::{Database, Role, StorageError, Team, User, UserStatus};
+use crate::storage::{AuditEvent, Database, Role, StorageError, Team, User, UserStatus};
+
+/// Who makes a change, for the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub enum Operator<'a> {
+    /// An admin through the API.
+    Admin { user_id: &'a str, device_id: Option<&'a str> },
+    /// Whoever runs `fieldbook` on the server (they hold the database itself).
+    CommandLine,
+}
+
+impl Operator<'_> {
+    pub fn event(&self, action: &'static str, detail: Value) -> AuditEvent {
+        match self {
+            Operator::Admin { user_id, device_id } => AuditEvent::new(action).by(user_id, *device_id).detail(detail),
+            Operator::CommandLine => {
+                let operator = std::env::var("USER").unwrap_or_default();
+                AuditEvent::new(action).detail(json!({ "via": "command line", "operator": operator, "change": detail }))
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Adds a user, and their first supervisor from `from` (default today).
+pub async fn add_user(
+    db: &Database,
+    by: Operator<'_>,
+    user: &User,
+    supervisor: Option<&str>,
+    from: Option<String>,
+) -> Result<(), StorageError> {
+    db.add_user(user).await?;
+    if let Some(supervisor) = supervisor {
+        db.set_supervisor(&user.id, Some(supervisor), &from.unwrap_or_else(dates::today)).await?;
+    }
+    db.audit(
+        by.event("admin.user-added", json!({ "user": user.id, "role": user.role.as_str(), "supervisor": supervisor })),
+    )
+    .await
+}
+
+pub async fn update_user(db: &Database, by: Operator<'_>, user: &User) -> Result<(), StorageError> {
+    db.update_user(user).await?;
+    let detail = json!({ "user": user.id, "role": user.role.as_str(), "status": user.status.as_str() });
+    db.audit(by.event("admin.user-updated", detail)).await
+}
+
+/// A new supervisor (or none) from `from` (default today); the old relationship ends then.
+pub async fn set_supervisor(
+    db: &Database,
+    by: Operator<'_>,
+    supervisee: &str,
+    supervisor: Option<&str>,
+    from: Option<String>,
+) -> Result<String, StorageError> {
+    let from = from.unwrap_or_else(dates::today);
+    db.set_supervisor(supervisee, supervisor, &from).await?;
+    db.audit(by.event("admin.supervisor-set", json!({ "user": supervisee, "supervisor": supervisor, "from": from })))
+        .await?;
+    Ok(from)
+}
+
+pub async fn add_team(db: &Database, by: Operator<'_>, team: &Team) -> Result<(), StorageError> {
+    db.add_team(team).await?;
+    db.audit(by.event("admin.team-added", json!({ "team": team.id }))).await
+}
+
+/// Sets a user's password for built-in sign-in (hashed with argon2 off the async threads).
+pub async fn set_password(db: &Database, by: Operator<'_>, user_id: &str, password: String) -> Result<(), OrgError> {
+    if db.user(user_id).await?.is_none() {
+        return Err(StorageError::NotFound(format!("no user {user_id:?}")).into());
+    }
+    let hash = tokio::task::spawn_blocking(move || crate::auth::passwords::hash_password(&password))
+        .await
+        .map_err(|e| OrgError::Invalid(format!("could not hash the password: {e}")))?
+        .map_err(|e| OrgError::Invalid(e.to_string()))?;
+    db.set_password_hash(user_id, Some(&hash)).await?;
+    db.audit(by.event("admin.password-set", json!({ "user": user_id }))).await?;
+    Ok(())
+}
+
+/// Revokes a device: its tokens are refused, and every node closes its connections after
+/// telling it to wipe (see `app::follow_revocations`).
+pub async fn revoke_device(
+    db: &Database,
+    by: Operator<'_>,
+    user_id: &str,
+    device_id: &str,
+) -> Result<(), StorageError> {
+    if db.user(user_id).await?.is_none() {
+        return Err(StorageError::NotFound(format!("no user {user_id:?}")));
+    }
+    db.revoke_device(user_id, device_id).await?;
+    db.audit(by.event("admin.device-revoked", json!({ "user": user_id, "device": device_id }))).await
+}
+
+/// [`import_csv`], audited.
+pub async fn import(db: &Database, by: Operator<'_>, text: &str) -> Result<ImportReport, ImportError> {
+    let report = import_csv(db, text).await?;
+    db.audit(by.event("admin.users-imported", serde_json::to_value(&report).unwrap_or_default())).await?;
+    Ok(report)
+}
 
 /// Column names; `id`, `name` and `role` are required, the rest optional and in any order.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -42,21 +153,65 @@ struct Row {
     user: User,
     supervisor: Option<String>,
     supervisor_from: String,
+    /// The columns the file has: an update changes only those.
+    columns: HashSet<String>,
 }
 
-/// Creates or updates every user in the file, creating teams as needed, and moves
-/// supervision where the file names a different supervisor (history is kept).
-pub async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, ImportError> {
+impl Row {
+    /// The stored user with this row's columns applied.
+    fn update(&self, mut stored: User) -> User {
+        let has = |c: &str| self.columns.contains(c);
+        stored.name = self.user.name.clone();
+        stored.role = self.user.role;
+        if has("team") {
+            stored.team_id = self.user.team_id.clone();
+        }
+        if has("status") {
+            stored.status = self.user.status;
+        }
+        if has("external_id") {
+            stored.external_id = self.user.external_id.clone();
+        }
+        if has("employee_number") {
+            stored.employee_number = self.user.employee_number.clone();
+        }
+        if has("registration_number") {
+            stored.registration_number = self.user.registration_number.clone();
+        }
+        stored
+    }
+}
+
+/// Creates or updates every user in the file (only the columns it has), creating teams as
+/// needed, and moves supervision where the file names a different supervisor (history is
+/// kept). Everything is checked first, including that no line of supervision would loop.
+async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, ImportError> {
     let rows = parse(text)?;
-    let known: HashSet<String> = db.users().await?.into_iter().map(|u| u.id).collect();
+    let stored: HashMap<String, User> = db.users().await?.into_iter().map(|u| (u.id.clone(), u)).collect();
     let in_file: HashSet<&str> = rows.iter().map(|r| r.user.id.as_str()).collect();
     let mut problems = Vec::new();
+    let mut supervisors = db.current_supervisors().await?;
     for (line, row) in rows.iter().enumerate() {
         if let Some(s) = &row.supervisor
-            && !known.contains(s)
+            && !stored.contains_key(s)
             && !in_file.contains(s.as_str())
         {
             problems.push(format!("line {}: supervisor {s:?} is neither in the file nor a user", line + 2));
+        }
+        if row.columns.contains("supervisor") {
+            match &row.supervisor {
+                Some(s) => supervisors.insert(row.user.id.clone(), s.clone()),
+                None => supervisors.remove(&row.user.id),
+            };
+        }
+    }
+    for (line, row) in rows.iter().enumerate() {
+        if loops(&supervisors, &row.user.id) {
+            problems.push(format!(
+                "line {}: {:?}'s line of supervision would come back to them",
+                line + 2,
+                row.user.id
+            ));
         }
     }
     if !problems.is_empty() {
@@ -71,16 +226,19 @@ pub async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, Impor
         report.teams_created += 1;
     }
     for row in &rows {
-        if known.contains(&row.user.id) {
-            db.update_user(&row.user).await?;
-            report.users_updated += 1;
-        } else {
-            db.add_user(&row.user).await?;
-            report.users_created += 1;
+        match stored.get(&row.user.id) {
+            Some(user) => {
+                db.update_user(&row.update(user.clone())).await?;
+                report.users_updated += 1;
+            }
+            None => {
+                db.add_user(&row.user).await?;
+                report.users_created += 1;
+            }
         }
     }
-    let current: HashMap<String, String> = current_supervisors(db, &rows).await?;
-    for row in &rows {
+    let current = db.current_supervisors().await?;
+    for row in rows.iter().filter(|r| r.columns.contains("supervisor")) {
         if row.supervisor.as_ref() != current.get(&row.user.id) {
             db.set_supervisor(&row.user.id, row.supervisor.as_deref(), &row.supervisor_from).await?;
             report.supervisors_changed += 1;
@@ -89,15 +247,20 @@ pub async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, Impor
     Ok(report)
 }
 
-async fn current_supervisors(db: &Database, rows: &[Row]) -> Result<HashMap<String, String>, StorageError> {
-    let mut out = HashMap::new();
-    for row in rows {
-        let history = db.supervision_history(&row.user.id).await?;
-        if let Some(s) = history.iter().find(|s| s.supervisee_id == row.user.id && s.ended_on.is_none()) {
-            out.insert(row.user.id.clone(), s.supervisor_id.clone());
+/// Whether following supervisors up from `user` comes back to them.
+fn loops(supervisors: &HashMap<String, String>, user: &str) -> bool {
+    let mut seen = HashSet::new();
+    let mut at = user;
+    while let Some(next) = supervisors.get(at) {
+        if next == user {
+            return true;
         }
+        if !seen.insert(next.as_str()) {
+            return false; // a loop above them, reported for its own members
+        }
+        at = next;
     }
-    Ok(out)
+    false
 }
 
 fn parse(text: &str) -> Result<Vec<Row>, ImportError> {
@@ -165,6 +328,7 @@ fn parse(text: &str) -> Result<Vec<Row>, ImportError> {
             problems.push(format!("line {line}: {id:?} cannot supervise themselves"));
         }
         rows.push(Row {
+            columns: headers.iter().cloned().collect(),
             user: User {
                 team_id: owned("team"),
                 status,
@@ -192,6 +356,14 @@ mod tests {
         assert!(problems[0].starts_with("line 3: unknown role \"wizard\""));
         assert!(problems[1].contains("line 4: user \"pat\" appears twice"));
         assert!(problems[2].contains("cannot supervise themselves"));
+    }
+
+    #[test]
+    fn loops_are_found() {
+        let edges: HashMap<String, String> =
+            [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")].map(|(x, y)| (x.to_owned(), y.to_owned())).into();
+        assert!(loops(&edges, "a") && loops(&edges, "c"));
+        assert!(!loops(&edges, "d"));
     }
 
     #[test]

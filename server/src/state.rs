@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::{AuthSettings, TokenKeys};
 use crate::config::Limits;
-use crate::storage::Database;
+use crate::storage::{AuditLog, Database};
 use crate::sync::DocumentHub;
 
 #[derive(Clone)]
@@ -14,6 +14,8 @@ pub struct AppState {
     /// Token lifetimes and the external identity provider, if any.
     pub auth: AuthSettings,
     pub hub: Arc<DocumentHub>,
+    /// Batched writer for high-volume audit events.
+    pub audit: AuditLog,
     pub limits: Limits,
     /// The storage id every node on this database reports.
     pub storage_id: String,

@@ -66,14 +66,10 @@ impl<P> Staged<P> {
         self.scratch.as_ref().expect("a staged message with changes has a scratch copy")
     }
 
-    /// Metadata of the changes the message adds (empty: nothing to check).
-    pub fn new_changes(&self) -> Vec<automerge::ChangeMetadata<'static>> {
+    /// The changes the message adds (empty: nothing to check).
+    pub fn new_changes(&self) -> Vec<Change> {
         let Some(scratch) = &self.scratch else { return Vec::new() };
-        self.new_hashes
-            .iter()
-            .filter_map(|h| scratch.get_change_meta_by_hash(h))
-            .map(automerge::ChangeMetadata::into_owned)
-            .collect()
+        self.new_hashes.iter().filter_map(|h| scratch.get_change_by_hash(h)).collect()
     }
 
     /// A verdict that needs no check: accepted if nothing new arrives, refused if it

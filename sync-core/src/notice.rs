@@ -10,6 +10,13 @@ pub const REJECTED: &str = "fieldbook/rejected";
 /// the connection right after.
 pub const WIPE: &str = "fieldbook/wipe";
 
+/// True if ephemeral `data` claims to be one of Fieldbook's own notices (`type` starting
+/// with `fieldbook/`). Only the server may send those; the server drops any a client sends.
+pub fn is_server_notice(data: &[u8]) -> bool {
+    let Ok(Value::Map(entries)) = ciborium::from_reader::<Value, _>(data) else { return false };
+    entries.iter().any(|(k, v)| k.as_text() == Some("type") && v.as_text().is_some_and(|t| t.starts_with("fieldbook/")))
+}
+
 /// Encodes a `fieldbook/wipe` message (see [`WIPE`]).
 pub fn wipe_message(sender_id: &str, target_id: &str, reason: &str) -> Vec<u8> {
     let text = |s: &str| Value::Text(s.to_owned());
@@ -64,6 +71,20 @@ impl RejectionNotice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_notices_are_recognised() {
+        let notice = RejectionNotice { reason: "r".into(), change_hashes: vec![] }.encode();
+        assert!(is_server_notice(&notice));
+        let mut presence = Vec::new();
+        ciborium::into_writer(
+            &Value::Map(vec![(Value::Text("cursor".into()), Value::Integer(3.into()))]),
+            &mut presence,
+        )
+        .unwrap();
+        assert!(!is_server_notice(&presence));
+        assert!(!is_server_notice(b"not cbor at all"));
+    }
 
     #[test]
     fn round_trips_and_ignores_other_ephemeral_data() {

@@ -104,7 +104,8 @@ fn observation_fields() -> Vec<(&'static str, [Value; 2], &'static [&'static str
             PRACTITIONER,
         ),
         ("actions", [json!([{"id": "a1", "text": "TEXT"}]), json!([{"id": "a2", "text": "TEXT"}])], OBSERVER),
-        ("status", [json!("draft"), json!("shared")], OBSERVER),
+        // From a draft (see the test): only the observer shares it; nobody takes it back.
+        ("status", [json!("shared"), json!("draft")], OBSERVER),
         (
             "signOff.observer",
             [json!({"at": "2026-11-21T09:00:00Z", "by": "sam"}), json!({"at": "2026-11-22T09:00:00Z", "by": "sam"})],
@@ -244,8 +245,11 @@ async fn every_role_against_every_field_through_sync() {
         "status": "shared", "components": [], "notes": "base", "feedback": "base", "reflection": "",
     }));
     let mut checked = 0;
+    let mut draft = obs_base.clone();
+    draft["status"] = json!("draft");
     for (path, values, allowed) in observation_fields() {
-        checked += check_field(&org, &obs_base, path, &values, allowed, "sam").await;
+        let base = if path == "status" { &draft } else { &obs_base };
+        checked += check_field(&org, base, path, &values, allowed, "sam").await;
     }
     let plan_base = plan(json!({
         "gapAnalysis": {"kss-cf-2018/6": {"supervisor": 3, "note": "base"}},

@@ -151,7 +151,11 @@ async fn login_refresh_logout(backend: Backend) {
     for action in ["login", "login-failed", "token-refreshed", "refresh-token-reused", "logout"] {
         assert!(trail.iter().any(|(a, _, _)| a == action), "no {action} in {trail:?}");
     }
-    assert!(trail.iter().any(|(a, user, _)| a == "login-failed" && user.as_deref() == Some("nobody")));
+    // An attempt for an unknown user does not keep what was typed as the user id.
+    assert!(
+        trail.iter().any(|(a, user, detail)| a == "login-failed" && user.is_none() && detail["unknownUser"] == true)
+    );
+    assert!(!format!("{trail:?}").contains("nobody"));
     let text = format!("{trail:?}");
     for secret in [PASSWORD, "wrong password here", &access, &refresh_1, refresh_3] {
         assert!(!text.contains(secret), "the audit trail holds a secret");

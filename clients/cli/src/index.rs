@@ -7,34 +7,54 @@ use fieldbook_sync_core::DocumentId;
 use crate::session;
 use crate::store::Store;
 
-/// The index cursor for a server: records changed after it are new to this device.
+/// Positions are commit ids, and concurrent commits on PostgreSQL can become visible out of
+/// order: each look goes back this far behind the cursor, so none is missed.
+const REREAD: i64 = 1000;
+
+/// Where the last look got to: the cursor, and the server's access version then.
+pub struct Position {
+    cursor: i64,
+    access_version: String,
+}
+
 fn cursor_setting(server: &str) -> String {
     format!("index.cursor {server}")
 }
 
-/// Records listed for this user that changed since the last look. Returns them with the
-/// cursor to save once they are synced.
-pub async fn changed_records(store: &Store, server: &str, token: &str) -> anyhow::Result<(Vec<DocumentId>, i64)> {
+fn access_setting(server: &str) -> String {
+    format!("index.access {server}")
+}
+
+/// Records listed for this user that changed since the last look, and the position to save
+/// (with [`save`]) once they are synced. When who-may-see-what changed on the server (its
+/// access version moved), records now visible may sit behind the cursor: start over.
+pub async fn changed_records(store: &Store, server: &str, token: &str) -> anyhow::Result<(Vec<DocumentId>, Position)> {
     let base = session::base_url(server)?;
-    let mut cursor: i64 = match store.setting(&cursor_setting(&base)).await? {
-        Some(c) => c.parse().unwrap_or(0),
-        None => 0,
-    };
+    let saved: i64 = store.setting(&cursor_setting(&base)).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+    let seen_access = store.setting(&access_setting(&base)).await?;
+    let mut cursor = (saved - REREAD).max(0);
     let mut records = Vec::new();
     loop {
         let page = session::get(format!("{base}/v1/records?after={cursor}"), token).await?;
+        let access_version = page["accessVersion"].to_string();
+        if cursor != 0 && seen_access.as_deref() != Some(access_version.as_str()) {
+            cursor = 0;
+            records.clear();
+            continue;
+        }
         for entry in page["records"].as_array().context("the record index has no `records`")? {
             let url = entry["url"].as_str().context("a record index entry has no `url`")?;
             records.push(DocumentId::parse_url_or_id(url)?);
         }
         cursor = page["cursor"].as_i64().unwrap_or(cursor);
         if page["more"] != true {
-            return Ok((records, cursor));
+            return Ok((records, Position { cursor, access_version }));
         }
     }
 }
 
-pub async fn save_cursor(store: &Store, server: &str, cursor: i64) -> anyhow::Result<()> {
+pub async fn save(store: &Store, server: &str, position: &Position) -> anyhow::Result<()> {
     let base = session::base_url(server)?;
-    store.set_settings(&[(&cursor_setting(&base), &cursor.to_string())]).await
+    let cursor = position.cursor.to_string();
+    store.set_settings(&[(&cursor_setting(&base), &cursor), (&access_setting(&base), &position.access_version)]).await
 }

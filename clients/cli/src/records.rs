@@ -271,6 +271,9 @@ pub async fn observation(store: &Store, user: Option<&str>, command: Observation
                 "practitionerId": practitioner, "observerId": observer,
                 "observedAt": observed_at.unwrap_or_else(dates::now), "setting": setting,
                 "framework": framework, "components": components, "status": "draft",
+                // Laid out now, so both parties' offline sign-offs land in one map (two
+                // devices each creating `signOff` would conflict, and one would be refused).
+                "signOff": {}, "judgements": {}, "actions": [],
             });
             if let Some(p) = present {
                 value["present"] = json!(p);

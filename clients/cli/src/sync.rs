@@ -62,7 +62,7 @@ pub async fn sync(
     timeout: Duration,
 ) -> anyhow::Result<SyncReport> {
     let work = async {
-        let (listed, cursor) = crate::index::changed_records(store, server, token).await?;
+        let (listed, position) = crate::index::changed_records(store, server, token).await?;
         let mut discovered = BTreeSet::new();
         for id in listed {
             if store.load(id).await?.is_none() && !fetch.contains(&id) {
@@ -71,7 +71,7 @@ pub async fn sync(
         }
         let wanted: Vec<DocumentId> = fetch.iter().chain(&discovered).copied().collect();
         let mut report = run(store, server, token, &wanted).await?;
-        crate::index::save_cursor(store, server, cursor).await?;
+        crate::index::save(store, server, &position).await?;
         report.discovered = discovered;
         Ok(report)
     };
@@ -159,7 +159,8 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
                     pending.remove(&document_id);
                 }
             }
-            Message::Ephemeral { document_id, data, .. } => {
+            // Notices come from the server itself, never relayed from another peer.
+            Message::Ephemeral { document_id, data, sender_id, .. } if sender_id == server_peer => {
                 let Some(notice) = RejectionNotice::decode(&data) else { continue };
                 let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
                 // Keep our copy aside and take the server's: the refused changes can never

@@ -6,15 +6,14 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use fieldbook_sync_core::records::dates;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
 use crate::error::AppError;
-use crate::org::{ImportError, ImportReport, import_csv};
+use crate::org::{self, ImportError, ImportReport, Operator, OrgError};
 use crate::state::AppState;
-use crate::storage::{AuditEvent, AuditQuery, AuditRow, Device, Role, Supervision, Team, User, UserStatus};
+use crate::storage::{AuditQuery, AuditRow, Device, Role, Supervision, Team, User, UserStatus};
 
 const MAX_AUDIT_ROWS: i64 = 1000;
 
@@ -47,9 +46,17 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 impl Admin {
-    async fn audit(&self, state: &AppState, action: &'static str, detail: Value) -> Result<(), AppError> {
-        let event = AuditEvent::new(action).by(&self.0.user.id, self.0.device.as_deref()).detail(detail);
-        Ok(state.db.audit(event).await?)
+    fn operator(&self) -> Operator<'_> {
+        Operator::Admin { user_id: &self.0.user.id, device_id: self.0.device.as_deref() }
+    }
+}
+
+impl From<OrgError> for AppError {
+    fn from(e: OrgError) -> Self {
+        match e {
+            OrgError::Invalid(message) => AppError::BadRequest(message),
+            OrgError::Storage(e) => e.into(),
+        }
     }
 }
 
@@ -87,12 +94,9 @@ async fn add_user(
         registration_number: new.registration_number,
         ..User::new(new.id, new.name, new.role.parse().map_err(AppError::BadRequest)?)
     };
-    state.db.add_user(&user).await.map_err(conflict_if_exists)?;
-    if let Some(supervisor) = &new.supervisor_id {
-        let from = new.supervisor_from.unwrap_or_else(dates::today);
-        state.db.set_supervisor(&user.id, Some(supervisor), &from).await?;
-    }
-    admin.audit(&state, "admin.user-added", json!({ "user": user.id, "role": user.role.as_str() })).await?;
+    org::add_user(&state.db, admin.operator(), &user, new.supervisor_id.as_deref(), new.supervisor_from)
+        .await
+        .map_err(conflict_if_exists)?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -166,14 +170,7 @@ async fn update_user(
             *field = value;
         }
     }
-    state.db.update_user(&user).await?;
-    admin
-        .audit(
-            &state,
-            "admin.user-updated",
-            json!({ "user": user.id, "role": user.role.as_str(), "status": user.status.as_str() }),
-        )
-        .await?;
+    org::update_user(&state.db, admin.operator(), &user).await?;
     Ok(Json(user))
 }
 
@@ -192,11 +189,7 @@ async fn set_supervisor(
     Path(id): Path<String>,
     Json(change): Json<SupervisorChange>,
 ) -> Result<Json<Vec<Supervision>>, AppError> {
-    let from = change.from.unwrap_or_else(dates::today);
-    state.db.set_supervisor(&id, change.supervisor_id.as_deref(), &from).await?;
-    admin
-        .audit(&state, "admin.supervisor-set", json!({ "user": id, "supervisor": change.supervisor_id, "from": from }))
-        .await?;
+    org::set_supervisor(&state.db, admin.operator(), &id, change.supervisor_id.as_deref(), change.from).await?;
     Ok(Json(state.db.supervision_history(&id).await?))
 }
 
@@ -213,15 +206,7 @@ async fn set_password(
     Path(id): Path<String>,
     Json(new): Json<NewPassword>,
 ) -> Result<StatusCode, AppError> {
-    if state.db.user(&id).await?.is_none() {
-        return Err(AppError::NotFound(format!("no user {id:?}")));
-    }
-    let hash = tokio::task::spawn_blocking(move || crate::auth::passwords::hash_password(&new.password))
-        .await
-        .map_err(|e| AppError::BadRequest(format!("could not hash the password: {e}")))?
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
-    state.db.set_password_hash(&id, Some(&hash)).await?;
-    admin.audit(&state, "admin.password-set", json!({ "user": id })).await?;
+    org::set_password(&state.db, admin.operator(), &id, new.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,13 +223,9 @@ async fn revoke_device(
     admin: Admin,
     Path((id, device)): Path<(String, String)>,
 ) -> Result<Json<Value>, AppError> {
-    if state.db.user(&id).await?.is_none() {
-        return Err(AppError::NotFound(format!("no user {id:?}")));
-    }
-    state.db.revoke_device(&id, &device).await?;
+    org::revoke_device(&state.db, admin.operator(), &id, &device).await?;
     // This node's connections close now; other nodes follow within half a second.
     let closed = state.hub.revoke_device(&id, &device);
-    admin.audit(&state, "admin.device-revoked", json!({ "user": id, "device": device })).await?;
     Ok(Json(json!({ "user": id, "device": device, "revoked": true, "connectionsClosed": closed })))
 }
 
@@ -257,18 +238,16 @@ async fn add_team(
     admin: Admin,
     Json(team): Json<Team>,
 ) -> Result<(StatusCode, Json<Team>), AppError> {
-    state.db.add_team(&team).await.map_err(conflict_if_exists)?;
-    admin.audit(&state, "admin.team-added", json!({ "team": team.id })).await?;
+    org::add_team(&state.db, admin.operator(), &team).await.map_err(conflict_if_exists)?;
     Ok((StatusCode::CREATED, Json(team)))
 }
 
 /// A whole authority from CSV (columns in the README); all checked before any is written.
 async fn import(State(state): State<AppState>, admin: Admin, body: String) -> Result<Json<ImportReport>, AppError> {
-    let report = import_csv(&state.db, &body).await.map_err(|e| match e {
+    let report = org::import(&state.db, admin.operator(), &body).await.map_err(|e| match e {
         ImportError::Invalid(_) => AppError::BadRequest(e.to_string()),
         ImportError::Storage(e) => e.into(),
     })?;
-    admin.audit(&state, "admin.users-imported", serde_json::to_value(&report).unwrap_or_default()).await?;
     Ok(Json(report))
 }
 
@@ -305,8 +284,7 @@ async fn audit_trail(
         limit: params.limit.unwrap_or(MAX_AUDIT_ROWS).clamp(1, MAX_AUDIT_ROWS),
     };
     let rows = state.db.audit_trail(&query).await?;
-    admin
-        .audit(&state, "audit-read", json!({ "user": params.user, "record": params.record, "rows": rows.len() }))
-        .await?;
+    let read = json!({ "user": params.user, "record": params.record, "rows": rows.len() });
+    state.db.audit(admin.operator().event("audit-read", read)).await?;
     Ok(Json(rows))
 }

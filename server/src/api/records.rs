@@ -42,11 +42,16 @@ struct IndexEntry {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct IndexResponse {
     records: Vec<IndexEntry>,
     /// Pass as `after` to get what changed since.
     cursor: i64,
     more: bool,
+    /// Changes whenever who-may-see-what changes (people, supervision): a client that saw
+    /// another value starts again from `after=0`, since records it may now see can sit
+    /// behind its cursor.
+    access_version: i64,
 }
 
 async fn record_index(
@@ -67,6 +72,7 @@ async fn record_index(
         people.dedup();
         people
     });
+    let access_version = state.db.access_version().await?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let page = state.db.record_index(&auth.user.id, people.as_deref(), query.after, limit).await?;
     let today = dates::today();
@@ -87,6 +93,6 @@ async fn record_index(
     let event = AuditEvent::new("record-index-read")
         .by(&auth.user.id, auth.device.as_deref())
         .detail(json!({ "after": query.after, "records": records.len() }));
-    state.db.audit(event).await?;
-    Ok(Json(IndexResponse { records, cursor: page.cursor, more: page.more }))
+    state.audit.record(event).await;
+    Ok(Json(IndexResponse { records, cursor: page.cursor, more: page.more, access_version }))
 }

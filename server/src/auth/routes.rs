@@ -67,16 +67,24 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenRespon
         return Err(AppError::BadRequest(format!("deviceId is required, at most {MAX_ID_CHARS} characters")));
     }
     let user_id = request.user_id.as_str();
-    let failed = |reason: &'static str| {
+    // An attempt names its user only if that user exists: what was typed for an unknown
+    // user may be anything, even the password, and the audit trail keeps it forever.
+    let failed = |reason: &'static str, known_user: bool| {
         let state = state.clone();
         let shown: String = user_id.chars().take(MAX_ID_CHARS).collect();
         let device = device.to_owned();
         async move {
-            tracing::info!(user = %shown, device = %device, reason, "sign-in refused");
-            state
-                .db
-                .audit(AuditEvent::new("login-failed").by(&shown, Some(&device)).detail(json!({ "reason": reason })))
-                .await
+            let event = if known_user {
+                tracing::info!(user = %shown, device = %device, reason, "sign-in refused");
+                AuditEvent::new("login-failed").by(&shown, Some(&device)).detail(json!({ "reason": reason }))
+            } else {
+                tracing::info!(device = %device, reason, "sign-in refused for an unknown user");
+                let mut event =
+                    AuditEvent::new("login-failed").detail(json!({ "reason": reason, "unknownUser": true }));
+                event.device_id = Some(device.clone());
+                event
+            };
+            state.db.audit(event).await
         }
     };
 
@@ -99,16 +107,17 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenRespon
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| AppError::Storage(crate::storage::StorageError::Invalid(format!("hashing task: {e}"))))?;
+    let known_user = user.is_some();
     let Some(user) = user.filter(|_| known && matches) else {
-        failed("bad-credentials").await?;
+        failed("bad-credentials", known_user).await?;
         return Err(AppError::unauthorized(BAD_CREDENTIALS));
     };
     if !user.is_active() {
-        failed("account-not-active").await?;
+        failed("account-not-active", true).await?;
         return Err(AppError::unauthorized(format!("this account is {}", user.status)));
     }
     if !state.db.device_seen(&user.id, device).await? {
-        failed("device-revoked").await?;
+        failed("device-revoked", true).await?;
         return Err(AppError::DeviceRevoked);
     }
     let response = issue_session(&state, &user.id, device).await?;

@@ -11,7 +11,8 @@ use super::{Database, StorageError, now_millis};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Author {
     pub user_id: String,
-    pub device_id: String,
+    /// `None` for tokens that name no device.
+    pub device_id: Option<String>,
 }
 
 impl Database {
@@ -37,8 +38,9 @@ impl Database {
     }
 }
 
-/// Binds new actors in the transaction that commits their first changes. An actor bound
-/// meanwhile by another commit keeps its first binding.
+/// Binds new actors in the transaction that commits their first changes. If another commit
+/// (another document, another node) bound one of them meanwhile to someone else, this
+/// commit fails rather than let their changes in.
 pub(crate) async fn bind(
     tx: &mut Transaction<'static, Any>,
     document_id: &str,
@@ -51,11 +53,21 @@ pub(crate) async fn bind(
         )
         .bind(actor)
         .bind(&author.user_id)
-        .bind(&author.device_id)
+        .bind(author.device_id.clone())
         .bind(document_id)
         .bind(now_millis())
         .execute(&mut **tx)
         .await?;
+        let row = sqlx::query("SELECT user_id, device_id FROM actors WHERE actor_id = $1")
+            .bind(actor)
+            .fetch_one(&mut **tx)
+            .await?;
+        let bound = Author { user_id: row.try_get("user_id")?, device_id: row.try_get("device_id")? };
+        if bound != *author {
+            return Err(StorageError::Invalid(format!(
+                "actor {actor} was bound to another user or device at the same moment; send the changes again"
+            )));
+        }
     }
     Ok(())
 }

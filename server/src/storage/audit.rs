@@ -127,3 +127,52 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditRow, StorageError> {
         detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
     })
 }
+
+/// Most events appended in one transaction.
+const AUDIT_BATCH: usize = 512;
+
+/// Appends events in the background, many per transaction: for the high-volume events
+/// (records opened, index reads) that must not cost each sync an fsync of its own. Events
+/// that must be durable before an answer (accepted changes, admin actions) are written
+/// directly instead.
+#[derive(Clone)]
+pub struct AuditLog {
+    events: tokio::sync::mpsc::Sender<AuditEvent>,
+}
+
+impl AuditLog {
+    /// Starts the writer; it ends when every `AuditLog` clone is dropped.
+    pub fn start(db: Database) -> Self {
+        let (events, mut queue) = tokio::sync::mpsc::channel::<AuditEvent>(AUDIT_BATCH * 16);
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < AUDIT_BATCH {
+                    match queue.try_recv() {
+                        Ok(event) => batch.push(event),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = append_batch(&db, &batch).await {
+                    tracing::error!(error = %e, events = batch.len(), "could not write audit events");
+                }
+            }
+        });
+        Self { events }
+    }
+
+    /// Queues an event. If the writer is far behind, the caller waits for room rather than
+    /// the event being dropped.
+    pub async fn record(&self, event: AuditEvent) {
+        if self.events.send(event).await.is_err() {
+            tracing::error!("the audit writer has stopped; event lost");
+        }
+    }
+}
+
+async fn append_batch(db: &Database, events: &[AuditEvent]) -> Result<(), StorageError> {
+    let mut tx = db.pool().begin().await?;
+    append(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -75,25 +75,32 @@ impl Database {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(device_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO revocations (user_id, device_id, revoked_at) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(device_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        super::refresh_tokens::revoke_for_device(&mut tx, user_id, device_id, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Devices revoked after `since` (Unix ms), for every node to close their connections.
-    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, String, i64)>, StorageError> {
-        let rows =
-            sqlx::query("SELECT user_id, device_id, revoked_at FROM devices WHERE revoked_at > $1 ORDER BY revoked_at")
-                .bind(since)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("device_id")?, r.try_get("revoked_at")?))).collect()
+    /// The id of the latest revocation (0 if none): follow on from here.
+    pub async fn last_revocation(&self) -> Result<i64, StorageError> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS id FROM revocations")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Revocations after `after` (a revocation id), as (id, user, device), for every node to
+    /// close the device's connections.
+    pub async fn revocations_after(&self, after: i64) -> Result<Vec<(i64, String, String)>, StorageError> {
+        let rows = sqlx::query("SELECT id, user_id, device_id FROM revocations WHERE id > $1 ORDER BY id")
+            .bind(after)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("user_id")?, r.try_get("device_id")?))).collect()
     }
 }

@@ -23,7 +23,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use actors::Author;
-pub use audit::{AuditEvent, AuditQuery, AuditRow};
+pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
 pub use devices::Device;
 pub use documents::{Chunk, ChunkKind};

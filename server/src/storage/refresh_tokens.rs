@@ -1,8 +1,8 @@
 //! Refresh tokens, stored only as SHA-256 hashes and bound to one (user, device). A refresh
 //! rotates: the presented token is revoked and a new one takes its place.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Database, StorageError, now_millis};
 
@@ -96,16 +96,29 @@ impl Database {
     /// Revokes every active refresh token of one device (e.g. when a rotated one is reused,
     /// which means it was copied); returns how many.
     pub async fn revoke_device_refresh_tokens(&self, user_id: &str, device_id: &str) -> Result<u64, StorageError> {
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(device_id)
-        .bind(now_millis())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let mut tx = self.pool().begin().await?;
+        let revoked = revoke_for_device(&mut tx, user_id, device_id, now_millis()).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
+}
+
+/// Revokes a device's active refresh tokens inside a caller's transaction.
+pub(crate) async fn revoke_for_device(
+    tx: &mut Transaction<'static, Any>,
+    user_id: &str,
+    device_id: &str,
+    now: i64,
+) -> Result<u64, StorageError> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(device_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 fn refresh_token_from_row(r: &AnyRow) -> Result<RefreshToken, StorageError> {

@@ -256,6 +256,15 @@ impl Database {
                 "{supervisor:?} is in {supervisee:?}'s own line; that would make a cycle"
             )));
         }
+        let current = self.supervision_history(supervisee).await?;
+        if let Some(open) = current.iter().find(|s| s.supervisee_id == supervisee && s.ended_on.is_none())
+            && from <= open.started_on.as_str()
+        {
+            return Err(StorageError::Invalid(format!(
+                "{supervisee:?} has been supervised by {:?} since {}; a change must start after that (history is kept, not rewritten)",
+                open.supervisor_id, open.started_on
+            )));
+        }
         let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE supervision SET ended_on = $2 WHERE supervisee_id = $1 AND ended_on IS NULL")
             .bind(supervisee)
@@ -275,6 +284,14 @@ impl Database {
         }
         tx.commit().await?;
         self.bump_access_version().await
+    }
+
+    /// Everyone's current supervisor (supervisee → supervisor).
+    pub async fn current_supervisors(&self) -> Result<std::collections::HashMap<String, String>, StorageError> {
+        let rows = sqlx::query("SELECT supervisee_id, supervisor_id FROM supervision WHERE ended_on IS NULL")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("supervisee_id")?, r.try_get("supervisor_id")?))).collect()
     }
 
     /// A user's supervision history, as supervisee and as supervisor, oldest first.

@@ -58,6 +58,12 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     };
     let sender = Sender { user_id: auth.user.id.clone(), device_id: auth.device.clone() };
     let connection = hub.connect(sender, viewer, outbox.clone(), close.clone());
+    // A revocation between the upgrade and now would have found no connection to close.
+    if let Some(device) = &auth.device
+        && !matches!(state.db.device_revoked(&auth.user.id, device).await, Ok(false))
+    {
+        hub.revoke_device(&auth.user.id, device);
+    }
     tracing::info!("connected");
 
     let writer = tokio::spawn(async move {

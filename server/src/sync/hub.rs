@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use automerge::Change;
 use fieldbook_sync_core::access::{RecordFacts, Viewer, WriteCheck, check_write};
 use fieldbook_sync_core::frameworks::Catalog;
 use fieldbook_sync_core::notice::{self, RejectionNotice};
@@ -19,7 +20,9 @@ use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::CacheConfig;
-use crate::storage::{AuditEvent, Author, ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError};
+use crate::storage::{
+    AuditEvent, AuditLog, Author, ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError,
+};
 
 /// Server-assigned id of one WebSocket connection (peers choose their own peer ids, which
 /// are only used to address messages).
@@ -39,13 +42,6 @@ pub enum HubError {
 pub struct Sender {
     pub user_id: String,
     pub device_id: Option<String>,
-}
-
-impl Sender {
-    /// The device as authorship records it (tokens without a device share one name).
-    fn device(&self) -> &str {
-        self.device_id.as_deref().unwrap_or("")
-    }
 }
 
 struct Peer {
@@ -98,6 +94,7 @@ struct Registry {
 pub struct DocumentHub {
     db: Database,
     committer: Committer,
+    audit: AuditLog,
     our_peer_id: PeerId,
     config: CacheConfig,
     next_connection: AtomicU64,
@@ -110,9 +107,10 @@ pub struct DocumentHub {
 }
 
 impl DocumentHub {
-    pub fn new(db: Database, our_peer_id: PeerId, config: CacheConfig, catalog: Catalog) -> Self {
+    pub fn new(db: Database, audit: AuditLog, our_peer_id: PeerId, config: CacheConfig, catalog: Catalog) -> Self {
         Self {
             committer: Committer::start(db.clone()),
+            audit,
             db,
             our_peer_id,
             config,
@@ -253,7 +251,7 @@ impl DocumentHub {
         if !loaded.sync.is_empty() {
             // Need to know: to anyone else the document does not exist.
             if !facts.as_ref().is_some_and(|f| viewer.may_read(f, &today)) {
-                return self.deny(from, &sender, document, data).await;
+                return self.deny(from, &sender, document, kind, data).await;
             }
             self.opened(from, &sender, document);
         }
@@ -361,28 +359,32 @@ impl DocumentHub {
         }
         let before_json = json::to_json(loaded.sync.doc());
         let after_json = json::to_json(staged.after());
-        let record = match Record::parse(&after_json, self.catalog().as_ref()) {
+        let catalog = self.catalog();
+        let record = match Record::parse(&after_json, catalog.as_ref()) {
             Ok(record) => record,
             Err(e) => return Ok(Err(format!("invalid record: {e}"))),
         };
+        // Stored documents were valid when accepted; a framework retired since keeps its ids.
+        let before_record = if facts.is_some() { Record::parse(&before_json, catalog.as_ref()).ok() } else { None };
         let after_facts = RecordFacts::of(&record);
         // The sender's part is fixed by the record as stored; a new record names it itself.
         let party = viewer.party(facts.unwrap_or(&after_facts), today);
+        let changes = staged.new_changes();
         let write = WriteCheck {
             party,
-            observation: after_facts.observation,
-            before: loaded.sync.doc(),
-            after: staged.after(),
+            before_record: before_record.as_ref(),
+            after_record: &record,
             before_json: &before_json,
             after_json: &after_json,
+            after: staged.after(),
+            changes: &changes,
         };
         let fields = match check_write(&write) {
             Ok(fields) => fields,
             Err(reason) => return Ok(Err(reason)),
         };
-        let changes = staged.new_changes();
-        let me = Author { user_id: sender.user_id.clone(), device_id: sender.device().to_owned() };
-        let actors: HashSet<String> = changes.iter().map(|c| c.actor.to_hex_string()).collect();
+        let me = Author { user_id: sender.user_id.clone(), device_id: sender.device_id.clone() };
+        let actors: HashSet<String> = changes.iter().map(|c| c.actor_id().to_hex_string()).collect();
         let unknown: Vec<String> = actors.iter().filter(|a| !loaded.authors.contains_key(*a)).cloned().collect();
         let stored = if unknown.is_empty() { HashMap::new() } else { self.db.actor_bindings(&unknown).await? };
         let mut new_actors = Vec::new();
@@ -397,9 +399,8 @@ impl DocumentHub {
                 None => new_actors.push((actor.clone(), me.clone())),
             }
         }
-        // Unbound actors that are already bound for this document stay in `authors`.
-        let device_time = changes.iter().map(|c| c.timestamp).max().and_then(device_millis);
-        let hashes: Vec<String> = changes.iter().map(|c| c.hash.to_string()).collect();
+        let device_time = changes.iter().map(Change::timestamp).max().and_then(device_millis);
+        let hashes: Vec<String> = changes.iter().map(|c| c.hash().to_string()).collect();
         let event = |action: &'static str| {
             let mut e = AuditEvent::new(action).by(&sender.user_id, sender.device_id.as_deref()).document(document);
             e.device_time = device_time;
@@ -409,49 +410,71 @@ impl DocumentHub {
             vec![event(if facts.is_none() { "record-created" } else { "changes-accepted" }).detail(json!({
                 "party": party.as_str(), "changes": hashes.len(), "changeHashes": hashes, "fields": fields,
             }))];
-        for side in ["observer", "practitioner"] {
-            let pointer = format!("/signOff/{side}");
-            let signed = |j: &serde_json::Value| j.pointer(&pointer).is_some_and(|v| !v.is_null());
-            if signed(&after_json) && !signed(&before_json) {
-                audit.push(event("signed-off").detail(json!({ "side": side, "locked": after_facts.locked })));
+        if let Record::Observation(after) = &record {
+            for side in ["observer", "practitioner"] {
+                let before = matches!(&before_record, Some(Record::Observation(b)) if b.signed(side));
+                if after.signed(side) && !before {
+                    audit.push(event("signed-off").detail(json!({ "side": side, "locked": after.is_locked() })));
+                }
             }
         }
         Ok(Ok(Accepted { record, new_actors, audit }))
     }
 
-    /// Answers someone who may not see a document as if it did not exist. Changes they
-    /// sent are kept aside (never merged, never dropped) without telling them more.
+    /// Answers someone who may not see a document exactly as if it did not exist (as an
+    /// empty document would answer), then keeps aside any changes they sent (never merged,
+    /// never dropped) and audits the attempt, off the document's lock.
     async fn deny(
         &self,
         from: ConnectionId,
         sender: &Sender,
         document: DocumentId,
+        kind: SyncKind,
         data: &[u8],
     ) -> Result<(), HubError> {
         let changes: Vec<u8> = automerge::sync::Message::decode(data)
             .map(|m| m.changes.iter().flatten().copied().collect())
-            .unwrap_or_default();
-        if !changes.is_empty() {
-            self.db
-                .quarantine(NewQuarantine {
+            .map_err(|e| HubError::Sync { document, source: e.into() })?;
+        if changes.is_empty() {
+            let mut nothing = DocSync::new(automerge::Automerge::new());
+            let received = nothing.receive(&from, kind, data).map_err(|source| HubError::Sync { document, source })?;
+            if received.unavailable {
+                self.send_unavailable(from, document);
+            } else if let Some(out) = nothing.outgoing_for(&from) {
+                let message = Message::Sync {
+                    kind: out.kind,
+                    sender_id: self.our_peer_id.clone(),
+                    target_id: self.peer_id(from),
+                    document_id: document,
+                    data: out.data,
+                };
+                self.send(from, message.encode());
+            }
+        } else {
+            self.send_unavailable(from, document);
+        }
+        let (db, audit, sender) = (self.db.clone(), self.audit.clone(), sender.clone());
+        tokio::spawn(async move {
+            let kept_aside = !changes.is_empty();
+            if kept_aside {
+                let entry = NewQuarantine {
                     document,
                     user_id: &sender.user_id,
                     device_id: sender.device_id.as_deref(),
                     reason: "sent by someone who may not see this record",
                     change_hashes: &[],
                     changes: &changes,
-                })
-                .await?;
-        }
-        self.db
-            .audit(
-                AuditEvent::new("access-denied")
-                    .by(&sender.user_id, sender.device_id.as_deref())
-                    .document(document)
-                    .detail(json!({ "changesKeptAside": !changes.is_empty() })),
-            )
-            .await?;
-        self.send_unavailable(from, document);
+                };
+                if let Err(e) = db.quarantine(entry).await {
+                    tracing::error!(error = %e, %document, "could not keep refused changes aside");
+                }
+            }
+            let event = AuditEvent::new("access-denied")
+                .by(&sender.user_id, sender.device_id.as_deref())
+                .document(document)
+                .detail(json!({ "changesKeptAside": kept_aside }));
+            audit.record(event).await;
+        });
         Ok(())
     }
 
@@ -531,7 +554,7 @@ impl DocumentHub {
         let event = AuditEvent::new("changes-rejected")
             .by(&sender.user_id, sender.device_id.as_deref())
             .document(document)
-            .detail(json!({ "quarantine": id, "reason": rejected.reason, "changeHashes": hashes }));
+            .detail(json!({ "quarantine": id, "reason": without_values(&rejected.reason), "changeHashes": hashes }));
         self.db.audit(event).await?;
         let notice = RejectionNotice { reason: rejected.reason, change_hashes: hashes };
         let message = Message::Ephemeral {
@@ -552,6 +575,10 @@ impl DocumentHub {
         let Message::Ephemeral { sender_id, count, session_id, document_id, data, .. } = message else {
             return;
         };
+        if notice::is_server_notice(&data) {
+            tracing::warn!(%document_id, "dropped an ephemeral message posing as a server notice");
+            return;
+        }
         self.subscribe(from, document_id);
         let readers = self.readers(document_id, &dates::today());
         if !readers.contains(&from) {
@@ -668,6 +695,25 @@ impl DocumentHub {
     }
 }
 
+/// A refusal reason for the audit trail: quoted values (which may be whatever a client
+/// wrote into a field) are left out; the quarantine keeps the whole reason.
+fn without_values(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut quoted = false;
+    for c in reason.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push('…');
+            }
+            ('"', true) => quoted = false,
+            (c, false) => out.push(c),
+            (_, true) => {}
+        }
+    }
+    out
+}
+
 /// Automerge change times are advisory: seconds from Rust clients, milliseconds from
 /// JavaScript ones. Normalised to milliseconds; 0 means "not given".
 fn device_millis(timestamp: i64) -> Option<i64> {
@@ -695,4 +741,19 @@ fn evict(
     candidates.sort_unstable();
     let excess = if older_than.is_some() { candidates.len() } else { cache.len().saturating_sub(keep) };
     candidates.into_iter().take(excess).filter_map(|(_, id)| cache.remove(&id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_reasons_leave_out_what_clients_wrote() {
+        let reason = r#"invalid record: setting: "mum said she was scared" is not one of home-visit, other"#;
+        assert_eq!(without_values(reason), "invalid record: setting: … is not one of home-visit, other");
+        assert_eq!(
+            without_values("the practitioner may not change feedback"),
+            "the practitioner may not change feedback"
+        );
+    }
 }

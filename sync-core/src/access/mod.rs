@@ -130,6 +130,10 @@ impl Party {
     }
 }
 
+/// The day of a record that names none (no `observedAt`, no `period`): before anyone's
+/// supervision, so only the current line reads it, and that does not move from day to day.
+const NO_DAY: &str = "0000-01-01";
+
 /// What access depends on, kept per loaded document so checks need no parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordFacts {
@@ -171,7 +175,7 @@ impl RecordFacts {
         observed_at: Option<&str>,
         locked: bool,
     ) -> Self {
-        let day = observed_at.and_then(dates::utc_day).unwrap_or_else(dates::today);
+        let day = observed_at.and_then(dates::utc_day).unwrap_or_else(|| NO_DAY.to_owned());
         RecordFacts {
             observation: true,
             author_id: observer_id.to_owned(),
@@ -185,7 +189,7 @@ impl RecordFacts {
 
     /// A development plan's facts from its fields.
     pub fn plan(supervisor_id: &str, owner_id: &str, status: &str, from: Option<&str>, to: Option<&str>) -> Self {
-        let from = from.and_then(dates::utc_day).unwrap_or_else(dates::today);
+        let from = from.and_then(dates::utc_day).unwrap_or_else(|| NO_DAY.to_owned());
         let to = to.and_then(dates::utc_day).unwrap_or_else(|| from.clone());
         RecordFacts {
             observation: false,

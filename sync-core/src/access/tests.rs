@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::json;
+use crate::records::Record;
 
 fn viewer(id: &str, role: Role, line: &[(&str, &str, Option<&str>)]) -> Viewer {
     Viewer {
@@ -68,13 +69,18 @@ fn edit(base: &Automerge, f: impl FnOnce(&mut automerge::transaction::Transactio
 }
 
 fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<Vec<String>, String> {
+    let catalog = crate::frameworks::Catalog::shipped();
+    let (before_json, after_json) = (json::to_json(before), json::to_json(after));
+    let before_record = (!before.get_heads().is_empty()).then(|| Record::parse(&before_json, &catalog).unwrap());
+    let after_record = Record::parse(&after_json, &catalog).map_err(|e| format!("invalid record: {e}"))?;
     check_write(&WriteCheck {
         party,
-        observation: json::to_json(after)["type"] == "observation",
-        before,
+        before_record: before_record.as_ref(),
+        after_record: &after_record,
+        before_json: &before_json,
+        after_json: &after_json,
         after,
-        before_json: &json::to_json(before),
-        after_json: &json::to_json(after),
+        changes: &after.get_changes(&before.get_heads()),
     })
 }
 
@@ -100,8 +106,12 @@ fn each_party_writes_its_own_fields() {
     let nested = set("signOff", json!({"practitioner": {"at": "2026-11-21T09:00:00Z", "by": "pat"}}));
     assert_eq!(check(Party::Observer, &base, &nested).unwrap_err(), "the observer may not change signOff.practitioner");
     assert!(check(Party::Practitioner, &base, &nested).is_ok());
-    // The practitioner's status write is the final sign-off only.
-    assert!(check(Party::Practitioner, &base, &set("status", json!("draft"))).is_err());
+    // Status moves one way; the practitioner sets it only with the final sign-off.
+    assert!(check(Party::Practitioner, &base, &set("status", json!("signed-off"))).is_err());
+    assert_eq!(
+        check(Party::Observer, &base, &set("status", json!("draft"))).unwrap_err(),
+        "the observer may not change status from \"shared\" to \"draft\""
+    );
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! Per-field write rules, checked on every incoming change: the server applies the change
-//! to a scratch copy, diffs it against the stored copy (automerge patches) and checks every
-//! changed path against what the sender's party may write.
+//! to a scratch copy, finds the path every operation of it writes to, and checks each path
+//! against what the sender's party may write.
 
-use automerge::{Automerge, Prop};
-use automerge::{PatchAction, Value as AmValue};
+use std::collections::HashMap;
+
+use automerge::legacy::{Key, ObjectId, OpId, OpType};
+use automerge::{Automerge, Change, Prop, ReadDoc};
 use serde_json::Value;
 
 use super::Party;
+use crate::records::Record;
 
 /// Fixed once a record exists: changing them would move it to other people.
 const IDENTITY: &[&str] = &["type", "schemaVersion", "practitionerId", "observerId", "ownerId", "supervisorId"];
@@ -109,97 +112,158 @@ fn writable(party: Party) -> &'static [&'static str] {
     }
 }
 
-/// The two versions of a document one incoming message goes between.
+/// The two versions of a document one incoming message goes between, and its new changes.
 pub struct WriteCheck<'a> {
     pub party: Party,
-    pub observation: bool,
-    pub before: &'a Automerge,
-    pub after: &'a Automerge,
+    /// The record as stored; `None` while the message creates it.
+    pub before_record: Option<&'a Record>,
+    pub after_record: &'a Record,
     pub before_json: &'a Value,
     pub after_json: &'a Value,
+    /// The document with the changes applied (to find where each operation writes).
+    pub after: &'a Automerge,
+    /// Every change the message adds.
+    pub changes: &'a [Change],
 }
 
-/// Accepts the change only if every path it touches is one `party` may write. A new
-/// document may be created by its observer (or a plan's owner or supervisor); the creator
-/// may then lay out the other party's fields, but only empty. Returns the top-level fields
-/// the change touched (for the audit trail).
+/// Accepts the changes only if every operation in them writes where `party` may write. Each
+/// operation is checked, not just the visible difference, so a write hidden by a concurrent
+/// one (it lost a conflict) is checked too. A new document may be created by its observer
+/// (or a plan's owner or supervisor); the creator may then lay out the other party's fields,
+/// but only empty. Returns the top-level fields the changes touched (for the audit trail).
 pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
-    let creating = c.before.get_heads().is_empty();
+    let creating = c.before_record.is_none();
+    let observation = matches!(c.after_record, Record::Observation(_));
     if creating {
         let may_create = match c.party {
-            Party::Observer => c.observation,
-            Party::PlanOwner | Party::PlanSupervisor => !c.observation,
+            Party::Observer => observation,
+            Party::PlanOwner | Party::PlanSupervisor => !observation,
             _ => false,
         };
         if !may_create {
-            return Err(if c.observation {
+            return Err(if observation {
                 "only the observer named in `observerId` may create an observation".into()
             } else {
                 "only the owner or supervisor named in a plan may create it".into()
             });
         }
     }
-    let patches = c.after.diff(&c.before.get_heads(), &c.after.get_heads());
+    check_status(c)?;
+    let mut paths = ObjectPaths::new(c.after);
     let mut fields = std::collections::BTreeSet::new();
-    for patch in patches {
-        let mut path: Vec<Prop> = patch.path.iter().map(|(_, prop)| prop.clone()).collect();
-        let mut puts_object = false;
-        match patch.action {
-            PatchAction::PutMap { key, value, .. } => {
-                puts_object = matches!(value.0, AmValue::Object(_));
-                path.push(Prop::Map(key));
+    for change in c.changes {
+        for op in change.decode().operations {
+            let mut path = paths.of(&op.obj)?;
+            path.push(match &op.key {
+                Key::Map(key) => Prop::Map(key.to_string()),
+                Key::Seq(_) => Prop::Seq(ANY_INDEX),
+            });
+            let puts_object = matches!(op.action, OpType::Make(_));
+            if !may_write(c, observation, creating, &path, puts_object) {
+                return Err(format!("the {} may not change {}", c.party.describe(), display(&path)));
             }
-            PatchAction::PutSeq { index, value, .. } => {
-                puts_object = matches!(value.0, AmValue::Object(_));
-                path.push(Prop::Seq(index));
+            if let Some(Prop::Map(field)) = path.first() {
+                fields.insert(field.clone());
             }
-            PatchAction::Insert { index, values } => {
-                puts_object = values.iter().all(|(v, _, _)| matches!(v, AmValue::Object(_)));
-                path.push(Prop::Seq(index));
-            }
-            PatchAction::DeleteMap { key } => path.push(Prop::Map(key)),
-            PatchAction::DeleteSeq { index, .. } => path.push(Prop::Seq(index)),
-            PatchAction::Increment { prop, .. } | PatchAction::Conflict { prop } => path.push(prop),
-            PatchAction::SpliceText { .. } | PatchAction::Mark { .. } => {}
-        }
-        if !may_write(c, creating, &path, puts_object) {
-            return Err(format!("the {} may not change {}", c.party.describe(), display(&path)));
-        }
-        if let Some(Prop::Map(field)) = path.first() {
-            fields.insert(field.clone());
         }
     }
     Ok(fields.into_iter().collect())
 }
 
-fn may_write(c: &WriteCheck<'_>, creating: bool, path: &[Prop], puts_object: bool) -> bool {
+/// A list position in an operation's path: operations name list elements by id, not index,
+/// and the rules match any index anyway.
+const ANY_INDEX: usize = usize::MAX;
+
+/// Paths of the objects operations write into, found once per object.
+struct ObjectPaths<'a> {
+    doc: &'a Automerge,
+    known: HashMap<String, Vec<Prop>>,
+}
+
+impl<'a> ObjectPaths<'a> {
+    fn new(doc: &'a Automerge) -> Self {
+        Self { doc, known: HashMap::new() }
+    }
+
+    fn of(&mut self, obj: &ObjectId) -> Result<Vec<Prop>, String> {
+        let ObjectId::Id(OpId(counter, actor)) = obj else { return Ok(Vec::new()) };
+        let id = format!("{counter}@{}", actor.to_hex_string());
+        if let Some(path) = self.known.get(&id) {
+            return Ok(path.clone());
+        }
+        let unknown = || format!("a change writes into an object this document does not have ({id})");
+        let exid = self.doc.import_obj(&id).map_err(|_| unknown())?;
+        let parents = self.doc.parents(&exid).map_err(|_| unknown())?;
+        // Every step of the path, visible or not: a hidden object is still someone's field.
+        let path: Vec<Prop> = parents
+            .path()
+            .into_iter()
+            .map(|(_, prop)| match prop {
+                Prop::Seq(_) => Prop::Seq(ANY_INDEX),
+                other => other,
+            })
+            .collect();
+        self.known.insert(id, path.clone());
+        Ok(path)
+    }
+}
+
+fn may_write(c: &WriteCheck<'_>, observation: bool, creating: bool, path: &[Prop], puts_object: bool) -> bool {
     let Some(Prop::Map(top)) = path.first() else { return false };
     if IDENTITY.contains(&top.as_str()) {
-        return creating && path.len() == 1;
+        return creating;
     }
-    let schema = if c.observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
+    let schema = if observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
     if !schema.contains(&top.as_str()) {
         return writes_extensions(c.party);
     }
     let rules = writable(c.party);
-    let covered = rules.iter().any(|rule| matches(rule, path, false));
-    if covered {
-        return !(c.party == Party::Practitioner && top == "status") || practitioner_status(c.after_json);
+    // `status` has its own rules (see `check_status`); here only who may touch it.
+    if rules.iter().any(|rule| matches(rule, path, false)) {
+        return true;
     }
-    // An empty container on the way to something writable (a new `gapAnalysis` entry, say);
-    // what goes inside is checked path by path.
-    let new_container =
-        puts_object && lookup(c.before_json, path).is_none() && rules.iter().any(|rule| matches(rule, path, true));
+    // An empty map entry on the way to something writable (a new `gapAnalysis` entry, say);
+    // what goes inside is checked operation by operation.
+    let new_container = puts_object
+        && matches!(path.last(), Some(Prop::Map(_)))
+        && lookup(c.before_json, path).is_none()
+        && rules.iter().any(|rule| matches(rule, path, true));
     // At creation the other party's fields may be laid out empty.
-    let empty_at_creation = creating && lookup(c.after_json, path).is_none_or(is_empty);
+    let empty_at_creation = creating && field_value(c.after_json, path).is_none_or(is_empty);
     new_container || empty_at_creation
 }
 
-/// The practitioner writes `status` only as the last sign-off: to `signed-off`, with both
-/// signatures in place.
-fn practitioner_status(after: &Value) -> bool {
-    let signed = |party: &str| after.pointer(&format!("/signOff/{party}")).is_some_and(|v| !v.is_null());
-    after.get("status").and_then(Value::as_str) == Some("signed-off") && signed("observer") && signed("practitioner")
+/// Status moves one way. An observation goes `draft` → `shared` (the observer shares it) →
+/// `signed-off` (set by whoever signs last, with their signature); a plan's supervisor
+/// moves it between `draft` and `agreed`, and closes it.
+fn check_status(c: &WriteCheck<'_>) -> Result<(), String> {
+    let status = |r: &Record| match r {
+        Record::Observation(o) => o.status.clone(),
+        Record::DevelopmentPlan(p) => p.status.clone(),
+    };
+    let after = status(c.after_record);
+    let before = c.before_record.map(status);
+    if before.as_deref() == Some(after.as_str()) {
+        return Ok(());
+    }
+    let ok = match c.after_record {
+        Record::Observation(o) => match after.as_str() {
+            "draft" => before.is_none() && c.party == Party::Observer,
+            "shared" => before.as_deref().is_none_or(|b| b == "draft") && c.party == Party::Observer,
+            "signed-off" => o.is_locked() && matches!(c.party, Party::Observer | Party::Practitioner),
+            _ => false,
+        },
+        Record::DevelopmentPlan(_) => {
+            matches!(c.party, Party::PlanSupervisor | Party::PlanOwner if c.before_record.is_none())
+                || c.party == Party::PlanSupervisor
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        let from = before.map(|b| format!(" from {b:?}")).unwrap_or_default();
+        Err(format!("the {} may not change status{from} to {after:?}", c.party.describe()))
+    }
 }
 
 /// Whether `rule` covers `path` (the rule is a prefix of it), or with `beyond`, whether
@@ -223,6 +287,13 @@ fn matches(rule: &str, path: &[Prop], beyond: bool) -> bool {
     })
 }
 
+/// The value of the field a path writes into: the path up to its first list position (list
+/// positions in operation paths are not real indices).
+fn field_value<'v>(json: &'v Value, path: &[Prop]) -> Option<&'v Value> {
+    let keys = path.iter().take_while(|p| matches!(p, Prop::Map(_))).count();
+    lookup(json, &path[..keys])
+}
+
 fn lookup<'v>(json: &'v Value, path: &[Prop]) -> Option<&'v Value> {
     path.iter().try_fold(json, |value, prop| match prop {
         Prop::Map(key) => value.get(key.as_str()),
@@ -240,8 +311,11 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// `signOff.observer`, `goals[2].status`: the form record errors use.
+/// `signOff.observer`, `goals[].status`: the form record errors use. A trailing list
+/// position (a character of a text, an element of a list) is the field itself.
 fn display(path: &[Prop]) -> String {
+    let keep = path.len() - path.iter().rev().take_while(|p| **p == Prop::Seq(ANY_INDEX)).count();
+    let path = &path[..keep];
     let mut out = String::new();
     for prop in path {
         match prop {
@@ -251,6 +325,7 @@ fn display(path: &[Prop]) -> String {
                 }
                 out.push_str(key);
             }
+            Prop::Seq(ANY_INDEX) => out.push_str("[]"),
             Prop::Seq(index) => out.push_str(&format!("[{index}]")),
         }
     }

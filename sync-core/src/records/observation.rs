@@ -106,7 +106,16 @@ pub struct Signature {
 
 impl Observation {
     pub fn is_locked(&self) -> bool {
-        self.sign_off.as_ref().is_some_and(|s| s.observer.is_some() && s.practitioner.is_some())
+        self.signed("observer") && self.signed("practitioner")
+    }
+
+    /// Whether `side` (`observer` or `practitioner`) has signed off.
+    pub fn signed(&self, side: &str) -> bool {
+        self.sign_off.as_ref().is_some_and(|s| match side {
+            "observer" => s.observer.is_some(),
+            "practitioner" => s.practitioner.is_some(),
+            _ => false,
+        })
     }
 
     pub(super) fn validate(&self, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
