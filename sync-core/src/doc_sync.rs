@@ -55,9 +55,11 @@ pub struct Staged<P> {
     scratch: Option<Automerge>,
     sync_state: sync::State,
     new_hashes: Vec<ChangeHash>,
-    chunk_changes: Vec<(ChangeHash, Vec<ChangeHash>)>,
+    /// The message's changes as sent (a V1 message carries one change per chunk).
+    chunk_changes: Vec<Change>,
     received_bytes: Vec<u8>,
     blocked_by_rejected: bool,
+    completes_others: bool,
 }
 
 impl<P> Staged<P> {
@@ -66,10 +68,17 @@ impl<P> Staged<P> {
         self.scratch.as_ref().expect("a staged message with changes has a scratch copy")
     }
 
-    /// The changes the message adds (empty: nothing to check).
+    /// The changes the message adds (empty: nothing to check). Taken from the message as
+    /// sent where possible: getting one from the document encodes it afresh.
     pub fn new_changes(&self) -> Vec<Change> {
         let Some(scratch) = &self.scratch else { return Vec::new() };
-        self.new_hashes.iter().filter_map(|h| scratch.get_change_by_hash(h)).collect()
+        self.new_hashes
+            .iter()
+            .filter_map(|h| match self.chunk_changes.iter().find(|c| c.hash() == *h) {
+                Some(change) => Some(change.clone()),
+                None => scratch.get_change_by_hash(h),
+            })
+            .collect()
     }
 
     /// A verdict that needs no check: accepted if nothing new arrives, refused if it
@@ -77,6 +86,8 @@ impl<P> Staged<P> {
     pub fn verdict(&self) -> Option<Result<(), String>> {
         if self.blocked_by_rejected {
             Some(Err("depends on a change that was rejected".to_string()))
+        } else if self.completes_others {
+            Some(Err("completes changes another connection sent before their dependencies; send them yourself".into()))
         } else if self.new_hashes.is_empty() {
             Some(Ok(()))
         } else {
@@ -107,11 +118,14 @@ pub struct DocSync<P> {
     /// report heads we cannot reach; we read its heads as if it did not, or the two sides
     /// would trade sync messages forever.
     rejected: HashMap<ChangeHash, Vec<ChangeHash>>,
+    /// Changes that arrived before their dependencies, with the peer that sent them: they
+    /// were not checked (not applied), and must not later pass as someone else's.
+    queued: HashMap<ChangeHash, P>,
 }
 
 impl<P: Clone + Eq + Hash> DocSync<P> {
     pub fn new(doc: Automerge) -> Self {
-        Self { doc, peers: HashMap::new(), rejected: HashMap::new() }
+        Self { doc, peers: HashMap::new(), rejected: HashMap::new(), queued: HashMap::new() }
     }
 
     pub fn doc(&self) -> &Automerge {
@@ -203,12 +217,8 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         let received_bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
         // Each chunk of a V1 message is one change; a V2 chunk (a whole document) is not,
         // and its changes are found by applying it instead.
-        let chunk_changes: Vec<(ChangeHash, Vec<ChangeHash>)> = message
-            .changes
-            .iter()
-            .filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok())
-            .map(|c| (c.hash(), c.deps().to_vec()))
-            .collect();
+        let chunk_changes: Vec<Change> =
+            message.changes.iter().filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok()).collect();
         let before = self.doc.get_heads();
         let mut sync_state = self.peers.entry(peer.clone()).or_default().sync.clone();
         if received_bytes.is_empty() {
@@ -223,12 +233,18 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
                 chunk_changes,
                 received_bytes,
                 blocked_by_rejected: false,
+                completes_others: false,
             });
         }
         let mut scratch = self.doc.clone();
         scratch.receive_sync_message(&mut sync_state, message)?;
         let new_hashes: Vec<ChangeHash> = scratch.get_changes_meta(&before).iter().map(|c| c.hash).collect();
         let blocked_by_rejected = scratch.get_missing_deps(&[]).iter().any(|h| self.rejected.contains_key(h));
+        // Changes another peer sent before their dependencies, completed by this message:
+        // they would be checked as this sender's.
+        let completes_others = new_hashes.iter().any(|h| {
+            !chunk_changes.iter().any(|c| c.hash() == *h) && self.queued.get(h).is_some_and(|sender| sender != peer)
+        });
         Ok(Staged {
             peer: peer.clone(),
             kind,
@@ -238,6 +254,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             chunk_changes,
             received_bytes,
             blocked_by_rejected,
+            completes_others,
         })
     }
 
@@ -245,6 +262,14 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
     pub fn accept(&mut self, staged: Staged<P>) -> Received {
         let mut received = Received::default();
         if let Some(scratch) = staged.scratch {
+            for hash in &staged.new_hashes {
+                self.queued.remove(hash);
+            }
+            for change in &staged.chunk_changes {
+                if scratch.get_change_meta_by_hash(&change.hash()).is_none() {
+                    self.queued.insert(change.hash(), staged.peer.clone());
+                }
+            }
             self.doc = scratch;
             received.new_changes = staged.new_hashes.len();
             received.received_bytes = staged.received_bytes;
@@ -260,10 +285,11 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             let deps = scratch.as_ref().and_then(|s| s.get_change_meta_by_hash(hash)).map(|c| c.deps);
             self.rejected.insert(*hash, deps.unwrap_or_default());
         }
-        for (hash, deps) in chunk_changes {
+        for change in chunk_changes {
+            let hash = change.hash();
             if self.doc.get_change_meta_by_hash(&hash).is_none() && !new_hashes.contains(&hash) {
                 new_hashes.push(hash);
-                self.rejected.insert(hash, deps);
+                self.rejected.insert(hash, change.deps().to_vec());
             }
         }
         // Keep what they told us about themselves, not what we would share.
@@ -361,6 +387,37 @@ mod tests {
             rounds += 1;
             assert!(rounds < 20, "sync did not converge");
         }
+    }
+
+    #[test]
+    fn changes_one_peer_queued_are_not_completed_by_another() {
+        let mut doc = doc_with("first", "a");
+        let first = doc.get_last_local_change().unwrap().clone();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "second", "b").unwrap();
+        tx.commit();
+        let second = doc.get_last_local_change().unwrap().clone();
+        let message = |change: &Change| {
+            sync::Message {
+                heads: doc.get_heads(),
+                need: vec![],
+                have: vec![],
+                changes: vec![change.raw_bytes().to_vec()].into(),
+                flags: None,
+                version: sync::MessageVersion::V1,
+            }
+            .encode()
+        };
+        // "a" sends the dependent change first; only "a" may complete it.
+        let mut server: DocSync<&str> = DocSync::new(Automerge::new());
+        assert_eq!(server.receive(&"a", SyncKind::Sync, &message(&second)).unwrap().new_changes, 0);
+        let by_other = server.receive(&"b", SyncKind::Sync, &message(&first)).unwrap();
+        assert!(by_other.rejected.unwrap().reason.contains("another connection"));
+        assert!(server.is_empty());
+
+        let mut server: DocSync<&str> = DocSync::new(Automerge::new());
+        server.receive(&"a", SyncKind::Sync, &message(&second)).unwrap();
+        assert_eq!(server.receive(&"a", SyncKind::Sync, &message(&first)).unwrap().new_changes, 2);
     }
 
     #[test]

@@ -22,6 +22,40 @@ pub fn to_json(doc: &impl ReadDoc) -> Json {
     serde_json::to_value(AutoSerde::from(doc)).expect("automerge documents serialise to JSON")
 }
 
+/// The string at `path` (map keys from the root), whether plain string or Text; `None` if
+/// absent or not a string. Reads only that value, not the whole document.
+pub fn string_at(doc: &impl ReadDoc, path: &[&str]) -> Option<String> {
+    let (last, parents) = path.split_last()?;
+    let mut obj = ROOT;
+    for key in parents {
+        match doc.get(&obj, *key).ok()?? {
+            (Value::Object(ObjType::Map), id) => obj = id,
+            _ => return None,
+        }
+    }
+    match doc.get(&obj, *last).ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        (Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+        _ => None,
+    }
+}
+
+/// Whether anything other than null is at `path` (map keys from the root).
+pub fn is_set(doc: &impl ReadDoc, path: &[&str]) -> bool {
+    let mut obj = ROOT;
+    for (i, key) in path.iter().enumerate() {
+        match doc.get(&obj, *key) {
+            Ok(Some((Value::Scalar(s), _))) => return i + 1 == path.len() && !matches!(s.as_ref(), ScalarValue::Null),
+            Ok(Some((Value::Object(_), id))) => obj = id,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Writes every top-level key of `json` into the root map.
 pub fn put_object(tx: &mut impl Transactable, json: &Json) -> Result<(), JsonError> {
     let Json::Object(map) = json else {

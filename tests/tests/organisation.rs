@@ -217,7 +217,8 @@ async fn audit_trail_records_who_did_what(backend: Backend) {
     let created = find("record-created", "sam");
     assert_eq!(created["deviceId"], "test-device");
     assert!(created["detail"]["fields"].as_array().unwrap().contains(&json!("notes")));
-    assert!(created["serverTime"].as_i64().unwrap() > 0);
+    let (server_time, device_time) = (created["serverTime"].as_i64().unwrap(), created["deviceTime"].as_i64().unwrap());
+    assert!((server_time - device_time).abs() < 60_000, "device time is the change's own clock, in ms");
     find("record-opened", "pat");
     let rejected = find("changes-rejected", "pat");
     assert!(rejected["detail"]["reason"].as_str().unwrap().contains("may not change feedback"));

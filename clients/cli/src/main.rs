@@ -130,20 +130,16 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
             records::create(store, value).await?;
         }
         Command::Edit { url, sets } => {
-            let id = DocumentId::parse_url_or_id(&url)?;
-            let mut doc = store
-                .load(id)
-                .await?
-                .with_context(|| format!("{url} is not on this device; sync with --fetch first"))?;
-            let mut tx = doc.transaction();
-            for set in &sets {
-                let (path, raw) = set.split_once('=').with_context(|| format!("--set {set:?}: expected PATH=VALUE"))?;
-                let value = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_owned()));
-                json::set_path(&mut tx, path, &value)?;
-            }
-            tx.commit();
-            store.save(id, &doc).await?;
-            println!("{}", id.url());
+            records::edit(store, &url, |_, tx| {
+                for set in &sets {
+                    let (path, raw) =
+                        set.split_once('=').with_context(|| format!("--set {set:?}: expected PATH=VALUE"))?;
+                    let value = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_owned()));
+                    json::set_path(tx, path, &value)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         Command::List => {
             for stored in store.all().await? {

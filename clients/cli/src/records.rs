@@ -214,12 +214,19 @@ fn require_user(user: Option<&str>) -> anyhow::Result<&str> {
     user.context("say who you are with --user ID (or FIELDBOOK_USER)")
 }
 
+/// Commits with the device's clock (seconds, as automerge's JavaScript does): the server's
+/// audit trail shows it as the device time of the change.
+fn commit(tx: automerge::transaction::Transaction<'_>) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(now as i64));
+}
+
 /// Creates a document from JSON on this device; prints its URL.
 pub async fn create(store: &Store, value: Value) -> anyhow::Result<()> {
     let mut doc = Automerge::new();
     let mut tx = doc.transaction();
     json::put_object(&mut tx, &value)?;
-    tx.commit();
+    commit(tx);
     let id = DocumentId::random();
     store.save(id, &doc).await?;
     println!("{}", id.url());
@@ -227,7 +234,7 @@ pub async fn create(store: &Store, value: Value) -> anyhow::Result<()> {
 }
 
 /// Loads a document, applies `edit` in one transaction, and saves it.
-async fn edit(
+pub async fn edit(
     store: &Store,
     url: &str,
     edit: impl FnOnce(&Value, &mut automerge::transaction::Transaction<'_>) -> anyhow::Result<()>,
@@ -238,7 +245,7 @@ async fn edit(
     let current = json::to_json(&doc);
     let mut tx = doc.transaction();
     edit(&current, &mut tx)?;
-    tx.commit();
+    commit(tx);
     store.save(id, &doc).await?;
     println!("{}", id.url());
     Ok(())

@@ -668,13 +668,11 @@ impl DocumentHub {
         let facts = if doc.get_heads().is_empty() {
             None
         } else {
-            match Record::parse(&json::to_json(&doc), self.catalog().as_ref()) {
-                Ok(record) => Some(Arc::new(RecordFacts::of(&record))),
-                Err(e) => {
-                    tracing::warn!(%document, error = %e, "stored document is not a valid record; nobody may read it");
-                    None
-                }
+            let facts = RecordFacts::of_document(&doc).map(Arc::new);
+            if facts.is_none() {
+                tracing::warn!(%document, "stored document is not a record; nobody may read it");
             }
+            facts
         };
         self.set_facts(document, facts);
         let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, authors: HashMap::new() };

@@ -167,6 +167,31 @@ impl RecordFacts {
         }
     }
 
+    /// The facts of a stored record, read from the few fields they come from rather than by
+    /// parsing the whole record (documents load far more often than they change). `None`
+    /// if it is not a record.
+    pub fn of_document(doc: &impl automerge::ReadDoc) -> Option<Self> {
+        use crate::json::{is_set, string_at};
+        let get = |key: &str| string_at(doc, &[key]);
+        match get("type")?.as_str() {
+            crate::records::OBSERVATION => Some(Self::observation(
+                &get("observerId")?,
+                &get("practitionerId")?,
+                &get("status")?,
+                get("observedAt").as_deref(),
+                is_set(doc, &["signOff", "observer"]) && is_set(doc, &["signOff", "practitioner"]),
+            )),
+            crate::records::DEVELOPMENT_PLAN => Some(Self::plan(
+                &get("supervisorId")?,
+                &get("ownerId")?,
+                &get("status")?,
+                string_at(doc, &["period", "from"]).as_deref(),
+                string_at(doc, &["period", "to"]).as_deref(),
+            )),
+            _ => None,
+        }
+    }
+
     /// An observation's facts from its fields (as the central store keeps them, too).
     pub fn observation(
         observer_id: &str,

@@ -163,3 +163,24 @@ fn plan_owner_and_supervisor() {
     assert!(check(Party::PlanOwner, &base, &removed).is_err());
     assert!(check(Party::PlanSupervisor, &base, &removed).is_ok());
 }
+
+#[test]
+fn facts_read_from_a_document_match_facts_from_the_parsed_record() {
+    let catalog = crate::frameworks::Catalog::shipped();
+    let records = [
+        json!({"type": "observation", "schemaVersion": 1, "practitionerId": "pat", "observerId": "sam",
+               "framework": "kss-cf-2018", "status": "shared", "observedAt": "2026-11-20T23:30:00-02:00",
+               "signOff": {"observer": {"at": "2026-11-21T09:00:00Z", "by": "sam"},
+                           "practitioner": {"at": "2026-11-21T09:00:00Z", "by": "pat"}}}),
+        json!({"type": "observation", "schemaVersion": 1, "practitionerId": "pat", "observerId": "sam",
+               "framework": "kss-cf-2018", "status": "draft", "signOff": {"practitioner": null}}),
+        json!({"type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
+               "framework": "kss-cf-2018", "status": "closed", "period": {"from": "2026-09-01", "to": "2027-03-31"}}),
+    ];
+    for value in records {
+        let document = doc(&value);
+        let parsed = Record::parse(&value, &catalog).unwrap();
+        assert_eq!(RecordFacts::of_document(&document), Some(RecordFacts::of(&parsed)), "{value}");
+    }
+    assert_eq!(RecordFacts::of_document(&doc(&json!({"type": "note"}))), None);
+}

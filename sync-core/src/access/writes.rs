@@ -2,7 +2,7 @@
 //! to a scratch copy, finds the path every operation of it writes to, and checks each path
 //! against what the sender's party may write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{Automerge, Change, Prop, ReadDoc};
@@ -150,23 +150,42 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
     }
     check_status(c)?;
     let mut paths = ObjectPaths::new(c.after);
-    let mut fields = std::collections::BTreeSet::new();
+    // A text edit is thousands of operations on one path: each (path, kind) is judged once.
+    let mut judged: BTreeSet<(Vec<Prop>, bool)> = BTreeSet::new();
     for change in c.changes {
+        // Consecutive operations on one list or text (typing) share a verdict.
+        let mut previous: Option<(ObjectId, bool)> = None;
         for op in change.decode().operations {
+            let puts_object = matches!(op.action, OpType::Make(_));
+            if matches!(op.key, Key::Seq(_)) {
+                if previous.as_ref().is_some_and(|(obj, made)| *obj == op.obj && *made == puts_object) {
+                    continue;
+                }
+                previous = Some((op.obj.clone(), puts_object));
+            } else {
+                previous = None;
+            }
             let mut path = paths.of(&op.obj)?;
             path.push(match &op.key {
                 Key::Map(key) => Prop::Map(key.to_string()),
                 Key::Seq(_) => Prop::Seq(ANY_INDEX),
             });
-            let puts_object = matches!(op.action, OpType::Make(_));
+            if judged.contains(&(path.clone(), puts_object)) {
+                continue;
+            }
             if !may_write(c, observation, creating, &path, puts_object) {
                 return Err(format!("the {} may not change {}", c.party.describe(), display(&path)));
             }
-            if let Some(Prop::Map(field)) = path.first() {
-                fields.insert(field.clone());
-            }
+            judged.insert((path, puts_object));
         }
     }
+    let fields: BTreeSet<String> = judged
+        .into_iter()
+        .filter_map(|(path, _)| match path.into_iter().next() {
+            Some(Prop::Map(field)) => Some(field),
+            _ => None,
+        })
+        .collect();
     Ok(fields.into_iter().collect())
 }
 
@@ -177,7 +196,7 @@ const ANY_INDEX: usize = usize::MAX;
 /// Paths of the objects operations write into, found once per object.
 struct ObjectPaths<'a> {
     doc: &'a Automerge,
-    known: HashMap<String, Vec<Prop>>,
+    known: HashMap<OpId, Vec<Prop>>,
 }
 
 impl<'a> ObjectPaths<'a> {
@@ -186,11 +205,12 @@ impl<'a> ObjectPaths<'a> {
     }
 
     fn of(&mut self, obj: &ObjectId) -> Result<Vec<Prop>, String> {
-        let ObjectId::Id(OpId(counter, actor)) = obj else { return Ok(Vec::new()) };
-        let id = format!("{counter}@{}", actor.to_hex_string());
-        if let Some(path) = self.known.get(&id) {
+        let ObjectId::Id(op_id) = obj else { return Ok(Vec::new()) };
+        if let Some(path) = self.known.get(op_id) {
             return Ok(path.clone());
         }
+        let OpId(counter, actor) = op_id;
+        let id = format!("{counter}@{}", actor.to_hex_string());
         let unknown = || format!("a change writes into an object this document does not have ({id})");
         let exid = self.doc.import_obj(&id).map_err(|_| unknown())?;
         let parents = self.doc.parents(&exid).map_err(|_| unknown())?;
@@ -203,7 +223,7 @@ impl<'a> ObjectPaths<'a> {
                 other => other,
             })
             .collect();
-        self.known.insert(id, path.clone());
+        self.known.insert(op_id.clone(), path.clone());
         Ok(path)
     }
 }
