@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
+use super::rows::Rows;
 use super::{Database, StorageError, now_millis};
 
 /// The user and device an actor is bound to.
@@ -38,36 +39,19 @@ impl Database {
     }
 }
 
-/// Binds new actors in the transaction that commits their first changes. If another commit
-/// (another document, another node) bound one of them meanwhile to someone else, this
-/// commit fails rather than let their changes in.
-pub(crate) async fn bind(
-    tx: &mut Transaction<'static, Any>,
-    document_id: &str,
-    actors: &[(String, Author)],
-) -> Result<(), StorageError> {
-    for (actor, author) in actors {
-        sqlx::query(
-            "INSERT INTO actors (actor_id, user_id, device_id, document_id, bound_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (actor_id) DO NOTHING",
-        )
-        .bind(actor)
-        .bind(&author.user_id)
-        .bind(author.device_id.clone())
-        .bind(document_id)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
-        let row = sqlx::query("SELECT user_id, device_id FROM actors WHERE actor_id = $1")
-            .bind(actor)
-            .fetch_one(&mut **tx)
-            .await?;
-        let bound = Author { user_id: row.try_get("user_id")?, device_id: row.try_get("device_id")? };
-        if bound != *author {
-            return Err(StorageError::Invalid(format!(
-                "actor {actor} was bound to another user or device at the same moment; send the changes again"
-            )));
-        }
-    }
-    Ok(())
+/// Adds an actor's binding to a commit's rows. The actor id is the primary key: if another
+/// commit (another document, another node) bound it meanwhile, this commit fails rather
+/// than let their changes in, and the sender is refused when it sends them again.
+pub(crate) fn add_binding(rows: &mut Rows, actor: &str, author: &Author, document_id: &str) {
+    rows.add(
+        "actors",
+        &["actor_id", "user_id", "device_id", "document_id", "bound_at"],
+        vec![
+            actor.into(),
+            (&author.user_id).into(),
+            (&author.device_id).into(),
+            document_id.into(),
+            now_millis().into(),
+        ],
+    );
 }

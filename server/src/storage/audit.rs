@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::rows::{Cell, Rows};
 use super::{Database, StorageError, now_millis};
 
 /// One event to append. `detail` is structured (hashes, counts, paths), never narrative.
@@ -93,25 +94,30 @@ impl Database {
     }
 }
 
-/// Appends events inside a caller's transaction (e.g. with the changes they describe).
-pub(crate) async fn append(tx: &mut Transaction<'static, Any>, events: &[AuditEvent]) -> Result<(), StorageError> {
+/// Adds events to a commit's rows (e.g. with the changes they describe).
+pub(crate) fn add_rows(rows: &mut Rows, events: &[AuditEvent]) {
     let now = now_millis();
     for event in events {
-        sqlx::query(
-            "INSERT INTO audit_events (server_time, device_time, user_id, device_id, action, document_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(now)
-        .bind(event.device_time)
-        .bind(event.user_id.clone())
-        .bind(event.device_id.clone())
-        .bind(event.action)
-        .bind(event.document_id.clone())
-        .bind(event.detail.to_string())
-        .execute(&mut **tx)
-        .await?;
+        rows.add(
+            "audit_events",
+            &["server_time", "device_time", "user_id", "device_id", "action", "document_id", "detail"],
+            vec![
+                now.into(),
+                event.device_time.into(),
+                (&event.user_id).into(),
+                (&event.device_id).into(),
+                event.action.into(),
+                (&event.document_id).into(),
+                Cell::Text(event.detail.to_string()),
+            ],
+        );
     }
-    Ok(())
+}
+
+async fn append(tx: &mut Transaction<'static, Any>, events: &[AuditEvent]) -> Result<(), StorageError> {
+    let mut rows = Rows::default();
+    add_rows(&mut rows, events);
+    rows.insert(tx).await
 }
 
 fn audit_from_row(r: &AnyRow) -> Result<AuditRow, StorageError> {
@@ -130,6 +136,8 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditRow, StorageError> {
 
 /// Most events appended in one transaction.
 const AUDIT_BATCH: usize = 512;
+/// How long the background writer lets events gather before writing them.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Appends events in the background, many per transaction: for the high-volume events
 /// (records opened, index reads) that must not cost each sync an fsync of its own. Events
@@ -146,6 +154,8 @@ impl AuditLog {
         let (events, mut queue) = tokio::sync::mpsc::channel::<AuditEvent>(AUDIT_BATCH * 16);
         tokio::spawn(async move {
             while let Some(first) = queue.recv().await {
+                // Let a burst gather: one transaction (one fsync) for all of it.
+                tokio::time::sleep(GATHER).await;
                 let mut batch = vec![first];
                 while batch.len() < AUDIT_BATCH {
                     match queue.try_recv() {

@@ -13,6 +13,7 @@ mod projections;
 mod quarantine;
 mod record_index;
 mod refresh_tokens;
+mod rows;
 mod settings;
 mod users;
 

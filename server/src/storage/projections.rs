@@ -11,6 +11,7 @@ use fieldbook_sync_core::{DocumentId, Record};
 use sqlx::{Any, Row, Transaction};
 
 use super::committer::CommitJob;
+use super::rows::{Cell, Rows};
 use super::{ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis};
 
 /// Every table a record projects into, keyed by `document_url`.
@@ -75,11 +76,20 @@ impl Database {
                 None => {}
             }
         }
-        rows.insert(&mut tx).await?;
+        let mut bound = std::collections::HashMap::new();
         for job in jobs {
-            super::actors::bind(&mut tx, &job.document.to_string(), &job.new_actors).await?;
-            super::audit::append(&mut tx, &job.audit).await?;
+            for (actor, author) in &job.new_actors {
+                // The same new actor in two documents of one batch is bound once (the hub
+                // checked both against the database; a clash here fails the batch).
+                if bound.insert(actor, author).is_none_or(|earlier| earlier == author) {
+                    super::actors::add_binding(&mut rows, actor, author, &job.document.to_string());
+                } else {
+                    return Err(StorageError::Invalid(format!("actor {actor} sent by two users in one batch")));
+                }
+            }
+            super::audit::add_rows(&mut rows, &job.audit);
         }
+        rows.insert(&mut tx).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -115,48 +125,7 @@ async fn insert_chunks(tx: &mut Transaction<'static, Any>, jobs: &[CommitJob]) -
         .collect()
 }
 
-/// A value to bind.
-enum Cell {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    OptInt(Option<i64>),
-}
-
-impl From<&str> for Cell {
-    fn from(s: &str) -> Self {
-        Cell::Text(s.to_owned())
-    }
-}
-
-impl From<&String> for Cell {
-    fn from(s: &String) -> Self {
-        Cell::Text(s.clone())
-    }
-}
-
-impl From<&Option<String>> for Cell {
-    fn from(s: &Option<String>) -> Self {
-        Cell::OptText(s.clone())
-    }
-}
-
-impl From<i64> for Cell {
-    fn from(i: i64) -> Self {
-        Cell::Int(i)
-    }
-}
-
-/// Rows to insert, per table: (columns, rows).
-#[derive(Default)]
-struct Rows(BTreeMap<&'static str, (&'static [&'static str], Vec<Vec<Cell>>)>);
-
 impl Rows {
-    fn add(&mut self, table: &'static str, columns: &'static [&'static str], row: Vec<Cell>) {
-        debug_assert_eq!(columns.len(), row.len());
-        self.0.entry(table).or_insert_with(|| (columns, Vec::new())).1.push(row);
-    }
-
     fn observation(&mut self, url: &str, o: &Observation, seq: i64) {
         let signed = |s: fn(&SignOff) -> &Option<Signature>| {
             o.sign_off.as_ref().and_then(|x| s(x).as_ref()).map(|sig| sig.at.clone())
@@ -283,34 +252,6 @@ impl Rows {
                 );
             }
         }
-    }
-
-    async fn insert(self, tx: &mut Transaction<'static, Any>) -> Result<(), StorageError> {
-        for (table, (columns, rows)) in self.0 {
-            for part in rows.chunks(MAX_PARAMETERS / columns.len()) {
-                let placeholders: Vec<String> = (0..part.len())
-                    .map(|r| {
-                        let cells: Vec<String> =
-                            (1..=columns.len()).map(|c| format!("${}", r * columns.len() + c)).collect();
-                        format!("({})", cells.join(", "))
-                    })
-                    .collect();
-                let sql = format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), placeholders.join(", "));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for row in part {
-                    for cell in row {
-                        query = match cell {
-                            Cell::Text(s) => query.bind(s.clone()),
-                            Cell::OptText(s) => query.bind(s.clone()),
-                            Cell::Int(i) => query.bind(*i),
-                            Cell::OptInt(i) => query.bind(*i),
-                        };
-                    }
-                }
-                query.execute(&mut **tx).await?;
-            }
-        }
-        Ok(())
     }
 }
 

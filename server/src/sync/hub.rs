@@ -306,7 +306,8 @@ impl DocumentHub {
             }
             loaded.authors.extend(new_actors);
             self.set_facts(document, Some(new_facts));
-            self.opened(from, &sender, document);
+            // Its creator has it open; `record-created` says so.
+            self.mark_opened(from, document);
             if loaded.chunk_ids.len() > self.config.compact_after_chunks {
                 self.compact(document, loaded).await;
             }
@@ -487,9 +488,13 @@ impl DocumentHub {
         self.send(to, reply.encode());
     }
 
+    fn mark_opened(&self, from: ConnectionId, document: DocumentId) -> bool {
+        self.registry().peers.get_mut(&from).is_some_and(|p| p.opened.insert(document))
+    }
+
     /// Notes the first time a connection opens a document it may see.
     fn opened(&self, from: ConnectionId, sender: &Sender, document: DocumentId) {
-        let first = self.registry().peers.get_mut(&from).is_some_and(|p| p.opened.insert(document));
+        let first = self.mark_opened(from, document);
         if first {
             let db = self.db.clone();
             let event =
