@@ -68,6 +68,16 @@ impl<P> Staged<P> {
         self.scratch.as_ref().expect("a staged message with changes has a scratch copy")
     }
 
+    /// Who made the changes the message adds, when and with what hash (cheap: no ops).
+    pub fn new_change_metadata(&self) -> Vec<automerge::ChangeMetadata<'static>> {
+        let Some(scratch) = &self.scratch else { return Vec::new() };
+        self.new_hashes
+            .iter()
+            .filter_map(|h| scratch.get_change_meta_by_hash(h))
+            .map(automerge::ChangeMetadata::into_owned)
+            .collect()
+    }
+
     /// The changes the message adds (empty: nothing to check). Taken from the message as
     /// sent where possible: getting one from the document encodes it afresh.
     pub fn new_changes(&self) -> Vec<Change> {

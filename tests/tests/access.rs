@@ -302,7 +302,15 @@ async fn records_are_need_to_know() {
     assert_eq!(eve.push(draft, &forged).await, Outcome::Unavailable);
     let stored = json::to_json(&sam.fetch(draft).await.unwrap());
     assert!(stored.get("feedback").is_none());
-    let audit = org.app.fieldbook(&["audit", "--user", "eve", "--record", &draft.url()]);
+    // Written in the background, in batches: give it a moment.
+    let mut audit = String::new();
+    for _ in 0..50 {
+        audit = org.app.fieldbook(&["audit", "--user", "eve", "--record", &draft.url()]);
+        if audit.contains("\"action\":\"access-denied\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(audit.contains("\"action\":\"access-denied\""), "{audit}");
 }
 

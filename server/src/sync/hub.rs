@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use automerge::Change;
 use fieldbook_sync_core::access::{RecordFacts, Viewer, WriteCheck, check_write};
 use fieldbook_sync_core::frameworks::Catalog;
 use fieldbook_sync_core::notice::{self, RejectionNotice};
@@ -370,7 +369,8 @@ impl DocumentHub {
         let after_facts = RecordFacts::of(&record);
         // The sender's part is fixed by the record as stored; a new record names it itself.
         let party = viewer.party(facts.unwrap_or(&after_facts), today);
-        let changes = staged.new_changes();
+        // A creation is judged by the document it makes (see `check_write`).
+        let changes = if before_record.is_some() { staged.new_changes() } else { Vec::new() };
         let write = WriteCheck {
             party,
             before_record: before_record.as_ref(),
@@ -385,7 +385,8 @@ impl DocumentHub {
             Err(reason) => return Ok(Err(reason)),
         };
         let me = Author { user_id: sender.user_id.clone(), device_id: sender.device_id.clone() };
-        let actors: HashSet<String> = changes.iter().map(|c| c.actor_id().to_hex_string()).collect();
+        let metadata = staged.new_change_metadata();
+        let actors: HashSet<String> = metadata.iter().map(|c| c.actor.to_hex_string()).collect();
         let unknown: Vec<String> = actors.iter().filter(|a| !loaded.authors.contains_key(*a)).cloned().collect();
         let stored = if unknown.is_empty() { HashMap::new() } else { self.db.actor_bindings(&unknown).await? };
         let mut new_actors = Vec::new();
@@ -400,8 +401,8 @@ impl DocumentHub {
                 None => new_actors.push((actor.clone(), me.clone())),
             }
         }
-        let device_time = changes.iter().map(Change::timestamp).max().and_then(device_millis);
-        let hashes: Vec<String> = changes.iter().map(|c| c.hash().to_string()).collect();
+        let device_time = metadata.iter().map(|c| c.timestamp).max().and_then(device_millis);
+        let hashes: Vec<String> = metadata.iter().map(|c| c.hash.to_string()).collect();
         let event = |action: &'static str| {
             let mut e = AuditEvent::new(action).by(&sender.user_id, sender.device_id.as_deref()).document(document);
             e.device_time = device_time;

@@ -122,15 +122,23 @@ pub struct WriteCheck<'a> {
     pub after_json: &'a Value,
     /// The document with the changes applied (to find where each operation writes).
     pub after: &'a Automerge,
-    /// Every change the message adds.
+    /// Every change the message adds; unused when it creates the record (see
+    /// [`check_write`]), so callers may leave it empty then.
     pub changes: &'a [Change],
 }
 
 /// Accepts the changes only if every operation in them writes where `party` may write. Each
 /// operation is checked, not just the visible difference, so a write hidden by a concurrent
-/// one (it lost a conflict) is checked too. A new document may be created by its observer
-/// (or a plan's owner or supervisor); the creator may then lay out the other party's fields,
-/// but only empty. Returns the top-level fields the changes touched (for the audit trail).
+/// one (it lost a conflict, and may surface again when the winner goes) is checked too.
+///
+/// A new document may be created by its observer (or a plan's owner or supervisor); the
+/// creator may then lay out the other party's fields, but only empty. A creation is judged
+/// by the document it makes: every value in it is new, and what a single author hides in
+/// their own new document (a lost conflict, a deleted object) can never surface again,
+/// since nobody else can have written concurrently to objects that did not exist. That
+/// spares re-encoding a whole document's changes just to read them back.
+///
+/// Returns the top-level fields the changes touched (for the audit trail).
 pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
     let creating = c.before_record.is_none();
     let observation = matches!(c.after_record, Record::Observation(_));
@@ -149,6 +157,16 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
         }
     }
     check_status(c)?;
+    if creating {
+        let mut fields = Vec::new();
+        let Value::Object(root) = c.after_json else { return Err("a record is a map".into()) };
+        for (key, value) in root {
+            let mut path = vec![Prop::Map(key.clone())];
+            judge_new_value(c, observation, &mut path, value)?;
+            fields.push(key.clone());
+        }
+        return Ok(fields);
+    }
     let mut paths = ObjectPaths::new(c.after);
     // A text edit is thousands of operations on one path: each (path, kind) is judged once.
     let mut judged: BTreeSet<(Vec<Prop>, bool)> = BTreeSet::new();
@@ -173,7 +191,7 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
             if judged.contains(&(path.clone(), puts_object)) {
                 continue;
             }
-            if !may_write(c, observation, creating, &path, puts_object) {
+            if !may_write(c, observation, &path, puts_object) {
                 return Err(format!("the {} may not change {}", c.party.describe(), display(&path)));
             }
             judged.insert((path, puts_object));
@@ -187,6 +205,35 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
         })
         .collect();
     Ok(fields.into_iter().collect())
+}
+
+/// Checks a value in a document being created: the creator may write it there, or it is
+/// empty, or it is a container on the way to something they may write (checked inside).
+fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, value: &Value) -> Result<(), String> {
+    let Some(Prop::Map(top)) = path.first() else { return Err("a record is a map".into()) };
+    let schema = if observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
+    let allowed = if IDENTITY.contains(&top.as_str()) {
+        true
+    } else if !schema.contains(&top.as_str()) {
+        writes_extensions(c.party)
+    } else {
+        writable(c.party).iter().any(|rule| matches(rule, path, false))
+    };
+    if allowed || is_empty(value) {
+        return Ok(());
+    }
+    let leads_somewhere = writable(c.party).iter().any(|rule| matches(rule, path, true));
+    let children: Vec<(Prop, &Value)> = match value {
+        Value::Object(map) if leads_somewhere => map.iter().map(|(k, v)| (Prop::Map(k.clone()), v)).collect(),
+        Value::Array(items) if leads_somewhere => items.iter().map(|v| (Prop::Seq(ANY_INDEX), v)).collect(),
+        _ => return Err(format!("the {} may not change {}", c.party.describe(), display(path))),
+    };
+    for (prop, child) in children {
+        path.push(prop);
+        judge_new_value(c, observation, path, child)?;
+        path.pop();
+    }
+    Ok(())
 }
 
 /// A list position in an operation's path: operations name list elements by id, not index,
@@ -228,10 +275,11 @@ impl<'a> ObjectPaths<'a> {
     }
 }
 
-fn may_write(c: &WriteCheck<'_>, observation: bool, creating: bool, path: &[Prop], puts_object: bool) -> bool {
+/// Whether one operation of a change to an existing record writes where it may.
+fn may_write(c: &WriteCheck<'_>, observation: bool, path: &[Prop], puts_object: bool) -> bool {
     let Some(Prop::Map(top)) = path.first() else { return false };
     if IDENTITY.contains(&top.as_str()) {
-        return creating;
+        return false;
     }
     let schema = if observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
     if !schema.contains(&top.as_str()) {
@@ -244,13 +292,10 @@ fn may_write(c: &WriteCheck<'_>, observation: bool, creating: bool, path: &[Prop
     }
     // An empty map entry on the way to something writable (a new `gapAnalysis` entry, say);
     // what goes inside is checked operation by operation.
-    let new_container = puts_object
+    puts_object
         && matches!(path.last(), Some(Prop::Map(_)))
         && lookup(c.before_json, path).is_none()
-        && rules.iter().any(|rule| matches(rule, path, true));
-    // At creation the other party's fields may be laid out empty.
-    let empty_at_creation = creating && field_value(c.after_json, path).is_none_or(is_empty);
-    new_container || empty_at_creation
+        && rules.iter().any(|rule| matches(rule, path, true))
 }
 
 /// Status moves one way. An observation goes `draft` → `shared` (the observer shares it) →
@@ -305,13 +350,6 @@ fn matches(rule: &str, path: &[Prop], beyond: bool) -> bool {
         Prop::Map(key) => *segment == "*" || segment == key,
         Prop::Seq(_) => *segment == "*",
     })
-}
-
-/// The value of the field a path writes into: the path up to its first list position (list
-/// positions in operation paths are not real indices).
-fn field_value<'v>(json: &'v Value, path: &[Prop]) -> Option<&'v Value> {
-    let keys = path.iter().take_while(|p| matches!(p, Prop::Map(_))).count();
-    lookup(json, &path[..keys])
 }
 
 fn lookup<'v>(json: &'v Value, path: &[Prop]) -> Option<&'v Value> {
