@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::{DatabaseArg, FrameworksCommand, QuarantineCommand};
 use crate::org::{self, Operator};
-use crate::storage::{AuditEvent, AuditQuery, Database, Role, Team, User, UserStatus};
+use crate::storage::{AuditEvent, AuditQuery, Database, Role, Scope, Team, User, UserStatus};
 
 #[derive(Subcommand)]
 pub(crate) enum UsersCommand {
@@ -141,6 +141,38 @@ pub(crate) enum DevicesCommand {
         user: String,
         #[arg(long)]
         device: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ServiceAccountsCommand {
+    /// Add an account for a system; prints its key once (keep it secret).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: hr:read, insights:read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<Scope>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    List {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Replace an account's key (prints the new one); the old key stops working at once.
+    Rotate {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Revoke an account: its key is refused from now on.
+    Revoke {
+        #[arg(long)]
+        id: String,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -315,6 +347,42 @@ pub(crate) async fn devices(command: DevicesCommand) -> anyhow::Result<()> {
             let db = Database::connect(&database.database_url).await?;
             org::revoke_device(&db, Operator::CommandLine, &user, &device).await?;
             println!("revoked {device} of {user}; running servers close its connections within a second");
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn service_accounts(command: ServiceAccountsCommand) -> anyhow::Result<()> {
+    match command {
+        ServiceAccountsCommand::Add { name, scopes, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            let (account, key) = org::add_service_account(&db, Operator::CommandLine, &name, &scopes).await?;
+            println!(
+                "added {} ({})\nkey: {key}\nThe key is shown only now; send it as `Authorization: Bearer <key>`.",
+                account.id, account.name
+            );
+            db.close().await;
+        }
+        ServiceAccountsCommand::List { database } => {
+            let db = Database::connect(&database.database_url).await?;
+            for a in db.service_accounts().await? {
+                let scopes: Vec<&str> = a.scopes.iter().map(|s| s.as_str()).collect();
+                let state = if a.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}\t{state}", a.id, a.name, scopes.join(","));
+            }
+            db.close().await;
+        }
+        ServiceAccountsCommand::Rotate { id, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            let key = org::rotate_service_account(&db, Operator::CommandLine, &id).await?;
+            println!("new key for {id}: {key}");
+            db.close().await;
+        }
+        ServiceAccountsCommand::Revoke { id, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            org::revoke_service_account(&db, Operator::CommandLine, &id).await?;
+            println!("revoked {id}");
             db.close().await;
         }
     }

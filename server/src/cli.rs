@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::admin::{AuditArgs, DevicesCommand, SupervisionCommand, TeamsCommand, UsersCommand};
+use crate::admin::{AuditArgs, DevicesCommand, ServiceAccountsCommand, SupervisionCommand, TeamsCommand, UsersCommand};
 use crate::app::{Server, shutdown_signal};
 use crate::auth::{TokenKeys, parse_ttl};
 use crate::config::{CacheConfig, DEFAULT_DATABASE_URL, Limits, ServerConfig};
@@ -66,6 +66,11 @@ enum Command {
     Devices {
         #[command(subcommand)]
         command: DevicesCommand,
+    },
+    /// Accounts for systems that read the development-records API.
+    ServiceAccounts {
+        #[command(subcommand)]
+        command: ServiceAccountsCommand,
     },
     /// Query the audit trail (JSON lines, oldest first).
     Audit(AuditArgs),
@@ -180,6 +185,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Teams { command } => crate::admin::teams(command).await?,
         Command::Supervision { command } => crate::admin::supervision(command).await?,
         Command::Devices { command } => crate::admin::devices(command).await?,
+        Command::ServiceAccounts { command } => crate::admin::service_accounts(command).await?,
         Command::Audit(args) => crate::admin::audit(args).await?,
         Command::Frameworks { command } => crate::admin::frameworks(command).await?,
         Command::Quarantine { command } => crate::admin::quarantine(command).await?,

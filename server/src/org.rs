@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use fieldbook_sync_core::records::dates;
 use serde_json::{Value, json};
 
-use crate::storage::{AuditEvent, Database, Role, StorageError, Team, User, UserStatus};
+use crate::storage::{AuditEvent, Database, Role, Scope, ServiceAccount, StorageError, Team, User, UserStatus};
 
 /// Who makes a change, for the audit trail.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +109,44 @@ pub async fn revoke_device(
     }
     db.revoke_device(user_id, device_id).await?;
     db.audit(by.event("admin.device-revoked", json!({ "user": user_id, "device": device_id }))).await
+}
+
+/// The prefix that marks a service-account key (as opposed to a person's JWT).
+pub const SERVICE_KEY_PREFIX: &str = "fbsa_";
+
+fn new_service_key() -> (String, String) {
+    let (secret, _) = crate::auth::tokens::new_secret();
+    let key = format!("{SERVICE_KEY_PREFIX}{secret}");
+    let hash = crate::auth::tokens::secret_hash(&key);
+    (key, hash)
+}
+
+/// Adds a service account; returns it with its key, which is shown this once only.
+pub async fn add_service_account(
+    db: &Database,
+    by: Operator<'_>,
+    name: &str,
+    scopes: &[Scope],
+) -> Result<(ServiceAccount, String), StorageError> {
+    let id = format!("sa-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let (key, hash) = new_service_key();
+    let account = db.add_service_account(&id, name, scopes, &hash).await?;
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    db.audit(by.event("admin.service-account-added", json!({ "account": id, "name": name, "scopes": scopes }))).await?;
+    Ok((account, key))
+}
+
+/// Gives a service account a new key; the old one stops working at once.
+pub async fn rotate_service_account(db: &Database, by: Operator<'_>, id: &str) -> Result<String, StorageError> {
+    let (key, hash) = new_service_key();
+    db.rotate_service_account(id, &hash).await?;
+    db.audit(by.event("admin.service-account-rotated", json!({ "account": id }))).await?;
+    Ok(key)
+}
+
+pub async fn revoke_service_account(db: &Database, by: Operator<'_>, id: &str) -> Result<(), StorageError> {
+    db.revoke_service_account(id).await?;
+    db.audit(by.event("admin.service-account-revoked", json!({ "account": id }))).await
 }
 
 /// [`import_csv`], audited.

@@ -101,12 +101,17 @@ impl TestServer {
         json: Option<&serde_json::Value>,
     ) -> HttpResponse {
         let body = json.map(|j| ("application/json", j.to_string()));
-        http_request(&self.addr, method, path, bearer, body).await
+        http_request(&self.addr, method, path, bearer, body, &[]).await
+    }
+
+    /// GET with a bearer token and extra headers (`Accept`, `If-None-Match`, …).
+    pub async fn get_with_headers(&self, path: &str, bearer: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        http_request(&self.addr, "GET", path, Some(bearer), None, headers).await
     }
 
     /// POST a CSV body with a bearer token.
     pub async fn post_csv(&self, path: &str, bearer: &str, csv: &str) -> HttpResponse {
-        http_request(&self.addr, "POST", path, Some(bearer), Some(("text/csv", csv.to_owned()))).await
+        http_request(&self.addr, "POST", path, Some(bearer), Some(("text/csv", csv.to_owned())), &[]).await
     }
 }
 
@@ -143,14 +148,16 @@ async fn http_request(
     path: &str,
     bearer: Option<&str>,
     body: Option<(&str, String)>,
+    headers: &[(&str, &str)],
 ) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let content = body.as_ref().map(|(t, _)| format!("Content-Type: {t}\r\n")).unwrap_or_default();
     let body = body.map(|(_, b)| b).unwrap_or_default();
+    let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{content}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{content}{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("write");
@@ -159,9 +166,25 @@ async fn http_request(
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    HttpResponse { status, headers, body: body.to_owned() }
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    HttpResponse { status, headers, body }
+}
+
+/// A chunked body (streamed responses), joined.
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    body
 }

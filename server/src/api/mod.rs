@@ -1,6 +1,10 @@
-//! The REST API beside sync: each user's record index, and administration.
+//! The REST API beside sync: each user's record index, administration, and the minimised
+//! development-records API for HR and workforce systems (`/v1/api`).
 
 mod admin;
+mod caller;
+mod hr;
+mod problem;
 mod records;
 
 use axum::Router;
@@ -8,5 +12,5 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(records::routes()).merge(admin::routes())
+    Router::new().merge(records::routes()).merge(admin::routes()).merge(hr::routes())
 }

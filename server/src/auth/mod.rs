@@ -192,7 +192,7 @@ fn token_header(token: &str) -> Option<TokenHeader> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()
 }
 
-fn bearer_token(parts: &Parts) -> Option<String> {
+pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())

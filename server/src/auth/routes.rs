@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Authenticated;
 use super::passwords::{dummy_hash, verify_password};
-use super::tokens::{new_refresh_token, refresh_token_hash};
+use super::tokens::{new_secret, secret_hash};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::{AuditEvent, now_millis};
@@ -127,7 +127,7 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenRespon
 
 async fn refresh(State(state): State<AppState>, body: Bytes) -> Result<TokenResponse, AppError> {
     let request: RefreshRequest = parse(&body)?;
-    let hash = refresh_token_hash(&request.refresh_token);
+    let hash = secret_hash(&request.refresh_token);
     let invalid = || AppError::unauthorized("invalid refresh token: sign in again");
     let stored = state.db.refresh_token(&hash).await?.ok_or_else(invalid)?;
     let (user_id, device) = (stored.user_id.as_str(), stored.device_id.as_str());
@@ -146,7 +146,7 @@ async fn refresh(State(state): State<AppState>, body: Bytes) -> Result<TokenResp
     if !user.is_active() {
         return Err(AppError::unauthorized(format!("this account is {}", user.status)));
     }
-    let (token, new_hash) = new_refresh_token();
+    let (token, new_hash) = new_secret();
     if !state.db.rotate_refresh_token(&hash, &new_hash, expires_at(&state)).await? {
         // Used by someone else between our read and our write.
         return Err(reused(&state, user_id, device).await?);
@@ -171,7 +171,7 @@ async fn reused(state: &AppState, user_id: &str, device: &str) -> Result<AppErro
 
 async fn logout(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, AppError> {
     let request: RefreshRequest = parse(&body)?;
-    let hash = refresh_token_hash(&request.refresh_token);
+    let hash = secret_hash(&request.refresh_token);
     if let Some(stored) = state.db.refresh_token(&hash).await?
         && state.db.revoke_refresh_token(&hash).await?
     {
@@ -193,7 +193,7 @@ async fn me(auth: Authenticated) -> Json<serde_json::Value> {
 
 /// Stores a new refresh token for (user, device) and issues an access token beside it.
 async fn issue_session(state: &AppState, user_id: &str, device: &str) -> Result<TokenResponse, AppError> {
-    let (token, hash) = new_refresh_token();
+    let (token, hash) = new_secret();
     state.db.add_refresh_token(&hash, user_id, device, expires_at(state)).await?;
     token_response(state, user_id, device, token)
 }

@@ -69,17 +69,18 @@ impl TokenKeys {
     }
 }
 
-/// A new refresh token (32 random bytes, base64url) and the hash to store for it.
-pub fn new_refresh_token() -> (String, String) {
+/// A new secret token (32 random bytes, base64url: refresh tokens, service-account keys) and
+/// the hash to store for it.
+pub fn new_secret() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
-    let hash = refresh_token_hash(&token);
+    let hash = secret_hash(&token);
     (token, hash)
 }
 
-/// What the database stores for a refresh token: its SHA-256, lowercase hex.
-pub fn refresh_token_hash(token: &str) -> String {
+/// What the database stores for a secret token: its SHA-256, lowercase hex.
+pub fn secret_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -122,11 +123,11 @@ mod tests {
 
     #[test]
     fn refresh_tokens_are_random_and_stored_hashed() {
-        let (a, hash_a) = new_refresh_token();
-        let (b, _) = new_refresh_token();
+        let (a, hash_a) = new_secret();
+        let (b, _) = new_secret();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert_eq!(hash_a, refresh_token_hash(&a));
+        assert_eq!(hash_a, secret_hash(&a));
         assert_eq!(hash_a.len(), 64);
         assert!(!hash_a.contains(&a));
     }

@@ -14,6 +14,7 @@ mod quarantine;
 mod record_index;
 mod refresh_tokens;
 mod rows;
+mod service_accounts;
 mod settings;
 mod users;
 
@@ -32,6 +33,7 @@ pub use frameworks::{FrameworkSummary, ImportReport};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use record_index::{IndexEntry, IndexPage};
 pub use refresh_tokens::RefreshToken;
+pub use service_accounts::{Scope, ServiceAccount};
 pub use settings::SigningKey;
 pub use users::{Role, Supervision, Team, User, UserStatus};
 

@@ -1,0 +1,65 @@
+//! Who calls the development-records API: a service account (a system, by key and scopes)
+//! or a person (by access token; HR and admins read records, see `Caller::require`).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde_json::Value;
+
+use super::problem::Problem;
+use crate::auth::{self, Authenticated};
+use crate::error::AppError;
+use crate::org::SERVICE_KEY_PREFIX;
+use crate::state::AppState;
+use crate::storage::{AuditEvent, Role, Scope, ServiceAccount};
+
+pub enum Caller {
+    Service(ServiceAccount),
+    Person(Authenticated),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = auth::bearer_token(parts).ok_or_else(|| {
+            AppError::unauthorized("missing credentials: send `Authorization: Bearer <key or token>`")
+        })?;
+        if token.starts_with(SERVICE_KEY_PREFIX) {
+            let hash = auth::tokens::secret_hash(&token);
+            let account = state.db.service_account_by_key(&hash).await?;
+            return match account {
+                Some(account) if account.revoked_at.is_none() => Ok(Caller::Service(account)),
+                Some(_) => Err(AppError::unauthorized("this service account was revoked").into()),
+                None => Err(AppError::unauthorized("unknown service-account key (rotated?)").into()),
+            };
+        }
+        Ok(Caller::Person(auth::authenticate(state, &token).await?))
+    }
+}
+
+impl Caller {
+    /// Refuses a caller without `scope`. People read development records if they are HR or
+    /// admins; insights are for managers, principal social workers and admins.
+    pub fn require(&self, scope: Scope) -> Result<(), Problem> {
+        let allowed = match (self, scope) {
+            (Caller::Service(account), scope) => account.may(scope),
+            (Caller::Person(p), Scope::HrRead) => matches!(p.user.role, Role::Hr | Role::Admin),
+            (Caller::Person(p), Scope::InsightsRead) => {
+                matches!(p.user.role, Role::Manager | Role::PrincipalSocialWorker | Role::Admin)
+            }
+        };
+        if allowed { Ok(()) } else { Err(Problem::forbidden(format!("this needs the {scope} scope"))) }
+    }
+
+    /// An audit event for an API read by this caller.
+    pub fn event(&self, action: &'static str, detail: Value) -> AuditEvent {
+        match self {
+            Caller::Service(account) => {
+                let mut event = AuditEvent::new(action).detail(detail);
+                event.user_id = Some(format!("service:{}", account.id));
+                event
+            }
+            Caller::Person(p) => AuditEvent::new(action).by(&p.user.id, p.device.as_deref()).detail(detail),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The development-records API for HR (`/v1/api`): service accounts, the minimised record,
+//! paging, CSV, and proof that no narrative ever leaves.
+
+use fieldbook_server::storage::Role;
+use fieldbook_tests::records::{observation, plan};
+use fieldbook_tests::{Backend, Device, TestApp};
+use serde_json::{Value, json};
+
+const SENTINEL: &str = "SENTINEL-7f3a";
+
+/// A unique marker per narrative field, so a leak says which field leaked.
+fn s(field: &str) -> String {
+    format!("{SENTINEL}-{field}")
+}
+
+fn key_from(output: &str) -> String {
+    output.lines().find_map(|l| l.strip_prefix("key: ")).expect("a key line").trim().to_owned()
+}
+
+/// pat observed by sam, with every narrative field filled in, and a plan likewise.
+async fn records_full_of_narrative(app: &TestApp) -> (String, String) {
+    let pat = app.db.user("pat", Role::Practitioner).await;
+    app.fieldbook(&["users", "update", "--id", "pat", "--employee-number", "E100", "--registration-number", "SW1"]);
+    app.fieldbook(&["supervision", "set", "--user", "pat", "--supervisor", "sam", "--from", "2025-01-01"]);
+    let tablet = Device::new();
+    let observation = tablet.create(&observation(json!({
+        "status": "shared", "present": s("present"), "purpose": s("purpose"),
+        "consent": {"given": true, "by": s("consent.by"), "how": s("consent.how")},
+        "notes": s("notes"), "strengths": [s("strengths")], "developmentAreas": [s("developmentAreas")],
+        "judgements": {"kss-cf-2018/1": "met"}, "feedback": s("feedback"),
+        "actions": [{"id": "a1", "text": s("actions.text")}], "signOff": {},
+    })));
+    let plan = tablet.create(&plan(json!({
+        "status": "agreed", "period": {"from": "2026-09-01", "to": "2027-03-31"},
+        "gapAnalysis": {"kss-cf-2018/6": {"supervisor": 3, "note": s("gapAnalysis.note")}},
+        "goals": [{"id": "g1", "title": s("goals.title"), "components": ["kss-cf-2018/6"], "status": "in-progress",
+                   "successMeasure": s("goals.successMeasure"), "support": s("goals.support"), "evidence": []}],
+        "reviews": [{"at": "2026-11-20T10:00:00Z", "by": "sam", "note": s("reviews.note")}],
+    })));
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    let phone = Device::new();
+    phone.sync(&app.http_url(), &pat, &[]);
+    phone.edit(&observation, &[("reflection", &s("reflection")), ("response", &s("response"))]);
+    phone.edit(
+        &observation,
+        &[("familyVoice", &json!({"text": s("familyVoice.text"), "how": s("familyVoice.how")}).to_string())],
+    );
+    phone.edit(&plan, &[("goals.0.reflection", &s("goals.reflection"))]);
+    phone.sync(&app.http_url(), &pat, &[]);
+    (observation, plan)
+}
+
+#[tokio::test]
+async fn no_narrative_leaves_through_any_endpoint_or_format() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (observation, plan) = records_full_of_narrative(&app).await;
+    let key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "HR system", "--scopes", "hr:read"]));
+    let server = &app.server;
+    let mut bodies = Vec::new();
+    for path in [
+        "/v1/api/practitioners",
+        "/v1/api/practitioners/pat/development-record",
+        "/v1/api/development-records",
+        "/v1/api/development-records?format=csv",
+        "/v1/api/development-records?team=nowhere",
+    ] {
+        let response = server.get_with(path, Some(&key)).await;
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        bodies.push((path, response.body));
+    }
+    for (path, body) in &bodies {
+        assert!(!body.contains(SENTINEL), "{path} leaks narrative: {body}");
+    }
+    // What HR does get.
+    let record: Value = serde_json::from_str(&bodies[1].1).unwrap();
+    assert_eq!(record["practitioner"]["employeeNumber"], "E100");
+    assert_eq!(record["practitioner"]["lineManager"], "sam");
+    assert_eq!(record["observations"][0]["url"], observation.as_str());
+    assert_eq!(record["observations"][0]["observerRole"], "supervisor");
+    assert_eq!(record["observations"][0]["componentsEvidenced"], json!(["kss-cf-2018/1"]));
+    assert_eq!(record["plans"][0]["url"], plan.as_str());
+    assert_eq!(record["plans"][0]["goals"][0]["status"], "in-progress");
+    assert_eq!(record["counts"]["goalsByStatus"]["in-progress"], 1);
+    let csv = &bodies[3].1;
+    assert!(csv.starts_with("practitioner_id,employee_number"), "{csv}");
+    assert!(csv.contains("pat,E100,SW1,practitioner,,sam,1,0,2026-11-20T10:00:00Z,1,1,0,1,kss-cf-2018/1"), "{csv}");
+    // Accept: text/csv works as well as ?format=csv.
+    let by_accept = server.get_with_headers("/v1/api/development-records", &key, &[("Accept", "text/csv")]).await;
+    assert_eq!(by_accept.body, *csv);
+}
+
+#[tokio::test]
+async fn service_accounts_scopes_paging_errors_and_etags() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for id in ["amy", "bob", "cy"] {
+        app.db.user(id, Role::Practitioner).await;
+    }
+    let hr_key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]));
+    let insights_only =
+        key_from(&app.fieldbook(&["service-accounts", "add", "--name", "BI", "--scopes", "insights:read"]));
+    let server = &app.server;
+
+    // Scopes and people: a practitioner's token and an insights-only key are refused.
+    let refused = server.get_with("/v1/api/practitioners", Some(&insights_only)).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(refused.json()["status"], 403);
+    let amy = app.db.token(&app.db.connect().await, "amy", std::time::Duration::from_secs(600)).await;
+    assert_eq!(server.get_with("/v1/api/practitioners", Some(&amy)).await.status, 403);
+    let hana = app.db.user("hana", Role::Hr).await;
+    assert_eq!(server.get_with("/v1/api/practitioners", Some(&hana)).await.status, 200);
+
+    // Paging with opaque cursors.
+    let first = server.get_with("/v1/api/development-records?limit=2", Some(&hr_key)).await.json();
+    let ids: Vec<&str> =
+        first["records"].as_array().unwrap().iter().map(|r| r["practitioner"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["amy", "bob"]);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let second =
+        server.get_with(&format!("/v1/api/development-records?limit=2&cursor={cursor}"), Some(&hr_key)).await.json();
+    let ids: Vec<&str> =
+        second["records"].as_array().unwrap().iter().map(|r| r["practitioner"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["cy", "sam"]);
+    assert!(second["nextCursor"].is_null());
+
+    // Bad parameters name the parameter.
+    for (path, parameter) in [
+        ("/v1/api/development-records?limit=0", "limit"),
+        ("/v1/api/development-records?limit=5000", "limit"),
+        ("/v1/api/development-records?cursor=%25%25", "cursor"),
+        ("/v1/api/development-records?format=xml", "format"),
+    ] {
+        let bad = server.get_with(path, Some(&hr_key)).await;
+        assert_eq!((bad.status, bad.json()["parameter"].as_str()), (400, Some(parameter)), "{path}: {}", bad.body);
+    }
+    assert_eq!(server.get_with("/v1/api/practitioners/nobody/development-record", Some(&hr_key)).await.status, 404);
+
+    // ETag: an unchanged record is not sent again.
+    let record = server.get_with("/v1/api/practitioners/amy/development-record", Some(&hr_key)).await;
+    let etag = record.header("etag").unwrap().to_owned();
+    let path = "/v1/api/practitioners/amy/development-record";
+    let again = server.get_with_headers(path, &hr_key, &[("If-None-Match", &etag)]).await;
+    assert_eq!(again.status, 304);
+
+    // Rotation and revocation take effect at once; every call is audited.
+    let id = app
+        .fieldbook(&["service-accounts", "list"])
+        .lines()
+        .find(|l| l.contains("\tHR\t"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let rotated = app.fieldbook(&["service-accounts", "rotate", "--id", &id]);
+    let new_key = rotated.trim().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(server.get_with("/v1/api/practitioners", Some(&hr_key)).await.status, 401);
+    assert_eq!(server.get_with("/v1/api/practitioners", Some(&new_key)).await.status, 200);
+    app.fieldbook(&["service-accounts", "revoke", "--id", &id]);
+    let revoked = server.get_with("/v1/api/practitioners", Some(&new_key)).await;
+    assert_eq!(revoked.status, 401);
+    assert!(revoked.json()["detail"].as_str().unwrap().contains("revoked"));
+    let mut audit = String::new();
+    for _ in 0..50 {
+        audit = app.fieldbook(&["audit", "--user", &format!("service:{id}")]);
+        if audit.contains("api.development-records-read") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(audit.contains("api.practitioners-read") && audit.contains("api.development-record-read"), "{audit}");
+}
