@@ -10,3 +10,23 @@ CREATE TABLE service_accounts (
     rotated_at BIGINT,
     revoked_at BIGINT
 );
+
+-- Record-level events for the HR change feed: observation shared or signed off, goal status
+-- changed, plan agreed… Written in the transaction that commits the change. `seq` comes
+-- from `feed_state`, whose row lock orders it by commit, so a reader never sees a later
+-- event before an earlier one. Ids, statuses and component ids only, never narrative.
+CREATE TABLE record_events (
+    seq             BIGINT PRIMARY KEY,
+    document_url    TEXT NOT NULL,
+    practitioner_id TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    at              BIGINT NOT NULL,
+    detail          TEXT NOT NULL
+);
+CREATE INDEX record_events_by_practitioner ON record_events (practitioner_id, seq);
+
+CREATE TABLE feed_state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq BIGINT NOT NULL
+);
+INSERT INTO feed_state (id, last_seq) VALUES (1, 0);

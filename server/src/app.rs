@@ -48,10 +48,13 @@ impl Server {
             refresh_token_ttl: config.auth.refresh_token_ttl,
             oidc,
         };
-        let state = AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let local = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let state = AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id, public_url };
         Ok(Self { listener, router: router(state.clone()), state })
     }
 

@@ -46,6 +46,10 @@ enum Command {
         cache_idle: Duration,
         #[command(flatten)]
         sign_in: crate::auth::SignInArgs,
+        /// The address people and systems reach this server at (names records and people in
+        /// xAPI statements). Default: http:// + the listen address.
+        #[arg(long, env = "FIELDBOOK_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// People: add, list, change, import a whole authority from CSV.
     Users {
@@ -169,9 +173,10 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle, sign_in } => {
+        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle, sign_in, public_url } => {
             let mut config = ServerConfig::new(listen, database.database_url);
             config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
+            config.public_url = public_url;
             config.limits.max_frame_bytes = max_frame_bytes;
             config.cache.max_documents = cache_documents.max(1);
             config.cache.idle_timeout = cache_idle;

@@ -15,6 +15,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub cache: CacheConfig,
     pub auth: AuthConfig,
+    /// The address people and systems reach this server at; xAPI statements name records
+    /// and people under it. Default: `http://` + the listen address.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +56,7 @@ impl ServerConfig {
             limits: Limits::default(),
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
+            public_url: None,
         }
     }
 }

@@ -19,4 +19,6 @@ pub struct AppState {
     pub limits: Limits,
     /// The storage id every node on this database reports.
     pub storage_id: String,
+    /// How this server is reached (no trailing slash): the base of IRIs it hands out.
+    pub public_url: String,
 }

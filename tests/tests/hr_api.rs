@@ -63,6 +63,8 @@ async fn no_narrative_leaves_through_any_endpoint_or_format() {
         "/v1/api/development-records",
         "/v1/api/development-records?format=csv",
         "/v1/api/development-records?team=nowhere",
+        "/v1/api/feed",
+        "/v1/api/xapi/statements",
     ] {
         let response = server.get_with(path, Some(&key)).await;
         assert_eq!(response.status, 200, "{path}: {}", response.body);
@@ -169,4 +171,67 @@ async fn service_accounts_scopes_paging_errors_and_etags() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(audit.contains("api.practitioners-read") && audit.contains("api.development-record-read"), "{audit}");
+}
+
+#[tokio::test]
+async fn the_feed_replays_record_events_in_order_and_as_xapi() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (observation, plan) = records_full_of_narrative(&app).await;
+    let key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "LRS", "--scopes", "hr:read"]));
+    let server = &app.server;
+    let all = server.get_with("/v1/api/feed", Some(&key)).await.json();
+    // The two records were synced together: each record's events are in order, the
+    // records' relative order is whichever committed first.
+    let of = |url: &str| -> Vec<&str> {
+        all["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["record"] == url)
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(of(&observation), ["observation.created", "observation.shared"], "{all}");
+    assert_eq!(of(&plan), ["plan.created", "goal.added"], "{all}");
+    let seqs: Vec<i64> = all["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(all["events"][0]["employeeNumber"], "E100");
+
+    // Both sign off; a consumer that kept its cursor gets exactly the new events.
+    let next = all["next"].as_i64().unwrap();
+    let pat = app.db.token(&app.db.connect().await, "pat", std::time::Duration::from_secs(600)).await;
+    let (tablet, phone) = (Device::new(), Device::new());
+    tablet.sync(&app.http_url(), &app.token, &[&observation, &plan]);
+    tablet.edit(&observation, &[("signOff.observer", r#"{"at": "2026-11-21T09:00:00Z", "by": "sam"}"#)]);
+    tablet.edit(&plan, &[("goals.0.status", "met")]);
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    phone.sync(&app.http_url(), &pat, &[&observation]);
+    phone.edit(
+        &observation,
+        &[("signOff.practitioner", r#"{"at": "2026-11-21T10:00:00Z", "by": "pat"}"#), ("status", "signed-off")],
+    );
+    phone.sync(&app.http_url(), &pat, &[]);
+    let later = server.get_with(&format!("/v1/api/feed?after={next}"), Some(&key)).await.json();
+    let kinds: Vec<&str> = later["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    // The tablet's sync commits the goal change; the phone's, later, the sign-off.
+    assert_eq!(kinds, ["goal.status-changed", "observation.signed-off"], "{later}");
+    assert_eq!(later["events"][1]["detail"]["componentsEvidenced"], json!(["kss-cf-2018/1"]));
+    let paged = server.get_with("/v1/api/feed?after=0&limit=2", Some(&key)).await.json();
+    assert_eq!((paged["events"].as_array().unwrap().len(), paged["more"].as_bool()), (2, Some(true)));
+
+    // The same events as xAPI statements.
+    let xapi = server.get_with("/v1/api/xapi/statements", Some(&key)).await.json();
+    let statements = xapi["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 6);
+    let signed = statements.iter().find(|s| s["verb"]["id"] == "http://adlnet.gov/expapi/verbs/completed").unwrap();
+    assert_eq!(signed["actor"]["account"]["name"], "E100");
+    assert_eq!(signed["actor"]["account"]["homePage"], app.http_url());
+    assert_eq!(signed["version"], "1.0.3");
+    let passed = statements.iter().find(|s| s["verb"]["id"] == "http://adlnet.gov/expapi/verbs/passed").unwrap();
+    assert_eq!(passed["result"]["success"], true);
+    assert!(passed["object"]["id"].as_str().unwrap().ends_with("/goals/g1"));
+    let again = server.get_with("/v1/api/xapi/statements", Some(&key)).await.json();
+    assert_eq!(again["statements"][0]["id"], statements[0]["id"], "statement ids are stable");
+    let bad = server.get_with("/v1/api/feed?after=-1", Some(&key)).await;
+    assert_eq!((bad.status, bad.json()["parameter"].as_str()), (400, Some("after")));
 }

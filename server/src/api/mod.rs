@@ -3,6 +3,7 @@
 
 mod admin;
 mod caller;
+mod feed;
 mod hr;
 mod problem;
 mod records;
@@ -12,5 +13,5 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(records::routes()).merge(admin::routes()).merge(hr::routes())
+    Router::new().merge(records::routes()).merge(admin::routes()).merge(hr::routes()).merge(feed::routes())
 }

@@ -3,6 +3,7 @@
 //! devices' changes instead of one each. Every caller still waits for its own commit
 //! before the server reports heads that include it.
 
+use fieldbook_sync_core::records::events::RecordEvent;
 use fieldbook_sync_core::{DocumentId, Record};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,6 +23,8 @@ pub struct CommitJob {
     pub new_actors: Vec<(String, Author)>,
     /// What the changes did, for the audit trail, committed with them.
     pub audit: Vec<AuditEvent>,
+    /// Record-level events for the change feed, committed with them.
+    pub events: Vec<RecordEvent>,
 }
 
 type Queue = mpsc::Receiver<(CommitJob, oneshot::Sender<Result<i64, StorageError>>)>;

@@ -44,6 +44,7 @@ impl Database {
             replaces_projection: true,
             new_actors: Vec::new(),
             audit: Vec::new(),
+            events: Vec::new(),
         };
         Ok(self.commit_batch(std::slice::from_ref(&job)).await?[0])
     }
@@ -89,6 +90,7 @@ impl Database {
             }
             super::audit::add_rows(&mut rows, &job.audit);
         }
+        super::feed::add_events(&mut tx, &mut rows, jobs).await?;
         rows.insert(&mut tx).await?;
         tx.commit().await?;
         Ok(ids)

@@ -14,6 +14,7 @@ use fieldbook_sync_core::access::{RecordFacts, Viewer, WriteCheck, check_write};
 use fieldbook_sync_core::frameworks::Catalog;
 use fieldbook_sync_core::notice::{self, RejectionNotice};
 use fieldbook_sync_core::records::dates;
+use fieldbook_sync_core::records::events::RecordEvent;
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, Record, Staged, SyncError, SyncKind, json};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
@@ -68,6 +69,7 @@ struct Accepted {
     record: Record,
     new_actors: Vec<(String, Author)>,
     audit: Vec<AuditEvent>,
+    events: Vec<RecordEvent>,
 }
 
 /// Exclusive use of one document (see [`DocumentHub::lock`]).
@@ -274,7 +276,7 @@ impl DocumentHub {
         if let Some(rejected) = received.rejected {
             self.reject(from, &sender, document, rejected).await?;
         }
-        if let Some(Accepted { record, new_actors, audit }) = accepted
+        if let Some(Accepted { record, new_actors, audit, events }) = accepted
             && !received.received_bytes.is_empty()
         {
             // A new document is stored as a snapshot: it loads several times faster than
@@ -295,6 +297,7 @@ impl DocumentHub {
                 replaces_projection,
                 new_actors: new_actors.clone(),
                 audit,
+                events,
             };
             match self.committer.commit(job).await {
                 Ok(id) => loaded.chunk_ids.push(id),
@@ -420,7 +423,8 @@ impl DocumentHub {
                 }
             }
         }
-        Ok(Ok(Accepted { record, new_actors, audit }))
+        let events = fieldbook_sync_core::records::events::events(before_record.as_ref(), &record);
+        Ok(Ok(Accepted { record, new_actors, audit, events }))
     }
 
     /// Answers someone who may not see a document exactly as if it did not exist (as an

@@ -34,6 +34,13 @@ pub fn unix_millis(s: &str) -> Option<i64> {
     Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
+/// Unix milliseconds as an RFC 3339 UTC timestamp with milliseconds.
+pub fn from_unix_millis(ms: i64) -> String {
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    at.format(&Rfc3339).expect("UTC timestamps format")
+}
+
 /// Today in UTC, as `YYYY-MM-DD`.
 pub fn today() -> String {
     format_day(OffsetDateTime::now_utc().date())
@@ -65,5 +72,6 @@ mod tests {
         assert_eq!(utc_day("2026-11-20T23:30:00-02:00").as_deref(), Some("2026-11-21"));
         assert_eq!(utc_day("2027-03-31").as_deref(), Some("2027-03-31"));
         assert!(is_date(&today()));
+        assert_eq!(from_unix_millis(unix_millis("2026-11-20T10:00:00.5Z").unwrap()), "2026-11-20T10:00:00.5Z");
     }
 }

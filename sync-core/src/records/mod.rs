@@ -5,6 +5,7 @@
 //! both plain strings and automerge Text — JavaScript clients write all strings as Text.
 
 pub mod dates;
+pub mod events;
 mod observation;
 mod plan;
 

@@ -125,3 +125,35 @@ fn both_sign_offs_lock_an_observation_and_closing_locks_a_plan() {
     assert!(!Record::parse(&plan(), &catalog).unwrap().is_locked());
     assert!(Record::parse(&with(plan(), "status", json!("closed")), &catalog).unwrap().is_locked());
 }
+
+#[test]
+fn events_say_what_changed_without_narrative() {
+    use super::events::events;
+    let catalog = Catalog::shipped();
+    let parse = |v: &Value| Record::parse(v, &catalog).unwrap();
+    let mut draft = observation();
+    draft["status"] = json!("draft");
+    draft.as_object_mut().unwrap().remove("signOff");
+    let created = parse(&draft);
+    let kinds = |e: Vec<events::RecordEvent>| e.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(events(None, &created)), ["observation.created"]);
+    let mut shared = draft.clone();
+    shared["status"] = json!("shared");
+    assert_eq!(kinds(events(Some(&created), &parse(&shared))), ["observation.shared"]);
+    let mut signed = shared.clone();
+    signed["signOff"] = json!({"observer": {"at": "2026-11-21T09:00:00Z", "by": "sam"},
+                               "practitioner": {"at": "2026-11-21T10:00:00Z", "by": "pat"}});
+    signed["status"] = json!("signed-off");
+    let e = events(Some(&parse(&shared)), &parse(&signed));
+    assert_eq!(e[0].kind, "observation.signed-off");
+    assert_eq!(e[0].detail["componentsEvidenced"], json!(["kss-cf-2018/1"]));
+    assert!(!serde_json::to_string(&e).unwrap().contains('…'), "no narrative");
+
+    let before = parse(&plan());
+    let mut after = plan();
+    after["goals"][0]["status"] = json!("met");
+    after["status"] = json!("closed");
+    let e = events(Some(&before), &parse(&after));
+    assert_eq!(kinds(e.clone()), ["plan.status-changed", "goal.status-changed"]);
+    assert_eq!(e[1].detail["to"], "met");
+}

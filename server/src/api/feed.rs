@@ -1,0 +1,181 @@
+//! `/v1/api/feed` and `/v1/api/xapi/statements`: record-level events in commit order, as a
+//! replayable feed (a consumer keeps the last `seq` and asks for what came after), and the
+//! same events as xAPI 1.0.3 statements for learning record stores.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use fieldbook_sync_core::DocumentId;
+use fieldbook_sync_core::records::dates;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::caller::Caller;
+use super::problem::Problem;
+use crate::state::AppState;
+use crate::storage::{FeedEvent, Scope, User};
+
+const DEFAULT_LIMIT: i64 = 500;
+const MAX_LIMIT: i64 = 5000;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/api/feed", get(feed)).route("/v1/api/xapi/statements", get(statements))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    after: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+}
+
+struct Page {
+    after: i64,
+    since: Option<i64>,
+    limit: i64,
+}
+
+fn page(query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>) -> Result<Page, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_parameter("query", e.body_text()))?;
+    let after = match q.after.as_deref() {
+        None => 0,
+        Some(a) => a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
+            Problem::bad_parameter("after", "after must be the `seq` of the last event you have (0 for all)")
+        })?,
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            dates::unix_millis(s)
+                .ok_or_else(|| Problem::bad_parameter("since", "since must be an RFC 3339 date or date-time"))
+        })
+        .transpose()?;
+    let limit =
+        match q.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => l.parse::<i64>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                Problem::bad_parameter("limit", format!("limit must be a number from 1 to {MAX_LIMIT}"))
+            })?,
+        };
+    Ok(Page { after, since, limit })
+}
+
+async fn people(state: &AppState) -> Result<HashMap<String, User>, Problem> {
+    Ok(state.db.users().await?.into_iter().map(|u| (u.id.clone(), u)).collect())
+}
+
+async fn feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(Scope::HrRead)?;
+    let page = page(query)?;
+    let events = state.db.feed(page.after, page.since, page.limit).await?;
+    let people = people(&state).await?;
+    let next = events.last().map_or(page.after, |e| e.seq);
+    let more = events.len() as i64 == page.limit;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let person = people.get(&e.practitioner_id);
+            json!({
+                "seq": e.seq,
+                "kind": e.kind,
+                "at": dates::from_unix_millis(e.at),
+                "record": e.document_url,
+                "practitionerId": e.practitioner_id,
+                "employeeNumber": person.and_then(|p| p.employee_number.clone()),
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    state.audit.record(caller.event("api.feed-read", json!({ "after": page.after, "events": events.len() }))).await;
+    Ok(Json(json!({ "events": events, "next": next, "more": more })))
+}
+
+async fn statements(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(Scope::HrRead)?;
+    let page = page(query)?;
+    let events = state.db.feed(page.after, page.since, page.limit).await?;
+    let people = people(&state).await?;
+    let base = &state.public_url;
+    let statements: Vec<Value> = events.iter().map(|e| statement(base, &state.storage_id, &people, e)).collect();
+    let more = match events.last() {
+        Some(last) if events.len() as i64 == page.limit => {
+            format!("/v1/api/xapi/statements?after={}&limit={}", last.seq, page.limit)
+        }
+        _ => String::new(),
+    };
+    state
+        .audit
+        .record(caller.event("api.xapi-read", json!({ "after": page.after, "statements": statements.len() })))
+        .await;
+    Ok(Json(json!({ "statements": statements, "more": more })))
+}
+
+/// One event as an xAPI 1.0.3 statement: the practitioner as an account-based agent keyed
+/// by employee number, a verb from the ADL registry, the record as the activity.
+fn statement(base: &str, storage_id: &str, people: &HashMap<String, User>, e: &FeedEvent) -> Value {
+    let person = people.get(&e.practitioner_id);
+    let account_name =
+        person.and_then(|p| p.employee_number.clone()).unwrap_or_else(|| format!("fieldbook:{}", e.practitioner_id));
+    let to = e.detail["to"].as_str().unwrap_or_default();
+    let (verb, display) = match (e.kind.as_str(), to) {
+        ("observation.created", _) | ("plan.created", _) => ("initialized", "initialized"),
+        ("observation.shared", _) => ("shared", "shared"),
+        ("observation.signed-off", _) | ("plan.status-changed", "closed") => ("completed", "completed"),
+        ("plan.status-changed", "agreed") | ("goal.added", _) => ("registered", "registered"),
+        ("goal.status-changed", "met") => ("passed", "passed"),
+        ("goal.status-changed", "not-met") => ("failed", "failed"),
+        ("goal.status-changed", "withdrawn") | ("goal.removed", _) => ("terminated", "terminated"),
+        _ => ("progressed", "progressed"),
+    };
+    let document = DocumentId::parse_url_or_id(&e.document_url).map(|d| d.to_string()).unwrap_or_default();
+    let is_goal = e.kind.starts_with("goal.");
+    let (object_id, activity_type, name) = if is_goal {
+        let goal = e.detail["goalId"].as_str().unwrap_or_default();
+        (
+            format!("{base}/records/{document}/goals/{goal}"),
+            "http://adlnet.gov/expapi/activities/objective",
+            "Development goal",
+        )
+    } else if e.kind.starts_with("plan.") {
+        (format!("{base}/records/{document}"), "http://adlnet.gov/expapi/activities/course", "Development plan")
+    } else {
+        (
+            format!("{base}/records/{document}"),
+            "http://adlnet.gov/expapi/activities/assessment",
+            "Observation of practice",
+        )
+    };
+    let components = e.detail.get("componentsEvidenced").or_else(|| e.detail.get("components")).cloned();
+    let mut statement = json!({
+        "id": uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("{base}/{storage_id}/events/{}", e.seq).as_bytes()).to_string(),
+        "version": "1.0.3",
+        "actor": {"objectType": "Agent", "account": {"homePage": base, "name": account_name}},
+        "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}"), "display": {"en-GB": display}},
+        "object": {
+            "objectType": "Activity",
+            "id": object_id,
+            "definition": {"type": activity_type, "name": {"en-GB": name}},
+        },
+        "timestamp": dates::from_unix_millis(e.at),
+        "context": {"extensions": {
+            format!("{base}/xapi/event"): e.kind,
+            format!("{base}/xapi/components"): components.unwrap_or(Value::Array(Vec::new())),
+        }},
+    });
+    if matches!(to, "met" | "not-met") {
+        statement["result"] = json!({ "success": to == "met" });
+    }
+    statement
+}
