@@ -54,7 +54,14 @@ async fn records_full_of_narrative(app: &TestApp) -> (String, String) {
 async fn no_narrative_leaves_through_any_endpoint_or_format() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (observation, plan) = records_full_of_narrative(&app).await;
-    let key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "HR system", "--scopes", "hr:read"]));
+    let key = key_from(&app.fieldbook(&[
+        "service-accounts",
+        "add",
+        "--name",
+        "HR system",
+        "--scopes",
+        "hr:read,insights:read",
+    ]));
     let server = &app.server;
     let mut bodies = Vec::new();
     for path in [
@@ -65,6 +72,7 @@ async fn no_narrative_leaves_through_any_endpoint_or_format() {
         "/v1/api/development-records?team=nowhere",
         "/v1/api/feed",
         "/v1/api/xapi/statements",
+        "/v1/api/insights",
     ] {
         let response = server.get_with(path, Some(&key)).await;
         assert_eq!(response.status, 200, "{path}: {}", response.body);
@@ -234,4 +242,77 @@ async fn the_feed_replays_record_events_in_order_and_as_xapi() {
     assert_eq!(again["statements"][0]["id"], statements[0]["id"], "statement ids are stable");
     let bad = server.get_with("/v1/api/feed?after=-1", Some(&key)).await;
     assert_eq!((bad.status, bad.json()["parameter"].as_str()), (400, Some("after")));
+}
+
+#[tokio::test]
+async fn insights_count_by_team_and_component_and_suppress_small_numbers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.fieldbook(&["teams", "add", "--id", "north", "--name", "North"]);
+    let tablet = Device::new();
+    for i in 0..6 {
+        let id = format!("p{i}");
+        app.fieldbook(&[
+            "users",
+            "add",
+            "--id",
+            &id,
+            "--name",
+            &id,
+            "--role",
+            "practitioner",
+            "--team",
+            "north",
+            "--supervisor",
+            "sam",
+            "--supervisor-from",
+            "2025-01-01",
+        ]);
+        // Six observations look at component 1 (five judged met); two also at component 2.
+        let mut components = vec!["kss-cf-2018/1"];
+        if i < 2 {
+            components.push("kss-cf-2018/2");
+        }
+        let judgement = if i < 5 { "met" } else { "not-met" };
+        tablet.create(&observation(json!({
+            "practitionerId": id, "status": "shared", "components": components,
+            "judgements": {"kss-cf-2018/1": judgement},
+        })));
+    }
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    let key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "BI", "--scopes", "insights:read"]));
+    let server = &app.server;
+    let result = server.get_with("/v1/api/insights?framework=kss-cf-2018", Some(&key)).await.json();
+    let cell = |component: &str| {
+        result["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["team"] == "north" && c["component"] == component)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(cell("kss-cf-2018/1")["observations"], 6);
+    assert_eq!(cell("kss-cf-2018/1")["judgements"]["met"], 5);
+    assert_eq!(cell("kss-cf-2018/1")["judgements"]["not-met"], json!({"suppressed": true}));
+    assert_eq!(cell("kss-cf-2018/2")["observations"], json!({"suppressed": true}));
+    assert_eq!(result["suppressedBelow"], 5);
+    assert!(!result.to_string().contains("\"p0\""), "no individual appears");
+
+    // A manager sees their own line; a practitioner and an HR-only key are refused.
+    app.db.user("mo", Role::Manager).await;
+    app.db.user("other", Role::Manager).await;
+    app.fieldbook(&["supervision", "set", "--user", "sam", "--supervisor", "mo", "--from", "2025-01-01"]);
+    let db = app.db.connect().await;
+    let mo = app.db.token(&db, "mo", std::time::Duration::from_secs(600)).await;
+    let other = app.db.token(&db, "other", std::time::Duration::from_secs(600)).await;
+    let p0 = app.db.token(&db, "p0", std::time::Duration::from_secs(600)).await;
+    let in_line = server.get_with("/v1/api/insights", Some(&mo)).await.json();
+    assert_eq!(in_line["cells"].as_array().unwrap().len(), 2, "{in_line}");
+    let outside = server.get_with("/v1/api/insights", Some(&other)).await.json();
+    assert_eq!(outside["cells"], json!([]));
+    assert_eq!(server.get_with("/v1/api/insights", Some(&p0)).await.status, 403);
+    let hr = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]));
+    assert_eq!(server.get_with("/v1/api/insights", Some(&hr)).await.status, 403);
+    let bad = server.get_with("/v1/api/insights?from=yesterday", Some(&key)).await;
+    assert_eq!((bad.status, bad.json()["parameter"].as_str()), (400, Some("from")));
 }

@@ -5,6 +5,7 @@ mod admin;
 mod caller;
 mod feed;
 mod hr;
+mod insights;
 mod problem;
 mod records;
 
@@ -13,5 +14,10 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(records::routes()).merge(admin::routes()).merge(hr::routes()).merge(feed::routes())
+    Router::new()
+        .merge(records::routes())
+        .merge(admin::routes())
+        .merge(hr::routes())
+        .merge(feed::routes())
+        .merge(insights::routes())
 }
