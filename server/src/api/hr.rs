@@ -2,7 +2,7 @@
 //! statuses, component ids and counts, never narrative and never anything about a family
 //! (DOMAIN.md "What HR and leaders get").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -13,13 +13,13 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
 use super::caller::Caller;
 use super::problem::Problem;
 use crate::state::AppState;
-use crate::storage::{Database, Scope, User};
+use crate::storage::{Database, DevelopmentRecord, Practitioner, Scope, User};
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -31,75 +31,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/api/practitioners", get(list_practitioners))
         .route("/v1/api/practitioners/{id}/development-record", get(development_record))
         .route("/v1/api/development-records", get(development_records))
-}
-
-/// Who a development record is about: identity for HR, no narrative.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Practitioner {
-    id: String,
-    employee_number: Option<String>,
-    registration_number: Option<String>,
-    role: String,
-    team: Option<String>,
-    line_manager: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DevelopmentRecord {
-    practitioner: Practitioner,
-    plans: Vec<PlanSummary>,
-    observations: Vec<ObservationSummary>,
-    counts: Counts,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PlanSummary {
-    url: String,
-    framework: String,
-    period_from: Option<String>,
-    period_to: Option<String>,
-    source: Option<String>,
-    status: String,
-    goals: Vec<GoalSummary>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GoalSummary {
-    id: String,
-    components: Vec<String>,
-    status: String,
-    target_date: Option<String>,
-    completed_at: Option<String>,
-    evidence_count: usize,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ObservationSummary {
-    url: String,
-    observed_at: Option<String>,
-    setting: Option<String>,
-    observer_role: Option<String>,
-    framework: String,
-    status: String,
-    components: Vec<String>,
-    /// Components judged `met`: what the observation evidences.
-    components_evidenced: Vec<String>,
-    observer_signed_off_at: Option<String>,
-    practitioner_signed_off_at: Option<String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Counts {
-    observations: usize,
-    observations_signed_off: usize,
-    plans: usize,
-    goals_by_status: BTreeMap<String, usize>,
 }
 
 /// The people development records are kept for (not HR or admins).
@@ -143,76 +74,8 @@ impl Directory {
         people
     }
 
-    /// Builds the minimised record from the central store's projection, keeping only the
-    /// fields HR may have.
-    async fn record(&self, db: &Database, user: &User) -> Result<DevelopmentRecord, Problem> {
-        let stored = db.development_record(&user.id).await?;
-        let text = |v: &Value| v.as_str().map(str::to_owned);
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-        };
-        let mut counts = Counts::default();
-        let plans: Vec<PlanSummary> = stored["plans"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                let goals: Vec<GoalSummary> = p["goals"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|g| GoalSummary {
-                        id: text(&g["id"]).unwrap_or_default(),
-                        components: strings(&g["components"]),
-                        status: text(&g["status"]).unwrap_or_default(),
-                        target_date: text(&g["targetDate"]),
-                        completed_at: text(&g["completedAt"]),
-                        evidence_count: g["evidence"].as_array().map_or(0, Vec::len),
-                    })
-                    .collect();
-                for goal in &goals {
-                    *counts.goals_by_status.entry(goal.status.clone()).or_default() += 1;
-                }
-                PlanSummary {
-                    url: text(&p["url"]).unwrap_or_default(),
-                    framework: text(&p["framework"]).unwrap_or_default(),
-                    period_from: text(&p["period"]["from"]),
-                    period_to: text(&p["period"]["to"]),
-                    source: text(&p["source"]),
-                    status: text(&p["status"]).unwrap_or_default(),
-                    goals,
-                }
-            })
-            .collect();
-        let observations: Vec<ObservationSummary> = stored["observations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| {
-                let judgements = o["judgements"].as_object();
-                ObservationSummary {
-                    url: text(&o["url"]).unwrap_or_default(),
-                    observed_at: text(&o["observedAt"]),
-                    setting: text(&o["setting"]),
-                    observer_role: o["observerId"]
-                        .as_str()
-                        .and_then(|id| self.users.get(id))
-                        .map(|u| u.role.as_str().to_owned()),
-                    framework: text(&o["framework"]).unwrap_or_default(),
-                    status: text(&o["status"]).unwrap_or_default(),
-                    components: strings(&o["components"]),
-                    components_evidenced: judgements
-                        .map(|j| j.iter().filter(|(_, v)| v.as_str() == Some("met")).map(|(k, _)| k.clone()).collect())
-                        .unwrap_or_default(),
-                    observer_signed_off_at: text(&o["signedOff"]["observer"]),
-                    practitioner_signed_off_at: text(&o["signedOff"]["practitioner"]),
-                }
-            })
-            .collect();
-        counts.observations = observations.len();
-        counts.observations_signed_off = observations.iter().filter(|o| o.status == "signed-off").count();
-        counts.plans = plans.len();
-        Ok(DevelopmentRecord { practitioner: self.practitioner(user), plans, observations, counts })
+    async fn records(&self, db: &Database, people: &[&User]) -> Result<Vec<DevelopmentRecord>, Problem> {
+        Ok(db.minimised_records(people, &self.supervisors).await?)
     }
 }
 
@@ -238,7 +101,7 @@ async fn development_record(
         .get(&id)
         .filter(|u| is_practitioner(u))
         .ok_or_else(|| Problem::not_found(format!("no practitioner {id:?}")))?;
-    let record = directory.record(&state.db, user).await?;
+    let record = directory.records(&state.db, &[user]).await?.remove(0);
     let body =
         serde_json::to_vec(&record).map_err(|e| Problem::from(crate::error::AppError::BadRequest(e.to_string())))?;
     state.audit.record(caller.event("api.development-record-read", json!({ "practitioner": id }))).await;
@@ -313,10 +176,7 @@ async fn development_records(
     let page: Vec<&User> =
         directory.practitioners(after.as_deref(), query.team.as_deref()).into_iter().take(limit + 1).collect();
     let more = page.len() > limit;
-    let mut records = Vec::new();
-    for user in page.iter().take(limit) {
-        records.push(directory.record(&state.db, user).await?);
-    }
+    let records = directory.records(&state.db, &page[..page.len().min(limit)]).await?;
     let next =
         more.then(|| URL_SAFE_NO_PAD.encode(records.last().map(|r| r.practitioner.id.as_str()).unwrap_or_default()));
     state
@@ -337,10 +197,12 @@ fn csv_stream(db: Database, directory: Directory, people: Vec<User>) -> Response
     let rows = futures_util::stream::iter(chunks).then(move |chunk| {
         let (db, directory) = (db.clone(), directory.clone());
         async move {
+            let people: Vec<&User> = chunk.iter().collect();
+            let records =
+                directory.records(&db, &people).await.map_err(|p| std::io::Error::other(format!("{p:?}")))?;
             let mut out = Vec::new();
-            for user in &chunk {
-                let record = directory.record(&db, user).await.map_err(|p| std::io::Error::other(format!("{p:?}")))?;
-                csv_row(&mut out, &record)?;
+            for record in &records {
+                csv_row(&mut out, record)?;
             }
             Ok::<_, std::io::Error>(out)
         }
@@ -351,7 +213,7 @@ fn csv_stream(db: Database, directory: Directory, people: Vec<User>) -> Response
 
 fn csv_row(out: &mut Vec<u8>, record: &DevelopmentRecord) -> std::io::Result<()> {
     let p = &record.practitioner;
-    let goals: Vec<&GoalSummary> = record.plans.iter().flat_map(|plan| &plan.goals).collect();
+    let goals: Vec<_> = record.plans.iter().flat_map(|plan| &plan.goals).collect();
     let mut evidenced: Vec<&str> =
         record.observations.iter().flat_map(|o| o.components_evidenced.iter().map(String::as_str)).collect();
     evidenced.sort_unstable();
