@@ -150,7 +150,7 @@ fn ceiling(total: usize) -> anyhow::Result<f64> {
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn scratch_postgres(admin_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn scratch_postgres(admin_url: &str) -> anyhow::Result<String> {
     let name = format!("fieldbook_bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = admin_url.parse::<sqlx::postgres::PgConnectOptions>()?.connect().await.context("PostgreSQL")?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;

@@ -4,11 +4,13 @@
 //!   the stock Node automerge-repo server.
 //! - `ingest`: many devices pushing new observations at once, committed and projected, on
 //!   SQLite and PostgreSQL, against the same automerge work in-process (the ceiling).
+//! - `national`: the development-records API on a national-scale store.
 //!
 //! Run with `scripts/bench` (builds release binaries first). Results are printed and written
 //! as JSON under `bench-results/`.
 
 mod ingest;
+mod national;
 mod peer;
 mod servers;
 mod sync_suite;
@@ -27,6 +29,9 @@ enum Command {
     Sync(sync_suite::SyncArgs),
     /// Durable ingest rate of new observations, vs the in-process ceiling.
     Ingest(ingest::IngestArgs),
+    /// The development-records API on a national-scale store: CSV export, JSON page, feed
+    /// catch-up, insights, on SQLite and PostgreSQL.
+    National(national::NationalArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -34,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sync(args) => sync_suite::run(args).await,
         Command::Ingest(args) => ingest::run(args).await,
+        Command::National(args) => national::run(args).await,
     }
 }
 

@@ -82,6 +82,18 @@ impl FieldbookServer {
         Ok(Self { child, addr, database_url, token, _dir: dir })
     }
 
+    /// Starts on an existing database, as it is.
+    pub fn on(database_url: &str) -> anyhow::Result<Self> {
+        let (child, addr) = Self::spawn(database_url)?;
+        Ok(Self {
+            child,
+            addr,
+            database_url: database_url.to_owned(),
+            token: String::new(),
+            _dir: temp_dir("fieldbook"),
+        })
+    }
+
     fn spawn(database_url: &str) -> anyhow::Result<(Child, String)> {
         let binary = repo_root().join("target/release/fieldbook");
         anyhow::ensure!(
@@ -96,6 +108,20 @@ impl FieldbookServer {
 
     pub fn database_url(&self) -> &str {
         &self.database_url
+    }
+
+    /// `http://host:port`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory now, in KiB.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        rss_kib(self.child.id())
     }
 }
 

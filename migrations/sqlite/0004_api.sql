@@ -30,3 +30,14 @@ CREATE TABLE feed_state (
     last_seq BIGINT NOT NULL
 );
 INSERT INTO feed_state (id, last_seq) VALUES (1, 0);
+
+-- Covering indexes for the development-records API: summaries and exports read these
+-- columns for many practitioners at once, from the index alone.
+CREATE INDEX observations_summary ON observations (practitioner_id, status, observed_at, document_url);
+CREATE INDEX observation_judgements_by_verdict ON observation_judgements (document_url, judgement, component_id);
+CREATE INDEX development_plans_summary ON development_plans (owner_id, document_url);
+CREATE INDEX plan_goals_by_status ON plan_goals (document_url, status);
+-- Insights join every component row to its observation and practitioner: index-only.
+CREATE INDEX observations_for_insights ON observations (document_url, practitioner_id, status, framework, observed_at);
+CREATE INDEX users_team ON users (id, team_id);
+CREATE INDEX development_plans_for_insights ON development_plans (document_url, owner_id, framework);

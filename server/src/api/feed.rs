@@ -64,8 +64,12 @@ fn page(query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection
     Ok(Page { after, since, limit })
 }
 
-async fn people(state: &AppState) -> Result<HashMap<String, User>, Problem> {
-    Ok(state.db.users().await?.into_iter().map(|u| (u.id.clone(), u)).collect())
+/// The practitioners a page of events is about.
+async fn people(state: &AppState, events: &[FeedEvent]) -> Result<HashMap<String, User>, Problem> {
+    let mut ids: Vec<&str> = events.iter().map(|e| e.practitioner_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(state.db.users_by_id(&ids).await?)
 }
 
 async fn feed(
@@ -76,7 +80,7 @@ async fn feed(
     caller.require(Scope::HrRead)?;
     let page = page(query)?;
     let events = state.db.feed(page.after, page.since, page.limit).await?;
-    let people = people(&state).await?;
+    let people = people(&state, &events).await?;
     let next = events.last().map_or(page.after, |e| e.seq);
     let more = events.len() as i64 == page.limit;
     let events: Vec<Value> = events
@@ -106,7 +110,7 @@ async fn statements(
     caller.require(Scope::HrRead)?;
     let page = page(query)?;
     let events = state.db.feed(page.after, page.since, page.limit).await?;
-    let people = people(&state).await?;
+    let people = people(&state, &events).await?;
     let base = &state.public_url;
     let statements: Vec<Value> = events.iter().map(|e| statement(base, &state.storage_id, &people, e)).collect();
     let more = match events.last() {

@@ -2,8 +2,6 @@
 //! statuses, component ids and counts, never narrative and never anything about a family
 //! (DOMAIN.md "What HR and leaders get").
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,12 +17,12 @@ use serde_json::json;
 use super::caller::Caller;
 use super::problem::Problem;
 use crate::state::AppState;
-use crate::storage::{Database, DevelopmentRecord, Practitioner, Scope, User};
+use crate::storage::{Database, DevelopmentRecord, Practitioner, RecordSummary, Scope, User};
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
-/// People read per round trip while streaming CSV.
-const CSV_CHUNK: usize = 200;
+/// People summarised per step while streaming CSV.
+const CSV_CHUNK: usize = 500;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -33,57 +31,20 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/api/development-records", get(development_records))
 }
 
-/// The people development records are kept for (not HR or admins).
-fn is_practitioner(user: &User) -> bool {
-    user.role.works_with_records()
-}
-
-/// What records are built from, loaded once per request.
-struct Directory {
-    users: HashMap<String, User>,
-    supervisors: HashMap<String, String>,
-}
-
-impl Directory {
-    async fn load(db: &Database) -> Result<Self, Problem> {
-        let users = db.users().await?.into_iter().map(|u| (u.id.clone(), u)).collect();
-        Ok(Directory { users, supervisors: db.current_supervisors().await? })
-    }
-
-    fn practitioner(&self, user: &User) -> Practitioner {
-        Practitioner {
-            id: user.id.clone(),
-            employee_number: user.employee_number.clone(),
-            registration_number: user.registration_number.clone(),
-            role: user.role.as_str().to_owned(),
-            team: user.team_id.clone(),
-            line_manager: self.supervisors.get(&user.id).cloned(),
-        }
-    }
-
-    /// Sorted by id; `after` and `team` as the paging parameters say.
-    fn practitioners(&self, after: Option<&str>, team: Option<&str>) -> Vec<&User> {
-        let mut people: Vec<&User> = self
-            .users
-            .values()
-            .filter(|u| is_practitioner(u))
-            .filter(|u| after.is_none_or(|a| u.id.as_str() > a))
-            .filter(|u| team.is_none_or(|t| u.team_id.as_deref() == Some(t)))
-            .collect();
-        people.sort_by(|a, b| a.id.cmp(&b.id));
-        people
-    }
-
-    async fn records(&self, db: &Database, people: &[&User]) -> Result<Vec<DevelopmentRecord>, Problem> {
-        Ok(db.minimised_records(people, &self.supervisors).await?)
-    }
+/// The minimised records of `people`, with their line managers.
+async fn records(db: &Database, people: &[User]) -> Result<Vec<DevelopmentRecord>, Problem> {
+    let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
+    let line_managers = db.supervisors_of(&ids).await?;
+    let people: Vec<&User> = people.iter().collect();
+    Ok(db.minimised_records(&people, &line_managers).await?)
 }
 
 async fn list_practitioners(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Practitioner>>, Problem> {
     caller.require(Scope::HrRead)?;
-    let directory = Directory::load(&state.db).await?;
-    let people: Vec<Practitioner> =
-        directory.practitioners(None, None).into_iter().map(|u| directory.practitioner(u)).collect();
+    let people = state.db.practitioners_after(None, None, usize::MAX >> 1).await?;
+    let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
+    let line_managers = state.db.supervisors_of(&ids).await?;
+    let people: Vec<Practitioner> = people.iter().map(|u| Practitioner::of(u, &line_managers)).collect();
     state.audit.record(caller.event("api.practitioners-read", json!({ "count": people.len() }))).await;
     Ok(Json(people))
 }
@@ -95,13 +56,13 @@ async fn development_record(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     caller.require(Scope::HrRead)?;
-    let directory = Directory::load(&state.db).await?;
-    let user = directory
-        .users
-        .get(&id)
-        .filter(|u| is_practitioner(u))
+    let user = state
+        .db
+        .user(&id)
+        .await?
+        .filter(|u| u.role.works_with_records())
         .ok_or_else(|| Problem::not_found(format!("no practitioner {id:?}")))?;
-    let record = directory.records(&state.db, &[user]).await?.remove(0);
+    let record = records(&state.db, &[user]).await?.remove(0);
     let body =
         serde_json::to_vec(&record).map_err(|e| Problem::from(crate::error::AppError::BadRequest(e.to_string())))?;
     state.audit.record(caller.event("api.development-record-read", json!({ "practitioner": id }))).await;
@@ -160,23 +121,15 @@ async fn development_records(
         Some(other) => return Err(Problem::bad_parameter("format", format!("format {other:?}: use json or csv"))),
         None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
     };
-    let directory = Directory::load(&state.db).await?;
     if wants_csv {
-        let people: Vec<User> =
-            directory.practitioners(after.as_deref(), query.team.as_deref()).into_iter().cloned().collect();
-        state
-            .audit
-            .record(caller.event(
-                "api.development-records-exported",
-                json!({ "format": "csv", "count": people.len(), "team": query.team }),
-            ))
-            .await;
-        return Ok(csv_stream(state.db.clone(), directory, people));
+        let event = json!({ "format": "csv", "after": after, "team": query.team });
+        state.audit.record(caller.event("api.development-records-exported", event)).await;
+        return Ok(csv_stream(state.db.clone(), after, query.team.clone()));
     }
-    let page: Vec<&User> =
-        directory.practitioners(after.as_deref(), query.team.as_deref()).into_iter().take(limit + 1).collect();
+    let mut page = state.db.practitioners_after(after.as_deref(), query.team.as_deref(), limit + 1).await?;
     let more = page.len() > limit;
-    let records = directory.records(&state.db, &page[..page.len().min(limit)]).await?;
+    page.truncate(limit);
+    let records = records(&state.db, &page).await?;
     let next =
         more.then(|| URL_SAFE_NO_PAD.encode(records.last().map(|r| r.practitioner.id.as_str()).unwrap_or_default()));
     state
@@ -188,38 +141,35 @@ async fn development_records(
 
 const CSV_HEADER: &str = "practitioner_id,employee_number,registration_number,role,team,line_manager,observations,observations_signed_off,last_observed_at,plans,goals,goals_met,goals_in_progress,components_evidenced\n";
 
-/// Streams one CSV row per practitioner, reading records a chunk at a time, so memory
-/// stays flat however many there are.
-fn csv_stream(db: Database, directory: Directory, people: Vec<User>) -> Response {
-    let directory = std::sync::Arc::new(directory);
-    let chunks: Vec<Vec<User>> = people.chunks(CSV_CHUNK).map(<[User]>::to_vec).collect();
+/// Streams one CSV row per practitioner, a page of people at a time (read, summarised,
+/// written, dropped), so memory stays flat however many there are.
+fn csv_stream(db: Database, after: Option<String>, team: Option<String>) -> Response {
     let header = futures_util::stream::once(async { Ok::<_, std::io::Error>(CSV_HEADER.as_bytes().to_vec()) });
-    let rows = futures_util::stream::iter(chunks).then(move |chunk| {
-        let (db, directory) = (db.clone(), directory.clone());
+    let rows = futures_util::stream::try_unfold(Some(after), move |position| {
+        let (db, team) = (db.clone(), team.clone());
         async move {
-            let people: Vec<&User> = chunk.iter().collect();
-            let records =
-                directory.records(&db, &people).await.map_err(|p| std::io::Error::other(format!("{p:?}")))?;
+            let Some(after) = position else { return Ok(None) };
+            let io = |e: crate::storage::StorageError| std::io::Error::other(e.to_string());
+            let people = db.practitioners_after(after.as_deref(), team.as_deref(), CSV_CHUNK).await.map_err(io)?;
+            let Some(last) = people.last().map(|u| u.id.clone()) else { return Ok(None) };
+            let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
+            let line_managers = db.supervisors_of(&ids).await.map_err(io)?;
+            let refs: Vec<&User> = people.iter().collect();
+            let summaries = db.record_summaries(&refs, &line_managers).await.map_err(io)?;
             let mut out = Vec::new();
-            for record in &records {
-                csv_row(&mut out, record)?;
+            for summary in &summaries {
+                csv_row(&mut out, summary)?;
             }
-            Ok::<_, std::io::Error>(out)
+            let next = (people.len() == CSV_CHUNK).then_some(Some(last));
+            Ok(Some((out, next)))
         }
     });
     let body = Body::from_stream(header.chain(rows));
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))], body).into_response()
 }
 
-fn csv_row(out: &mut Vec<u8>, record: &DevelopmentRecord) -> std::io::Result<()> {
-    let p = &record.practitioner;
-    let goals: Vec<_> = record.plans.iter().flat_map(|plan| &plan.goals).collect();
-    let mut evidenced: Vec<&str> =
-        record.observations.iter().flat_map(|o| o.components_evidenced.iter().map(String::as_str)).collect();
-    evidenced.sort_unstable();
-    evidenced.dedup();
-    let last_observed = record.observations.iter().filter_map(|o| o.observed_at.as_deref()).max();
-    let count = |status: &str| goals.iter().filter(|g| g.status == status).count().to_string();
+fn csv_row(out: &mut Vec<u8>, s: &RecordSummary) -> std::io::Result<()> {
+    let Some(p) = &s.practitioner else { return Ok(()) };
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record([
         p.id.as_str(),
@@ -228,14 +178,14 @@ fn csv_row(out: &mut Vec<u8>, record: &DevelopmentRecord) -> std::io::Result<()>
         p.role.as_str(),
         p.team.as_deref().unwrap_or(""),
         p.line_manager.as_deref().unwrap_or(""),
-        &record.counts.observations.to_string(),
-        &record.counts.observations_signed_off.to_string(),
-        last_observed.unwrap_or(""),
-        &record.counts.plans.to_string(),
-        &goals.len().to_string(),
-        &count("met"),
-        &count("in-progress"),
-        &evidenced.join(";"),
+        &s.observations.to_string(),
+        &s.observations_signed_off.to_string(),
+        s.last_observed_at.as_deref().unwrap_or(""),
+        &s.plans.to_string(),
+        &s.goals.to_string(),
+        &s.goals_met.to_string(),
+        &s.goals_in_progress.to_string(),
+        &s.components_evidenced.join(";"),
     ])?;
     writer.flush()
 }

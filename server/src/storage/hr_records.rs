@@ -21,6 +21,19 @@ pub struct Practitioner {
     pub line_manager: Option<String>,
 }
 
+impl Practitioner {
+    pub fn of(user: &User, line_managers: &HashMap<String, String>) -> Self {
+        Practitioner {
+            id: user.id.clone(),
+            employee_number: user.employee_number.clone(),
+            registration_number: user.registration_number.clone(),
+            role: user.role.as_str().to_owned(),
+            team: user.team_id.clone(),
+            line_manager: line_managers.get(&user.id).cloned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DevelopmentRecord {
@@ -143,10 +156,11 @@ impl Database {
         }
         for (table, met_only) in [("observation_components", false), ("observation_judgements", true)] {
             let judged = if met_only { " AND x.judgement = 'met'" } else { "" };
+            // Driven from the practitioners' observations (by index), not by scanning `table`.
             let rows = query(format!(
                 "SELECT x.document_url, x.component_id FROM {table} x
-                 JOIN observations o ON o.document_url = x.document_url
-                 WHERE o.practitioner_id IN ({list}){judged} ORDER BY x.document_url, x.component_id"
+                 WHERE x.document_url IN (SELECT document_url FROM observations WHERE practitioner_id IN ({list})){judged}
+                 ORDER BY x.document_url, x.component_id"
             ))
             .fetch_all(pool)
             .await?;
@@ -185,8 +199,9 @@ impl Database {
         let rows = query(format!(
             "SELECT g.document_url, g.goal_id, g.status, g.target_date, g.completed_at,
                     (SELECT COUNT(*) FROM plan_goal_evidence e WHERE e.document_url = g.document_url AND e.goal_id = g.goal_id) AS evidence
-             FROM plan_goals g JOIN development_plans p ON p.document_url = g.document_url
-             WHERE p.owner_id IN ({list}) ORDER BY g.document_url, g.position"
+             FROM plan_goals g
+             WHERE g.document_url IN (SELECT document_url FROM development_plans WHERE owner_id IN ({list}))
+             ORDER BY g.document_url, g.position"
         ))
         .fetch_all(pool)
         .await?;
@@ -208,8 +223,8 @@ impl Database {
         }
         let rows = query(format!(
             "SELECT x.document_url, x.goal_id, x.component_id FROM goal_components x
-             JOIN development_plans p ON p.document_url = x.document_url
-             WHERE p.owner_id IN ({list}) ORDER BY x.document_url, x.goal_id, x.component_id"
+             WHERE x.document_url IN (SELECT document_url FROM development_plans WHERE owner_id IN ({list}))
+             ORDER BY x.document_url, x.goal_id, x.component_id"
         ))
         .fetch_all(pool)
         .await?;
@@ -234,19 +249,110 @@ impl Database {
                 for goal in plans.iter().flat_map(|p| &p.goals) {
                     *counts.goals_by_status.entry(goal.status.clone()).or_default() += 1;
                 }
-                DevelopmentRecord {
-                    practitioner: Practitioner {
-                        id: user.id.clone(),
-                        employee_number: user.employee_number.clone(),
-                        registration_number: user.registration_number.clone(),
-                        role: user.role.as_str().to_owned(),
-                        team: user.team_id.clone(),
-                        line_manager: line_managers.get(&user.id).cloned(),
-                    },
-                    plans,
-                    observations,
-                    counts,
-                }
+                DevelopmentRecord { practitioner: Practitioner::of(user, line_managers), plans, observations, counts }
+            })
+            .collect())
+    }
+}
+
+/// One practitioner's record in one line (the CSV export): counts and ids, no narrative.
+#[derive(Debug, Clone, Default)]
+pub struct RecordSummary {
+    pub practitioner: Option<Practitioner>,
+    pub observations: i64,
+    pub observations_signed_off: i64,
+    pub last_observed_at: Option<String>,
+    pub plans: i64,
+    pub goals: i64,
+    pub goals_met: i64,
+    pub goals_in_progress: i64,
+    pub components_evidenced: Vec<String>,
+}
+
+impl Database {
+    /// Summaries of `people`, in their order, counted in the database: a few rows per
+    /// practitioner whatever their number of records, so a national export stays quick.
+    pub async fn record_summaries(
+        &self,
+        people: &[&User],
+        line_managers: &HashMap<String, String>,
+    ) -> Result<Vec<RecordSummary>, StorageError> {
+        let mut out = Vec::with_capacity(people.len());
+        for chunk in people.chunks(MAX_PARAMETERS / 2) {
+            out.extend(self.summaries_chunk(chunk, line_managers).await?);
+        }
+        Ok(out)
+    }
+
+    async fn summaries_chunk(
+        &self,
+        people: &[&User],
+        line_managers: &HashMap<String, String>,
+    ) -> Result<Vec<RecordSummary>, StorageError> {
+        let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
+        let list = placeholders(1, ids.len());
+        let query = |sql: String| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            q
+        };
+        let pool = self.pool();
+        let mut by_id: HashMap<String, RecordSummary> = HashMap::new();
+        for r in query(format!(
+            "SELECT practitioner_id AS id, COUNT(*) AS n,
+                    SUM(CASE WHEN status = 'signed-off' THEN 1 ELSE 0 END) AS signed, MAX(observed_at) AS last
+             FROM observations WHERE practitioner_id IN ({list}) GROUP BY practitioner_id"
+        ))
+        .fetch_all(pool)
+        .await?
+        {
+            let s = by_id.entry(r.try_get("id")?).or_default();
+            s.observations = r.try_get("n")?;
+            s.observations_signed_off = r.try_get::<Option<i64>, _>("signed")?.unwrap_or(0);
+            s.last_observed_at = r.try_get("last")?;
+        }
+        for r in query(format!(
+            "SELECT o.practitioner_id AS id, j.component_id AS component
+             FROM observations o CROSS JOIN observation_judgements j
+             WHERE o.practitioner_id IN ({list}) AND j.document_url = o.document_url AND j.judgement = 'met'
+             GROUP BY o.practitioner_id, j.component_id ORDER BY o.practitioner_id, j.component_id"
+        ))
+        .fetch_all(pool)
+        .await?
+        {
+            by_id.entry(r.try_get("id")?).or_default().components_evidenced.push(r.try_get("component")?);
+        }
+        for r in query(format!(
+            "SELECT owner_id AS id, COUNT(*) AS n FROM development_plans WHERE owner_id IN ({list}) GROUP BY owner_id"
+        ))
+        .fetch_all(pool)
+        .await?
+        {
+            by_id.entry(r.try_get("id")?).or_default().plans = r.try_get("n")?;
+        }
+        for r in query(format!(
+            "SELECT p.owner_id AS id, COUNT(*) AS n,
+                    SUM(CASE WHEN g.status = 'met' THEN 1 ELSE 0 END) AS met,
+                    SUM(CASE WHEN g.status = 'in-progress' THEN 1 ELSE 0 END) AS in_progress
+             FROM development_plans p CROSS JOIN plan_goals g
+             WHERE p.owner_id IN ({list}) AND g.document_url = p.document_url GROUP BY p.owner_id"
+        ))
+        .fetch_all(pool)
+        .await?
+        {
+            let s = by_id.entry(r.try_get("id")?).or_default();
+            s.goals = r.try_get("n")?;
+            s.goals_met = r.try_get::<Option<i64>, _>("met")?.unwrap_or(0);
+            s.goals_in_progress = r.try_get::<Option<i64>, _>("in_progress")?.unwrap_or(0);
+        }
+        Ok(people
+            .iter()
+            .map(|user| {
+                let mut summary = by_id.remove(&user.id).unwrap_or_default();
+                summary.practitioner = Some(Practitioner::of(user, line_managers));
+                summary
             })
             .collect())
     }

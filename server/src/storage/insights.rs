@@ -28,8 +28,14 @@ pub struct InsightCount {
 
 impl Database {
     pub async fn insight_counts(&self, filter: &InsightFilter) -> Result<Vec<InsightCount>, StorageError> {
-        if filter.people.as_ref().is_some_and(|p| p.len() > MAX_PARAMETERS - 8) {
-            return Err(StorageError::Invalid("the line is too large to filter by; ask for a team".into()));
+        // A long line is counted a slice at a time: counts over disjoint people add up.
+        if let Some(people) = filter.people.as_ref().filter(|p| p.len() > MAX_PARAMETERS - 8) {
+            let mut out = Vec::new();
+            for slice in people.chunks(MAX_PARAMETERS - 8) {
+                let part = InsightFilter { people: Some(slice.to_vec()), ..filter.clone() };
+                out.extend(Box::pin(self.insight_counts(&part)).await?);
+            }
+            return Ok(out);
         }
         let observations = "FROM observation_components x
              JOIN observations o ON o.document_url = x.document_url

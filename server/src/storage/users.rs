@@ -178,6 +178,77 @@ impl Database {
         rows.iter().map(user_from_row).collect()
     }
 
+    /// People development records are kept for (every role but HR and admin), in id order
+    /// after `after`, optionally of one team: one page of the development-records API.
+    pub async fn practitioners_after(
+        &self,
+        after: Option<&str>,
+        team: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<User>, StorageError> {
+        let mut conditions = vec!["role NOT IN ('hr', 'admin')".to_owned()];
+        let mut binds: Vec<&str> = Vec::new();
+        if let Some(after) = after {
+            binds.push(after);
+            conditions.push(format!("id > ${}", binds.len()));
+        }
+        if let Some(team) = team {
+            binds.push(team);
+            conditions.push(format!("team_id = ${}", binds.len()));
+        }
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {} ORDER BY id LIMIT {}",
+            conditions.join(" AND "),
+            limit as i64
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        query.fetch_all(self.pool()).await?.iter().map(user_from_row).collect()
+    }
+
+    /// The users among `ids` (unknown ids are left out).
+    pub async fn users_by_id(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, User>, StorageError> {
+        let mut out = std::collections::HashMap::new();
+        for part in ids.chunks(super::MAX_PARAMETERS) {
+            let list: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({})", list.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in part {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let user = user_from_row(&row)?;
+                out.insert(user.id.clone(), user);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The current supervisors of `ids` (supervisee → supervisor).
+    pub async fn supervisors_of(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
+        let mut out = std::collections::HashMap::new();
+        for part in ids.chunks(super::MAX_PARAMETERS) {
+            let list: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT supervisee_id, supervisor_id FROM supervision WHERE ended_on IS NULL AND supervisee_id IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in part {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                out.insert(row.try_get("supervisee_id")?, row.try_get("supervisor_id")?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Stores an argon2 PHC string (see `auth::passwords`), or clears it with `None`.
     pub async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<(), StorageError> {
         let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
