@@ -413,6 +413,9 @@ async fn seed(url: &str, args: &NationalArgs) -> anyhow::Result<()> {
     plans.write(&pool).await?;
     goals.write(&pool).await?;
     goal_components.write(&pool).await?;
+    // Statistics, as a store in service has them (PostgreSQL's autovacuum gathers them;
+    // SQLite's planner uses them once gathered).
+    sqlx::query("ANALYZE").execute(&pool).await?;
     pool.close().await;
     Ok(())
 }

@@ -41,3 +41,9 @@ CREATE INDEX plan_goals_by_status ON plan_goals (document_url, status);
 CREATE INDEX observations_for_insights ON observations (document_url, practitioner_id, status, framework, observed_at);
 CREATE INDEX users_team ON users (id, team_id);
 CREATE INDEX development_plans_for_insights ON development_plans (document_url, owner_id, framework);
+
+-- When a record's projection was last rewritten (Unix ms): `updated_since` on the API.
+ALTER TABLE observations ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE development_plans ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX observations_by_update ON observations (updated_at, practitioner_id);
+CREATE INDEX development_plans_by_update ON development_plans (updated_at, owner_id);

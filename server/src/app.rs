@@ -54,7 +54,9 @@ impl Server {
         let local = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
         let public_url = public_url.trim_end_matches('/').to_owned();
-        let state = AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id, public_url };
+        let api_rate_limit = Arc::new(crate::api::rate_limit::ApiRateLimit::new(config.limits.api_calls_per_minute));
+        let state =
+            AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id, public_url, api_rate_limit };
         Ok(Self { listener, router: router(state.clone()), state })
     }
 

@@ -38,6 +38,10 @@ enum Command {
         /// Largest protocol frame accepted from a peer, in bytes.
         #[arg(long, env = "FIELDBOOK_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
         max_frame_bytes: usize,
+        /// Development-records API calls per minute per account or person (bursts of up to a
+        /// tenth of that at once).
+        #[arg(long, env = "FIELDBOOK_API_CALLS_PER_MINUTE", default_value_t = Limits::default().api_calls_per_minute)]
+        api_calls_per_minute: u32,
         /// Documents kept in memory at most.
         #[arg(long, env = "FIELDBOOK_CACHE_DOCUMENTS", default_value_t = CacheConfig::default().max_documents)]
         cache_documents: usize,
@@ -173,11 +177,21 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, database, max_frame_bytes, cache_documents, cache_idle, sign_in, public_url } => {
+        Command::Serve {
+            listen,
+            database,
+            max_frame_bytes,
+            api_calls_per_minute,
+            cache_documents,
+            cache_idle,
+            sign_in,
+            public_url,
+        } => {
             let mut config = ServerConfig::new(listen, database.database_url);
             config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
             config.public_url = public_url;
             config.limits.max_frame_bytes = max_frame_bytes;
+            config.limits.api_calls_per_minute = api_calls_per_minute.max(1);
             config.cache.max_documents = cache_documents.max(1);
             config.cache.idle_timeout = cache_idle;
             let server = Server::bind(config).await?;

@@ -24,6 +24,8 @@ pub struct ServerConfig {
 pub struct Limits {
     /// Largest protocol frame a peer may send; larger ones get an `error` and a close.
     pub max_frame_bytes: usize,
+    /// Development-records API calls per minute per caller (account or person).
+    pub api_calls_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +40,7 @@ pub struct CacheConfig {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_frame_bytes: 8 * 1024 * 1024 }
+        Self { max_frame_bytes: 8 * 1024 * 1024, api_calls_per_minute: 600 }
     }
 }
 

@@ -21,4 +21,5 @@ pub struct AppState {
     pub storage_id: String,
     /// How this server is reached (no trailing slash): the base of IRIs it hands out.
     pub public_url: String,
+    pub api_rate_limit: Arc<crate::api::rate_limit::ApiRateLimit>,
 }

@@ -70,6 +70,7 @@ async fn no_narrative_leaves_through_any_endpoint_or_format() {
         "/v1/api/development-records",
         "/v1/api/development-records?format=csv",
         "/v1/api/development-records?team=nowhere",
+        "/v1/api/development-records?updated_since=2020-01-01",
         "/v1/api/feed",
         "/v1/api/xapi/statements",
         "/v1/api/insights",
@@ -91,6 +92,7 @@ async fn no_narrative_leaves_through_any_endpoint_or_format() {
     assert_eq!(record["plans"][0]["url"], plan.as_str());
     assert_eq!(record["plans"][0]["goals"][0]["status"], "in-progress");
     assert_eq!(record["counts"]["goalsByStatus"]["in-progress"], 1);
+    assert!(bodies[5].1.contains("\"id\":\"pat\""), "updated since 2020: {}", bodies[5].1);
     let csv = &bodies[3].1;
     assert!(csv.starts_with("practitioner_id,employee_number"), "{csv}");
     assert!(csv.contains("pat,E100,SW1,practitioner,,sam,1,0,2026-11-20T10:00:00Z,1,1,0,1,kss-cf-2018/1"), "{csv}");
@@ -133,12 +135,17 @@ async fn service_accounts_scopes_paging_errors_and_etags() {
     assert_eq!(ids, ["cy", "sam"]);
     assert!(second["nextCursor"].is_null());
 
+    // Only those whose records changed since a time.
+    let none = server.get_with("/v1/api/development-records?updated_since=2099-01-01", Some(&hr_key)).await.json();
+    assert_eq!(none["records"], json!([]));
+
     // Bad parameters name the parameter.
     for (path, parameter) in [
         ("/v1/api/development-records?limit=0", "limit"),
         ("/v1/api/development-records?limit=5000", "limit"),
         ("/v1/api/development-records?cursor=%25%25", "cursor"),
         ("/v1/api/development-records?format=xml", "format"),
+        ("/v1/api/development-records?updated_since=yesterday", "updated_since"),
     ] {
         let bad = server.get_with(path, Some(&hr_key)).await;
         assert_eq!((bad.status, bad.json()["parameter"].as_str()), (400, Some(parameter)), "{path}: {}", bad.body);
@@ -315,4 +322,27 @@ async fn insights_count_by_team_and_component_and_suppress_small_numbers() {
     assert_eq!(server.get_with("/v1/api/insights", Some(&hr)).await.status, 403);
     let bad = server.get_with("/v1/api/insights?from=yesterday", Some(&key)).await;
     assert_eq!((bad.status, bad.json()["parameter"].as_str()), (400, Some("from")));
+}
+
+#[tokio::test]
+async fn each_caller_is_rate_limited_on_its_own() {
+    // 60 a minute: bursts of 6, then one a second.
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--api-calls-per-minute", "60"]).await;
+    let first = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "A", "--scopes", "hr:read"]));
+    let second = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "B", "--scopes", "hr:read"]));
+    let server = &app.server;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(server.get_with("/v1/api/practitioners", Some(&first)).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // The burst, and perhaps one more if the loop took over a second.
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    assert!((6..=7).contains(&allowed), "{statuses:?}");
+    let limited = server.get_with("/v1/api/practitioners", Some(&first)).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("content-type"), Some("application/problem+json"));
+    assert!(limited.header("retry-after").is_some());
+    // Another account is not held back by the first.
+    assert_eq!(server.get_with("/v1/api/practitioners", Some(&second)).await.status, 200);
 }

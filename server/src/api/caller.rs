@@ -21,6 +21,20 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Self::identify(parts, state).await?;
+        if let Err(wait) = state.api_rate_limit.check(&caller.key()) {
+            return Err(Problem::too_many_requests(format!(
+                "over {} calls a minute; try again in {:.1} s",
+                state.limits.api_calls_per_minute,
+                wait.as_secs_f64()
+            )));
+        }
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    async fn identify(parts: &Parts, state: &AppState) -> Result<Self, Problem> {
         let token = auth::bearer_token(parts).ok_or_else(|| {
             AppError::unauthorized("missing credentials: send `Authorization: Bearer <key or token>`")
         })?;
@@ -35,9 +49,15 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller::Person(auth::authenticate(state, &token).await?))
     }
-}
 
-impl Caller {
+    /// Who is rate-limited (and audited) as one.
+    fn key(&self) -> String {
+        match self {
+            Caller::Service(account) => format!("service:{}", account.id),
+            Caller::Person(p) => p.user.id.clone(),
+        }
+    }
+
     /// Refuses a caller without `scope`. People read development records if they are HR or
     /// admins; insights are for managers, principal social workers and admins.
     pub fn require(&self, scope: Scope) -> Result<(), Problem> {
@@ -54,9 +74,9 @@ impl Caller {
     /// An audit event for an API read by this caller.
     pub fn event(&self, action: &'static str, detail: Value) -> AuditEvent {
         match self {
-            Caller::Service(account) => {
+            Caller::Service(_) => {
                 let mut event = AuditEvent::new(action).detail(detail);
-                event.user_id = Some(format!("service:{}", account.id));
+                event.user_id = Some(self.key());
                 event
             }
             Caller::Person(p) => AuditEvent::new(action).by(&p.user.id, p.device.as_deref()).detail(detail),

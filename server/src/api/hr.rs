@@ -41,7 +41,7 @@ async fn records(db: &Database, people: &[User]) -> Result<Vec<DevelopmentRecord
 
 async fn list_practitioners(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Practitioner>>, Problem> {
     caller.require(Scope::HrRead)?;
-    let people = state.db.practitioners_after(None, None, usize::MAX >> 1).await?;
+    let people = state.db.practitioners_after(None, None, None, usize::MAX >> 1).await?;
     let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
     let line_managers = state.db.supervisors_of(&ids).await?;
     let people: Vec<Practitioner> = people.iter().map(|u| Practitioner::of(u, &line_managers)).collect();
@@ -84,6 +84,8 @@ async fn development_record(
 #[serde(deny_unknown_fields)]
 struct PageQuery {
     team: Option<String>,
+    /// RFC 3339: only practitioners whose records changed since then.
+    updated_since: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
     format: Option<String>,
@@ -115,6 +117,15 @@ async fn development_records(
         },
     };
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let since = query
+        .updated_since
+        .as_deref()
+        .map(|s| {
+            fieldbook_sync_core::records::dates::unix_millis(s).ok_or_else(|| {
+                Problem::bad_parameter("updated_since", "updated_since must be an RFC 3339 date or date-time")
+            })
+        })
+        .transpose()?;
     let wants_csv = match query.format.as_deref() {
         Some("csv") => true,
         Some("json") => false,
@@ -124,9 +135,9 @@ async fn development_records(
     if wants_csv {
         let event = json!({ "format": "csv", "after": after, "team": query.team });
         state.audit.record(caller.event("api.development-records-exported", event)).await;
-        return Ok(csv_stream(state.db.clone(), after, query.team.clone()));
+        return Ok(csv_stream(state.db.clone(), after, query.team.clone(), since));
     }
-    let mut page = state.db.practitioners_after(after.as_deref(), query.team.as_deref(), limit + 1).await?;
+    let mut page = state.db.practitioners_after(after.as_deref(), query.team.as_deref(), since, limit + 1).await?;
     let more = page.len() > limit;
     page.truncate(limit);
     let records = records(&state.db, &page).await?;
@@ -143,14 +154,15 @@ const CSV_HEADER: &str = "practitioner_id,employee_number,registration_number,ro
 
 /// Streams one CSV row per practitioner, a page of people at a time (read, summarised,
 /// written, dropped), so memory stays flat however many there are.
-fn csv_stream(db: Database, after: Option<String>, team: Option<String>) -> Response {
+fn csv_stream(db: Database, after: Option<String>, team: Option<String>, since: Option<i64>) -> Response {
     let header = futures_util::stream::once(async { Ok::<_, std::io::Error>(CSV_HEADER.as_bytes().to_vec()) });
     let rows = futures_util::stream::try_unfold(Some(after), move |position| {
         let (db, team) = (db.clone(), team.clone());
         async move {
             let Some(after) = position else { return Ok(None) };
             let io = |e: crate::storage::StorageError| std::io::Error::other(e.to_string());
-            let people = db.practitioners_after(after.as_deref(), team.as_deref(), CSV_CHUNK).await.map_err(io)?;
+            let people =
+                db.practitioners_after(after.as_deref(), team.as_deref(), since, CSV_CHUNK).await.map_err(io)?;
             let Some(last) = people.last().map(|u| u.id.clone()) else { return Ok(None) };
             let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
             let line_managers = db.supervisors_of(&ids).await.map_err(io)?;

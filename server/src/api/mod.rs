@@ -7,6 +7,7 @@ mod feed;
 mod hr;
 mod insights;
 mod problem;
+pub mod rate_limit;
 mod records;
 
 use axum::Router;

@@ -33,6 +33,10 @@ impl Problem {
         Problem { kind: "about:blank", title: "Forbidden", status: 403, detail: detail.into(), parameter: None }
     }
 
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Problem { kind: "about:blank", title: "Too Many Requests", status: 429, detail: detail.into(), parameter: None }
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem { kind: "about:blank", title: "Not Found", status: 404, detail: detail.into(), parameter: None }
     }
@@ -70,6 +74,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -148,6 +148,7 @@ impl Rows {
                 "practitioner_signed_off_at",
                 "locked",
                 "change_seq",
+                "updated_at",
             ],
             vec![
                 url.into(),
@@ -163,6 +164,7 @@ impl Rows {
                 Cell::OptText(signed(|s| &s.practitioner)),
                 i64::from(o.is_locked()).into(),
                 seq.into(),
+                now_millis().into(),
             ],
         );
         for component in sorted_unique(o.components.iter()) {
@@ -202,6 +204,7 @@ impl Rows {
                 "source",
                 "status",
                 "change_seq",
+                "updated_at",
             ],
             vec![
                 url.into(),
@@ -213,6 +216,7 @@ impl Rows {
                 (&p.source).into(),
                 (&p.status).into(),
                 seq.into(),
+                now_millis().into(),
             ],
         );
         let mut seen = std::collections::BTreeSet::new();

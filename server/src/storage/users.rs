@@ -184,9 +184,17 @@ impl Database {
         &self,
         after: Option<&str>,
         team: Option<&str>,
+        updated_since: Option<i64>,
         limit: usize,
     ) -> Result<Vec<User>, StorageError> {
         let mut conditions = vec!["role NOT IN ('hr', 'admin')".to_owned()];
+        if let Some(since) = updated_since {
+            // Whose observations or plans changed since then (an integer, not user input).
+            conditions.push(format!(
+                "id IN (SELECT practitioner_id FROM observations WHERE updated_at >= {since}
+                        UNION SELECT owner_id FROM development_plans WHERE updated_at >= {since})"
+            ));
+        }
         let mut binds: Vec<&str> = Vec::new();
         if let Some(after) = after {
             binds.push(after);
