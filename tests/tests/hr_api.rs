@@ -51,8 +51,17 @@ async fn records_full_of_narrative(app: &TestApp) -> (String, String) {
 }
 
 #[tokio::test]
-async fn no_narrative_leaves_through_any_endpoint_or_format() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn no_narrative_leaves_through_any_endpoint_or_format_sqlite() {
+    no_narrative_leaves_through_any_endpoint_or_format(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn no_narrative_leaves_through_any_endpoint_or_format_postgres() {
+    no_narrative_leaves_through_any_endpoint_or_format(Backend::Postgres).await;
+}
+
+async fn no_narrative_leaves_through_any_endpoint_or_format(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (observation, plan) = records_full_of_narrative(&app).await;
     let key = key_from(&app.fieldbook(&[
         "service-accounts",
@@ -189,8 +198,17 @@ async fn service_accounts_scopes_paging_errors_and_etags() {
 }
 
 #[tokio::test]
-async fn the_feed_replays_record_events_in_order_and_as_xapi() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn the_feed_replays_record_events_in_order_and_as_xapi_sqlite() {
+    the_feed_replays_record_events_in_order_and_as_xapi(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_feed_replays_record_events_in_order_and_as_xapi_postgres() {
+    the_feed_replays_record_events_in_order_and_as_xapi(Backend::Postgres).await;
+}
+
+async fn the_feed_replays_record_events_in_order_and_as_xapi(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (observation, plan) = records_full_of_narrative(&app).await;
     let key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "LRS", "--scopes", "hr:read"]));
     let server = &app.server;
@@ -252,8 +270,17 @@ async fn the_feed_replays_record_events_in_order_and_as_xapi() {
 }
 
 #[tokio::test]
-async fn insights_count_by_team_and_component_and_suppress_small_numbers() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn insights_count_by_team_and_component_and_suppress_small_numbers_sqlite() {
+    insights_count_by_team_and_component_and_suppress_small_numbers(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn insights_count_by_team_and_component_and_suppress_small_numbers_postgres() {
+    insights_count_by_team_and_component_and_suppress_small_numbers(Backend::Postgres).await;
+}
+
+async fn insights_count_by_team_and_component_and_suppress_small_numbers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.fieldbook(&["teams", "add", "--id", "north", "--name", "North"]);
     let tablet = Device::new();
     for i in 0..6 {
@@ -345,4 +372,18 @@ async fn each_caller_is_rate_limited_on_its_own() {
     assert!(limited.header("retry-after").is_some());
     // Another account is not held back by the first.
     assert_eq!(server.get_with("/v1/api/practitioners", Some(&second)).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_api_describes_itself_offline() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let spec = app.server.get_with("/v1/openapi.json", None).await;
+    assert_eq!(spec.status, 200);
+    let spec = spec.json();
+    assert_eq!(spec["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+    assert!(spec["paths"]["/v1/api/development-records"]["get"]["parameters"].is_array());
+    let page = app.server.get_with("/v1/api/docs", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("GET /v1/api/feed") && page.body.contains("DevelopmentRecord"), "{}", page.body);
+    assert!(!page.body.contains("<script"), "the page needs nothing from the internet");
 }

@@ -24,12 +24,54 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/api/feed", get(feed)).route("/v1/api/xapi/statements", get(statements))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct FeedQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct FeedQuery {
+    /// The `seq` of the last event you have (0 or absent: from the start).
     after: Option<String>,
+    /// RFC 3339: only events since then.
     since: Option<String>,
+    /// Events per page, 1–5000 (default 500).
     limit: Option<String>,
+}
+
+/// One record-level event.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FeedItem {
+    seq: i64,
+    /// `observation.created`, `observation.shared`, `observation.signed-off`, `plan.created`,
+    /// `plan.status-changed`, `goal.added`, `goal.status-changed`, `goal.removed`.
+    kind: String,
+    /// RFC 3339, server time.
+    at: String,
+    /// The record's `automerge:` URL.
+    record: String,
+    practitioner_id: String,
+    employee_number: Option<String>,
+    /// Ids, statuses, component ids: never narrative.
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct FeedPage {
+    events: Vec<FeedItem>,
+    /// Pass as `after` next time.
+    next: i64,
+    /// A full page: ask again at once.
+    more: bool,
+}
+
+/// xAPI 1.0.3 `StatementResult`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct StatementResult {
+    /// xAPI 1.0.3 statements.
+    #[schema(value_type = Vec<Object>)]
+    statements: Vec<Value>,
+    /// Relative URL of the next page, or empty.
+    more: String,
 }
 
 struct Page {
@@ -72,41 +114,44 @@ async fn people(state: &AppState, events: &[FeedEvent]) -> Result<HashMap<String
     Ok(state.db.users_by_id(&ids).await?)
 }
 
-async fn feed(
+/// Record-level events in commit order: keep the last `seq`, ask for what came after.
+#[utoipa::path(get, path = "/v1/api/feed", tag = "feed", security(("bearer" = ["hr:read"])), params(FeedQuery),
+    responses((status = 200, body = FeedPage), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn feed(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<FeedPage>, Problem> {
     caller.require(Scope::HrRead)?;
     let page = page(query)?;
     let events = state.db.feed(page.after, page.since, page.limit).await?;
     let people = people(&state, &events).await?;
     let next = events.last().map_or(page.after, |e| e.seq);
     let more = events.len() as i64 == page.limit;
-    let events: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            let person = people.get(&e.practitioner_id);
-            json!({
-                "seq": e.seq,
-                "kind": e.kind,
-                "at": dates::from_unix_millis(e.at),
-                "record": e.document_url,
-                "practitionerId": e.practitioner_id,
-                "employeeNumber": person.and_then(|p| p.employee_number.clone()),
-                "detail": e.detail,
-            })
+    let events: Vec<FeedItem> = events
+        .into_iter()
+        .map(|e| FeedItem {
+            employee_number: people.get(&e.practitioner_id).and_then(|p| p.employee_number.clone()),
+            seq: e.seq,
+            kind: e.kind,
+            at: dates::from_unix_millis(e.at),
+            record: e.document_url,
+            practitioner_id: e.practitioner_id,
+            detail: e.detail,
         })
         .collect();
     state.audit.record(caller.event("api.feed-read", json!({ "after": page.after, "events": events.len() }))).await;
-    Ok(Json(json!({ "events": events, "next": next, "more": more })))
+    Ok(Json(FeedPage { events, next, more }))
 }
 
-async fn statements(
+/// The feed's events as xAPI 1.0.3 statements, for learning record stores.
+#[utoipa::path(get, path = "/v1/api/xapi/statements", tag = "feed", security(("bearer" = ["hr:read"])), params(FeedQuery),
+    responses((status = 200, body = StatementResult), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn statements(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<StatementResult>, Problem> {
     caller.require(Scope::HrRead)?;
     let page = page(query)?;
     let events = state.db.feed(page.after, page.since, page.limit).await?;
@@ -123,7 +168,7 @@ async fn statements(
         .audit
         .record(caller.event("api.xapi-read", json!({ "after": page.after, "statements": statements.len() })))
         .await;
-    Ok(Json(json!({ "statements": statements, "more": more })))
+    Ok(Json(StatementResult { statements, more }))
 }
 
 /// One event as an xAPI 1.0.3 statement: the practitioner as an account-based agent keyed

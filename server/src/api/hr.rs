@@ -39,7 +39,13 @@ async fn records(db: &Database, people: &[User]) -> Result<Vec<DevelopmentRecord
     Ok(db.minimised_records(&people, &line_managers).await?)
 }
 
-async fn list_practitioners(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Practitioner>>, Problem> {
+/// Everyone development records are kept for, with identity.
+#[utoipa::path(get, path = "/v1/api/practitioners", tag = "development records", security(("bearer" = ["hr:read"])),
+    responses((status = 200, body = [Practitioner]), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
+pub(super) async fn list_practitioners(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Practitioner>>, Problem> {
     caller.require(Scope::HrRead)?;
     let people = state.db.practitioners_after(None, None, None, usize::MAX >> 1).await?;
     let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
@@ -49,7 +55,12 @@ async fn list_practitioners(State(state): State<AppState>, caller: Caller) -> Re
     Ok(Json(people))
 }
 
-async fn development_record(
+/// One practitioner's minimised development record.
+#[utoipa::path(get, path = "/v1/api/practitioners/{id}/development-record", tag = "development records",
+    security(("bearer" = ["hr:read"])), params(("id" = String, Path, description = "The practitioner's user id")),
+    responses((status = 200, body = DevelopmentRecord, description = "With an `ETag`"), (status = 304, description = "`If-None-Match` matched"),
+        (status = 404, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn development_record(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -80,15 +91,29 @@ async fn development_record(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
+    /// Only this team.
     team: Option<String>,
     /// RFC 3339: only practitioners whose records changed since then.
     updated_since: Option<String>,
+    /// Records per page, 1–1000 (default 100).
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// `json` (default) or `csv` (or send `Accept: text/csv`).
     format: Option<String>,
+}
+
+/// A page of development records.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RecordsPage {
+    records: Vec<DevelopmentRecord>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
 }
 
 /// Opaque to clients: the id of the last practitioner on the previous page. Ids never
@@ -101,7 +126,12 @@ fn decode_cursor(cursor: &str) -> Result<String, Problem> {
         .ok_or_else(|| Problem::bad_parameter("cursor", "not a cursor this API returned"))
 }
 
-async fn development_records(
+/// Development records, paged; or all of them as CSV, streamed.
+#[utoipa::path(get, path = "/v1/api/development-records", tag = "development records", security(("bearer" = ["hr:read"])),
+    params(PageQuery),
+    responses((status = 200, body = RecordsPage, description = "JSON; or `text/csv`, one line per practitioner"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
+pub(super) async fn development_records(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -147,7 +177,7 @@ async fn development_records(
         .audit
         .record(caller.event("api.development-records-read", json!({ "count": records.len(), "team": query.team })))
         .await;
-    Ok(Json(json!({ "records": records, "nextCursor": next })).into_response())
+    Ok(Json(RecordsPage { records, next_cursor: next }).into_response())
 }
 
 const CSV_HEADER: &str = "practitioner_id,employee_number,registration_number,role,team,line_manager,observations,observations_signed_off,last_observed_at,plans,goals,goals_met,goals_in_progress,components_evidenced\n";

@@ -24,13 +24,42 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/api/insights", get(insights))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct InsightQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct InsightQuery {
+    /// Only this team.
     team: Option<String>,
+    /// Only this framework (e.g. `kss-cf-2018`).
     framework: Option<String>,
+    /// Observations on or after this day (YYYY-MM-DD).
     from: Option<String>,
+    /// Observations before this day (YYYY-MM-DD).
     to: Option<String>,
+}
+
+/// Counts for one team and component. Each count is a number, or `{"suppressed": true}`
+/// when under five.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct InsightCell {
+    team: String,
+    component: String,
+    #[schema(value_type = Object)]
+    observations: Value,
+    /// `met`, `not-met`, `insufficient-opportunity`.
+    #[schema(value_type = Object)]
+    judgements: Value,
+    /// By goal status.
+    #[schema(value_type = Object)]
+    goals: Value,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Insights {
+    cells: Vec<InsightCell>,
+    /// Counts under this are suppressed.
+    suppressed_below: i64,
 }
 
 fn day(parameter: &'static str, value: Option<String>) -> Result<Option<String>, Problem> {
@@ -46,11 +75,14 @@ fn cell(count: i64) -> Value {
     if count < SMALL_NUMBER { json!({ "suppressed": true }) } else { json!(count) }
 }
 
-async fn insights(
+/// Counts by team × framework component, small numbers suppressed.
+#[utoipa::path(get, path = "/v1/api/insights", tag = "insights", security(("bearer" = ["insights:read"])), params(InsightQuery),
+    responses((status = 200, body = Insights), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn insights(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<InsightQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Insights>, Problem> {
     caller.require(Scope::InsightsRead)?;
     let Query(q) = query.map_err(|e| Problem::bad_parameter("query", e.body_text()))?;
     // Managers see their own line; principal social workers, admins and systems everyone.
@@ -83,7 +115,7 @@ async fn insights(
         let team = c.team.unwrap_or_else(|| "(no team)".into());
         *cells.entry((team, c.component)).or_default().entry(c.measure).or_default() += c.count;
     }
-    let cells: Vec<Value> = cells
+    let cells: Vec<InsightCell> = cells
         .into_iter()
         .map(|((team, component), measures)| {
             let get = |m: &str| cell(measures.get(m).copied().unwrap_or(0));
@@ -91,13 +123,13 @@ async fn insights(
                 .iter()
                 .filter_map(|(m, n)| m.strip_prefix("goals:").map(|status| (status, cell(*n))))
                 .collect();
-            json!({
-                "team": team,
-                "component": component,
-                "observations": get("observations"),
-                "judgements": {"met": get("met"), "not-met": get("not-met"), "insufficient-opportunity": get("insufficient-opportunity")},
-                "goals": goals,
-            })
+            InsightCell {
+                observations: get("observations"),
+                judgements: json!({"met": get("met"), "not-met": get("not-met"), "insufficient-opportunity": get("insufficient-opportunity")}),
+                goals: json!(goals),
+                team,
+                component,
+            }
         })
         .collect();
     state
@@ -107,5 +139,5 @@ async fn insights(
                 .event("api.insights-read", json!({ "team": q.team, "framework": q.framework, "cells": cells.len() })),
         )
         .await;
-    Ok(Json(json!({ "cells": cells, "suppressedBelow": SMALL_NUMBER })))
+    Ok(Json(Insights { cells, suppressed_below: SMALL_NUMBER }))
 }

@@ -6,6 +6,7 @@ mod caller;
 mod feed;
 mod hr;
 mod insights;
+mod openapi;
 mod problem;
 pub mod rate_limit;
 mod records;
@@ -21,4 +22,5 @@ pub fn routes() -> Router<AppState> {
         .merge(hr::routes())
         .merge(feed::routes())
         .merge(insights::routes())
+        .merge(openapi::routes())
 }

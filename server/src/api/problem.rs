@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::error::AppError;
 
-#[derive(Debug, Serialize)]
+/// An error (RFC 9457 problem details).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     kind: &'static str,

@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{Database, MAX_PARAMETERS, StorageError, User};
 
 /// Who a development record is about: identity for HR, no narrative.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Practitioner {
     pub id: String,
@@ -34,7 +34,7 @@ impl Practitioner {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DevelopmentRecord {
     pub practitioner: Practitioner,
@@ -43,7 +43,7 @@ pub struct DevelopmentRecord {
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanSummary {
     pub url: String,
@@ -55,7 +55,7 @@ pub struct PlanSummary {
     pub goals: Vec<GoalSummary>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GoalSummary {
     pub id: String,
@@ -66,7 +66,7 @@ pub struct GoalSummary {
     pub evidence_count: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservationSummary {
     pub url: String,
@@ -82,7 +82,7 @@ pub struct ObservationSummary {
     pub practitioner_signed_off_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub observations: usize,
@@ -299,49 +299,48 @@ impl Database {
             q
         };
         let pool = self.pool();
+        // Four independent counts, run at once (each on its own pooled connection).
+        let (observations, evidenced, plans, goals) = tokio::try_join!(
+            query(format!(
+                "SELECT practitioner_id AS id, COUNT(*) AS n,
+                        SUM(CASE WHEN status = 'signed-off' THEN 1 ELSE 0 END) AS signed, MAX(observed_at) AS last
+                 FROM observations WHERE practitioner_id IN ({list}) GROUP BY practitioner_id"
+            ))
+            .fetch_all(pool),
+            query(format!(
+                "SELECT o.practitioner_id AS id, j.component_id AS component
+                 FROM observations o CROSS JOIN observation_judgements j
+                 WHERE o.practitioner_id IN ({list}) AND j.document_url = o.document_url AND j.judgement = 'met'
+                 GROUP BY o.practitioner_id, j.component_id ORDER BY o.practitioner_id, j.component_id"
+            ))
+            .fetch_all(pool),
+            query(format!(
+                "SELECT owner_id AS id, COUNT(*) AS n FROM development_plans WHERE owner_id IN ({list}) GROUP BY owner_id"
+            ))
+            .fetch_all(pool),
+            query(format!(
+                "SELECT p.owner_id AS id, COUNT(*) AS n,
+                        SUM(CASE WHEN g.status = 'met' THEN 1 ELSE 0 END) AS met,
+                        SUM(CASE WHEN g.status = 'in-progress' THEN 1 ELSE 0 END) AS in_progress
+                 FROM development_plans p CROSS JOIN plan_goals g
+                 WHERE p.owner_id IN ({list}) AND g.document_url = p.document_url GROUP BY p.owner_id"
+            ))
+            .fetch_all(pool),
+        )?;
         let mut by_id: HashMap<String, RecordSummary> = HashMap::new();
-        for r in query(format!(
-            "SELECT practitioner_id AS id, COUNT(*) AS n,
-                    SUM(CASE WHEN status = 'signed-off' THEN 1 ELSE 0 END) AS signed, MAX(observed_at) AS last
-             FROM observations WHERE practitioner_id IN ({list}) GROUP BY practitioner_id"
-        ))
-        .fetch_all(pool)
-        .await?
-        {
+        for r in observations {
             let s = by_id.entry(r.try_get("id")?).or_default();
             s.observations = r.try_get("n")?;
             s.observations_signed_off = r.try_get::<Option<i64>, _>("signed")?.unwrap_or(0);
             s.last_observed_at = r.try_get("last")?;
         }
-        for r in query(format!(
-            "SELECT o.practitioner_id AS id, j.component_id AS component
-             FROM observations o CROSS JOIN observation_judgements j
-             WHERE o.practitioner_id IN ({list}) AND j.document_url = o.document_url AND j.judgement = 'met'
-             GROUP BY o.practitioner_id, j.component_id ORDER BY o.practitioner_id, j.component_id"
-        ))
-        .fetch_all(pool)
-        .await?
-        {
+        for r in evidenced {
             by_id.entry(r.try_get("id")?).or_default().components_evidenced.push(r.try_get("component")?);
         }
-        for r in query(format!(
-            "SELECT owner_id AS id, COUNT(*) AS n FROM development_plans WHERE owner_id IN ({list}) GROUP BY owner_id"
-        ))
-        .fetch_all(pool)
-        .await?
-        {
+        for r in plans {
             by_id.entry(r.try_get("id")?).or_default().plans = r.try_get("n")?;
         }
-        for r in query(format!(
-            "SELECT p.owner_id AS id, COUNT(*) AS n,
-                    SUM(CASE WHEN g.status = 'met' THEN 1 ELSE 0 END) AS met,
-                    SUM(CASE WHEN g.status = 'in-progress' THEN 1 ELSE 0 END) AS in_progress
-             FROM development_plans p CROSS JOIN plan_goals g
-             WHERE p.owner_id IN ({list}) AND g.document_url = p.document_url GROUP BY p.owner_id"
-        ))
-        .fetch_all(pool)
-        .await?
-        {
+        for r in goals {
             let s = by_id.entry(r.try_get("id")?).or_default();
             s.goals = r.try_get("n")?;
             s.goals_met = r.try_get::<Option<i64>, _>("met")?.unwrap_or(0);

@@ -48,10 +48,11 @@ impl Database {
              JOIN development_plans p ON p.document_url = x.document_url
              JOIN users u ON u.id = p.owner_id";
         let mut out = Vec::new();
-        for (from, measure, owner, dated, framework) in [
-            (observations, "'observations'", "o.practitioner_id", true, "o.framework"),
-            (judgements, "x.judgement", "o.practitioner_id", true, "o.framework"),
-            (goals, "'goals:' || g.status", "p.owner_id", false, "p.framework"),
+        // (rows, what is counted, its grouping column if any, whose, dated, framework column)
+        for (from, measure, measure_group, owner, dated, framework) in [
+            (observations, "'observations'", "", "o.practitioner_id", true, "o.framework"),
+            (judgements, "x.judgement", ", x.judgement", "o.practitioner_id", true, "o.framework"),
+            (goals, "'goals:' || g.status", ", g.status", "p.owner_id", false, "p.framework"),
         ] {
             let mut binds: Vec<String> = Vec::new();
             let mut conditions: Vec<String> = Vec::new();
@@ -87,7 +88,7 @@ impl Database {
                 if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
             let sql = format!(
                 "SELECT u.team_id AS team, x.component_id AS component, {measure} AS measure, COUNT(*) AS n
-                 {from} {filter_sql} GROUP BY u.team_id, x.component_id, {measure}"
+                 {from} {filter_sql} GROUP BY u.team_id, x.component_id{measure_group}"
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for value in binds {
