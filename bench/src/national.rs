@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fieldbook_server::org::{self, Operator};
-use fieldbook_server::storage::{Database, Scope};
+use fieldbook_server::storage::{Cell, Database, Rows, Scope};
 use fieldbook_sync_core::DocumentId;
 use serde_json::{Value, json};
 use sqlx::AnyPool;
@@ -140,7 +140,8 @@ fn measure(server: &FieldbookServer, key: &str) -> anyhow::Result<Value> {
     for _ in 0..5 {
         let t = Instant::now();
         let body = get(&agent, &format!("{base}/v1/api/development-records?limit=100"), key)?;
-        anyhow::ensure!(body["records"].as_array().map(Vec::len) == Some(100), "a full page");
+        let expected = lines.saturating_sub(1).min(100);
+        anyhow::ensure!(body["records"].as_array().map(Vec::len) == Some(expected), "a full page");
         page.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     println!("JSON page of 100 records: median {:.1} ms", median(page.clone()));
@@ -179,17 +180,11 @@ fn measure(server: &FieldbookServer, key: &str) -> anyhow::Result<Value> {
     }))
 }
 
-/// Rows for one table, written with multi-row inserts in one transaction.
+/// Rows for one table, written in one transaction with the server's own multi-row inserts.
 struct Table {
     name: &'static str,
     columns: &'static [&'static str],
     rows: Vec<Vec<Cell>>,
-}
-
-enum Cell {
-    Text(String),
-    Int(i64),
-    Null,
 }
 
 impl Table {
@@ -198,32 +193,18 @@ impl Table {
     }
 
     async fn write(self, pool: &AnyPool) -> anyhow::Result<()> {
-        let mut tx = pool.begin().await?;
-        for part in self.rows.chunks(900 / self.columns.len()) {
-            let values: Vec<String> = (0..part.len())
-                .map(|r| {
-                    let cells: Vec<String> =
-                        (1..=self.columns.len()).map(|c| format!("${}", r * self.columns.len() + c)).collect();
-                    format!("({})", cells.join(", "))
-                })
-                .collect();
-            let sql = format!("INSERT INTO {} ({}) VALUES {}", self.name, self.columns.join(", "), values.join(", "));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in part {
-                for cell in row {
-                    query = match cell {
-                        Cell::Text(s) => query.bind(s.clone()),
-                        Cell::Int(i) => query.bind(*i),
-                        Cell::Null => query.bind(None::<String>),
-                    };
-                }
-            }
-            query.execute(&mut *tx).await?;
+        let mut rows = Rows::default();
+        for row in self.rows {
+            rows.add(self.name, self.columns, row);
         }
+        let mut tx = pool.begin().await?;
+        rows.insert(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 }
+
+const NULL: Cell = Cell::OptText(None);
 
 fn t(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
@@ -267,7 +248,7 @@ async fn seed(url: &str, args: &NationalArgs) -> anyhow::Result<()> {
             t(format!("t{:03}", s % TEAMS)),
             t("active"),
             t(format!("E9{s:06}")),
-            Cell::Null,
+            NULL,
             Cell::Int(0),
             Cell::Int(0),
         ]);
@@ -399,7 +380,7 @@ async fn seed(url: &str, args: &NationalArgs) -> anyhow::Result<()> {
                 Cell::Int(g as i64),
                 t(statuses[(i + g) % 4]),
                 t("2027-03-31"),
-                Cell::Null,
+                NULL,
                 Cell::Int(seq),
             ]);
             goal_components.rows.push(vec![

@@ -91,9 +91,21 @@ pub struct Counts {
     pub goals_by_status: BTreeMap<String, usize>,
 }
 
-/// Binds a list as `$start..` placeholders.
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// A batch of practitioner ids bound as `$1..$n`: every query of a batch filters on them.
+struct IdList<'a>(Vec<&'a str>);
+
+impl<'a> IdList<'a> {
+    fn of(people: &[&'a User]) -> Self {
+        IdList(people.iter().map(|u| u.id.as_str()).collect())
+    }
+
+    fn placeholders(&self) -> String {
+        (1..=self.0.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    }
+
+    fn query(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+        self.0.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, id| q.bind(*id))
+    }
 }
 
 impl Database {
@@ -115,15 +127,8 @@ impl Database {
         people: &[&User],
         line_managers: &HashMap<String, String>,
     ) -> Result<Vec<DevelopmentRecord>, StorageError> {
-        let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
-        let list = placeholders(1, ids.len());
-        let query = |sql: String| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            q
-        };
+        let ids = IdList::of(people);
+        let (list, query) = (ids.placeholders(), |sql: String| ids.query(sql));
         let pool = self.pool();
 
         let mut observations: HashMap<String, Vec<ObservationSummary>> = HashMap::new();
@@ -289,15 +294,8 @@ impl Database {
         people: &[&User],
         line_managers: &HashMap<String, String>,
     ) -> Result<Vec<RecordSummary>, StorageError> {
-        let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
-        let list = placeholders(1, ids.len());
-        let query = |sql: String| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            q
-        };
+        let ids = IdList::of(people);
+        let (list, query) = (ids.placeholders(), |sql: String| ids.query(sql));
         let pool = self.pool();
         // Four independent counts, run at once (each on its own pooled connection).
         let (observations, evidenced, plans, goals) = tokio::try_join!(

@@ -39,6 +39,7 @@ pub use insights::{InsightCount, InsightFilter};
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use record_index::{IndexEntry, IndexPage};
 pub use refresh_tokens::RefreshToken;
+pub use rows::{Cell, Rows};
 pub use service_accounts::{Scope, ServiceAccount};
 pub use settings::SigningKey;
 pub use users::{Role, Supervision, Team, User, UserStatus};

@@ -8,7 +8,7 @@ use sqlx::{Any, Transaction};
 use super::{MAX_PARAMETERS, StorageError};
 
 /// A value to bind.
-pub(crate) enum Cell {
+pub enum Cell {
     Text(String),
     OptText(Option<String>),
     Int(i64),
@@ -47,15 +47,15 @@ impl From<Option<i64>> for Cell {
 
 /// Rows to insert, per table: (columns, rows).
 #[derive(Default)]
-pub(crate) struct Rows(BTreeMap<&'static str, (&'static [&'static str], Vec<Vec<Cell>>)>);
+pub struct Rows(BTreeMap<&'static str, (&'static [&'static str], Vec<Vec<Cell>>)>);
 
 impl Rows {
-    pub(crate) fn add(&mut self, table: &'static str, columns: &'static [&'static str], row: Vec<Cell>) {
+    pub fn add(&mut self, table: &'static str, columns: &'static [&'static str], row: Vec<Cell>) {
         debug_assert_eq!(columns.len(), row.len());
         self.0.entry(table).or_insert_with(|| (columns, Vec::new())).1.push(row);
     }
 
-    pub(crate) async fn insert(self, tx: &mut Transaction<'static, Any>) -> Result<(), StorageError> {
+    pub async fn insert(self, tx: &mut Transaction<'static, Any>) -> Result<(), StorageError> {
         for (table, (columns, rows)) in self.0 {
             for part in rows.chunks(MAX_PARAMETERS / columns.len()) {
                 let placeholders: Vec<String> = (0..part.len())
