@@ -30,6 +30,9 @@ pub struct NationalArgs {
     skip_postgres: bool,
     #[arg(long, default_value = "bench-results/national.json")]
     out: String,
+    /// Keep the seeded SQLite store (its path is printed), to study queries on it.
+    #[arg(long)]
+    keep: bool,
 }
 
 const TEAMS: usize = 153;
@@ -59,9 +62,14 @@ pub async fn run(args: NationalArgs) -> anyhow::Result<()> {
                 .await?;
         db.close().await;
         let server = FieldbookServer::on(&url)?;
-        let measured = tokio::task::spawn_blocking(move || measure(&server, &key)).await??;
+        let practitioners = args.practitioners;
+        let measured = tokio::task::spawn_blocking(move || measure(&server, &key, practitioners)).await??;
         results.insert(name.into(), json!({ "seed_seconds": seed_seconds, "measures": measured }));
-        let _ = std::fs::remove_dir_all(&dir);
+        if args.keep {
+            println!("kept the store in {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     results.insert(
         "store".into(),
@@ -81,60 +89,31 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn measure(server: &FieldbookServer, key: &str) -> anyhow::Result<Value> {
+fn measure(server: &FieldbookServer, key: &str, practitioners: usize) -> anyhow::Result<Value> {
     let base = server.http_url();
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(600))).build().into();
     let idle_kib = server.rss()?;
 
-    // Full CSV export, with the server's memory sampled all along.
-    let peak = Arc::new(AtomicU64::new(idle_kib));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done, pid) = (peak.clone(), done.clone(), server.pid());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    && let Some(kib) = status
-                        .lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1))
-                        .and_then(|v| v.parse::<u64>().ok())
-                {
-                    peak.fetch_max(kib, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
-    let started = Instant::now();
-    let mut response = agent
-        .get(&format!("{base}/v1/api/development-records"))
-        .header("authorization", &format!("Bearer {key}"))
-        .header("accept", "text/csv")
-        .call()?;
-    let mut reader = response.body_mut().as_reader();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let (mut bytes, mut lines) = (0usize, 0usize);
-    loop {
-        let n = std::io::Read::read(&mut reader, &mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        bytes += n;
-        lines += buffer[..n].iter().filter(|b| **b == b'\n').count();
+    // Full CSV export, twice (the first warms SQLite's page caches), with the server's
+    // memory sampled against progress: flat means no growth from the first tenth to the end.
+    let cold = export(&agent, server, &base, key, practitioners)?;
+    let warm = export(&agent, server, &base, key, cold.lines)?;
+    let lines = warm.lines;
+    let (export_seconds, bytes) = (warm.seconds, warm.bytes);
+    for (name, run) in [("cold", &cold), ("warm", &warm)] {
+        println!(
+            "CSV export ({name}): {} records, {:.1} MiB in {:.2} s; server RSS {:.1} MiB before, {:.1} MiB at a tenth, \
+             {:.1} MiB at the end, peak {:.1} MiB",
+            run.lines.saturating_sub(1),
+            run.bytes as f64 / 1048576.0,
+            run.seconds,
+            run.rss_before as f64 / 1024.0,
+            run.rss_at_tenth as f64 / 1024.0,
+            run.rss_at_end as f64 / 1024.0,
+            run.rss_peak as f64 / 1024.0
+        );
     }
-    let export_seconds = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().ok();
-    let peak_kib = peak.load(Ordering::Relaxed);
-    println!(
-        "CSV export: {} records, {:.1} MiB in {export_seconds:.2} s; server RSS {:.1} MiB idle, peak {:.1} MiB during",
-        lines.saturating_sub(1),
-        bytes as f64 / 1048576.0,
-        idle_kib as f64 / 1024.0,
-        peak_kib as f64 / 1024.0
-    );
 
     let mut page = Vec::new();
     for _ in 0..5 {
@@ -169,15 +148,91 @@ fn measure(server: &FieldbookServer, key: &str) -> anyhow::Result<Value> {
 
     Ok(json!({
         "csv_export_seconds": export_seconds,
+        "csv_export_cold_seconds": cold.seconds,
         "csv_records": lines.saturating_sub(1),
         "csv_bytes": bytes,
         "rss_kib_idle": idle_kib,
-        "rss_kib_peak_during_export": peak_kib,
+        "csv_export_rss_kib": {
+            "cold": { "before": cold.rss_before, "at_tenth": cold.rss_at_tenth, "at_end": cold.rss_at_end, "peak": cold.rss_peak },
+            "warm": { "before": warm.rss_before, "at_tenth": warm.rss_at_tenth, "at_end": warm.rss_at_end, "peak": warm.rss_peak },
+        },
         "json_page_100_ms_median": median(page),
         "feed_events": events,
         "feed_catch_up_seconds": feed_seconds,
         "insights_ms_median": median(insights),
     }))
+}
+
+/// One full CSV export: its time and size, and the server's RSS (KiB) as it went.
+struct Export {
+    seconds: f64,
+    bytes: usize,
+    lines: usize,
+    rss_before: u64,
+    rss_at_tenth: u64,
+    rss_at_end: u64,
+    rss_peak: u64,
+}
+
+/// `expected_lines`: about how many lines the export has (one per practitioner).
+fn export(
+    agent: &ureq::Agent,
+    server: &FieldbookServer,
+    base: &str,
+    key: &str,
+    expected_lines: usize,
+) -> anyhow::Result<Export> {
+    let pid = server.pid();
+    let rss_before = crate::servers::rss_kib(pid)?;
+    // A sampler thread catches peaks between reads; progress points are read inline.
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(kib) = crate::servers::rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut response = agent
+        .get(&format!("{base}/v1/api/development-records"))
+        .header("authorization", &format!("Bearer {key}"))
+        .header("accept", "text/csv")
+        .call()?;
+    let mut reader = response.body_mut().as_reader();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let (mut bytes, mut lines) = (0usize, 0usize);
+    let mut rss_at_tenth = None;
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n;
+        lines += buffer[..n].iter().filter(|b| **b == b'\n').count();
+        // The export is one line per practitioner, so lines measure progress.
+        if rss_at_tenth.is_none() && lines * 10 >= expected_lines {
+            rss_at_tenth = Some(crate::servers::rss_kib(pid)?);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let rss_at_end = crate::servers::rss_kib(pid)?;
+    done.store(true, Ordering::Relaxed);
+    sampler.join().ok();
+    Ok(Export {
+        seconds,
+        bytes,
+        lines,
+        rss_before,
+        rss_at_tenth: rss_at_tenth.unwrap_or(rss_at_end),
+        rss_at_end,
+        rss_peak: peak.load(Ordering::Relaxed),
+    })
 }
 
 /// Rows for one table, written in one transaction with the server's own multi-row inserts.

@@ -39,7 +39,7 @@ fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
@@ -186,4 +186,19 @@ fn terminate(child: &mut Child) -> anyhow::Result<()> {
     child.kill()?;
     child.wait()?;
     Ok(())
+}
+
+// A benchmark that fails half-way must not leave servers running behind it.
+impl Drop for FieldbookServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

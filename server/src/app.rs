@@ -57,7 +57,8 @@ impl Server {
         let api_rate_limit = Arc::new(crate::api::rate_limit::ApiRateLimit::new(config.limits.api_calls_per_minute));
         let state =
             AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id, public_url, api_rate_limit };
-        Ok(Self { listener, router: router(state.clone()), state })
+        let router = router(state.clone()).merge(crate::web::app(&config.web_dir));
+        Ok(Self { listener, router, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -54,6 +54,9 @@ enum Command {
         /// xAPI statements). Default: http:// + the listen address.
         #[arg(long, env = "FIELDBOOK_PUBLIC_URL")]
         public_url: Option<String>,
+        /// The built web app served at `/` (`scripts/build-web` builds it).
+        #[arg(long, env = "FIELDBOOK_WEB_DIR", default_value = crate::web::DEFAULT_WEB_DIR)]
+        web_dir: std::path::PathBuf,
     },
     /// People: add, list, change, import a whole authority from CSV.
     Users {
@@ -186,10 +189,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cache_idle,
             sign_in,
             public_url,
+            web_dir,
         } => {
             let mut config = ServerConfig::new(listen, database.database_url);
             config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
             config.public_url = public_url;
+            config.web_dir = web_dir;
             config.limits.max_frame_bytes = max_frame_bytes;
             config.limits.api_calls_per_minute = api_calls_per_minute.max(1);
             config.cache.max_documents = cache_documents.max(1);

@@ -1,6 +1,7 @@
 //! Server settings, from the command line or the environment.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::auth::AuthConfig;
@@ -18,6 +19,8 @@ pub struct ServerConfig {
     /// The address people and systems reach this server at; xAPI statements name records
     /// and people under it. Default: `http://` + the listen address.
     pub public_url: Option<String>,
+    /// The built web app to serve at `/` (see [`crate::web`]).
+    pub web_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +62,7 @@ impl ServerConfig {
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
             public_url: None,
+            web_dir: PathBuf::from(crate::web::DEFAULT_WEB_DIR),
         }
     }
 }

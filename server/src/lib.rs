@@ -13,6 +13,7 @@ pub mod state;
 pub mod storage;
 pub mod sync;
 pub mod telemetry;
+pub mod web;
 
 pub use app::Server;
 pub use config::ServerConfig;

@@ -193,6 +193,40 @@ async fn an_offline_edit_after_sign_off_is_quarantined_and_the_record_stays_sign
 }
 
 #[tokio::test]
+async fn sign_offs_made_at_once_lock_the_record_and_its_status_may_then_catch_up() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let pat_token = app.db.user("pat", Role::Practitioner).await;
+    let server = app.http_url();
+    let tablet = Device::for_user("sam");
+    let phone = Device::for_user("pat");
+    let obs = tablet.create(&observation(json!({"status": "shared", "signOff": {}})));
+    tablet.sync(&server, &app.token, &[]);
+    phone.sync(&server, &pat_token, &[&obs]);
+
+    // Each signs before seeing the other's signature, so neither sets the status.
+    tablet.run_ok(&["observation", "sign-off", &obs, "--as", "observer"]);
+    phone.run_ok(&["observation", "sign-off", &obs, "--as", "practitioner"]);
+    tablet.sync(&server, &app.token, &[]);
+    phone.sync(&server, &pat_token, &[]);
+    tablet.sync(&server, &app.token, &[]);
+    let both = tablet.show(&obs);
+    assert!(both["signOff"]["observer"].is_object() && both["signOff"]["practitioner"].is_object(), "{both}");
+    assert_eq!(both["status"], "shared");
+
+    // Locked: the status may catch up (from either party), nothing else may change.
+    tablet.edit(&obs, &[("status", "signed-off")]);
+    tablet.sync(&server, &app.token, &[]);
+    phone.edit(&obs, &[("status", "signed-off")]);
+    phone.sync(&server, &pat_token, &[]);
+    let fresh = Device::new();
+    fresh.sync(&server, &app.token, &[&obs]);
+    assert_eq!(fresh.show(&obs)["status"], "signed-off");
+    phone.run_ok(&["observation", "reflect", &obs, "--text", "After the lock."]);
+    let out = phone.run(&["sync", "--server", &server, "--token", &pat_token, "--timeout-secs", "30"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REJECTED: the record is locked"), "{out:?}");
+}
+
+#[tokio::test]
 async fn invalid_records_are_rejected_with_a_reason_and_nothing_else_is_disturbed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let device = Device::new();

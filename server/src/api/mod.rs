@@ -1,12 +1,15 @@
-//! The REST API beside sync: each user's record index, administration, and the minimised
-//! development-records API for HR and workforce systems (`/v1/api`).
+//! The REST API beside sync: each user's record index, people and frameworks for apps,
+//! administration, and the minimised development-records API for HR and workforce
+//! systems (`/v1/api`).
 
 mod admin;
 mod caller;
 mod feed;
+mod frameworks;
 mod hr;
 mod insights;
 mod openapi;
+mod people;
 mod problem;
 pub mod rate_limit;
 mod records;
@@ -18,6 +21,8 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(records::routes())
+        .merge(people::routes())
+        .merge(frameworks::routes())
         .merge(admin::routes())
         .merge(hr::routes())
         .merge(feed::routes())

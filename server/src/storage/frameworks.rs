@@ -152,6 +152,17 @@ impl Database {
             .collect()
     }
 
+    /// Every framework as last imported (areas and current components), by id.
+    pub async fn framework_definitions(&self) -> Result<Vec<Framework>, StorageError> {
+        let rows = sqlx::query("SELECT definition FROM frameworks ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("definition")?;
+                serde_json::from_str(&text).map_err(|e| StorageError::Invalid(format!("stored framework: {e}")))
+            })
+            .collect()
+    }
+
     /// Every valid id (current and retired) of every framework, for validation.
     pub async fn framework_catalog(&self) -> Result<Catalog, StorageError> {
         let mut catalog = Catalog::default();

@@ -373,6 +373,25 @@ impl Database {
         rows.iter().map(|r| Ok((r.try_get("supervisee_id")?, r.try_get("supervisor_id")?))).collect()
     }
 
+    /// The active people `user_id` supervises now, and who supervises them now, by name.
+    pub async fn current_supervision_of(&self, user_id: &str) -> Result<(Vec<User>, Vec<User>), StorageError> {
+        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns}, s.supervisor_id AS above FROM supervision s
+             JOIN users u ON u.id = CASE WHEN s.supervisor_id = $1 THEN s.supervisee_id ELSE s.supervisor_id END
+             WHERE s.ended_on IS NULL AND (s.supervisor_id = $1 OR s.supervisee_id = $1) AND u.status = 'active'
+             ORDER BY u.name, u.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(self.pool()).await?;
+        let (mut supervisees, mut supervisors) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let above: String = row.try_get("above")?;
+            let person = user_from_row(row)?;
+            if above == user_id { supervisees.push(person) } else { supervisors.push(person) }
+        }
+        Ok((supervisees, supervisors))
+    }
+
     /// A user's supervision history, as supervisee and as supervisor, oldest first.
     pub async fn supervision_history(&self, user_id: &str) -> Result<Vec<Supervision>, StorageError> {
         let rows = sqlx::query(

@@ -13,8 +13,8 @@ use std::time::Instant;
 use fieldbook_sync_core::access::{RecordFacts, Viewer, WriteCheck, check_write};
 use fieldbook_sync_core::frameworks::Catalog;
 use fieldbook_sync_core::notice::{self, RejectionNotice};
-use fieldbook_sync_core::records::dates;
 use fieldbook_sync_core::records::events::RecordEvent;
+use fieldbook_sync_core::records::{self, dates};
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, Record, Staged, SyncError, SyncKind, json};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
@@ -354,14 +354,14 @@ impl DocumentHub {
         facts: Option<&RecordFacts>,
         today: &str,
     ) -> Result<Result<Accepted, String>, HubError> {
-        if facts.is_some_and(|f| f.locked) {
+        let before_json = json::to_json(loaded.sync.doc());
+        let after_json = json::to_json(staged.after());
+        if facts.is_some_and(|f| f.locked) && !records::completes_sign_off(&before_json, &after_json) {
             return Ok(Err(
                 "the record is locked (signed off by both parties, or closed); the change was kept aside for review"
                     .into(),
             ));
         }
-        let before_json = json::to_json(loaded.sync.doc());
-        let after_json = json::to_json(staged.after());
         let catalog = self.catalog();
         let record = match Record::parse(&after_json, catalog.as_ref()) {
             Ok(record) => record,
@@ -387,6 +387,10 @@ impl DocumentHub {
             Ok(fields) => fields,
             Err(reason) => return Ok(Err(reason)),
         };
+        // On a locked record, not even a write that stays hidden in a conflict.
+        if facts.is_some_and(|f| f.locked) && fields.iter().any(|f| f != "status") {
+            return Ok(Err("the record is locked (signed off by both parties); only its status may catch up".into()));
+        }
         let me = Author { user_id: sender.user_id.clone(), device_id: sender.device_id.clone() };
         let metadata = staged.new_change_metadata();
         let actors: HashSet<String> = metadata.iter().map(|c| c.actor.to_hex_string()).collect();

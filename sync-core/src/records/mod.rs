@@ -93,6 +93,18 @@ impl Record {
     }
 }
 
+/// Whether `after` only brings a locked observation's status to `signed-off`. Both parties
+/// can sign off at once, each before seeing the other's signature, so neither sets the
+/// status; this is the one change a locked record still takes (from either party, more than
+/// once if both notice).
+pub fn completes_sign_off(before: &Value, after: &Value) -> bool {
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else { return false };
+    after.get("type").and_then(Value::as_str) == Some(OBSERVATION)
+        && after.get("status").and_then(Value::as_str) == Some("signed-off")
+        && before.len() == after.len()
+        && after.iter().all(|(key, value)| key == "status" || before.get(key) == Some(value))
+}
+
 fn deserialize<T: DeserializeOwned>(doc: &Value) -> Result<T, RecordError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();

@@ -157,3 +157,16 @@ fn events_say_what_changed_without_narrative() {
     assert_eq!(kinds(e.clone()), ["plan.status-changed", "goal.status-changed"]);
     assert_eq!(e[1].detail["to"], "met");
 }
+
+#[test]
+fn only_the_status_may_catch_up_on_a_locked_observation() {
+    let signed = json!({"type": "observation", "status": "shared", "reflection": "r",
+                        "signOff": {"observer": {"at": "t", "by": "sam"}, "practitioner": {"at": "t", "by": "pat"}}});
+    let caught_up = with(signed.clone(), "status", json!("signed-off"));
+    assert!(super::completes_sign_off(&signed, &caught_up));
+    // Both parties may notice; the second write changes nothing visible.
+    assert!(super::completes_sign_off(&caught_up, &caught_up));
+    assert!(!super::completes_sign_off(&signed, &with(caught_up.clone(), "reflection", json!("changed"))));
+    assert!(!super::completes_sign_off(&signed, &with(signed.clone(), "status", json!("draft"))));
+    assert!(!super::completes_sign_off(&signed, &with(caught_up, "extra", json!(1))));
+}

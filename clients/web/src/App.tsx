@@ -1,0 +1,248 @@
+// The app shell: signed in or not, the header, routing, and the background work (polling the
+// record index, renewing tokens, obeying the server's wipe order).
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { onAuthSignal } from "./events";
+import { useOnline } from "./online";
+import { RecordStore } from "./records";
+import { setSyncToken, startRepo } from "./repo";
+import { useRoute } from "./router";
+import { AuthError, clearSession, loadSession, login, logout, type Me, onTokens, refreshSession, type Session, withinOfflineGrace } from "./session";
+import { Home } from "./screens/Home";
+import { NewObservation } from "./screens/NewObservation";
+import { ObservationScreen } from "./screens/ObservationScreen";
+import { PlanScreen } from "./screens/PlanScreen";
+import { SignIn } from "./screens/SignIn";
+import { storedOnServer } from "./sync-state";
+import { wipeLocalData } from "./wipe";
+
+const OWNER_KEY = "fb.owner";
+const POLL_MS = 15_000;
+
+type State = { phase: "out"; message?: string } | { phase: "in"; session: Session; me: Me; store: RecordStore };
+
+function initialState(): State {
+  const session = loadSession();
+  if (!session || !session.me) return { phase: "out" };
+  if (!withinOfflineGrace(session)) {
+    return { phase: "out", message: "It is more than 7 days since the server last confirmed your sign-in. Sign in again to carry on." };
+  }
+  return start(session);
+}
+
+function start(session: Session): State {
+  const repo = startRepo(session.accessToken);
+  return { phase: "in", session, me: session.me!, store: new RecordStore(repo) };
+}
+
+export function App() {
+  const [state, setState] = useState<State>(initialState);
+  const [announcement, setAnnouncement] = useState("");
+
+  useEffect(
+    () =>
+      onAuthSignal(async (signal) => {
+        if (signal.kind === "wipe") {
+          await wipeLocalData({ keepDevice: false });
+          setState({
+            phase: "out",
+            message: `This device was signed out by the server and its Fieldbook data was deleted (${signal.reason}). If you did not expect this, contact your admin.`,
+          });
+        } else {
+          clearSession();
+          setState({ phase: "out", message: signal.reason });
+        }
+      }),
+    [],
+  );
+
+  const signIn = async (userId: string, password: string): Promise<string | null> => {
+    try {
+      let session = await login(userId, password);
+      const owner = localStorage.getItem(OWNER_KEY);
+      if (owner && owner !== userId) {
+        // Another person's records must not stay on the device.
+        await wipeLocalData({ keepDevice: true });
+        localStorage.setItem("fb.session", JSON.stringify(session));
+        session = loadSession()!;
+      }
+      localStorage.setItem(OWNER_KEY, userId);
+      if (!session.me) return "Signed in, but the server did not say who you are. Try again.";
+      setState(start(session));
+      return null;
+    } catch (e) {
+      if (e instanceof AuthError && e.kind === "revoked") {
+        await wipeLocalData({ keepDevice: false });
+        return `This device was revoked, so its Fieldbook data was deleted (${e.message}). Contact your admin.`;
+      }
+      if (e instanceof AuthError && e.kind === "network" && !navigator.onLine) {
+        return "You are offline. You need the network to sign in. Connect and try again.";
+      }
+      return e instanceof Error ? e.message : "Signing in failed. Try again.";
+    }
+  };
+
+  const signOut = async () => {
+    if (state.phase !== "in") return;
+    if (navigator.onLine) await logout(loadSession() ?? state.session);
+    await wipeLocalData({ keepDevice: true });
+    setState({ phase: "out", message: "You have signed out. Fieldbook data was removed from this device." });
+  };
+
+  useEffect(() => {
+    const title = document.querySelector<HTMLElement>("main h1");
+    title?.focus();
+  }, [state.phase]);
+
+  if (state.phase === "out") {
+    return (
+      <Layout>
+        <SignIn message={state.message} onSignIn={signIn} />
+      </Layout>
+    );
+  }
+  return <SignedIn state={state} onSignOut={signOut} announce={setAnnouncement} announcement={announcement} />;
+}
+
+function Layout({ header, children, announcement = "" }: { header?: ComponentChildren; children: ComponentChildren; announcement?: string }) {
+  return (
+    <>
+      <a class="skip-link" href="#main">
+        Skip to main content
+      </a>
+      <header class="top">
+        <p class="brand">Fieldbook</p>
+        {header}
+      </header>
+      <main id="main" tabIndex={-1}>
+        {children}
+      </main>
+      <div class="visually-hidden" role="status" aria-live="polite">
+        {announcement}
+      </div>
+    </>
+  );
+}
+
+function SignedIn({
+  state,
+  onSignOut,
+  announce,
+  announcement,
+}: {
+  state: Extract<State, { phase: "in" }>;
+  onSignOut: () => Promise<void>;
+  announce: (text: string) => void;
+  announcement: string;
+}) {
+  const { store, me } = state;
+  const route = useRoute();
+  const online = useOnline();
+  const [confirming, setConfirming] = useState<number | null>(null);
+  const firstRoute = useRef(true);
+  const dialog = useRef<HTMLElement>(null);
+  useEffect(() => {
+    if (confirming !== null) dialog.current?.focus();
+  }, [confirming]);
+
+  // Background sync of the index and lists, and token renewal.
+  useEffect(() => {
+    const stopTokens = onTokens((session) => setSyncToken(session.accessToken));
+    let stopped = false;
+    const tick = async () => {
+      if (stopped || !navigator.onLine) return;
+      const session = loadSession();
+      if (!session) return;
+      try {
+        if (session.accessExpiresAt - Date.now() < 180_000) await refreshSession();
+        await store.poll();
+      } catch {
+        // offline or the server is away: the next tick tries again
+      }
+    };
+    const lists = () => {
+      if (navigator.onLine) void store.refreshLists().catch(() => undefined);
+    };
+    void tick().then(lists);
+    const timer = setInterval(tick, POLL_MS);
+    const grace = setInterval(() => {
+      const session = loadSession();
+      if (session && !withinOfflineGrace(session)) location.reload();
+    }, 60_000);
+    const online = () => {
+      void tick().then(lists);
+    };
+    window.addEventListener("online", online);
+    return () => {
+      stopped = true;
+      stopTokens();
+      clearInterval(timer);
+      clearInterval(grace);
+      window.removeEventListener("online", online);
+    };
+  }, [store]);
+
+  useEffect(() => {
+    announce(online ? "You are online. Records sync with the server." : "You are offline. Your work is saved on this device.");
+  }, [online]);
+
+  // Move focus to the new screen's heading, as a page load would.
+  useEffect(() => {
+    if (firstRoute.current) {
+      firstRoute.current = false;
+      return;
+    }
+    document.querySelector<HTMLElement>("main h1")?.focus();
+    window.scrollTo(0, 0);
+  }, [route]);
+
+  const requestSignOut = () => {
+    const unsynced = store.entries().filter((e) => e.handle && !storedOnServer(e.handle)).length;
+    if (unsynced > 0) setConfirming(unsynced);
+    else void onSignOut();
+  };
+
+  const header = (
+    <>
+      <p class="who">
+        {me.name} <span class="role">({me.role.replace(/-/g, " ")})</span>
+      </p>
+      <p class={online ? "net online" : "net offline"}>{online ? "Online" : "Offline"}</p>
+      <button type="button" class="secondary" onClick={requestSignOut}>
+        Sign out
+      </button>
+    </>
+  );
+
+  return (
+    <Layout header={header} announcement={announcement}>
+      {confirming !== null && (
+        <section ref={dialog} tabIndex={-1} class="card warning" role="alertdialog" aria-labelledby="signout-heading" aria-describedby="signout-text">
+          <h2 id="signout-heading">Sign out and lose unsaved records?</h2>
+          <p id="signout-text">
+            {confirming === 1 ? "1 record is" : `${confirming} records are`} saved on this device only. Signing out deletes
+            Fieldbook data from this device, so that work would be lost. Connect to the network and wait until every record
+            says "Stored on the server" first.
+          </p>
+          <div class="row">
+            <button type="button" class="danger" onClick={() => void onSignOut()}>
+              Sign out anyway
+            </button>
+            <button type="button" class="secondary" onClick={() => setConfirming(null)}>
+              Cancel
+            </button>
+          </div>
+        </section>
+      )}
+      {route.name === "observation" ? (
+        <ObservationScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
+      ) : route.name === "plan" ? (
+        <PlanScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
+      ) : route.name === "new-observation" ? (
+        <NewObservation store={store} me={me} />
+      ) : (
+        <Home store={store} me={me} />
+      )}
+    </Layout>
+  );
+}

@@ -1,0 +1,48 @@
+// Creating records. Every field another party writes later (signOff) exists from the start,
+// because the server lets them write only inside it.
+import type { DocHandle } from "@automerge/automerge-repo/slim";
+import { currentRepo } from "./repo";
+import type { RecordStore } from "./records";
+import type { Me } from "./session";
+import type { DevelopmentPlan, Observation, RecordDoc } from "./types";
+
+export function createObservation(store: RecordStore, me: Me, practitionerId: string, framework: string): DocHandle<Observation> {
+  const handle = currentRepo().create<Observation>({
+    type: "observation",
+    schemaVersion: 1,
+    practitionerId,
+    observerId: me.id,
+    framework,
+    components: [],
+    status: "draft",
+    signOff: {},
+    strengths: [],
+    developmentAreas: [],
+    judgements: {},
+    actions: [],
+  });
+  store.addLocal(handle as DocHandle<RecordDoc>, { type: "observation", status: "draft", party: "observer" });
+  return handle;
+}
+
+export function createPlan(store: RecordStore, me: Me, ownerId: string, framework: string): DocHandle<DevelopmentPlan> {
+  const today = new Date();
+  const nextYear = new Date(today);
+  nextYear.setFullYear(today.getFullYear() + 1);
+  const day = (d: Date) => d.toISOString().slice(0, 10);
+  const handle = currentRepo().create<DevelopmentPlan>({
+    type: "development-plan",
+    schemaVersion: 1,
+    ownerId,
+    supervisorId: me.id,
+    framework,
+    period: { from: day(today), to: day(nextYear) },
+    source: "supervision",
+    gapAnalysis: {},
+    goals: [],
+    reviews: [],
+    status: "draft",
+  });
+  store.addLocal(handle as DocHandle<RecordDoc>, { type: "development-plan", status: "draft", party: "plan-supervisor" });
+  return handle;
+}

@@ -1,0 +1,68 @@
+// Server notices about a document ("fieldbook/rejected"): kept in localStorage until the
+// user dismisses them, so they survive a reload.
+import { useEffect, useState } from "preact/hooks";
+
+export interface Rejection {
+  id: string;
+  reason: string;
+  changeHashes: string[];
+  receivedAt: string;
+}
+
+const KEY = "fb.notices";
+const listeners = new Set<() => void>();
+
+function all(): Record<string, Rejection[]> {
+  try {
+    return JSON.parse(localStorage.getItem(KEY) ?? "{}");
+  } catch {
+    return {};
+  }
+}
+
+function save(notices: Record<string, Rejection[]>): void {
+  localStorage.setItem(KEY, JSON.stringify(notices));
+  for (const listener of [...listeners]) listener();
+}
+
+export function addRejection(documentId: string, reason: string, changeHashes: string[]): void {
+  const notices = all();
+  const list = notices[documentId] ?? [];
+  const key = changeHashes.join();
+  if (list.some((n) => n.changeHashes.join() === key && n.reason === reason)) return;
+  list.push({ id: crypto.randomUUID(), reason, changeHashes, receivedAt: new Date().toISOString() });
+  notices[documentId] = list;
+  save(notices);
+}
+
+export function dismissRejection(documentId: string, id: string): void {
+  const notices = all();
+  notices[documentId] = (notices[documentId] ?? []).filter((n) => n.id !== id);
+  if (notices[documentId].length === 0) delete notices[documentId];
+  save(notices);
+}
+
+export function useRejections(documentId: string): Rejection[] {
+  const [list, setList] = useState(() => all()[documentId] ?? []);
+  useEffect(() => {
+    const update = () => setList(all()[documentId] ?? []);
+    update();
+    listeners.add(update);
+    return () => listeners.delete(update);
+  }, [documentId]);
+  return list;
+}
+
+/** The server's reason, in plain words for the person holding the device. */
+export function explainRejection(reason: string): string {
+  if (/locked/.test(reason)) {
+    return "This record had already been signed off by both of you when your change reached the server, so it can no longer change.";
+  }
+  if (/may not|only the|not yours|belongs to/.test(reason)) {
+    return "Your part in this record does not allow that change.";
+  }
+  if (/invalid record|not one of|must not be empty|is not an RFC 3339/.test(reason)) {
+    return "The change would have left the record incomplete or invalid.";
+  }
+  return "The server refused it.";
+}

@@ -1,0 +1,198 @@
+// The records this user may see: the server's index (paged, cached for offline use), the
+// documents behind it (opened in the repo), plus the people and frameworks lists.
+import { useEffect, useState } from "preact/hooks";
+import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
+import { api } from "./api";
+import { addRejection } from "./notices";
+import type { Framework, IndexEntry, People, RecordDoc } from "./types";
+
+const INDEX_KEY = "fb.index";
+const PEOPLE_KEY = "fb.people";
+const FRAMEWORKS_KEY = "fb.frameworks";
+
+interface StoredIndex {
+  entries: IndexEntry[];
+  cursor: number;
+  accessVersion: number | null;
+}
+
+function read<T>(key: string, fallback: T): T {
+  try {
+    const raw = localStorage.getItem(key);
+    return raw ? (JSON.parse(raw) as T) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export interface Loaded {
+  entry: IndexEntry;
+  handle?: DocHandle<RecordDoc>;
+  doc?: RecordDoc;
+  /** The document could not be found here or on the server. */
+  unavailable?: boolean;
+}
+
+export class RecordStore {
+  private index: StoredIndex = read(INDEX_KEY, { entries: [], cursor: 0, accessVersion: null });
+  private handles = new Map<string, DocHandle<RecordDoc>>();
+  private opening = new Map<string, Promise<DocHandle<RecordDoc> | undefined>>();
+  private unavailable = new Set<string>();
+  private listeners = new Set<() => void>();
+  people: People = read(PEOPLE_KEY, { supervisees: [], supervisors: [] });
+  frameworks: Framework[] = read(FRAMEWORKS_KEY, { frameworks: [] as Framework[] }).frameworks;
+  lastPollError: string | null = null;
+  version = 0;
+
+  constructor(private repo: Repo) {
+    for (const entry of this.index.entries) void this.open(entry.url);
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify = () => {
+    this.version++;
+    for (const listener of [...this.listeners]) listener();
+  };
+
+  private persistIndex(): void {
+    localStorage.setItem(INDEX_KEY, JSON.stringify(this.index));
+  }
+
+  entries(): Loaded[] {
+    return this.index.entries.map((entry) => {
+      const handle = this.handles.get(entry.url);
+      return { entry, handle, doc: handle?.doc(), unavailable: this.unavailable.has(entry.url) };
+    });
+  }
+
+  /** Whether the server has listed this record (so it holds a copy of it). */
+  onServer(url: string): boolean {
+    return this.index.entries.some((e) => e.url === url && !e.local);
+  }
+
+  /** Opens a document (from IndexedDB, or from the server), watching it for changes and notices. */
+  open(url: string): Promise<DocHandle<RecordDoc> | undefined> {
+    const known = this.handles.get(url);
+    if (known) return Promise.resolve(known);
+    let pending = this.opening.get(url);
+    if (!pending) {
+      pending = this.repo
+        .find<RecordDoc>(url as AutomergeUrl)
+        .then((handle) => {
+          this.watch(handle);
+          this.unavailable.delete(url);
+          this.notify();
+          return handle;
+        })
+        .catch(() => {
+          this.unavailable.add(url);
+          this.notify();
+          return undefined;
+        })
+        .finally(() => this.opening.delete(url));
+      this.opening.set(url, pending);
+    }
+    return pending;
+  }
+
+  private watch(handle: DocHandle<RecordDoc>): void {
+    this.handles.set(handle.url, handle);
+    handle.on("change", this.notify);
+    handle.on("remote-heads", this.notify);
+    handle.on("ephemeral-message", ({ message }) => {
+      const notice = message as { type?: string; reason?: string; changeHashes?: string[] };
+      if (notice?.type === "fieldbook/rejected") {
+        addRejection(handle.documentId, notice.reason ?? "no reason given", notice.changeHashes ?? []);
+      }
+    });
+  }
+
+  /** Adds a document created on this device (the server lists it once it has synced). */
+  addLocal(handle: DocHandle<RecordDoc>, entry: Omit<IndexEntry, "url" | "changeSeq" | "local">): void {
+    this.watch(handle);
+    this.index.entries.push({ ...entry, url: handle.url, changeSeq: Number.MAX_SAFE_INTEGER, local: true });
+    this.persistIndex();
+    this.notify();
+  }
+
+  /** Pages through GET /v1/records from the last cursor (from 0 when access changed). */
+  async poll(): Promise<void> {
+    let { cursor } = this.index;
+    let restart = false;
+    const seen = new Map<string, IndexEntry>();
+    for (;;) {
+      const page = await api<{ records: IndexEntry[]; cursor: number; more: boolean; accessVersion: number }>(
+        `/v1/records?after=${cursor}&limit=500`,
+      );
+      if (this.index.accessVersion !== page.accessVersion && !restart && cursor !== 0) {
+        restart = true;
+        cursor = 0;
+        this.index.accessVersion = page.accessVersion;
+        continue;
+      }
+      if (cursor === 0) restart = true;
+      this.index.accessVersion = page.accessVersion;
+      for (const record of page.records) seen.set(record.url, record);
+      cursor = page.cursor;
+      if (!page.more) break;
+    }
+    const byUrl = new Map(this.index.entries.map((e) => [e.url, e]));
+    if (restart) {
+      // Everything visible was listed: keep only that, plus what this device made and has not synced yet.
+      for (const [url, entry] of byUrl) if (!entry.local || seen.has(url)) byUrl.delete(url);
+    }
+    for (const [url, entry] of seen) byUrl.set(url, entry);
+    this.index = { entries: [...byUrl.values()], cursor, accessVersion: this.index.accessVersion };
+    this.persistIndex();
+    for (const entry of this.index.entries) void this.open(entry.url);
+    this.notify();
+  }
+
+  async refreshLists(): Promise<void> {
+    const [people, frameworks] = await Promise.all([
+      api<People>("/v1/people").catch(() => null),
+      api<{ frameworks: Framework[] }>("/v1/frameworks").catch(() => null),
+    ]);
+    if (people) {
+      this.people = people;
+      localStorage.setItem(PEOPLE_KEY, JSON.stringify(people));
+    }
+    if (frameworks) {
+      this.frameworks = frameworks.frameworks;
+      localStorage.setItem(FRAMEWORKS_KEY, JSON.stringify(frameworks));
+    }
+    this.notify();
+  }
+
+  personName(id: string | undefined): string {
+    if (!id) return "someone";
+    const all = [...this.people.supervisees, ...this.people.supervisors];
+    return all.find((p) => p.id === id)?.name ?? id;
+  }
+
+  framework(id: string | undefined): Framework | undefined {
+    return this.frameworks.find((f) => f.id === id);
+  }
+
+  componentTitle(id: string): string {
+    for (const framework of this.frameworks) {
+      for (const area of framework.areas) {
+        if (area.id === id) return `${area.number}. ${area.title}`;
+        const component = area.components.find((c) => c.id === id);
+        if (component) return component.title;
+      }
+    }
+    return id;
+  }
+}
+
+/** Re-renders the caller whenever the store or any open document changes. */
+export function useStore(store: RecordStore): RecordStore {
+  const [, setVersion] = useState(store.version);
+  useEffect(() => store.subscribe(() => setVersion(store.version)), [store]);
+  return store;
+}

@@ -1,0 +1,92 @@
+// The automerge repo: documents in IndexedDB, synced with the server over one WebSocket.
+// Uses the /slim entry points so Vite loads the wasm as an ordinary hashed asset (the service
+// worker precaches it); the storage and network adapters import the same /slim module.
+import { Repo, initializeWasm, type PeerId } from "@automerge/automerge-repo/slim";
+import wasmUrl from "@automerge/automerge/automerge.wasm?url";
+import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { emitAuthSignal } from "./events";
+import { setServerStorageId } from "./sync-state";
+
+export const DATABASE = "fieldbook";
+export const STORE = "documents";
+
+let wasmReady: Promise<void> | null = null;
+export function initAutomerge(): Promise<void> {
+  wasmReady ??= initializeWasm(wasmUrl);
+  return wasmReady;
+}
+
+interface Running {
+  repo: Repo;
+  socket: WebSocketClientAdapter;
+  storage: IndexedDBStorageAdapter;
+  stop: () => void;
+}
+let running: Running | null = null;
+
+export function syncUrl(token: string): string {
+  const url = new URL("/v1/sync", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("token", token);
+  return url.href;
+}
+
+export function startRepo(accessToken: string): Repo {
+  if (running) return running.repo;
+  const storage = new IndexedDBStorageAdapter(DATABASE, STORE);
+  const socket = new WebSocketClientAdapter(syncUrl(accessToken));
+  // The repo ignores message types it does not know; the server's wipe order is one.
+  socket.on("message", (message: { type?: string; reason?: string }) => {
+    if (message.type === "fieldbook/wipe") {
+      emitAuthSignal({ kind: "wipe", reason: message.reason ?? "This device was revoked." });
+    }
+  });
+  const repo = new Repo({ storage, network: [socket] });
+  repo.networkSubsystem.on("peer", ({ peerMetadata }) => {
+    if (peerMetadata?.storageId && !peerMetadata.isEphemeral) setServerStorageId(peerMetadata.storageId);
+  });
+  // Chromium may keep a socket open through a network drop; close it so the adapter's own
+  // retry loop takes over and reconnects when the network is back.
+  const offline = () => socket.socket?.close();
+  window.addEventListener("offline", offline);
+  running = { repo, socket, storage, stop: () => window.removeEventListener("offline", offline) };
+  return repo;
+}
+
+export function currentRepo(): Repo {
+  if (!running) throw new Error("the repo is not started");
+  return running.repo;
+}
+
+/** The adapter reads `url` on every reconnect, so the next connection uses the new token. */
+export function setSyncToken(accessToken: string): void {
+  if (running) (running.socket as unknown as { url: string }).url = syncUrl(accessToken);
+}
+
+export function serverPeerId(): PeerId | undefined {
+  return running?.socket.remotePeerId;
+}
+
+/** Stops syncing and closes the database (so it can be deleted). */
+export async function stopRepo(): Promise<void> {
+  if (!running) return;
+  const { repo, socket, storage, stop } = running;
+  running = null;
+  stop();
+  try {
+    await repo.shutdown();
+  } catch {
+    // already stopped
+  }
+  try {
+    if (socket.socket) socket.disconnect();
+  } catch {
+    // never connected
+  }
+  try {
+    (await (storage as unknown as { dbPromise: Promise<IDBDatabase> }).dbPromise).close();
+  } catch {
+    // never opened
+  }
+}

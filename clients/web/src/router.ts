@@ -1,0 +1,35 @@
+// Hash routes, so a reload (or an offline reopen) keeps the screen.
+import { useEffect, useState } from "preact/hooks";
+
+export type Route =
+  | { name: "home" }
+  | { name: "new-observation" }
+  | { name: "observation"; documentId: string }
+  | { name: "plan"; documentId: string };
+
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, "");
+  let m = path.match(/^\/observations\/([^/]+)$/);
+  if (m) return { name: "observation", documentId: decodeURIComponent(m[1]) };
+  m = path.match(/^\/plan\/([^/]+)$/);
+  if (m) return { name: "plan", documentId: decodeURIComponent(m[1]) };
+  if (path === "/new") return { name: "new-observation" };
+  return { name: "home" };
+}
+
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseRoute(location.hash));
+  useEffect(() => {
+    const update = () => setRoute(parseRoute(location.hash));
+    window.addEventListener("hashchange", update);
+    return () => window.removeEventListener("hashchange", update);
+  }, []);
+  return route;
+}
+
+export function navigate(hash: string): void {
+  location.hash = hash;
+}
+
+export const observationHref = (url: string) => `#/observations/${url.replace(/^automerge:/, "")}`;
+export const planHref = (url: string) => `#/plan/${url.replace(/^automerge:/, "")}`;

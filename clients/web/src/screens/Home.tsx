@@ -1,0 +1,167 @@
+// Home: for supervisors, their supervisees and the observations they made; for everyone
+// observed, the inbox of observations shared with them; and development plans.
+import type { DocHandle } from "@automerge/automerge-repo/slim";
+import { createPlan } from "../create";
+import { formatDateTime } from "../edit";
+import { type Loaded, type RecordStore, useStore } from "../records";
+import { navigate, observationHref, planHref } from "../router";
+import type { Me } from "../session";
+import type { DevelopmentPlan, Observation } from "../types";
+import { SyncText } from "../ui/record-status";
+
+const STATUS_WORDS: Record<string, string> = {
+  draft: "Draft",
+  shared: "Shared with practitioner",
+  "signed-off": "Signed off",
+  agreed: "Agreed",
+  closed: "Closed",
+};
+
+function when(item: Loaded): number {
+  const doc = item.doc as Observation | undefined;
+  const t = doc?.observedAt ? Date.parse(doc.observedAt) : NaN;
+  return Number.isNaN(t) ? item.entry.changeSeq : t;
+}
+
+const newestFirst = (a: Loaded, b: Loaded) => when(b) - when(a);
+
+export function Home({ store, me }: { store: RecordStore; me: Me }) {
+  useStore(store);
+  const items = store.entries();
+  const observations = items.filter((i) => (i.doc?.type ?? i.entry.type) === "observation");
+  const plans = items.filter((i) => (i.doc?.type ?? i.entry.type) === "development-plan");
+  const made = observations.filter((i) => (i.doc as Observation | undefined)?.observerId === me.id || i.entry.party === "observer").sort(newestFirst);
+  const inbox = observations
+    .filter((i) => {
+      const doc = i.doc as Observation | undefined;
+      return (doc?.practitionerId ?? (i.entry.party === "practitioner" ? me.id : "")) === me.id && (doc?.status ?? i.entry.status) !== "draft";
+    })
+    .sort(newestFirst);
+  const supervisees = store.people.supervisees;
+  const observes = me.role !== "practitioner" || supervisees.length > 0;
+  const myPlans = plans.filter((i) => (i.doc as DevelopmentPlan | undefined)?.ownerId === me.id);
+
+  return (
+    <div class="home">
+      <h1 tabIndex={-1}>{observes ? "Supervisor home" : "Your observations"}</h1>
+      {observes && (
+        <>
+          <div class="actions">
+            <button type="button" onClick={() => navigate("#/new")} disabled={supervisees.length === 0}>
+              New observation
+            </button>
+            {supervisees.length === 0 && <p class="hint">You have no supervisees yet, so there is no one to observe.</p>}
+          </div>
+          <section class="card" aria-labelledby="supervisees-heading">
+            <h2 id="supervisees-heading">Your supervisees</h2>
+            {supervisees.length === 0 ? (
+              <p>No supervisees are listed for you.</p>
+            ) : (
+              <ul class="list">
+                {supervisees.map((person) => {
+                  const plan = plans.find((p) => (p.doc as DevelopmentPlan | undefined)?.ownerId === person.id);
+                  return (
+                    <li key={person.id} class="list-row">
+                      <span class="name">{person.name}</span>
+                      {plan ? (
+                        <a href={planHref(plan.entry.url)}>Development plan of {person.name}</a>
+                      ) : (
+                        <button type="button" class="secondary" onClick={() => newPlan(store, me, person.id)}>
+                          Start a development plan for {person.name}
+                        </button>
+                      )}
+                    </li>
+                  );
+                })}
+              </ul>
+            )}
+          </section>
+          <ObservationList
+            store={store}
+            title="Observations you made"
+            items={made}
+            empty="You have not recorded an observation yet."
+            nameOf={(doc) => `Observation of ${store.personName(doc?.practitionerId)}`}
+          />
+        </>
+      )}
+      {(!observes || inbox.length > 0) && (
+        <ObservationList
+          store={store}
+          title="Shared with you"
+          items={inbox}
+          empty="No observation of your practice has been shared with you yet."
+          nameOf={(doc) => `Observation by ${store.personName(doc?.observerId)}`}
+        />
+      )}
+      {(!observes || myPlans.length > 0) && (
+        <section class="card" aria-labelledby="plans-heading">
+          <h2 id="plans-heading">Your development plan</h2>
+          {myPlans.length === 0 ? (
+            <p>You have no development plan yet. Your supervisor starts one with you.</p>
+          ) : (
+            <ul class="list">
+              {myPlans.map((p) => (
+                <li key={p.entry.url} class="list-row">
+                  <a href={planHref(p.entry.url)}>Development plan ({STATUS_WORDS[(p.doc as DevelopmentPlan).status] ?? "Draft"})</a>
+                  <SyncText handle={p.handle as DocHandle<unknown>} />
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      )}
+    </div>
+  );
+}
+
+function newPlan(store: RecordStore, me: Me, ownerId: string) {
+  const person = store.people.supervisees.find((p) => p.id === ownerId);
+  const framework = person?.role === "practitioner" ? "kss-cf-2018" : "kss-ps-2018";
+  const handle = createPlan(store, me, ownerId, framework);
+  navigate(planHref(handle.url));
+}
+
+function ObservationList({
+  store,
+  title,
+  items,
+  empty,
+  nameOf,
+}: {
+  store: RecordStore;
+  title: string;
+  items: Loaded[];
+  empty: string;
+  nameOf: (doc: Observation | undefined) => string;
+}) {
+  const id = title.toLowerCase().replace(/\W+/g, "-");
+  return (
+    <section class="card" aria-labelledby={id}>
+      <h2 id={id}>{title}</h2>
+      {items.length === 0 ? (
+        <p>{empty}</p>
+      ) : (
+        <ul class="list">
+          {items.map((item) => {
+            const doc = item.doc as Observation | undefined;
+            const status = doc?.status ?? item.entry.status;
+            return (
+              <li key={item.entry.url} class="list-row record-row">
+                <a href={observationHref(item.entry.url)}>
+                  {nameOf(doc)}
+                  {doc?.observedAt ? `, ${formatDateTime(doc.observedAt)}` : ""}
+                </a>
+                <p class="meta">
+                  Status: {STATUS_WORDS[status] ?? status}
+                  {item.unavailable ? " — not downloaded to this device yet" : ""}
+                </p>
+                {item.handle && <SyncText handle={item.handle as DocHandle<unknown>} />}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,377 @@
+// One observation. The observer writes the context, focus, observation, feedback and actions;
+// the practitioner writes reflection, response and family voice. Each sees the other's part
+// as text. After both sign-offs nothing is editable.
+import type { DocHandle } from "@automerge/automerge-repo/slim";
+import { useEffect, useState } from "preact/hooks";
+import { formatDateTime, fromLocalInput, newId, setText, setValue, toLocalInput } from "../edit";
+import { type RecordStore, useStore } from "../records";
+import type { Me } from "../session";
+import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type RecordDoc } from "../types";
+import { CheckboxField, Section, SelectField, TextField, TextListField } from "../ui/fields";
+import { Rejections, SyncText } from "../ui/record-status";
+
+const SETTINGS = [
+  ["home-visit", "Home visit"],
+  ["office-visit", "Office visit"],
+  ["virtual", "Virtual (video or phone)"],
+  ["meeting", "Meeting"],
+  ["child-protection-conference", "Child protection conference"],
+  ["court", "Court"],
+  ["supervision-session", "Supervision session"],
+  ["other", "Other"],
+].map(([value, label]) => ({ value, label }));
+
+const JUDGEMENTS: { value: Judgement; label: string }[] = [
+  { value: "met", label: "Met" },
+  { value: "not-met", label: "Not met" },
+  { value: "insufficient-opportunity", label: "Insufficient opportunity" },
+];
+
+export function useRecord<T extends RecordDoc>(store: RecordStore, documentId: string) {
+  const [handle, setHandle] = useState<DocHandle<T> | undefined>();
+  const [missing, setMissing] = useState(false);
+  useEffect(() => {
+    let live = true;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    setHandle(undefined);
+    setMissing(false);
+    // Not on this device and not (yet) from the server, e.g. opened before the socket is up:
+    // keep asking until it arrives.
+    const attempt = () =>
+      store.open(`automerge:${documentId}`).then((h) => {
+        if (!live) return;
+        if (h) return setHandle(h as unknown as DocHandle<T>);
+        setMissing(true);
+        retry = setTimeout(attempt, 2000);
+      });
+    void attempt();
+    return () => {
+      live = false;
+      clearTimeout(retry);
+    };
+  }, [store, documentId]);
+  return { handle, doc: handle?.doc(), missing };
+}
+
+export function Missing({ missing }: { missing: boolean }) {
+  return (
+    <div>
+      <p>
+        <a href="#/">Back to home</a>
+      </p>
+      <h1 tabIndex={-1}>{missing ? "Record not available" : "Opening record…"}</h1>
+      {missing && <p>This record is not on this device yet, and the server has not sent it. It opens by itself once it arrives; check that you are online.</p>}
+    </div>
+  );
+}
+
+export function ObservationScreen({ store, me, documentId }: { store: RecordStore; me: Me; documentId: string }) {
+  useStore(store);
+  const { handle, doc, missing } = useRecord<Observation>(store, documentId);
+  // Both parties signed off before either saw the other's signature, so neither set the
+  // status: whoever notices first does (the one change the server accepts on a locked record).
+  const staleStatus = doc?.type === "observation" && isLocked(doc) && doc.status !== "signed-off";
+  const party = doc?.type === "observation" && (doc.observerId === me.id || doc.practitionerId === me.id);
+  useEffect(() => {
+    if (handle && staleStatus && party) handle.change((d) => void (d.status = "signed-off"));
+  }, [handle, staleStatus, party]);
+  if (!handle || !doc || doc.type !== "observation") return <Missing missing={missing} />;
+
+  const change = (fn: (d: Observation) => void) => handle.change(fn);
+  const locked = isLocked(doc);
+  const isObserver = doc.observerId === me.id;
+  const isPractitioner = doc.practitionerId === me.id;
+  const observerEdits = isObserver && !locked && !doc.signOff?.observer;
+  const practitionerEdits = isPractitioner && !locked && doc.status === "shared" && !doc.signOff?.practitioner;
+  const framework = store.framework(doc.framework);
+  const choices = framework?.areas.flatMap((a) => [
+    { id: a.id, title: `${a.number}. ${a.title}`, sub: false },
+    ...a.components.map((c) => ({ id: c.id, title: c.title, sub: true })),
+  ]) ?? [];
+  const plans = store
+    .entries()
+    .map((e) => e.doc)
+    .filter((d): d is DevelopmentPlan => d?.type === "development-plan" && d.ownerId === doc.practitionerId);
+  const goals = plans.flatMap((p) => p.goals ?? []).map((g) => ({ value: g.id, label: g.title || "Untitled goal" }));
+  const practitioner = store.personName(doc.practitionerId);
+  const observer = isObserver ? `${me.name} (you)` : store.personName(doc.observerId);
+
+  const signOff = () =>
+    change((d) => {
+      const at = new Date().toISOString();
+      if (isObserver) d.signOff.observer = { at, by: me.id };
+      else d.signOff.practitioner = { at, by: me.id };
+      if (d.signOff.observer && d.signOff.practitioner) d.status = "signed-off";
+    });
+
+  const toggleComponent = (id: string, on: boolean) =>
+    change((d) => {
+      const at = d.components.indexOf(id);
+      if (on && at < 0) d.components.push(id);
+      if (!on && at >= 0) {
+        d.components.splice(at, 1);
+        delete d.judgements[id];
+      }
+    });
+
+  return (
+    <article class="record">
+      <p>
+        <a href="#/">Back to home</a>
+      </p>
+      <h1 tabIndex={-1}>Observation of {isPractitioner ? "your practice" : practitioner}</h1>
+      <div class="record-state">
+        <p>
+          Status: <strong>{doc.status === "draft" ? "Draft" : doc.status === "shared" ? "Shared with practitioner" : "Signed off"}</strong>. Observer: {observer}.
+        </p>
+        <SyncText handle={handle as DocHandle<unknown>} live />
+        {locked && (
+          <p class="locked" role="status">
+            Signed off by both — locked. Nothing in this record can be changed.
+          </p>
+        )}
+        {!locked && isObserver && <p class="hint">Everything you type is saved as you go.</p>}
+        <Rejections
+          documentId={handle.documentId}
+          askWho={isObserver ? "admin" : "supervisor"}
+          onServer={store.onServer(handle.url)}
+        />
+      </div>
+
+      <Section title="Context">
+        <div class="field read-only">
+          <span class="label">Practitioner observed</span>
+          <p class="value">{practitioner}</p>
+        </div>
+        <TextField
+          label="Date and time observed"
+          type="datetime-local"
+          editable={observerEdits}
+          value={toLocalInput(doc.observedAt)}
+          display={formatDateTime(doc.observedAt)}
+          onInput={(v) => change((d) => setValue(d as never, "observedAt", fromLocalInput(v)))}
+        />
+        <SelectField label="Setting" editable={observerEdits} value={doc.setting} options={SETTINGS} onChange={(v) => change((d) => setValue(d as never, "setting", v))} />
+        <TextField
+          label="Who was present"
+          hint="Roles only — do not enter names of children or family members. For example: mother, two children under 5."
+          editable={observerEdits}
+          value={doc.present}
+          onInput={(v) => change((d) => setText(d, ["present"], v))}
+        />
+        <TextField label="Purpose of the visit or meeting" multiline editable={observerEdits} value={doc.purpose} onInput={(v) => change((d) => setText(d, ["purpose"], v))} />
+      </Section>
+
+      <Section title="Consent">
+        <CheckboxField
+          label="The family agreed to the observation"
+          editable={observerEdits}
+          checked={!!doc.consent?.given}
+          onChange={(given) =>
+            change((d) => {
+              d.consent ??= {};
+              d.consent.given = given;
+            })
+          }
+        />
+        <TextField
+          label="Consent given by (role)"
+          hint="A role, such as mother or young person — not a name."
+          editable={observerEdits}
+          value={doc.consent?.by}
+          onInput={(v) => change((d) => setText(d, ["consent", "by"], v))}
+        />
+        <TextField label="How consent was given" editable={observerEdits} value={doc.consent?.how} onInput={(v) => change((d) => setText(d, ["consent", "how"], v))} />
+        <TextField
+          label="Consent withdrawn at (if it was)"
+          type="datetime-local"
+          editable={observerEdits}
+          value={toLocalInput(doc.consent?.withdrawnAt)}
+          display={formatDateTime(doc.consent?.withdrawnAt) || "Not withdrawn"}
+          onInput={(v) =>
+            change((d) => {
+              d.consent ??= {};
+              setValue(d.consent as never, "withdrawnAt", fromLocalInput(v));
+            })
+          }
+        />
+      </Section>
+
+      <Section title="Focus">
+        <SelectField
+          label="Framework"
+          editable={observerEdits}
+          value={doc.framework}
+          options={store.frameworks.length ? store.frameworks.map((f) => ({ value: f.id, label: `${f.title} (${f.version})` })) : [{ value: doc.framework, label: doc.framework }]}
+          onChange={(v) =>
+            v &&
+            change((d) => {
+              d.framework = v;
+              d.components.splice(0, d.components.length);
+              for (const key of Object.keys(d.judgements)) delete d.judgements[key];
+            })
+          }
+        />
+        {observerEdits ? (
+          <fieldset>
+            <legend>Areas to look for</legend>
+            {choices.length === 0 && <p>The framework list has not been downloaded yet. Connect to the network once.</p>}
+            {choices.map((c) => (
+              <div class={c.sub ? "field checkbox sub" : "field checkbox"} key={c.id}>
+                <input id={`c-${c.id}`} type="checkbox" checked={doc.components.includes(c.id)} onChange={(e) => toggleComponent(c.id, (e.currentTarget as HTMLInputElement).checked)} />
+                <label for={`c-${c.id}`}>{c.title}</label>
+              </div>
+            ))}
+          </fieldset>
+        ) : (
+          <div class="field read-only">
+            <span class="label">Areas looked for</span>
+            {doc.components.length ? (
+              <ul class="value">
+                {doc.components.map((c) => (
+                  <li key={c}>{store.componentTitle(c)}</li>
+                ))}
+              </ul>
+            ) : (
+              <p class="value empty">None chosen</p>
+            )}
+          </div>
+        )}
+      </Section>
+
+      <Section title="Observation">
+        <TextField label="Notes" multiline editable={observerEdits} value={doc.notes} onInput={(v) => change((d) => setText(d, ["notes"], v))} hint="No names of children or family members." />
+        <TextListField
+          label="Strengths"
+          itemLabel="Strength"
+          editable={observerEdits}
+          items={doc.strengths ?? []}
+          onItem={(i, v) => change((d) => setText(d, ["strengths", i], v))}
+          onAdd={() => change((d) => void d.strengths.push(""))}
+          onRemove={(i) => change((d) => void d.strengths.splice(i, 1))}
+        />
+        <TextListField
+          label="Development areas"
+          itemLabel="Development area"
+          editable={observerEdits}
+          items={doc.developmentAreas ?? []}
+          onItem={(i, v) => change((d) => setText(d, ["developmentAreas", i], v))}
+          onAdd={() => change((d) => void d.developmentAreas.push(""))}
+          onRemove={(i) => change((d) => void d.developmentAreas.splice(i, 1))}
+        />
+        <h3>Judgements</h3>
+        {doc.components.length === 0 && <p>Choose areas under Focus to record a judgement for each.</p>}
+        {doc.components.map((c) =>
+          observerEdits ? (
+            <fieldset key={c} class="radios">
+              <legend>{store.componentTitle(c)}</legend>
+              {JUDGEMENTS.map((j) => (
+                <div class="field radio" key={j.value}>
+                  <input
+                    type="radio"
+                    id={`j-${c}-${j.value}`}
+                    name={`j-${c}`}
+                    checked={doc.judgements?.[c] === j.value}
+                    onChange={() => change((d) => void (d.judgements[c] = j.value))}
+                  />
+                  <label for={`j-${c}-${j.value}`}>{j.label}</label>
+                </div>
+              ))}
+            </fieldset>
+          ) : (
+            <div class="field read-only" key={c}>
+              <span class="label">{store.componentTitle(c)}</span>
+              <p class="value">{JUDGEMENTS.find((j) => j.value === doc.judgements?.[c])?.label ?? "No judgement recorded"}</p>
+            </div>
+          ),
+        )}
+      </Section>
+
+      <Section title="Feedback">
+        <TextField label="Feedback to the practitioner" multiline editable={observerEdits} value={doc.feedback} onInput={(v) => change((d) => setText(d, ["feedback"], v))} />
+        <TextField
+          label="Feedback given at"
+          type="datetime-local"
+          editable={observerEdits}
+          value={toLocalInput(doc.feedbackGivenAt)}
+          display={formatDateTime(doc.feedbackGivenAt)}
+          onInput={(v) => change((d) => setValue(d as never, "feedbackGivenAt", fromLocalInput(v)))}
+        />
+      </Section>
+
+      <Section title="Actions">
+        {(doc.actions ?? []).length === 0 && !observerEdits && <p>No actions recorded.</p>}
+        {(doc.actions ?? []).map((action, i) => (
+          <div class="action" key={action.id}>
+            <TextField label={`Action ${i + 1}`} editable={observerEdits} value={action.text} onInput={(v) => change((d) => setText(d, ["actions", i, "text"], v))} />
+            <SelectField
+              label={`Plan goal for action ${i + 1} (optional)`}
+              editable={observerEdits}
+              value={action.goalId}
+              options={goals}
+              placeholder="No linked goal"
+              onChange={(v) => change((d) => setValue(d.actions[i] as never, "goalId", v))}
+            />
+            {observerEdits && (
+              <button type="button" class="secondary" onClick={() => change((d) => void d.actions.splice(i, 1))}>
+                Remove action {i + 1}
+              </button>
+            )}
+          </div>
+        ))}
+        {observerEdits && (
+          <button type="button" class="secondary" onClick={() => change((d) => void d.actions.push({ id: newId(), text: "" }))}>
+            Add action
+          </button>
+        )}
+      </Section>
+
+      {(doc.status !== "draft" || isPractitioner) && (
+        <Section title="Practitioner's reflection">
+          <TextField label="Reflection" multiline editable={practitionerEdits} value={doc.reflection} onInput={(v) => change((d) => setText(d, ["reflection"], v))} />
+          <TextField label="Response to feedback" multiline editable={practitionerEdits} value={doc.response} onInput={(v) => change((d) => setText(d, ["response"], v))} />
+          <TextField
+            label="Family voice"
+            hint="What the child or family said about the visit, anonymised — no names."
+            multiline
+            editable={practitionerEdits}
+            value={doc.familyVoice?.text}
+            onInput={(v) => change((d) => setText(d, ["familyVoice", "text"], v))}
+          />
+          <TextField
+            label="How the family's views were gathered"
+            hint="For example: conversation at the end of the visit, feedback card."
+            editable={practitionerEdits}
+            value={doc.familyVoice?.how}
+            onInput={(v) => change((d) => setText(d, ["familyVoice", "how"], v))}
+          />
+        </Section>
+      )}
+
+      <Section title="Sharing and sign-off">
+        <ul class="signatures">
+          <li>{doc.signOff?.observer ? `Signed off by the observer on ${formatDateTime(doc.signOff.observer.at)}.` : "Not yet signed off by the observer."}</li>
+          <li>
+            {doc.signOff?.practitioner ? `Signed off by the practitioner on ${formatDateTime(doc.signOff.practitioner.at)}.` : "Not yet signed off by the practitioner."}
+          </li>
+        </ul>
+        {isObserver && doc.status === "draft" && (
+          <>
+            <p class="hint">Sharing lets {practitioner} read the record and add their reflection. You can still edit your part until you sign off.</p>
+            <button type="button" onClick={() => change((d) => void (d.status = "shared"))}>
+              Share with practitioner
+            </button>
+          </>
+        )}
+        {((isObserver && observerEdits) || (isPractitioner && practitionerEdits)) && doc.status === "shared" && (
+          <>
+            <p class="hint">Signing off confirms your part is complete. You cannot change it afterwards.</p>
+            <button type="button" onClick={signOff}>
+              Sign off
+            </button>
+          </>
+        )}
+      </Section>
+    </article>
+  );
+}

@@ -1,0 +1,159 @@
+// A development plan: goals with their status and the observations that evidence them. The
+// plan's supervisor shapes the goals and agrees the plan; its owner updates goal progress.
+import type { DocHandle } from "@automerge/automerge-repo/slim";
+import { formatDate, formatDateTime, newId, setText, setValue } from "../edit";
+import { type RecordStore, useStore } from "../records";
+import { observationHref } from "../router";
+import type { Me } from "../session";
+import type { DevelopmentPlan, Goal, GoalStatus, Observation } from "../types";
+import { SelectField, TextField } from "../ui/fields";
+import { Rejections, SyncText } from "../ui/record-status";
+import { Missing, useRecord } from "./ObservationScreen";
+
+const GOAL_STATUSES: { value: GoalStatus; label: string }[] = [
+  { value: "not-started", label: "Not started" },
+  { value: "in-progress", label: "In progress" },
+  { value: "met", label: "Met" },
+  { value: "not-met", label: "Not met" },
+  { value: "withdrawn", label: "Withdrawn" },
+];
+const PLAN_STATUS: Record<string, string> = { draft: "Draft", agreed: "Agreed", closed: "Closed" };
+
+export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: Me; documentId: string }) {
+  useStore(store);
+  const { handle, doc, missing } = useRecord<DevelopmentPlan>(store, documentId);
+  if (!handle || !doc || doc.type !== "development-plan") return <Missing missing={missing} />;
+
+  const change = (fn: (d: DevelopmentPlan) => void) => handle.change(fn);
+  const isOwner = doc.ownerId === me.id;
+  const isSupervisor = doc.supervisorId === me.id;
+  const open = doc.status !== "closed";
+  const shapes = isSupervisor && open;
+  const progresses = (isOwner || isSupervisor) && open;
+  const observations = store
+    .entries()
+    .filter((e) => e.doc?.type === "observation")
+    .map((e) => ({ url: e.entry.url, doc: e.doc as Observation }));
+  const framework = store.framework(doc.framework);
+  const areas = framework?.areas.map((a) => ({ value: a.id, label: `${a.number}. ${a.title}` })) ?? [];
+
+  const evidenceFor = (goal: Goal) => {
+    const urls = new Set(goal.evidence ?? []);
+    for (const o of observations) if ((o.doc.actions ?? []).some((a) => a.goalId === goal.id)) urls.add(o.url);
+    return [...urls];
+  };
+  const describe = (url: string) => {
+    const o = observations.find((x) => x.url === url)?.doc;
+    if (!o) return "An observation not on this device";
+    return `Observation by ${store.personName(o.observerId)}${o.observedAt ? `, ${formatDateTime(o.observedAt)}` : ""}`;
+  };
+
+  return (
+    <article class="record">
+      <p>
+        <a href="#/">Back to home</a>
+      </p>
+      <h1 tabIndex={-1}>Development plan of {isOwner ? "yours" : store.personName(doc.ownerId)}</h1>
+      <div class="record-state">
+        <p>
+          Status: <strong>{PLAN_STATUS[doc.status] ?? doc.status}</strong>. Supervisor: {isSupervisor ? `${me.name} (you)` : store.personName(doc.supervisorId)}.
+          {doc.period?.from && ` Period ${formatDate(doc.period.from)} to ${formatDate(doc.period.to)}.`}
+        </p>
+        <p>Framework: {framework ? `${framework.title} (${framework.version})` : doc.framework}</p>
+        <SyncText handle={handle as DocHandle<unknown>} live />
+        <Rejections
+          documentId={handle.documentId}
+          askWho={isSupervisor ? "admin" : "supervisor"}
+          onServer={store.onServer(handle.url)}
+        />
+      </div>
+
+      <section class="card" aria-labelledby="goals-heading">
+        <h2 id="goals-heading">Goals</h2>
+        {(doc.goals ?? []).length === 0 && <p>No goals yet.{isOwner ? " Your supervisor adds them with you." : ""}</p>}
+        {(doc.goals ?? []).map((goal, i) => {
+          const evidence = evidenceFor(goal);
+          const n = i + 1;
+          return (
+            <div class="goal" key={goal.id}>
+              <h3>
+                Goal {n}: {goal.title || "Untitled goal"}
+              </h3>
+              {shapes && <TextField label={`Goal ${n} title`} editable value={goal.title} onInput={(v) => change((d) => setText(d, ["goals", i, "title"], v))} />}
+              <TextField label={`Goal ${n}: how we will know it is met`} editable={shapes} value={goal.successMeasure} onInput={(v) => change((d) => setText(d, ["goals", i, "successMeasure"], v))} />
+              <TextField
+                label={`Goal ${n}: target date`}
+                type="date"
+                editable={shapes}
+                value={goal.targetDate}
+                display={formatDate(goal.targetDate)}
+                onInput={(v) => change((d) => setValue(d.goals[i] as never, "targetDate", v))}
+              />
+              <TextField label={`Goal ${n}: support`} editable={shapes} value={goal.support} onInput={(v) => change((d) => setText(d, ["goals", i, "support"], v))} />
+              <SelectField
+                label={`Goal ${n}: area`}
+                editable={shapes}
+                value={goal.components?.[0]}
+                options={areas}
+                placeholder="No area chosen"
+                onChange={(v) =>
+                  change((d) => {
+                    const list = d.goals[i].components;
+                    list.splice(0, list.length, ...(v ? [v] : []));
+                  })
+                }
+              />
+              <SelectField
+                label={`Goal ${n}: status`}
+                editable={progresses}
+                value={goal.status}
+                options={GOAL_STATUSES}
+                onChange={(v) =>
+                  v &&
+                  change((d) => {
+                    const g = d.goals[i];
+                    g.status = v as GoalStatus;
+                    if (v === "met") g.completedAt = new Date().toISOString();
+                    else if (g.completedAt !== undefined) delete g.completedAt;
+                  })
+                }
+              />
+              {goal.completedAt && <p>Completed on {formatDate(goal.completedAt)}.</p>}
+              <h4>Evidence</h4>
+              {evidence.length === 0 ? (
+                <p>No observation evidences this goal yet.</p>
+              ) : (
+                <ul>
+                  {evidence.map((url) => (
+                    <li key={url}>
+                      <a href={observationHref(url)}>{describe(url)}</a>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </div>
+          );
+        })}
+        {shapes && (
+          <button
+            type="button"
+            class="secondary"
+            onClick={() => change((d) => void d.goals.push({ id: newId(), title: "", components: [], status: "not-started", evidence: [] }))}
+          >
+            Add goal
+          </button>
+        )}
+      </section>
+
+      {isSupervisor && doc.status === "draft" && (
+        <section class="card" aria-labelledby="agree-heading">
+          <h2 id="agree-heading">Agree the plan</h2>
+          <p class="hint">Agree the plan once you and {store.personName(doc.ownerId)} have talked the goals through.</p>
+          <button type="button" onClick={() => change((d) => void (d.status = "agreed"))}>
+            Agree plan
+          </button>
+        </section>
+      )}
+    </article>
+  );
+}

@@ -1,0 +1,179 @@
+// Sign-in state: tokens, the device id, and the offline grace period. Kept in localStorage so
+// the app reopens signed in with no network, for at most OFFLINE_GRACE_MS after the server
+// last confirmed the session (a login or a refresh).
+import { emitAuthSignal } from "./events";
+
+export const OFFLINE_GRACE_MS = 7 * 24 * 60 * 60 * 1000;
+const SESSION_KEY = "fb.session";
+const DEVICE_KEY = "fb.deviceId";
+
+export type Role = "practitioner" | "supervisor" | "manager" | "principal-social-worker" | "hr" | "admin";
+
+export interface Me {
+  id: string;
+  name: string;
+  role: Role;
+  teamId?: string | null;
+  device?: unknown;
+}
+
+export interface Session {
+  userId: string;
+  accessToken: string;
+  accessExpiresAt: number;
+  refreshToken: string;
+  refreshExpiresAt: number;
+  /** When the server last confirmed this session (ms since epoch). */
+  confirmedAt: number;
+  me?: Me;
+}
+
+interface TokenResponse {
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  refreshExpiresIn: number;
+}
+
+export class AuthError extends Error {
+  constructor(
+    message: string,
+    readonly kind: "rejected" | "revoked" | "network",
+  ) {
+    super(message);
+  }
+}
+
+export const DEVICE_STORAGE_KEY = DEVICE_KEY;
+
+export function deviceId(): string {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id) {
+    id = "web-" + crypto.randomUUID();
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+export function loadSession(): Session | null {
+  try {
+    const raw = localStorage.getItem(SESSION_KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(session: Session): void {
+  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  for (const listener of [...tokenListeners]) listener(session);
+}
+
+export function clearSession(): void {
+  localStorage.removeItem(SESSION_KEY);
+}
+
+/** Whether the session may still be used offline (confirmed by the server within the grace period). */
+export function withinOfflineGrace(session: Session, now = Date.now()): boolean {
+  return now - session.confirmedAt < OFFLINE_GRACE_MS;
+}
+
+const tokenListeners = new Set<(session: Session) => void>();
+/** Called with the session whenever tokens change (the sync socket needs the new access token). */
+export function onTokens(listener: (session: Session) => void): () => void {
+  tokenListeners.add(listener);
+  return () => tokenListeners.delete(listener);
+}
+
+async function postJson(path: string, body: unknown): Promise<Response> {
+  try {
+    return await fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    throw new AuthError("Fieldbook cannot reach the server. Check your connection and try again.", "network");
+  }
+}
+
+async function errorFrom(response: Response, fallback: string): Promise<AuthError> {
+  const body = await response.json().catch(() => ({}) as Record<string, unknown>);
+  if (body.code === "device-revoked" || body.wipe === true) {
+    return new AuthError(String(body.error ?? "This device was revoked."), "revoked");
+  }
+  return new AuthError(String(body.error ?? fallback), "rejected");
+}
+
+function sessionFrom(userId: string, tokens: TokenResponse, me?: Me): Session {
+  const now = Date.now();
+  return {
+    userId,
+    accessToken: tokens.accessToken,
+    accessExpiresAt: now + tokens.expiresIn * 1000,
+    refreshToken: tokens.refreshToken,
+    refreshExpiresAt: now + tokens.refreshExpiresIn * 1000,
+    confirmedAt: now,
+    me,
+  };
+}
+
+export async function login(userId: string, password: string): Promise<Session> {
+  const response = await postJson("/v1/auth/login", { userId, password, deviceId: deviceId() });
+  if (!response.ok) {
+    if (response.status === 401) {
+      const error = await errorFrom(response, "The user id or password is not right.");
+      if (error.kind === "revoked") throw error;
+      throw new AuthError("The user id or password is not right. Check them and try again.", "rejected");
+    }
+    throw await errorFrom(response, `The server could not sign you in (error ${response.status}).`);
+  }
+  const tokens = (await response.json()) as TokenResponse;
+  const session = sessionFrom(userId, tokens);
+  const meResponse = await fetch("/v1/auth/me", { headers: { authorization: `Bearer ${session.accessToken}` } });
+  if (meResponse.ok) session.me = (await meResponse.json()) as Me;
+  saveSession(session);
+  return session;
+}
+
+/**
+ * Renews the access token with the refresh token (which rotates). Serialised across tabs with
+ * a Web Lock, and re-reads the stored session inside it, so two tabs never spend the same
+ * refresh token (reusing one signs the device out).
+ */
+export async function refreshSession(): Promise<Session> {
+  const run = async (): Promise<Session> => {
+    const before = loadSession();
+    if (!before) throw new AuthError("You are signed out.", "rejected");
+    if (before.accessExpiresAt - Date.now() > 120_000 && Date.now() - before.confirmedAt < 5_000) return before;
+    const response = await postJson("/v1/auth/refresh", { refreshToken: before.refreshToken });
+    if (!response.ok) {
+      const error = await errorFrom(response, "Your session has ended.");
+      if (response.status === 401) {
+        emitAuthSignal(
+          error.kind === "revoked"
+            ? { kind: "wipe", reason: error.message }
+            : { kind: "session-ended", reason: "Your session has ended. Sign in again to carry on." },
+        );
+      }
+      throw error;
+    }
+    const session = sessionFrom(before.userId, (await response.json()) as TokenResponse, before.me);
+    saveSession(session);
+    return session;
+  };
+  return navigator.locks ? navigator.locks.request("fieldbook-refresh", run) : run();
+}
+
+/** Tells the server to end the session; ignores failures (offline sign-out still wipes locally). */
+export async function logout(session: Session): Promise<void> {
+  try {
+    await fetch("/v1/auth/logout", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refreshToken: session.refreshToken }),
+    });
+  } catch {
+    // offline: the refresh token simply expires
+  }
+}

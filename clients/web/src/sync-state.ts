@@ -1,0 +1,64 @@
+// "Stored on the server" or "Saved on this device only", per document. The server sends its
+// storageId in its peer metadata and reports a document's heads only once they are durably
+// committed, so a document is stored when the server's heads equal ours. The last heads the
+// server confirmed are kept in localStorage, so the answer survives a reload offline.
+import { useEffect, useState } from "preact/hooks";
+import type { DocHandle, StorageId } from "@automerge/automerge-repo/slim";
+
+const STORAGE_ID_KEY = "fb.serverStorageId";
+const HEADS_KEY = "fb.serverHeads";
+
+let storageId: StorageId | null = localStorage.getItem(STORAGE_ID_KEY) as StorageId | null;
+const listeners = new Set<() => void>();
+
+export function setServerStorageId(id: StorageId): void {
+  if (id === storageId) return;
+  storageId = id;
+  localStorage.setItem(STORAGE_ID_KEY, id);
+  for (const listener of [...listeners]) listener();
+}
+
+function confirmedHeads(): Record<string, string[]> {
+  try {
+    return JSON.parse(localStorage.getItem(HEADS_KEY) ?? "{}");
+  } catch {
+    return {};
+  }
+}
+
+function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join() === [...b].sort().join();
+}
+
+export function storedOnServer(handle: DocHandle<unknown>): boolean {
+  if (!handle.isReady()) return false;
+  const local = handle.heads() as string[];
+  const known = confirmedHeads();
+  const live = storageId ? (handle.getSyncInfo(storageId)?.lastHeads as string[] | undefined) : undefined;
+  if (live && sameHeads(live, local)) {
+    if (!known[handle.documentId] || !sameHeads(known[handle.documentId], local)) {
+      known[handle.documentId] = [...local];
+      localStorage.setItem(HEADS_KEY, JSON.stringify(known));
+    }
+    return true;
+  }
+  return !!known[handle.documentId] && sameHeads(known[handle.documentId], local);
+}
+
+/** Re-renders when the document or the server's view of it changes. */
+export function useStoredOnServer(handle: DocHandle<unknown> | undefined): boolean {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (!handle) return;
+    const bump = () => setTick((t) => t + 1);
+    handle.on("change", bump);
+    handle.on("remote-heads", bump);
+    listeners.add(bump);
+    return () => {
+      handle.off("change", bump);
+      handle.off("remote-heads", bump);
+      listeners.delete(bump);
+    };
+  }, [handle]);
+  return handle ? storedOnServer(handle) : false;
+}

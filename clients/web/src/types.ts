@@ -1,0 +1,108 @@
+// The record documents (field names are a public contract, see DOMAIN.md) and API shapes.
+export type Judgement = "met" | "not-met" | "insufficient-opportunity";
+export type Setting =
+  | "home-visit"
+  | "office-visit"
+  | "virtual"
+  | "meeting"
+  | "child-protection-conference"
+  | "court"
+  | "supervision-session"
+  | "other";
+
+export interface Signature {
+  at: string;
+  by: string;
+}
+
+export interface Observation {
+  type: "observation";
+  schemaVersion: 1;
+  practitionerId: string;
+  observerId: string;
+  observedAt?: string;
+  setting?: Setting;
+  present?: string;
+  purpose?: string;
+  consent?: { given?: boolean; by?: string; how?: string; withdrawnAt?: string };
+  framework: string;
+  components: string[];
+  notes?: string;
+  strengths: string[];
+  developmentAreas: string[];
+  judgements: Record<string, Judgement>;
+  feedback?: string;
+  feedbackGivenAt?: string;
+  actions: { id: string; text: string; goalId?: string }[];
+  reflection?: string;
+  response?: string;
+  familyVoice?: { text?: string; how?: string };
+  status: "draft" | "shared" | "signed-off";
+  signOff: { observer?: Signature; practitioner?: Signature };
+}
+
+export type GoalStatus = "not-started" | "in-progress" | "met" | "not-met" | "withdrawn";
+
+export interface Goal {
+  id: string;
+  title: string;
+  components: string[];
+  successMeasure?: string;
+  targetDate?: string;
+  support?: string;
+  status: GoalStatus;
+  completedAt?: string;
+  evidence: string[];
+}
+
+export interface DevelopmentPlan {
+  type: "development-plan";
+  schemaVersion: 1;
+  ownerId: string;
+  supervisorId: string;
+  framework: string;
+  period?: { from?: string; to?: string };
+  source?: string;
+  gapAnalysis?: Record<string, unknown>;
+  goals: Goal[];
+  reviews?: { at: string; by: string; note: string }[];
+  status: "draft" | "agreed" | "closed";
+}
+
+export type RecordDoc = Observation | DevelopmentPlan;
+
+export type Party = "observer" | "practitioner" | "plan-owner" | "plan-supervisor" | "line" | "principal-social-worker";
+
+export interface IndexEntry {
+  url: string;
+  type: "observation" | "development-plan";
+  status: string;
+  party: Party;
+  changeSeq: number;
+  /** Created on this device and not yet listed by the server. */
+  local?: boolean;
+}
+
+export interface Person {
+  id: string;
+  name: string;
+  role: string;
+  teamId?: string | null;
+}
+
+export interface People {
+  supervisees: Person[];
+  supervisors: Person[];
+}
+
+export interface Framework {
+  id: string;
+  title: string;
+  version: string;
+  publisher?: string;
+  areas: { id: string; number: number; title: string; components: { id: string; title: string }[] }[];
+}
+
+export function isLocked(doc: Observation): boolean {
+  return !!doc.signOff?.observer && !!doc.signOff?.practitioner;
+}

@@ -1,0 +1,282 @@
+// End-to-end browser test of the Fieldbook web app against a running server.
+//
+//   FIELDBOOK_URL=http://127.0.0.1:8080 SUPERVISOR_ID=sam SUPERVISOR_PASSWORD=… \
+//   PRACTITIONER_ID=pat PRACTITIONER_PASSWORD=… ARTIFACTS_DIR=/tmp/shots node tests/e2e.mjs
+//
+// A supervisor records and shares an observation offline, reloads offline, comes back online
+// and sees it stored on the server; the practitioner reflects and signs off; the supervisor
+// signs off; both see the record locked. Every screen is checked with axe-core (serious and
+// critical violations fail) and photographed at phone and tablet sizes.
+// Prints OBSERVATION_URL=automerge:… for the calling test.
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axeSource = require("axe-core").source;
+const here = dirname(fileURLToPath(import.meta.url));
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`set ${name}`);
+  return value;
+};
+const BASE = env("FIELDBOOK_URL").replace(/\/$/, "");
+const SUPERVISOR = { id: env("SUPERVISOR_ID"), password: env("SUPERVISOR_PASSWORD") };
+const PRACTITIONER = { id: env("PRACTITIONER_ID"), password: env("PRACTITIONER_PASSWORD") };
+const ARTIFACTS = resolve(env("ARTIFACTS_DIR", join(here, "..", "test-artifacts")));
+const DOCS = resolve(here, "../../../docs/screenshots");
+const UPDATE_DOCS = process.env.UPDATE_DOCS_SCREENSHOTS === "1";
+// Optional: an admin's access token, to revoke the supervisor's browser at the end.
+const ADMIN_TOKEN = process.env.ADMIN_TOKEN;
+const SIZES = { phone: { width: 390, height: 844 }, tablet: { width: 820, height: 1180 } };
+const LONG = { timeout: 60_000 };
+
+mkdirSync(ARTIFACTS, { recursive: true });
+if (UPDATE_DOCS) mkdirSync(DOCS, { recursive: true });
+
+const log = (...args) => console.error("[e2e]", ...args);
+
+async function checkAccessibility(page, screen) {
+  await page.addScriptTag({ content: axeSource });
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of bad) {
+    console.error(`axe (${screen}): ${v.impact} ${v.id}: ${v.help}`);
+    for (const node of v.nodes) console.error(`   ${node.target.join(" ")}: ${node.failureSummary?.replace(/\n/g, " ")}`);
+  }
+  assert.equal(bad.length, 0, `${screen}: ${bad.length} serious or critical accessibility violations`);
+}
+
+/** axe, then a full-page screenshot at each size (the page returns to its own size after). */
+async function screen(page, name) {
+  await checkAccessibility(page, name);
+  const own = page.viewportSize();
+  for (const [size, viewport] of Object.entries(SIZES)) {
+    await page.setViewportSize(viewport);
+    await page.waitForTimeout(150);
+    const file = `${name}-${size}.png`;
+    await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
+    if (UPDATE_DOCS) copyFileSync(join(ARTIFACTS, file), join(DOCS, file));
+  }
+  if (own) await page.setViewportSize(own);
+  log(`screen ${name} checked`);
+}
+
+async function newPage(browser, viewport) {
+  const context = await browser.newContext({ viewport, bypassCSP: true, locale: "en-GB", timezoneId: "Europe/London" });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => log("page error:", e.message));
+  page.on("console", (m) => m.type() === "error" && log("console:", m.text()));
+  return { context, page };
+}
+
+async function signIn(page, user) {
+  await page.goto(`${BASE}/`);
+  await page.getByLabel("User id").fill(user.id);
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
+}
+
+async function noEditableFields(page, who) {
+  const editable = await page.locator("main input:not([disabled]), main textarea:not([disabled]), main select:not([disabled])").count();
+  assert.equal(editable, 0, `${who}: the locked record still has ${editable} editable fields`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu"],
+});
+let failed = false;
+try {
+  // 1. The supervisor signs in; the app shell is now cached by the service worker.
+  const sup = await newPage(browser, SIZES.tablet);
+  await sup.page.goto(`${BASE}/`);
+  await sup.page.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
+  await screen(sup.page, "sign-in");
+  await signIn(sup.page, SUPERVISOR);
+  await sup.page.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
+  await sup.page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+    if (!navigator.serviceWorker.controller) {
+      await new Promise((r) => navigator.serviceWorker.addEventListener("controllerchange", r, { once: true }));
+    }
+  });
+  await sup.page.waitForFunction(() => localStorage.getItem("fb.frameworks") && localStorage.getItem("fb.people"), null, LONG);
+  await sup.page.getByRole("button", { name: "New observation" }).and(sup.page.locator(":enabled")).waitFor(LONG);
+
+  // A development plan with one goal, so the observation's action can link to it.
+  // (Against a server that already has the plan from an earlier run, open it instead.)
+  const startPlan = sup.page.getByRole("button", { name: /Start a development plan for/ });
+  const openPlan = sup.page.getByRole("link", { name: /Development plan of/ });
+  await startPlan.or(openPlan).first().waitFor(LONG);
+  if (await startPlan.count()) {
+    await startPlan.first().click();
+    await sup.page.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
+    await sup.page.getByRole("button", { name: "Add goal" }).click();
+    await sup.page.getByLabel("Goal 1 title").fill("Use play-based direct work with younger children");
+    await sup.page.getByLabel("Goal 1: how we will know it is met").fill("Observed in two home visits");
+    await sup.page.getByLabel("Goal 1: target date").fill("2027-03-31");
+    await sup.page.getByRole("button", { name: "Agree plan" }).click();
+  } else {
+    await openPlan.first().click();
+    await sup.page.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
+  }
+  await sup.page.getByText("Stored on the server").first().waitFor(LONG);
+  await sup.page.goto(`${BASE}/#/`);
+  await sup.page.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
+  await screen(sup.page, "supervisor-home");
+
+  // 2. Offline: record and share an observation.
+  await sup.context.setOffline(true);
+  await sup.page.getByRole("button", { name: "New observation" }).click();
+  await sup.page.getByLabel("Practitioner observed").selectOption({ label: "Pat Reid" });
+  await sup.page.getByRole("button", { name: "Start observation" }).click();
+  await sup.page.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  const documentId = decodeURIComponent(new URL(sup.page.url()).hash.replace("#/observations/", ""));
+  const observationUrl = `automerge:${documentId}`;
+  const p = sup.page;
+  await p.getByLabel("Date and time observed").fill("2026-05-04T10:30");
+  await p.getByLabel("Setting").selectOption("home-visit");
+  await p.getByLabel("Who was present").fill("mother, two children under 5");
+  await p.getByLabel("Purpose of the visit or meeting").fill("Review of the child's plan and direct work with the children");
+  await p.getByLabel("The family agreed to the observation").check();
+  await p.getByLabel("Consent given by (role)").fill("mother");
+  await p.getByLabel("How consent was given").fill("Verbally, at the start of the visit");
+  await p.getByLabel("1. Relationships and effective direct work").check();
+  await p.getByLabel("6. Child and family assessment").check();
+  await p.getByRole("group", { name: "1. Relationships and effective direct work" }).getByLabel("Met", { exact: true }).check();
+  await p.getByRole("group", { name: "6. Child and family assessment" }).getByLabel("Insufficient opportunity").check();
+  await p.getByLabel("Notes", { exact: true }).fill("Warm, clear explanation of the plan; used drawings with the older child.");
+  await p.getByRole("button", { name: "Add strength" }).click();
+  await p.getByLabel("Strength 1", { exact: true }).fill("Builds trust quickly");
+  await p.getByRole("button", { name: "Add development area" }).click();
+  await p.getByLabel("Development area 1", { exact: true }).fill("Summarise agreed actions at the end");
+  await p.getByLabel("Feedback to the practitioner").fill("A strong visit. Next time, close by summarising the actions.");
+  await p.getByLabel("Feedback given at").fill("2026-05-04T12:00");
+  await p.getByRole("button", { name: "Add action" }).click();
+  await p.getByLabel("Action 1", { exact: true }).fill("Try a closing summary on the next three visits");
+  await p.getByLabel("Plan goal for action 1 (optional)").selectOption({ label: "Use play-based direct work with younger children" });
+  await p.getByText("Saved on this device only").first().waitFor(LONG);
+  await screen(p, "observation-form");
+  await p.getByRole("button", { name: "Share with practitioner" }).click();
+  await p.getByText("Shared with practitioner").first().waitFor(LONG);
+
+  // Reload with the network still off: the app and the record are still there.
+  await p.reload();
+  await p.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  await p.getByText("Saved on this device only").first().waitFor(LONG);
+  assert.match(await p.getByLabel("Notes", { exact: true }).inputValue(), /drawings with the older child/);
+  log("offline reload shows the record");
+
+  // Back online: the server stores it.
+  await sup.context.setOffline(false);
+  await p.getByText("Stored on the server").first().waitFor({ timeout: 90_000 });
+  console.log(`OBSERVATION_URL=${observationUrl}`);
+  // Narrative typed into the record: the calling test checks HR never sees it.
+  for (const text of ["drawings with the older child", "Builds trust quickly", "closing summary on the next three visits",
+                      "Next time, close by summarising", "children relax once we started drawing", "less formal than usual"]) {
+    console.log(`NARRATIVE=${text}`);
+  }
+  log("stored on the server", observationUrl);
+
+  // 3. The practitioner reads it, reflects and signs off.
+  const pra = await newPage(browser, SIZES.phone);
+  await signIn(pra.page, PRACTITIONER);
+  const q = pra.page;
+  await q.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
+  await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
+  await screen(q, "practitioner-inbox");
+  await q.goto(`${BASE}/#/observations/${documentId}`);
+  await q.getByLabel("Reflection", { exact: true }).waitFor(LONG);
+  await q.getByLabel("Reflection", { exact: true }).fill("I could see the children relax once we started drawing.");
+  await q.getByLabel("Response to feedback").fill("Agreed; I will close visits with a summary.");
+  await q.getByLabel("Family voice").fill("Mother said the visit felt less formal than usual.");
+  await q.getByLabel("How the family's views were gathered").fill("Conversation at the end of the visit");
+  assert.equal(await q.getByLabel("Notes", { exact: true }).count(), 0, "the practitioner must not be able to edit the observer's notes");
+  await screen(q, "practitioner-observation");
+  await q.getByRole("button", { name: "Sign off" }).click();
+  await q.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await q.getByText("Stored on the server").first().waitFor(LONG);
+
+  // The supervisor sees the practitioner's sign-off arrive. Their second tablet has the record
+  // open too, and goes offline.
+  await p.getByText("Signed off by the practitioner on").waitFor(LONG);
+  const spare = await newPage(browser, SIZES.tablet);
+  await signIn(spare.page, SUPERVISOR);
+  const r = spare.page;
+  await r.goto(`${BASE}/#/observations/${documentId}`);
+  await r.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await spare.context.setOffline(true);
+
+  // The supervisor signs off on the first tablet: the record is locked.
+  await p.getByRole("button", { name: "Sign off" }).click();
+  await p.getByText(/locked/).first().waitFor(LONG);
+  await p.getByText("Stored on the server").first().waitFor(LONG);
+
+  // The offline tablet, not knowing, edits the notes; back online, the server keeps that edit
+  // aside and the tablet says so in plain words.
+  await r.getByLabel("Notes", { exact: true }).fill("An edit made offline after the record was signed off.");
+  await spare.context.setOffline(false);
+  await r.getByText("The server did not accept a change you made here.").waitFor({ timeout: 90_000 });
+  await r.getByText(/already been signed off by both of you/).waitFor(LONG);
+  await r.getByText("Signed off by both — locked").waitFor(LONG);
+  await screen(r, "rejected-change");
+  // Taking the server's version back: the tablet's copy matches the server's again.
+  await r.getByRole("button", { name: "Use the server's version" }).click();
+  await r.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  await r.getByText("Stored on the server").first().waitFor(LONG);
+  await r.getByText("Signed off by both — locked").waitFor(LONG);
+  assert.doesNotMatch(await r.locator("main").innerText(), /An edit made offline after the record was signed off/);
+  await spare.context.close();
+  await q.getByText(/locked/).first().waitFor(LONG);
+  await noEditableFields(p, "supervisor");
+  await noEditableFields(q, "practitioner");
+  await screen(p, "locked-record");
+
+  // The practitioner's plan shows the goal and the observation that evidences it.
+  await q.goto(`${BASE}/#/`);
+  await q.getByRole("link", { name: /Development plan/ }).first().click();
+  await q.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
+  await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
+  await q.getByLabel("Goal 1: status").selectOption("in-progress");
+  await q.getByText("Stored on the server").first().waitFor(LONG);
+  await screen(q, "plan");
+
+  // Signing out (everything is stored) goes straight back to sign-in and leaves no session behind.
+  await q.getByRole("button", { name: "Sign out" }).click();
+  await q.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
+  assert.equal(await q.evaluate(() => localStorage.getItem("fb.session")), null, "sign-out must remove the session");
+  const fieldbookDatabases = (page) =>
+    page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name).filter((n) => n?.startsWith("fieldbook")));
+  assert.deepEqual(await fieldbookDatabases(q), [], "sign-out must delete the local records");
+
+  // A revoked device is told to wipe: the supervisor's browser deletes its data and says why.
+  if (ADMIN_TOKEN) {
+    const device = await p.evaluate(() => localStorage.getItem("fb.deviceId"));
+    const revoke = await fetch(`${BASE}/v1/admin/users/${SUPERVISOR.id}/devices/${encodeURIComponent(device)}/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    assert.equal(revoke.status, 200, `revoking the supervisor's browser: ${await revoke.text()}`);
+    await p.getByText(/signed out by the server and its Fieldbook data was deleted/).waitFor(LONG);
+    await p.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
+    assert.deepEqual(await fieldbookDatabases(p), [], "a revoked device must delete its local records");
+    assert.equal(await p.evaluate(() => localStorage.getItem("fb.session")), null, "a revoked device keeps no session");
+    log("revoked browser wiped");
+  }
+
+  await sup.context.close();
+  await pra.context.close();
+  log("all checks passed");
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

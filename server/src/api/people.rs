@@ -1,0 +1,45 @@
+//! `GET /v1/people`: whom the signed-in user supervises and who supervises them, by name,
+//! so an app can offer "observe Pat" and show whose feedback is whose.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::auth::Authenticated;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::User;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/people", get(people))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Person {
+    id: String,
+    name: String,
+    role: String,
+    team_id: Option<String>,
+}
+
+impl From<User> for Person {
+    fn from(user: User) -> Self {
+        Self { id: user.id, name: user.name, role: user.role.to_string(), team_id: user.team_id }
+    }
+}
+
+#[derive(Serialize)]
+struct People {
+    supervisees: Vec<Person>,
+    supervisors: Vec<Person>,
+}
+
+async fn people(State(state): State<AppState>, auth: Authenticated) -> Result<Json<People>, AppError> {
+    let (supervisees, supervisors) = state.db.current_supervision_of(&auth.user.id).await?;
+    Ok(Json(People {
+        supervisees: supervisees.into_iter().map(Person::from).collect(),
+        supervisors: supervisors.into_iter().map(Person::from).collect(),
+    }))
+}

@@ -1,0 +1,69 @@
+//! The tablet and phone app (`clients/web`) in headless Chromium against the real server:
+//! a supervisor records an observation offline, it survives a reload, reaches the server;
+//! the practitioner reflects and signs off, the supervisor signs off, both see it locked;
+//! HR sees it minimised; revoking the browser wipes it. The browser side is `clients/web/tests/e2e.mjs` (playwright-core
+//! driving Debian's chromium, with axe-core scans and screenshots of every screen).
+
+use std::process::Command;
+
+use fieldbook_server::storage::Role;
+use fieldbook_tests::{Backend, TestApp, repo_root, target_dir};
+use serde_json::Value;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test]
+async fn supervisor_and_practitioner_complete_an_observation_in_the_browser() {
+    let dist = repo_root().join("clients/web/dist");
+    assert!(dist.join("index.html").exists(), "clients/web/dist is missing: run scripts/build-web (scripts/test does)");
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--web-dir", dist.to_str().expect("utf-8 path")]).await;
+    app.db.user("pat", Role::Practitioner).await;
+    app.fieldbook(&["users", "update", "--id", "sam", "--name", "Sam Okafor"]);
+    app.fieldbook(&["users", "update", "--id", "pat", "--name", "Pat Reid", "--employee-number", "E100"]);
+    app.fieldbook(&["supervision", "set", "--user", "pat", "--supervisor", "sam", "--from", "2025-01-01"]);
+    for user in ["sam", "pat"] {
+        let out = app.fieldbook_with_stdin(&["users", "set-password", "--id", user], PASSWORD);
+        assert!(out.status.success(), "set-password: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let admin = app.db.user("ada", Role::Admin).await;
+
+    let artifacts = target_dir().join("web-screenshots");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let out = Command::new("node")
+        .arg(repo_root().join("clients/web/tests/e2e.mjs"))
+        .env("FIELDBOOK_URL", app.http_url())
+        .env("SUPERVISOR_ID", "sam")
+        .env("SUPERVISOR_PASSWORD", PASSWORD)
+        .env("PRACTITIONER_ID", "pat")
+        .env("PRACTITIONER_PASSWORD", PASSWORD)
+        .env("ARTIFACTS_DIR", &artifacts)
+        .env("ADMIN_TOKEN", &admin)
+        .output()
+        .expect("run node clients/web/tests/e2e.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr)); // the browser test's log, shown with --nocapture
+    assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OBSERVATION_URL="))
+        .expect("the browser test prints the observation's URL")
+        .trim()
+        .to_owned();
+    let narrative: Vec<String> =
+        stdout.lines().filter_map(|l| l.strip_prefix("NARRATIVE=")).map(|s| s.trim().to_owned()).collect();
+    assert!(!narrative.is_empty(), "the browser test names the narrative it typed");
+
+    // HR: the observation is in pat's development record, minimised.
+    let key = app.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]);
+    let key = key.lines().find_map(|l| l.strip_prefix("key: ")).expect("a key line").trim().to_owned();
+    let response = app.server.get_with("/v1/api/practitioners/pat/development-record", Some(&key)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let record: Value = response.json();
+    let observations = record["observations"].as_array().expect("observations");
+    let seen = observations.iter().find(|o| o["url"] == url.as_str());
+    let seen = seen.unwrap_or_else(|| panic!("the browser's observation {url} is in the HR record: {record:#}"));
+    assert_eq!(seen["status"], "signed-off", "{seen:#}");
+    for text in &narrative {
+        assert!(!response.body.contains(text.as_str()), "HR saw narrative {text:?}: {}", response.body);
+    }
+}
