@@ -29,6 +29,8 @@ impl TestServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
             .args(&extra_args)
             .env("RUST_LOG", std::env::var("FIELDBOOK_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            // The web app, where scripts/test built it (the tests run from tests/).
+            .env("FIELDBOOK_WEB_DIR", crate::repo_root().join("clients/web/dist"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -213,11 +213,11 @@ async fn sign_offs_made_at_once_lock_the_record_and_its_status_may_then_catch_up
     assert!(both["signOff"]["observer"].is_object() && both["signOff"]["practitioner"].is_object(), "{both}");
     assert_eq!(both["status"], "shared");
 
-    // Locked: the status may catch up (from either party), nothing else may change.
+    // Locked: the status may catch up, nothing else may change.
     tablet.edit(&obs, &[("status", "signed-off")]);
     tablet.sync(&server, &app.token, &[]);
-    phone.edit(&obs, &[("status", "signed-off")]);
     phone.sync(&server, &pat_token, &[]);
+    assert_eq!(phone.show(&obs)["status"], "signed-off");
     let fresh = Device::new();
     fresh.sync(&server, &app.token, &[&obs]);
     assert_eq!(fresh.show(&obs)["status"], "signed-off");

@@ -16,7 +16,7 @@ const PASSWORD: &str = "correct horse battery staple";
 async fn supervisor_and_practitioner_complete_an_observation_in_the_browser() {
     let dist = repo_root().join("clients/web/dist");
     assert!(dist.join("index.html").exists(), "clients/web/dist is missing: run scripts/build-web (scripts/test does)");
-    let app = TestApp::spawn_with(Backend::Sqlite, &["--web-dir", dist.to_str().expect("utf-8 path")]).await;
+    let app = TestApp::spawn(Backend::Sqlite).await; // test servers serve clients/web/dist
     app.db.user("pat", Role::Practitioner).await;
     app.fieldbook(&["users", "update", "--id", "sam", "--name", "Sam Okafor"]);
     app.fieldbook(&["users", "update", "--id", "pat", "--name", "Pat Reid", "--employee-number", "E100"]);

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
 import { api } from "./api";
 import { addRejection } from "./notices";
+import { trackSave } from "./sync-state";
 import type { Framework, IndexEntry, People, RecordDoc } from "./types";
 
 const INDEX_KEY = "fb.index";
@@ -102,6 +103,7 @@ export class RecordStore {
   private watch(handle: DocHandle<RecordDoc>): void {
     this.handles.set(handle.url, handle);
     handle.on("change", this.notify);
+    handle.on("change", () => this.save(handle));
     handle.on("remote-heads", this.notify);
     handle.on("ephemeral-message", ({ message }) => {
       const notice = message as { type?: string; reason?: string; changeHashes?: string[] };
@@ -111,9 +113,15 @@ export class RecordStore {
     });
   }
 
+  /** Writes the document's latest changes to IndexedDB now, not when the repo gets round to it. */
+  private save(handle: DocHandle<RecordDoc>): void {
+    trackSave(handle.documentId, this.repo.flush([handle.documentId]));
+  }
+
   /** Adds a document created on this device (the server lists it once it has synced). */
   addLocal(handle: DocHandle<RecordDoc>, entry: Omit<IndexEntry, "url" | "changeSeq" | "local">): void {
     this.watch(handle);
+    this.save(handle);
     this.index.entries.push({ ...entry, url: handle.url, changeSeq: Number.MAX_SAFE_INTEGER, local: true });
     this.persistIndex();
     this.notify();

@@ -11,11 +11,37 @@ const HEADS_KEY = "fb.serverHeads";
 let storageId: StorageId | null = localStorage.getItem(STORAGE_ID_KEY) as StorageId | null;
 const listeners = new Set<() => void>();
 
+const notifyAll = () => {
+  for (const listener of [...listeners]) listener();
+};
+
 export function setServerStorageId(id: StorageId): void {
   if (id === storageId) return;
   storageId = id;
   localStorage.setItem(STORAGE_ID_KEY, id);
-  for (const listener of [...listeners]) listener();
+  notifyAll();
+}
+
+// Writes of a document's latest changes to IndexedDB still in flight. The repo saves on its
+// own a little later; until a save completes, a reload or a closed tab would lose the change,
+// so the record says "Saving on this device" rather than "Saved".
+const saving = new Map<string, number>();
+
+export function trackSave(documentId: string, write: Promise<unknown>): void {
+  saving.set(documentId, (saving.get(documentId) ?? 0) + 1);
+  notifyAll();
+  void write
+    .catch((e) => console.warn("saving on this device", e))
+    .finally(() => {
+      const left = (saving.get(documentId) ?? 1) - 1;
+      if (left > 0) saving.set(documentId, left);
+      else saving.delete(documentId);
+      notifyAll();
+    });
+}
+
+export function isSaving(documentId: string): boolean {
+  return saving.has(documentId);
 }
 
 function confirmedHeads(): Record<string, string[]> {

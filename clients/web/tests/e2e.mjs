@@ -66,9 +66,13 @@ async function screen(page, name) {
   log(`screen ${name} checked`);
 }
 
+/** Every page opened, to show what each one had on screen and in store if a step fails. */
+const pages = [];
+
 async function newPage(browser, viewport) {
   const context = await browser.newContext({ viewport, bypassCSP: true, locale: "en-GB", timezoneId: "Europe/London" });
   const page = await context.newPage();
+  pages.push(page);
   page.on("pageerror", (e) => log("page error:", e.message));
   page.on("console", (m) => m.type() === "error" && log("console:", m.text()));
   return { context, page };
@@ -79,6 +83,29 @@ async function signIn(page, user) {
   await page.getByLabel("User id").fill(user.id);
   await page.getByLabel("Password").fill(user.password);
   await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
+}
+
+/** Signs in with the keyboard alone: Tab through the form in order, type, press Enter. */
+async function signInByKeyboard(page, user) {
+  await page.goto(`${BASE}/`);
+  await page.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
+  const focused = () =>
+    page.evaluate(() => {
+      const el = document.activeElement;
+      return (el?.labels?.[0]?.textContent ?? el?.getAttribute("aria-label") ?? el?.textContent ?? "").trim();
+    });
+  const order = [];
+  for (let i = 0; i < 6 && !order.includes("Sign in"); i++) {
+    await page.keyboard.press("Tab");
+    const name = await focused();
+    order.push(name);
+    if (name === "User id") await page.keyboard.type(user.id);
+    if (name === "Password") await page.keyboard.type(user.password);
+  }
+  const at = (name) => order.indexOf(name);
+  assert.ok(at("User id") >= 0 && at("User id") < at("Password") && at("Password") < at("Sign in"), `focus order: ${order.join(" → ")}`);
+  await page.keyboard.press("Enter");
   await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
 }
 
@@ -165,6 +192,7 @@ try {
   await screen(p, "observation-form");
   await p.getByRole("button", { name: "Share with practitioner" }).click();
   await p.getByText("Shared with practitioner").first().waitFor(LONG);
+  await p.getByText("Saved on this device only").first().waitFor(LONG); // written to IndexedDB
 
   // Reload with the network still off: the app and the record are still there.
   await p.reload();
@@ -186,7 +214,7 @@ try {
 
   // 3. The practitioner reads it, reflects and signs off.
   const pra = await newPage(browser, SIZES.phone);
-  await signIn(pra.page, PRACTITIONER);
+  await signInByKeyboard(pra.page, PRACTITIONER);
   const q = pra.page;
   await q.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
   await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
@@ -276,6 +304,20 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
+  for (const [i, page] of pages.entries()) {
+    if (page.isClosed()) continue;
+    const state = await page
+      .evaluate(async () => {
+        const token = JSON.parse(localStorage.getItem("fb.session") ?? "{}").accessToken;
+        const fresh = await fetch("/v1/records?after=0", { headers: { authorization: `Bearer ${token}` } })
+          .then((r) => r.text())
+          .catch(String);
+        return { url: location.href, index: localStorage.getItem("fb.index"), fresh, text: document.body.innerText };
+      })
+      .catch((err) => ({ error: String(err) }));
+    console.error(`page ${i}:`, JSON.stringify(state, null, 1));
+    await page.screenshot({ path: join(ARTIFACTS, `failure-page-${i}.png`), fullPage: true }).catch(() => undefined);
+  }
 } finally {
   await browser.close();
 }

@@ -256,6 +256,7 @@ impl DocumentHub {
             }
             self.opened(from, &sender, document);
         }
+        tracing::debug!(%document, user = %sender.user_id, bytes = data.len(), ?kind, "sync message");
         let staged = match loaded.sync.stage(&from, kind, data) {
             Ok(staged) => staged,
             Err(source) => {
@@ -300,7 +301,10 @@ impl DocumentHub {
                 events,
             };
             match self.committer.commit(job).await {
-                Ok(id) => loaded.chunk_ids.push(id),
+                Ok(id) => {
+                    tracing::debug!(%document, chunk = id, "committed");
+                    loaded.chunk_ids.push(id)
+                }
                 Err(e) => {
                     *guard = None;
                     return Err(e.into());

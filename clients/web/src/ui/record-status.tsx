@@ -2,13 +2,25 @@
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { dismissRejection, explainRejection, useRejections } from "../notices";
 import { takeServerCopy } from "../server-copy";
-import { useStoredOnServer } from "../sync-state";
+import { isSaving, useStoredOnServer } from "../sync-state";
 
 export const STORED = "Stored on the server";
 export const DEVICE_ONLY = "Saved on this device only";
 
+export const SAVING = "Saving on this device…";
+
 export function SyncText({ handle, live = false }: { handle?: DocHandle<unknown>; live?: boolean }) {
   const stored = useStoredOnServer(handle);
+  if (handle && isSaving(handle.documentId)) {
+    return (
+      <p class="sync device" role={live ? "status" : undefined}>
+        <span aria-hidden="true" class="sync-icon">
+          …
+        </span>{" "}
+        {SAVING}
+      </p>
+    );
+  }
   const text = stored ? STORED : DEVICE_ONLY;
   return (
     <p class={stored ? "sync stored" : "sync device"} role={live ? "status" : undefined}>
