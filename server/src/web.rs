@@ -16,10 +16,11 @@ use tower_http::services::ServeDir;
 /// Where `scripts/build-web` puts the app, relative to the repository root.
 pub const DEFAULT_WEB_DIR: &str = "clients/web/dist";
 
-/// `wasm-unsafe-eval`: automerge runs as WebAssembly. `ws:`/`wss:`: sync on this origin
-/// (CSP 'self' does not cover WebSocket schemes in every browser).
+/// `wasm-unsafe-eval`: automerge runs as WebAssembly. `connect-src 'self'` covers the sync
+/// WebSocket on this origin (CSP 3), and no other host, so a script injected somehow could not
+/// send tokens anywhere.
 const POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-                      img-src 'self' data:; connect-src 'self' ws: wss:; worker-src 'self'; \
+                      img-src 'self' data:; connect-src 'self'; worker-src 'self'; \
                       manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Serves the built app from `dir`, or, if it was never built, a page that says how to build it.
@@ -47,8 +48,10 @@ pub fn app(dir: &Path) -> Router {
 /// Hashed assets never change, so browsers may keep them; everything else (the page, the
 /// service worker, the manifest) is revalidated on every load so updates reach devices.
 async fn headers(request: Request, next: Next) -> Response {
-    let immutable = request.uri().path().starts_with("/assets/");
+    let asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await.into_response();
+    // Not a 404: during a deploy a browser must not keep "missing" for a year.
+    let immutable = asset && response.status().is_success();
     let headers = response.headers_mut();
     let cache = if immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));

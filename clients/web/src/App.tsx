@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { onAuthSignal } from "./events";
 import { useOnline } from "./online";
 import { RecordStore } from "./records";
-import { setSyncToken, startRepo } from "./repo";
+import { setSyncToken, startRepo, stopRepo } from "./repo";
 import { useRoute } from "./router";
 import { AuthError, clearSession, loadSession, login, logout, type Me, onTokens, refreshSession, type Session, withinOfflineGrace } from "./session";
 import { Home } from "./screens/Home";
@@ -13,7 +13,7 @@ import { NewObservation } from "./screens/NewObservation";
 import { ObservationScreen } from "./screens/ObservationScreen";
 import { PlanScreen } from "./screens/PlanScreen";
 import { SignIn } from "./screens/SignIn";
-import { storedOnServer } from "./sync-state";
+import { changedHereCount, storedOnServer } from "./sync-state";
 import { wipeLocalData } from "./wipe";
 
 const OWNER_KEY = "fb.owner";
@@ -30,25 +30,39 @@ function initialState(): State {
   return start(session);
 }
 
+const NOT_ALL_DELETED = " Some data could not be removed while another Fieldbook tab had it open: close other Fieldbook tabs and reload.";
+
 function start(session: Session): State {
   const repo = startRepo(session.accessToken);
-  return { phase: "in", session, me: session.me!, store: new RecordStore(repo) };
+  // A repo still running from before (a session that ended) must use the new token.
+  setSyncToken(session.accessToken);
+  return { phase: "in", session, me: session.me!, store: new RecordStore(repo, session.me!.id) };
 }
 
 export function App() {
   const [state, setState] = useState<State>(initialState);
   const [announcement, setAnnouncement] = useState("");
+  // The signal handler is registered once; it reads the state as it is when a signal comes.
+  const stateRef = useRef(state);
+  stateRef.current = state;
 
   useEffect(
     () =>
       onAuthSignal(async (signal) => {
+        stateRef.current.phase === "in" && stateRef.current.store.close();
         if (signal.kind === "wipe") {
-          await wipeLocalData({ keepDevice: false });
+          const deleted = await wipeLocalData({ keepDevice: false, reason: signal.reason });
           setState({
             phase: "out",
-            message: `This device was signed out by the server and its Fieldbook data was deleted (${signal.reason}). If you did not expect this, contact your admin.`,
+            message:
+              `This device was signed out by the server and its Fieldbook data was deleted (${signal.reason}). If you did not expect this, contact your admin.` +
+              (deleted ? "" : NOT_ALL_DELETED),
           });
+        } else if (signal.kind === "wiped-elsewhere") {
+          await stopRepo();
+          setState({ phase: "out", message: `Fieldbook was signed out in another tab, and its data was removed from this device (${signal.reason}).` });
         } else {
+          await stopRepo();
           clearSession();
           setState({ phase: "out", message: signal.reason });
         }
@@ -58,11 +72,18 @@ export function App() {
 
   const signIn = async (userId: string, password: string): Promise<string | null> => {
     try {
-      let session = await login(userId, password);
       const owner = localStorage.getItem(OWNER_KEY);
       if (owner && owner !== userId) {
-        // Another person's records must not stay on the device.
-        await wipeLocalData({ keepDevice: true });
+        // Another person's records must not stay on the device, but their unsent work must
+        // not be lost either: they sync first, or an admin revokes the device.
+        const unsynced = changedHereCount();
+        if (unsynced > 0) {
+          return `This device holds ${unsynced === 1 ? "1 record" : `${unsynced} records`} of ${owner} that ${unsynced === 1 ? "is" : "are"} not on the server yet. ${owner} must sign in here and sync before anyone else can use this device; or an admin can revoke the device, which deletes ${unsynced === 1 ? "it" : "them"}.`;
+        }
+      }
+      let session = await login(userId, password);
+      if (owner && owner !== userId) {
+        await wipeLocalData({ keepDevice: true, reason: "another person signed in" });
         localStorage.setItem("fb.session", JSON.stringify(session));
         session = loadSession()!;
       }
@@ -72,8 +93,8 @@ export function App() {
       return null;
     } catch (e) {
       if (e instanceof AuthError && e.kind === "revoked") {
-        await wipeLocalData({ keepDevice: false });
-        return `This device was revoked, so its Fieldbook data was deleted (${e.message}). Contact your admin.`;
+        const deleted = await wipeLocalData({ keepDevice: false, reason: "this device was revoked" });
+        return `This device was revoked, so its Fieldbook data was deleted (${e.message}). Contact your admin.` + (deleted ? "" : NOT_ALL_DELETED);
       }
       if (e instanceof AuthError && e.kind === "network" && !navigator.onLine) {
         return "You are offline. You need the network to sign in. Connect and try again.";
@@ -84,9 +105,15 @@ export function App() {
 
   const signOut = async () => {
     if (state.phase !== "in") return;
+    state.store.close();
     if (navigator.onLine) await logout(loadSession() ?? state.session);
-    await wipeLocalData({ keepDevice: true });
-    setState({ phase: "out", message: "You have signed out. Fieldbook data was removed from this device." });
+    const deleted = await wipeLocalData({ keepDevice: true, reason: "signed out" });
+    setState({
+      phase: "out",
+      message: deleted
+        ? "You have signed out. Fieldbook data was removed from this device."
+        : "You have signed out, but some Fieldbook data could not be removed: close other Fieldbook tabs, then sign in and out again.",
+    });
   };
 
   useEffect(() => {

@@ -1,5 +1,7 @@
-// Creating records. Every field another party writes later (signOff) exists from the start,
-// because the server lets them write only inside it.
+// Creating records. Every field another party writes later (signOff, familyVoice) exists from
+// the start, because the server lets them write only inside it; and every prose field exists as
+// empty text, so two devices that each write it first offline merge their text instead of
+// automerge keeping one new text object and hiding the other.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { currentRepo } from "./repo";
 import type { RecordStore } from "./records";
@@ -16,6 +18,14 @@ export function createObservation(store: RecordStore, me: Me, practitionerId: st
     components: [],
     status: "draft",
     signOff: {},
+    present: "",
+    purpose: "",
+    consent: { by: "", how: "" },
+    notes: "",
+    feedback: "",
+    reflection: "",
+    response: "",
+    familyVoice: { text: "", how: "" },
     strengths: [],
     developmentAreas: [],
     judgements: {},

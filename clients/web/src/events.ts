@@ -1,6 +1,9 @@
 // App-wide signals that do not belong to one screen: the server told this device to wipe,
-// or the session can no longer be renewed.
-export type AuthSignal = { kind: "wipe"; reason: string } | { kind: "session-ended"; reason: string };
+// another tab wiped it, or the session can no longer be renewed.
+export type AuthSignal =
+  | { kind: "wipe"; reason: string }
+  | { kind: "wiped-elsewhere"; reason: string }
+  | { kind: "session-ended"; reason: string };
 
 const listeners = new Set<(signal: AuthSignal) => void>();
 

@@ -4,12 +4,14 @@ import { useEffect, useState } from "preact/hooks";
 import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
 import { api } from "./api";
 import { addRejection } from "./notices";
-import { trackSave } from "./sync-state";
-import type { Framework, IndexEntry, People, RecordDoc } from "./types";
+import { markChangedHere, storedOnServer, trackSave } from "./sync-state";
+import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc } from "./types";
 
 const INDEX_KEY = "fb.index";
 const PEOPLE_KEY = "fb.people";
 const FRAMEWORKS_KEY = "fb.frameworks";
+/** How far behind its cursor each poll re-reads the index (as fieldbook-device does). */
+const REREAD = 1000;
 
 interface StoredIndex {
   entries: IndexEntry[];
@@ -39,13 +41,18 @@ export class RecordStore {
   private handles = new Map<string, DocHandle<RecordDoc>>();
   private opening = new Map<string, Promise<DocHandle<RecordDoc> | undefined>>();
   private unavailable = new Set<string>();
+  private closed = false;
   private listeners = new Set<() => void>();
   people: People = read(PEOPLE_KEY, { supervisees: [], supervisors: [] });
   frameworks: Framework[] = read(FRAMEWORKS_KEY, { frameworks: [] as Framework[] }).frameworks;
   lastPollError: string | null = null;
   version = 0;
 
-  constructor(private repo: Repo) {
+  /** `meId`: the signed-in user, who brings a locked observation's status up to date. */
+  constructor(
+    private repo: Repo,
+    private meId: string,
+  ) {
     for (const entry of this.index.entries) void this.open(entry.url);
   }
 
@@ -60,7 +67,12 @@ export class RecordStore {
   };
 
   private persistIndex(): void {
-    localStorage.setItem(INDEX_KEY, JSON.stringify(this.index));
+    if (!this.closed) localStorage.setItem(INDEX_KEY, JSON.stringify(this.index));
+  }
+
+  /** After sign-out: late answers to polls started before must not write anything back. */
+  close(): void {
+    this.closed = true;
   }
 
   entries(): Loaded[] {
@@ -104,6 +116,14 @@ export class RecordStore {
     this.handles.set(handle.url, handle);
     handle.on("change", this.notify);
     handle.on("change", () => this.save(handle));
+    handle.on("change", () => this.completeSignOff(handle));
+    this.completeSignOff(handle);
+    // Keep the server's confirmed heads current for every record, not only those on screen
+    // (the server may have reported them before this handle was watched).
+    const confirm = () => void storedOnServer(handle as DocHandle<unknown>);
+    handle.on("remote-heads", confirm);
+    handle.on("change", confirm);
+    confirm();
     handle.on("remote-heads", this.notify);
     handle.on("ephemeral-message", ({ message }) => {
       const notice = message as { type?: string; reason?: string; changeHashes?: string[] };
@@ -113,6 +133,22 @@ export class RecordStore {
     });
   }
 
+  /** Both parties signed off before either saw the other's signature, so neither set the
+   *  status: a party that notices does (the one change the server accepts on a locked record). */
+  private completeSignOff(handle: DocHandle<RecordDoc>): void {
+    const doc = handle.isReady() ? handle.doc() : undefined;
+    if (doc?.type !== "observation" || !isLocked(doc) || doc.status === "signed-off") return;
+    if (doc.observerId !== this.meId && doc.practitionerId !== this.meId) return;
+    this.change(handle, (d) => void ((d as Observation).status = "signed-off"));
+  }
+
+  /** Every change made on this device goes through here, so that it counts as unsent until
+   *  the server confirms it. */
+  change<T extends RecordDoc>(handle: DocHandle<T>, fn: (doc: T) => void): void {
+    markChangedHere(handle.documentId);
+    handle.change(fn);
+  }
+
   /** Writes the document's latest changes to IndexedDB now, not when the repo gets round to it. */
   private save(handle: DocHandle<RecordDoc>): void {
     trackSave(handle.documentId, this.repo.flush([handle.documentId]));
@@ -120,6 +156,7 @@ export class RecordStore {
 
   /** Adds a document created on this device (the server lists it once it has synced). */
   addLocal(handle: DocHandle<RecordDoc>, entry: Omit<IndexEntry, "url" | "changeSeq" | "local">): void {
+    markChangedHere(handle.documentId);
     this.watch(handle);
     this.save(handle);
     this.index.entries.push({ ...entry, url: handle.url, changeSeq: Number.MAX_SAFE_INTEGER, local: true });
@@ -127,9 +164,11 @@ export class RecordStore {
     this.notify();
   }
 
-  /** Pages through GET /v1/records from the last cursor (from 0 when access changed). */
+  /** Pages through GET /v1/records from a little behind the last cursor (from 0 when access
+   *  changed): on PostgreSQL, commits can become visible out of their number order, so a record
+   *  numbered just below the cursor may appear after it was passed. */
   async poll(): Promise<void> {
-    let { cursor } = this.index;
+    let cursor = Math.max(0, this.index.cursor - REREAD);
     let restart = false;
     const seen = new Map<string, IndexEntry>();
     for (;;) {
@@ -154,6 +193,7 @@ export class RecordStore {
       for (const [url, entry] of byUrl) if (!entry.local || seen.has(url)) byUrl.delete(url);
     }
     for (const [url, entry] of seen) byUrl.set(url, entry);
+    if (this.closed) return;
     this.index = { entries: [...byUrl.values()], cursor, accessVersion: this.index.accessVersion };
     this.persistIndex();
     for (const entry of this.index.entries) void this.open(entry.url);
@@ -165,6 +205,7 @@ export class RecordStore {
       api<People>("/v1/people").catch(() => null),
       api<{ frameworks: Framework[] }>("/v1/frameworks").catch(() => null),
     ]);
+    if (this.closed) return;
     if (people) {
       this.people = people;
       localStorage.setItem(PEOPLE_KEY, JSON.stringify(people));

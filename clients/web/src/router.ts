@@ -22,6 +22,7 @@ export function useRoute(): Route {
   useEffect(() => {
     const update = () => setRoute(parseRoute(location.hash));
     window.addEventListener("hashchange", update);
+    update(); // the hash may have changed between the first render and now
     return () => window.removeEventListener("hashchange", update);
   }, []);
   return route;

@@ -159,6 +159,8 @@ export async function refreshSession(): Promise<Session> {
       throw error;
     }
     const session = sessionFrom(before.userId, (await response.json()) as TokenResponse, before.me);
+    // Signed out (or in as someone else) while the request was out: keep nothing.
+    if (loadSession()?.refreshToken !== before.refreshToken) throw new AuthError("You are signed out.", "rejected");
     saveSession(session);
     return session;
   };

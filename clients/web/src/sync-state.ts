@@ -7,6 +7,7 @@ import type { DocHandle, StorageId } from "@automerge/automerge-repo/slim";
 
 const STORAGE_ID_KEY = "fb.serverStorageId";
 const HEADS_KEY = "fb.serverHeads";
+const SESSION_KEY = "fb.session";
 
 let storageId: StorageId | null = localStorage.getItem(STORAGE_ID_KEY) as StorageId | null;
 const listeners = new Set<() => void>();
@@ -56,15 +57,43 @@ function sameHeads(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && [...a].sort().join() === [...b].sort().join();
 }
 
+// Records changed on this device since the server last confirmed them, kept across reloads
+// and sessions: a different person's sign-in would otherwise wipe them unsent.
+const DIRTY_KEY = "fb.changedHere";
+
+function dirty(): string[] {
+  try {
+    return JSON.parse(localStorage.getItem(DIRTY_KEY) ?? "[]");
+  } catch {
+    return [];
+  }
+}
+
+/** Call on every change made on this device. */
+export function markChangedHere(documentId: string): void {
+  const ids = dirty();
+  if (!ids.includes(documentId)) localStorage.setItem(DIRTY_KEY, JSON.stringify([...ids, documentId]));
+}
+
+/** How many records hold changes made here that the server has not confirmed. */
+export function changedHereCount(): number {
+  return dirty().length;
+}
+
 export function storedOnServer(handle: DocHandle<unknown>): boolean {
   if (!handle.isReady()) return false;
   const local = handle.heads() as string[];
   const known = confirmedHeads();
   const live = storageId ? (handle.getSyncInfo(storageId)?.lastHeads as string[] | undefined) : undefined;
   if (live && sameHeads(live, local)) {
-    if (!known[handle.documentId] || !sameHeads(known[handle.documentId], local)) {
+    // Not after a sign-out: the wipe must not be undone by a late event.
+    if (localStorage.getItem(SESSION_KEY) && (!known[handle.documentId] || !sameHeads(known[handle.documentId], local))) {
       known[handle.documentId] = [...local];
       localStorage.setItem(HEADS_KEY, JSON.stringify(known));
+    }
+    const ids = dirty();
+    if (ids.includes(handle.documentId)) {
+      localStorage.setItem(DIRTY_KEY, JSON.stringify(ids.filter((id) => id !== handle.documentId)));
     }
     return true;
   }

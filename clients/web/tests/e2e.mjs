@@ -41,7 +41,8 @@ if (UPDATE_DOCS) mkdirSync(DOCS, { recursive: true });
 const log = (...args) => console.error("[e2e]", ...args);
 
 async function checkAccessibility(page, screen) {
-  await page.addScriptTag({ content: axeSource });
+  // Evaluated by the test driver (as from devtools), so the app's strict CSP stays on.
+  await page.evaluate(axeSource);
   const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
   const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   for (const v of bad) {
@@ -68,13 +69,20 @@ async function screen(page, name) {
 
 /** Every page opened, to show what each one had on screen and in store if a step fails. */
 const pages = [];
+/** The app must work under the server's Content-Security-Policy: any violation fails the test. */
+const cspViolations = [];
 
 async function newPage(browser, viewport) {
-  const context = await browser.newContext({ viewport, bypassCSP: true, locale: "en-GB", timezoneId: "Europe/London" });
+  const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "Europe/London" });
   const page = await context.newPage();
   pages.push(page);
   page.on("pageerror", (e) => log("page error:", e.message));
-  page.on("console", (m) => m.type() === "error" && log("console:", m.text()));
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    // The sync URL carries the access token: never print it.
+    log("console:", m.text().replace(/token=[^&'" ]+/g, "token=…"));
+  });
   return { context, page };
 }
 
@@ -283,6 +291,33 @@ try {
     page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name).filter((n) => n?.startsWith("fieldbook")));
   assert.deepEqual(await fieldbookDatabases(q), [], "sign-out must delete the local records");
 
+  // A shared tablet: work on it that is not on the server yet is never deleted unasked.
+  const shared = await newPage(browser, SIZES.tablet);
+  const t = shared.page;
+  await signIn(t, SUPERVISOR);
+  await t.getByRole("button", { name: "New observation" }).and(t.locator(":enabled")).waitFor(LONG);
+  await shared.context.setOffline(true);
+  await t.getByRole("button", { name: "New observation" }).click();
+  await t.getByLabel("Practitioner observed").selectOption({ label: "Pat Reid" });
+  await t.getByRole("button", { name: "Start observation" }).click();
+  await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  await t.getByText("Saved on this device only").first().waitFor(LONG);
+  // Signing out asks first…
+  await t.getByRole("button", { name: "Sign out" }).click();
+  await t.getByRole("heading", { name: "Sign out and lose unsaved records?" }).waitFor(LONG);
+  await t.getByRole("button", { name: "Cancel" }).click();
+  // …and when the session ends (here: its tokens are gone), someone else cannot sign in over it.
+  await t.evaluate(() => localStorage.removeItem("fb.session"));
+  await t.reload();
+  await shared.context.setOffline(false);
+  await t.getByLabel("User id").fill(PRACTITIONER.id);
+  await t.getByLabel("Password").fill(PRACTITIONER.password);
+  await t.getByRole("button", { name: "Sign in" }).click();
+  await t.getByText(`This device holds 1 record of ${SUPERVISOR.id} that is not on the server yet`).waitFor(LONG);
+  assert.equal(await t.evaluate(() => localStorage.getItem("fb.session")), null, "nobody is signed in over unsent work");
+  await shared.context.close();
+  log("unsent work on a shared tablet is kept");
+
   // A revoked device is told to wipe: the supervisor's browser deletes its data and says why.
   if (ADMIN_TOKEN) {
     const device = await p.evaluate(() => localStorage.getItem("fb.deviceId"));
@@ -298,6 +333,7 @@ try {
     log("revoked browser wiped");
   }
 
+  assert.deepEqual(cspViolations, [], "the app broke its Content-Security-Policy");
   await sup.context.close();
   await pra.context.close();
   log("all checks passed");

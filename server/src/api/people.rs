@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use fieldbook_sync_core::records::dates;
 use serde::Serialize;
 
 use crate::auth::Authenticated;
@@ -37,7 +38,7 @@ struct People {
 }
 
 async fn people(State(state): State<AppState>, auth: Authenticated) -> Result<Json<People>, AppError> {
-    let (supervisees, supervisors) = state.db.current_supervision_of(&auth.user.id).await?;
+    let (supervisees, supervisors) = state.db.supervision_on(&auth.user.id, &dates::today()).await?;
     Ok(Json(People {
         supervisees: supervisees.into_iter().map(Person::from).collect(),
         supervisors: supervisors.into_iter().map(Person::from).collect(),

@@ -373,16 +373,18 @@ impl Database {
         rows.iter().map(|r| Ok((r.try_get("supervisee_id")?, r.try_get("supervisor_id")?))).collect()
     }
 
-    /// The active people `user_id` supervises now, and who supervises them now, by name.
-    pub async fn current_supervision_of(&self, user_id: &str) -> Result<(Vec<User>, Vec<User>), StorageError> {
+    /// The active people `user_id` supervises on `today`, and who supervises them, by name
+    /// (a relationship set to start later counts from its start).
+    pub async fn supervision_on(&self, user_id: &str, today: &str) -> Result<(Vec<User>, Vec<User>), StorageError> {
         let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "SELECT {columns}, s.supervisor_id AS above FROM supervision s
              JOIN users u ON u.id = CASE WHEN s.supervisor_id = $1 THEN s.supervisee_id ELSE s.supervisor_id END
-             WHERE s.ended_on IS NULL AND (s.supervisor_id = $1 OR s.supervisee_id = $1) AND u.status = 'active'
+             WHERE (s.supervisor_id = $1 OR s.supervisee_id = $1) AND u.status = 'active'
+               AND s.started_on <= $2 AND (s.ended_on IS NULL OR s.ended_on > $2)
              ORDER BY u.name, u.id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(today).fetch_all(self.pool()).await?;
         let (mut supervisees, mut supervisors) = (Vec::new(), Vec::new());
         for row in &rows {
             let above: String = row.try_get("above")?;

@@ -126,6 +126,13 @@ fn creation_is_the_observers_with_the_other_side_empty() {
         "the observer may not change reflection"
     );
     assert!(check(Party::Practitioner, &empty, &created).is_err());
+    // The other side's fields laid out empty, so two devices' first text merges: allowed.
+    let mut laid_out = observation();
+    laid_out["reflection"] = json!("");
+    laid_out["familyVoice"] = json!({"text": "", "how": ""});
+    assert!(check(Party::Observer, &empty, &doc(&laid_out)).is_ok());
+    laid_out["familyVoice"] = json!({"text": "their words", "how": ""});
+    assert_eq!(check(Party::Observer, &empty, &doc(&laid_out)).unwrap_err(), "the observer may not change familyVoice");
 }
 
 #[test]

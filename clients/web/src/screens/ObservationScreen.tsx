@@ -8,7 +8,7 @@ import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
 import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type RecordDoc } from "../types";
 import { CheckboxField, Section, SelectField, TextField, TextListField } from "../ui/fields";
-import { Rejections, SyncText } from "../ui/record-status";
+import { Rejections, SyncText, useRefused } from "../ui/record-status";
 
 const SETTINGS = [
   ["home-visit", "Home visit"],
@@ -50,6 +50,13 @@ export function useRecord<T extends RecordDoc>(store: RecordStore, documentId: s
       clearTimeout(retry);
     };
   }, [store, documentId]);
+  // The "Opening record…" heading that had focus is gone: focus the record's own heading.
+  useEffect(() => {
+    const active = document.activeElement;
+    if (handle && (!active || active === document.body || active.tagName === "H1")) {
+      document.querySelector<HTMLElement>("main h1")?.focus();
+    }
+  }, [handle]);
   return { handle, doc: handle?.doc(), missing };
 }
 
@@ -68,21 +75,16 @@ export function Missing({ missing }: { missing: boolean }) {
 export function ObservationScreen({ store, me, documentId }: { store: RecordStore; me: Me; documentId: string }) {
   useStore(store);
   const { handle, doc, missing } = useRecord<Observation>(store, documentId);
-  // Both parties signed off before either saw the other's signature, so neither set the
-  // status: whoever notices first does (the one change the server accepts on a locked record).
-  const staleStatus = doc?.type === "observation" && isLocked(doc) && doc.status !== "signed-off";
-  const party = doc?.type === "observation" && (doc.observerId === me.id || doc.practitionerId === me.id);
-  useEffect(() => {
-    if (handle && staleStatus && party) handle.change((d) => void (d.status = "signed-off"));
-  }, [handle, staleStatus, party]);
+  const [, rerender] = useState(0);
+  const refused = useRefused(documentId, store.onServer(`automerge:${documentId}`));
   if (!handle || !doc || doc.type !== "observation") return <Missing missing={missing} />;
 
-  const change = (fn: (d: Observation) => void) => handle.change(fn);
+  const change = (fn: (d: Observation) => void) => store.change(handle, fn);
   const locked = isLocked(doc);
   const isObserver = doc.observerId === me.id;
   const isPractitioner = doc.practitionerId === me.id;
-  const observerEdits = isObserver && !locked && !doc.signOff?.observer;
-  const practitionerEdits = isPractitioner && !locked && doc.status === "shared" && !doc.signOff?.practitioner;
+  const observerEdits = isObserver && !locked && !refused && !doc.signOff?.observer;
+  const practitionerEdits = isPractitioner && !locked && !refused && doc.status === "shared" && !doc.signOff?.practitioner;
   const framework = store.framework(doc.framework);
   const choices = framework?.areas.flatMap((a) => [
     { id: a.id, title: `${a.number}. ${a.title}`, sub: false },
@@ -203,14 +205,21 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
           editable={observerEdits}
           value={doc.framework}
           options={store.frameworks.length ? store.frameworks.map((f) => ({ value: f.id, label: `${f.title} (${f.version})` })) : [{ value: doc.framework, label: doc.framework }]}
-          onChange={(v) =>
-            v &&
+          onChange={(v) => {
+            if (!v || v === doc.framework) return;
+            // The chosen areas and judgements belong to the old framework: never drop them unasked
+            // (some browsers fire a change per option while arrowing through a closed list).
+            const chosen = doc.components.length + Object.keys(doc.judgements ?? {}).length;
+            if (chosen > 0 && !window.confirm("Changing the framework clears the areas you picked and their judgements. Change it?")) {
+              rerender((n) => n + 1); // put the list back on the framework kept
+              return;
+            }
             change((d) => {
               d.framework = v;
               d.components.splice(0, d.components.length);
               for (const key of Object.keys(d.judgements)) delete d.judgements[key];
-            })
-          }
+            });
+          }}
         />
         {observerEdits ? (
           <fieldset>
@@ -355,7 +364,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
             {doc.signOff?.practitioner ? `Signed off by the practitioner on ${formatDateTime(doc.signOff.practitioner.at)}.` : "Not yet signed off by the practitioner."}
           </li>
         </ul>
-        {isObserver && doc.status === "draft" && (
+        {isObserver && observerEdits && doc.status === "draft" && (
           <>
             <p class="hint">Sharing lets {practitioner} read the record and add their reflection. You can still edit your part until you sign off.</p>
             <button type="button" onClick={() => change((d) => void (d.status = "shared"))}>

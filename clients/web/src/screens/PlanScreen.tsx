@@ -7,7 +7,7 @@ import { observationHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, Goal, GoalStatus, Observation } from "../types";
 import { SelectField, TextField } from "../ui/fields";
-import { Rejections, SyncText } from "../ui/record-status";
+import { Rejections, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
 
 const GOAL_STATUSES: { value: GoalStatus; label: string }[] = [
@@ -22,12 +22,13 @@ const PLAN_STATUS: Record<string, string> = { draft: "Draft", agreed: "Agreed", 
 export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: Me; documentId: string }) {
   useStore(store);
   const { handle, doc, missing } = useRecord<DevelopmentPlan>(store, documentId);
+  const refused = useRefused(documentId, store.onServer(`automerge:${documentId}`));
   if (!handle || !doc || doc.type !== "development-plan") return <Missing missing={missing} />;
 
-  const change = (fn: (d: DevelopmentPlan) => void) => handle.change(fn);
+  const change = (fn: (d: DevelopmentPlan) => void) => store.change(handle, fn);
   const isOwner = doc.ownerId === me.id;
   const isSupervisor = doc.supervisorId === me.id;
-  const open = doc.status !== "closed";
+  const open = doc.status !== "closed" && !refused;
   const shapes = isSupervisor && open;
   const progresses = (isOwner || isSupervisor) && open;
   const observations = store

@@ -9,27 +9,27 @@ export const DEVICE_ONLY = "Saved on this device only";
 
 export const SAVING = "Saving on this device…";
 
+/** Where the record is. With `live`, screen readers hear when it reaches the server or stops
+ *  being there, not the saving flicker of every keystroke. */
 export function SyncText({ handle, live = false }: { handle?: DocHandle<unknown>; live?: boolean }) {
   const stored = useStoredOnServer(handle);
-  if (handle && isSaving(handle.documentId)) {
-    return (
-      <p class="sync device" role={live ? "status" : undefined}>
-        <span aria-hidden="true" class="sync-icon">
-          …
-        </span>{" "}
-        {SAVING}
-      </p>
-    );
-  }
-  const text = stored ? STORED : DEVICE_ONLY;
+  const saving = !!handle && isSaving(handle.documentId);
+  const text = saving ? SAVING : stored ? STORED : DEVICE_ONLY;
   return (
-    <p class={stored ? "sync stored" : "sync device"} role={live ? "status" : undefined}>
-      <span aria-hidden="true" class="sync-icon">
-        {stored ? "✓" : "●"}
-      </span>{" "}
-      {text}
-      {!stored && live ? " — it goes to the server when you are online." : ""}
-    </p>
+    <>
+      <p class={stored && !saving ? "sync stored" : "sync device"} aria-hidden={live ? "true" : undefined}>
+        <span aria-hidden="true" class="sync-icon">
+          {saving ? "…" : stored ? "✓" : "●"}
+        </span>{" "}
+        {text}
+        {!stored && !saving && live ? " — it goes to the server when you are online." : ""}
+      </p>
+      {live && (
+        <p class="visually-hidden" role="status">
+          {stored ? "This record is on the server." : "This record is kept on this device until it syncs."}
+        </p>
+      )}
+    </>
   );
 }
 
@@ -66,4 +66,11 @@ export function Rejections({ documentId, askWho, onServer }: { documentId: strin
       )}
     </div>
   );
+}
+
+/** Whether this device's copy holds a change the server refused (and the server has the record):
+ *  every later edit would build on it and be refused too, so the record is read-only until
+ *  the user takes the server's version back. */
+export function useRefused(documentId: string, onServer: boolean): boolean {
+  return useRejections(documentId).length > 0 && onServer;
 }
