@@ -21,6 +21,12 @@ export function setValue(parent: Record<string, unknown>, key: string, value: un
   else if (parent[key] !== value) parent[key] = value;
 }
 
+/** Where the item with `id` is now: list items are edited by id, since a concurrent insert
+ *  or removal elsewhere in the list moves positions. -1 if it was removed meanwhile. */
+export function indexById(list: readonly { id: string }[], id: string): number {
+  return list.findIndex((item) => item.id === id);
+}
+
 export function newId(): string {
   return crypto.randomUUID();
 }

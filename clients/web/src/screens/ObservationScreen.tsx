@@ -3,7 +3,7 @@
 // as text. After both sign-offs nothing is editable.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { useEffect, useState } from "preact/hooks";
-import { formatDateTime, fromLocalInput, newId, setText, setValue, toLocalInput } from "../edit";
+import { formatDateTime, fromLocalInput, indexById, newId, setText, setValue, toLocalInput } from "../edit";
 import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
 import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type RecordDoc } from "../types";
@@ -95,7 +95,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
     .map((e) => e.doc)
     .filter((d): d is DevelopmentPlan => d?.type === "development-plan" && d.ownerId === doc.practitionerId);
   const goals = plans.flatMap((p) => p.goals ?? []).map((g) => ({ value: g.id, label: g.title || "Untitled goal" }));
-  const practitioner = store.personName(doc.practitionerId);
+  const practitioner = isPractitioner ? `${me.name} (you)` : store.personName(doc.practitionerId);
   const observer = isObserver ? `${me.name} (you)` : store.personName(doc.observerId);
 
   const signOff = () =>
@@ -312,14 +312,24 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
         {(doc.actions ?? []).length === 0 && !observerEdits && <p>No actions recorded.</p>}
         {(doc.actions ?? []).map((action, i) => (
           <div class="action" key={action.id}>
-            <TextField label={`Action ${i + 1}`} editable={observerEdits} value={action.text} onInput={(v) => change((d) => setText(d, ["actions", i, "text"], v))} />
+            <TextField label={`Action ${i + 1}`} editable={observerEdits} value={action.text} onInput={(v) =>
+                change((d) => {
+                  const at = indexById(d.actions, action.id);
+                  if (at >= 0) setText(d, ["actions", at, "text"], v);
+                })
+              } />
             <SelectField
               label={`Plan goal for action ${i + 1} (optional)`}
               editable={observerEdits}
               value={action.goalId}
               options={goals}
               placeholder="No linked goal"
-              onChange={(v) => change((d) => setValue(d.actions[i] as never, "goalId", v))}
+              onChange={(v) =>
+                change((d) => {
+                  const at = indexById(d.actions, action.id);
+                  if (at >= 0) setValue(d.actions[at] as never, "goalId", v);
+                })
+              }
             />
             {observerEdits && (
               <button type="button" class="secondary" onClick={() => change((d) => void d.actions.splice(i, 1))}>

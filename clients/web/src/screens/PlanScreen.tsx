@@ -1,7 +1,7 @@
 // A development plan: goals with their status and the observations that evidence them. The
 // plan's supervisor shapes the goals and agrees the plan; its owner updates goal progress.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
-import { formatDate, formatDateTime, newId, setText, setValue } from "../edit";
+import { formatDate, formatDateTime, indexById, newId, setText, setValue } from "../edit";
 import { type RecordStore, useStore } from "../records";
 import { observationHref } from "../router";
 import type { Me } from "../session";
@@ -80,17 +80,29 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
               <h3>
                 Goal {n}: {goal.title || "Untitled goal"}
               </h3>
-              {shapes && <TextField label={`Goal ${n} title`} editable value={goal.title} onInput={(v) => change((d) => setText(d, ["goals", i, "title"], v))} />}
-              <TextField label={`Goal ${n}: how we will know it is met`} editable={shapes} value={goal.successMeasure} onInput={(v) => change((d) => setText(d, ["goals", i, "successMeasure"], v))} />
+              {shapes && <TextField label={`Goal ${n} title`} editable value={goal.title} onInput={(v) => change((d) => {
+                    const at = indexById(d.goals, goal.id);
+                    if (at >= 0) setText(d, ["goals", at, "title"], v);
+                  })} />}
+              <TextField label={`Goal ${n}: how we will know it is met`} editable={shapes} value={goal.successMeasure} onInput={(v) => change((d) => {
+                    const at = indexById(d.goals, goal.id);
+                    if (at >= 0) setText(d, ["goals", at, "successMeasure"], v);
+                  })} />
               <TextField
                 label={`Goal ${n}: target date`}
                 type="date"
                 editable={shapes}
                 value={goal.targetDate}
                 display={formatDate(goal.targetDate)}
-                onInput={(v) => change((d) => setValue(d.goals[i] as never, "targetDate", v))}
+                onInput={(v) => change((d) => {
+                    const at = indexById(d.goals, goal.id);
+                    if (at >= 0) setValue(d.goals[at] as never, "targetDate", v);
+                  })}
               />
-              <TextField label={`Goal ${n}: support`} editable={shapes} value={goal.support} onInput={(v) => change((d) => setText(d, ["goals", i, "support"], v))} />
+              <TextField label={`Goal ${n}: support`} editable={shapes} value={goal.support} onInput={(v) => change((d) => {
+                    const at = indexById(d.goals, goal.id);
+                    if (at >= 0) setText(d, ["goals", at, "support"], v);
+                  })} />
               <SelectField
                 label={`Goal ${n}: area`}
                 editable={shapes}
@@ -99,7 +111,9 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
                 placeholder="No area chosen"
                 onChange={(v) =>
                   change((d) => {
-                    const list = d.goals[i].components;
+                    const at = indexById(d.goals, goal.id);
+                    if (at < 0) return;
+                    const list = d.goals[at].components;
                     list.splice(0, list.length, ...(v ? [v] : []));
                   })
                 }
@@ -112,7 +126,8 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
                 onChange={(v) =>
                   v &&
                   change((d) => {
-                    const g = d.goals[i];
+                    const g = d.goals[indexById(d.goals, goal.id)];
+                    if (!g) return;
                     g.status = v as GoalStatus;
                     if (v === "met") g.completedAt = new Date().toISOString();
                     else if (g.completedAt !== undefined) delete g.completedAt;
