@@ -10,6 +10,8 @@ import { type Framework, type IndexEntry, isLocked, type Observation, type Peopl
 const INDEX_KEY = "fb.index";
 const PEOPLE_KEY = "fb.people";
 const FRAMEWORKS_KEY = "fb.frameworks";
+/** The parts in a record that make it the user's own work, kept on the device. */
+const OWN = new Set(["observer", "practitioner", "plan-owner", "plan-supervisor"]);
 /** How far behind its cursor each poll re-reads the index (as fieldbook-device does). */
 const REREAD = 1000;
 
@@ -53,7 +55,14 @@ export class RecordStore {
     private repo: Repo,
     private meId: string,
   ) {
-    for (const entry of this.index.entries) void this.open(entry.url);
+    this.openOwn();
+  }
+
+  /** Opens (and so keeps synced on this device) the records the user is a party to; records
+   *  they see as someone's line manager or as a principal social worker — possibly a whole
+   *  organisation's — open only when looked at. */
+  private openOwn(): void {
+    for (const entry of this.index.entries) if (entry.local || OWN.has(entry.party)) void this.open(entry.url);
   }
 
   subscribe(listener: () => void): () => void {
@@ -196,7 +205,7 @@ export class RecordStore {
     if (this.closed) return;
     this.index = { entries: [...byUrl.values()], cursor, accessVersion: this.index.accessVersion };
     this.persistIndex();
-    for (const entry of this.index.entries) void this.open(entry.url);
+    this.openOwn();
     this.notify();
   }
 
