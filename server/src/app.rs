@@ -122,9 +122,16 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::routes())
         .merge(crate::auth::routes())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The request's span names its path but never its query: browsers put the access token in
+/// the sync URL (`/v1/sync?token=…`), and logs must not keep tokens.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
