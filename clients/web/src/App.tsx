@@ -49,7 +49,7 @@ export function App() {
   useEffect(
     () =>
       onAuthSignal(async (signal) => {
-        stateRef.current.phase === "in" && stateRef.current.store.close();
+        if (stateRef.current.phase === "in") stateRef.current.store.close();
         if (signal.kind === "wipe") {
           const deleted = await wipeLocalData({ keepDevice: false, reason: signal.reason });
           setState({

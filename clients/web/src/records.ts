@@ -123,17 +123,21 @@ export class RecordStore {
 
   private watch(handle: DocHandle<RecordDoc>): void {
     this.handles.set(handle.url, handle);
-    handle.on("change", this.notify);
-    handle.on("change", () => this.save(handle));
-    handle.on("change", () => this.completeSignOff(handle));
-    this.completeSignOff(handle);
     // Keep the server's confirmed heads current for every record, not only those on screen
     // (the server may have reported them before this handle was watched).
     const confirm = () => void storedOnServer(handle as DocHandle<unknown>);
-    handle.on("remote-heads", confirm);
-    handle.on("change", confirm);
+    handle.on("change", () => {
+      this.save(handle);
+      this.completeSignOff(handle);
+      confirm();
+      this.notify();
+    });
+    handle.on("remote-heads", () => {
+      confirm();
+      this.notify();
+    });
+    this.completeSignOff(handle);
     confirm();
-    handle.on("remote-heads", this.notify);
     handle.on("ephemeral-message", ({ message }) => {
       const notice = message as { type?: string; reason?: string; changeHashes?: string[] };
       if (notice?.type === "fieldbook/rejected") {

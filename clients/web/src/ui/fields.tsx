@@ -20,6 +20,24 @@ function ReadOnly({ label, value, empty = "Not recorded" }: { label: string; val
   );
 }
 
+/** A control with its label and optional hint (which the control names in aria-describedby,
+ *  see `hintId`). */
+function Labelled({ id, label, hint, children }: { id: string; label: string; hint?: string; children: ComponentChildren }) {
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      {hint && (
+        <p id={hintId(id, hint)} class="hint">
+          {hint}
+        </p>
+      )}
+      {children}
+    </div>
+  );
+}
+
+const hintId = (id: string, hint?: string) => (hint ? `${id}-hint` : undefined);
+
 export function TextField({
   label,
   editable,
@@ -39,23 +57,16 @@ export function TextField({
 }) {
   const id = useId();
   if (!editable) return <ReadOnly label={label} value={display ?? value} />;
-  const hintId = hint ? `${id}-hint` : undefined;
   const common = {
     id,
     value: value ?? "",
-    "aria-describedby": hintId,
+    "aria-describedby": hintId(id, hint),
     onInput: (e: Event) => onInput(valueOf(e)),
   };
   return (
-    <div class="field">
-      <label for={id}>{label}</label>
-      {hint && (
-        <p id={hintId} class="hint">
-          {hint}
-        </p>
-      )}
+    <Labelled id={id} label={label} hint={hint}>
       {multiline ? <textarea rows={5} {...common} /> : type === "text" ? <input type="text" {...common} /> : <input type={type} {...common} />}
-    </div>
+    </Labelled>
   );
 }
 
@@ -75,16 +86,9 @@ export function SelectField({
 }) {
   const id = useId();
   if (!editable) return <ReadOnly label={label} value={options.find((o) => o.value === value)?.label ?? value} />;
-  const hintId = hint ? `${id}-hint` : undefined;
   return (
-    <div class="field">
-      <label for={id}>{label}</label>
-      {hint && (
-        <p id={hintId} class="hint">
-          {hint}
-        </p>
-      )}
-      <select id={id} value={value ?? ""} aria-describedby={hintId} onChange={(e) => onChange(valueOf(e))}>
+    <Labelled id={id} label={label} hint={hint}>
+      <select id={id} value={value ?? ""} aria-describedby={hintId(id, hint)} onChange={(e) => onChange(valueOf(e))}>
         <option value="">{placeholder}</option>
         {options.map((o) => (
           <option value={o.value} key={o.value}>
@@ -92,7 +96,7 @@ export function SelectField({
           </option>
         ))}
       </select>
-    </div>
+    </Labelled>
   );
 }
 
