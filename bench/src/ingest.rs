@@ -135,7 +135,7 @@ fn ceiling(total: usize) -> anyhow::Result<f64> {
                     for data in messages {
                         let received = server
                             .receive_checked(&(), fieldbook_sync_core::SyncKind::Sync, data, |_, after| {
-                                Record::parse(&json::to_json(after), catalog).map(|_| ()).map_err(|e| e.to_string())
+                                Record::parse(&json::to_json(after), catalog).map(|_| ()).map_err(Into::into)
                             })
                             .expect("valid");
                         if !received.received_bytes.is_empty() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
-use fieldbook_server::auth::TokenKeys;
+use fieldbook_server::auth::{KeySource, TokenKeys};
 use fieldbook_server::storage::{Database, Role, User};
 
 /// A server under test, running as a child process that can be restarted.
@@ -60,6 +60,15 @@ fn spawn(mut command: Command, prefix: &str) -> anyhow::Result<(Child, String)> 
     Ok((child, addr))
 }
 
+/// The token-signing keys of a bench database: beside a SQLite file, or one file per
+/// PostgreSQL database in the temp dir.
+fn key_file(database_url: &str) -> PathBuf {
+    fieldbook_server::auth::keys::default_file(database_url).unwrap_or_else(|| {
+        let name = database_url.rsplit('/').next().unwrap_or("postgres");
+        std::env::temp_dir().join("fieldbook-bench-keys").join(format!("{name}.json"))
+    })
+}
+
 pub struct FieldbookServer {
     child: Child,
     addr: String,
@@ -75,8 +84,8 @@ impl FieldbookServer {
         let database_url = database_url.unwrap_or_else(|| format!("sqlite:{}", dir.join("fieldbook.sqlite").display()));
         let db = Database::connect(&database_url).await?;
         db.add_user(&User::new("bench", "Bench", Role::Supervisor)).await?;
-        let token =
-            TokenKeys::new(&db.signing_key().await?).issue("bench", None, std::time::Duration::from_secs(86400))?;
+        let keys = TokenKeys::load(KeySource::File(key_file(&database_url))).map_err(anyhow::Error::msg)?;
+        let token = keys.issue("bench", None, std::time::Duration::from_secs(86400))?;
         db.close().await;
         let (child, addr) = Self::spawn(&database_url)?;
         Ok(Self { child, addr, database_url, token, _dir: dir })
@@ -102,7 +111,10 @@ impl FieldbookServer {
             binary.display()
         );
         let mut command = Command::new(binary);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url]).env("RUST_LOG", "warn");
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url, "--signing-key-file"])
+            .arg(key_file(database_url))
+            .env("RUST_LOG", "warn");
         spawn(command, "fieldbook listening on http://")
     }
 

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{any, get};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{AuthSettings, OidcVerifier, TokenKeys};
+use crate::auth::{AuthSettings, KeySource, OidcVerifier, TokenKeys};
 use crate::config::ServerConfig;
+use crate::error::{AppError, Problem, problem_response};
 use crate::state::AppState;
 use crate::storage::{AuditLog, Database, StorageError};
 use crate::sync::{DocumentHub, sync_endpoint};
@@ -34,11 +36,14 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Self, StartError> {
         let db = Database::connect(&config.database_url).await?;
         let storage_id = db.storage_id().await?;
-        let tokens = TokenKeys::new(&db.signing_key().await?);
+        let key_source =
+            KeySource::resolve(config.auth.signing_key_file.clone(), &config.database_url).map_err(StartError::Keys)?;
+        let tokens = TokenKeys::load(key_source).map_err(StartError::Keys)?;
         let peer_id = format!("fieldbook-server-{}", uuid::Uuid::new_v4());
         let catalog = db.framework_catalog().await?;
         let audit = AuditLog::start(db.clone());
-        let hub = Arc::new(DocumentHub::new(db.clone(), audit.clone(), peer_id, config.cache, catalog));
+        let hub =
+            Arc::new(DocumentHub::new(db.clone(), audit.clone(), peer_id, (config.cache, config.limits), catalog));
         let oidc = match config.auth.oidc {
             Some(oidc) => Some(OidcVerifier::start(oidc).await.map_err(StartError::Oidc)?),
             None => None,
@@ -47,6 +52,8 @@ impl Server {
             access_token_ttl: config.auth.access_token_ttl,
             refresh_token_ttl: config.auth.refresh_token_ttl,
             oidc,
+            sign_in: Arc::default(),
+            trusted_proxies: config.auth.trusted_proxies.clone(),
         };
         let listener = TcpListener::bind(config.listen)
             .await
@@ -74,6 +81,7 @@ impl Server {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
         let framework_refresher = tokio::spawn(refresh_frameworks_periodically(self.state.hub.clone()));
+        let key_refresher = tokio::spawn(reload_keys_periodically(self.state.tokens.clone()));
         let revocations = tokio::spawn(follow_revocations(self.state.db.clone(), self.state.hub.clone()));
         let organisation = tokio::spawn(follow_organisation(self.state.db.clone(), self.state.hub.clone()));
         let jwks_refresher = self.state.auth.oidc.clone().map(|oidc| tokio::spawn(oidc.refresh_periodically()));
@@ -89,10 +97,12 @@ impl Server {
                 tracing::warn!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        let result = axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await;
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         checkpointer.abort();
         framework_refresher.abort();
+        key_refresher.abort();
         revocations.abort();
         organisation.abort();
         if let Some(task) = jwks_refresher {
@@ -112,6 +122,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("identity provider: {0}")]
     Oidc(String),
+    #[error("token-signing keys: {0}")]
+    Keys(String),
 }
 
 pub fn router(state: AppState) -> Router {
@@ -121,6 +133,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(crate::api::routes())
         .merge(crate::auth::routes())
+        // Under /v1/ an unknown path is an API error, not the web app's page.
+        .route("/v1/{*rest}", any(|| async { AppError::NotFound("no such endpoint".into()) }))
+        .layer(axum::middleware::map_response(every_error_as_problem))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -132,6 +147,38 @@ pub fn router(state: AppState) -> Router {
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+}
+
+/// Errors that did not come from our handlers — axum's own (405, a body that is not the
+/// JSON a handler takes, a failed WebSocket upgrade) — answer problem+json like the rest.
+async fn every_error_as_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let problem = Problem {
+        kind: "about:blank",
+        title,
+        status: status.as_u16(),
+        detail: if text.is_empty() { title.to_owned() } else { text },
+        parameter: None,
+        code: None,
+        wipe: None,
+    };
+    let retry_after = parts.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+    let mut answer = problem_response(&problem, retry_after);
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
@@ -170,6 +217,18 @@ async fn refresh_frameworks_periodically(hub: Arc<DocumentHub>) {
         tick.tick().await;
         if let Err(e) = hub.refresh_frameworks().await {
             tracing::warn!(error = %e, "could not reload frameworks; will retry");
+        }
+    }
+}
+
+/// A rotated key file (`fieldbook keys rotate`) takes effect within five seconds, and at
+/// once for a token that names a key this node has not read yet.
+async fn reload_keys_periodically(tokens: TokenKeys) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = tokens.reload() {
+            tracing::warn!(error = %e, "cannot read the token-signing keys; keeping the last good set");
         }
     }
 }

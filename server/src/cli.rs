@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{AuditArgs, DevicesCommand, ServiceAccountsCommand, SupervisionCommand, TeamsCommand, UsersCommand};
 use crate::app::{Server, shutdown_signal};
-use crate::auth::{TokenKeys, parse_ttl};
+use crate::auth::keys::{self, KeySource};
+use crate::auth::{KeyFileArg, TokenKeys, parse_ttl};
 use crate::config::{CacheConfig, DEFAULT_DATABASE_URL, Limits, ServerConfig};
 use crate::storage::Database;
 
@@ -38,6 +39,8 @@ enum Command {
         /// Largest protocol frame accepted from a peer, in bytes.
         #[arg(long, env = "FIELDBOOK_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
         max_frame_bytes: usize,
+        #[command(flatten)]
+        sync_limits: SyncLimitArgs,
         /// Development-records API calls per minute per account or person (bursts of up to a
         /// tenth of that at once).
         #[arg(long, env = "FIELDBOOK_API_CALLS_PER_MINUTE", default_value_t = Limits::default().api_calls_per_minute)]
@@ -112,6 +115,67 @@ enum Command {
         ttl: Duration,
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        keys: KeyFileArg,
+    },
+    /// The keys that sign access tokens (kept in a file or the environment, never the database).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// Per-connection limits of the sync endpoint.
+#[derive(Args)]
+struct SyncLimitArgs {
+    /// Largest a record may grow, in bytes as stored; a change beyond it is refused.
+    #[arg(long, env = "FIELDBOOK_MAX_DOCUMENT_BYTES", default_value_t = Limits::default().max_document_bytes)]
+    max_document_bytes: usize,
+    /// Documents one connection follows at once (gets live changes of); the one used longest
+    /// ago stops past it, until the peer next asks about it.
+    #[arg(long, env = "FIELDBOOK_MAX_SUBSCRIPTIONS", default_value_t = Limits::default().max_subscriptions)]
+    max_subscriptions: usize,
+    /// Bytes waiting for one slow reader before it is disconnected.
+    #[arg(long, env = "FIELDBOOK_MAX_QUEUED_BYTES", default_value_t = Limits::default().max_queued_bytes)]
+    max_queued_bytes: usize,
+    /// Protocol messages per second one connection may send, sustained; beyond it (and the
+    /// burst) its messages are read more slowly.
+    #[arg(long, env = "FIELDBOOK_SYNC_MESSAGES_PER_SECOND", default_value_t = Limits::default().messages_per_second)]
+    sync_messages_per_second: u32,
+    #[arg(long, env = "FIELDBOOK_SYNC_MESSAGE_BURST", default_value_t = Limits::default().message_burst)]
+    sync_message_burst: u32,
+}
+
+impl SyncLimitArgs {
+    fn apply(&self, limits: &mut Limits) {
+        limits.max_document_bytes = self.max_document_bytes.max(1);
+        limits.max_subscriptions = self.max_subscriptions.max(1);
+        limits.max_queued_bytes = self.max_queued_bytes.max(1);
+        limits.messages_per_second = self.sync_messages_per_second.max(1);
+        limits.message_burst = self.sync_message_burst.max(1);
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key to the key file (creating the file if missing). Running servers
+    /// sign with it within five seconds; older keys keep verifying the tokens they signed.
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArg,
+        #[command(flatten)]
+        keys: KeyFileArg,
+        /// Drop keys that stopped signing longer ago than this (keep it above the access-token
+        /// lifetime).
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        retire_after: Duration,
+    },
+    /// The keys in use: id, created, which one signs (never the secrets).
+    List {
+        #[command(flatten)]
+        database: DatabaseArg,
+        #[command(flatten)]
+        keys: KeyFileArg,
     },
 }
 
@@ -184,6 +248,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             database,
             max_frame_bytes,
+            sync_limits,
             api_calls_per_minute,
             cache_documents,
             cache_idle,
@@ -196,6 +261,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.public_url = public_url;
             config.web_dir = web_dir;
             config.limits.max_frame_bytes = max_frame_bytes;
+            sync_limits.apply(&mut config.limits);
             config.limits.api_calls_per_minute = api_calls_per_minute.max(1);
             config.cache.max_documents = cache_documents.max(1);
             config.cache.idle_timeout = cache_idle;
@@ -220,14 +286,40 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db.audit(crate::admin::cli_event("development-record-read", read)).await?;
             db.close().await;
         }
-        Command::Token { user, device, ttl, database } => {
+        Command::Token { user, device, ttl, database, keys } => {
+            let source =
+                KeySource::resolve(keys.signing_key_file, &database.database_url).map_err(anyhow::Error::msg)?;
             let db = Database::connect(&database.database_url).await?;
             if db.user(&user).await?.is_none() {
                 anyhow::bail!("no user {user:?}; add it with `fieldbook users add`");
             }
-            let keys = TokenKeys::new(&db.signing_key().await?);
+            let keys = TokenKeys::load(source).map_err(anyhow::Error::msg)?;
             println!("{}", keys.issue(&user, device.as_deref(), ttl)?);
             db.close().await;
+        }
+        Command::Keys { command: KeysCommand::Rotate { database, keys, retire_after } } => {
+            let source =
+                KeySource::resolve(keys.signing_key_file, &database.database_url).map_err(anyhow::Error::msg)?;
+            let KeySource::File(path) = &source else {
+                anyhow::bail!(
+                    "the keys come from {}; rotate a copy in a file (--signing-key-file) and set the variable from it",
+                    keys::KEYS_ENV
+                );
+            };
+            let rotated = source.load().map_err(anyhow::Error::msg)?.rotated(retire_after);
+            keys::write(path, &rotated).map_err(anyhow::Error::msg)?;
+            println!("{}", rotated.signing().kid);
+        }
+        Command::Keys { command: KeysCommand::List { database, keys } } => {
+            let source =
+                KeySource::resolve(keys.signing_key_file, &database.database_url).map_err(anyhow::Error::msg)?;
+            let set = source.load().map_err(anyhow::Error::msg)?;
+            let signing = set.signing().kid.clone();
+            for key in &set.keys {
+                let line =
+                    serde_json::json!({"kid": key.kid, "createdAt": key.created_at, "signs": key.kid == signing});
+                println!("{line}");
+            }
         }
     }
     Ok(())

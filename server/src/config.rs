@@ -29,6 +29,18 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Development-records API calls per minute per caller (account or person).
     pub api_calls_per_minute: u32,
+    /// Largest a record may grow, in bytes as stored; a change beyond it is refused.
+    pub max_document_bytes: usize,
+    /// Documents one connection follows at once. Beyond it, the one followed longest stops
+    /// receiving live changes until the peer next sends a message about it.
+    pub max_subscriptions: usize,
+    /// Bytes waiting to be sent to one connection; a reader that falls further behind is
+    /// disconnected (it resyncs when it reconnects), never buffered without end.
+    pub max_queued_bytes: usize,
+    /// Protocol messages one connection may send per second, sustained; beyond it (and the
+    /// burst) the server reads its messages more slowly.
+    pub messages_per_second: u32,
+    pub message_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +55,15 @@ pub struct CacheConfig {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_frame_bytes: 8 * 1024 * 1024, api_calls_per_minute: 600 }
+        Self {
+            max_frame_bytes: 8 * 1024 * 1024,
+            api_calls_per_minute: 600,
+            max_document_bytes: 4 * 1024 * 1024,
+            max_subscriptions: 10_000,
+            max_queued_bytes: 32 * 1024 * 1024,
+            messages_per_second: 500,
+            message_burst: 10_000,
+        }
     }
 }
 

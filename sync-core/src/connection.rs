@@ -32,6 +32,8 @@ pub enum Inbound {
     Document(Message),
     /// The peer said goodbye.
     Leave,
+    /// A fresh access token for this session.
+    Renew { token: String },
     /// Valid but nothing for the server to do (unknown types, subscriptions to remote heads).
     Ignored(Message),
 }
@@ -79,6 +81,7 @@ impl ServerHandshake {
             (None, other) => Err(ConnectionError::NotJoined(other.message_type().to_owned())),
             (Some(_), Message::Join { .. }) => Err(ConnectionError::AlreadyJoined),
             (Some(_), Message::Leave { .. }) => Ok(Inbound::Leave),
+            (Some(_), Message::Renew { token, .. }) => Ok(Inbound::Renew { token }),
             (
                 Some(_),
                 m @ (Message::Sync { .. }

@@ -11,6 +11,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::message::SyncKind;
+use crate::refusal::{Refusal, rule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -40,7 +41,7 @@ pub struct Received {
 /// Changes refused by [`DocSync::receive_checked`]: kept aside, never merged.
 #[derive(Debug, Clone)]
 pub struct Rejected {
-    pub reason: String,
+    pub refusal: Refusal,
     pub change_hashes: Vec<ChangeHash>,
     /// The refused changes as received, for quarantine.
     pub bytes: Vec<u8>,
@@ -68,6 +69,11 @@ impl<P> Staged<P> {
         self.scratch.as_ref().expect("a staged message with changes has a scratch copy")
     }
 
+    /// Bytes of change data the message carries.
+    pub fn received_len(&self) -> usize {
+        self.received_bytes.len()
+    }
+
     /// Who made the changes the message adds, when and with what hash (cheap: no ops).
     pub fn new_change_metadata(&self) -> Vec<automerge::ChangeMetadata<'static>> {
         let Some(scratch) = &self.scratch else { return Vec::new() };
@@ -93,11 +99,14 @@ impl<P> Staged<P> {
 
     /// A verdict that needs no check: accepted if nothing new arrives, refused if it
     /// builds on refused changes. `None`: the caller must check [`Self::after`].
-    pub fn verdict(&self) -> Option<Result<(), String>> {
+    pub fn verdict(&self) -> Option<Result<(), Refusal>> {
         if self.blocked_by_rejected {
-            Some(Err("depends on a change that was rejected".to_string()))
+            Some(Err(Refusal::new(rule::DEPENDS_ON_REFUSED, "depends on a change that was rejected")))
         } else if self.completes_others {
-            Some(Err("completes changes another connection sent before their dependencies; send them yourself".into()))
+            Some(Err(Refusal::new(
+                rule::COMPLETES_OTHERS,
+                "completes changes another connection sent before their dependencies; send them yourself",
+            )))
         } else if self.new_hashes.is_empty() {
             Some(Ok(()))
         } else {
@@ -206,7 +215,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         peer: &P,
         kind: SyncKind,
         data: &[u8],
-        check: impl FnOnce(&Automerge, &Automerge) -> Result<(), String>,
+        check: impl FnOnce(&Automerge, &Automerge) -> Result<(), Refusal>,
     ) -> Result<Received, SyncError> {
         let staged = self.stage(peer, kind, data)?;
         let verdict = match staged.verdict() {
@@ -215,7 +224,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         };
         Ok(match verdict {
             Ok(()) => self.accept(staged),
-            Err(reason) => self.refuse(staged, reason),
+            Err(refusal) => self.refuse(staged, refusal),
         })
     }
 
@@ -289,7 +298,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
 
     /// Refuses a staged message's changes: they are remembered as refused (so sync with
     /// the peer settles) and handed back for quarantine.
-    pub fn refuse(&mut self, staged: Staged<P>, reason: String) -> Received {
+    pub fn refuse(&mut self, staged: Staged<P>, refusal: Refusal) -> Received {
         let Staged { peer, kind, scratch, mut sync_state, mut new_hashes, chunk_changes, received_bytes, .. } = staged;
         for hash in &new_hashes {
             let deps = scratch.as_ref().and_then(|s| s.get_change_meta_by_hash(hash)).map(|c| c.deps);
@@ -307,7 +316,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         sync_state.shared_heads = std::mem::take(&mut state.sync.shared_heads);
         sync_state.in_flight = false;
         let received = Received {
-            rejected: Some(Rejected { reason, change_hashes: new_hashes, bytes: received_bytes }),
+            rejected: Some(Rejected { refusal, change_hashes: new_hashes, bytes: received_bytes }),
             ..Received::default()
         };
         self.finish(&peer, kind, sync_state, received)
@@ -422,7 +431,7 @@ mod tests {
         let mut server: DocSync<&str> = DocSync::new(Automerge::new());
         assert_eq!(server.receive(&"a", SyncKind::Sync, &message(&second)).unwrap().new_changes, 0);
         let by_other = server.receive(&"b", SyncKind::Sync, &message(&first)).unwrap();
-        assert!(by_other.rejected.unwrap().reason.contains("another connection"));
+        assert_eq!(by_other.rejected.unwrap().refusal.rule, rule::COMPLETES_OTHERS);
         assert!(server.is_empty());
 
         let mut server: DocSync<&str> = DocSync::new(Automerge::new());
@@ -470,7 +479,7 @@ mod tests {
         tx.commit();
         let mut rejections = Vec::new();
         let rounds = converge_one_way(&mut client, &mut server, |_, after| match after.get(ROOT, "x").unwrap() {
-            Some((v, _)) if v.as_str() == Some("forbidden") => Err("x may not be forbidden".into()),
+            Some((v, _)) if v.as_str() == Some("forbidden") => Err(Refusal::new("test", "x may not be forbidden")),
             _ => Ok(()),
         });
         for r in rounds {
@@ -478,7 +487,7 @@ mod tests {
         }
         assert_eq!(server.heads(), accepted, "server copy untouched");
         assert_eq!(rejections.len(), 1, "told once");
-        assert_eq!(rejections[0].reason, "x may not be forbidden");
+        assert_eq!(rejections[0].refusal.message, "x may not be forbidden");
         assert_eq!(rejections[0].change_hashes, client.heads());
 
         // A later change on top of the refused one is refused too.
@@ -487,7 +496,7 @@ mod tests {
         tx.commit();
         let again = converge_one_way(&mut client, &mut server, |_, _| Ok(()));
         assert_eq!(again.len(), 1);
-        assert!(again[0].reason.contains("depends on a change that was rejected"));
+        assert_eq!(again[0].refusal.rule, rule::DEPENDS_ON_REFUSED);
         assert_eq!(server.heads(), accepted);
     }
 
@@ -495,7 +504,7 @@ mod tests {
     fn converge_one_way(
         client: &mut DocSync<&'static str>,
         server: &mut DocSync<&'static str>,
-        check: impl Fn(&Automerge, &Automerge) -> Result<(), String>,
+        check: impl Fn(&Automerge, &Automerge) -> Result<(), Refusal>,
     ) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         for _ in 0..20 {

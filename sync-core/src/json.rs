@@ -2,7 +2,7 @@
 //! become maps, arrays lists, and strings collaborative Text (JS automerge's default).
 
 use automerge::transaction::Transactable;
-use automerge::{AutoSerde, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde_json::Value as Json;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,67 @@ pub enum JsonError {
 
 /// The whole document as JSON (Text and plain strings both become JSON strings).
 pub fn to_json(doc: &impl ReadDoc) -> Json {
-    serde_json::to_value(AutoSerde::from(doc)).expect("automerge documents serialise to JSON")
+    object_json(doc, &ROOT, ObjType::Map, None)
+}
+
+/// One top-level field as JSON, `None` if absent: costs what that field holds, not the
+/// whole document.
+pub fn field_json(doc: &impl ReadDoc, key: &str) -> Option<Json> {
+    let (value, id) = doc.get(ROOT, key).ok()??;
+    Some(value_json(doc, value, &id, None))
+}
+
+/// One top-level field as it was at `heads` (what someone who had seen exactly those
+/// changes saw), `None` if absent then.
+pub fn field_json_at(doc: &impl ReadDoc, key: &str, heads: &[ChangeHash]) -> Option<Json> {
+    let (value, id) = doc.get_at(ROOT, key, heads).ok()??;
+    Some(value_json(doc, value, &id, Some(heads)))
+}
+
+fn value_json(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId, at: Option<&[ChangeHash]>) -> Json {
+    match value {
+        Value::Object(kind) => object_json(doc, id, kind, at),
+        Value::Scalar(scalar) => scalar_json(&scalar),
+    }
+}
+
+fn object_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, at: Option<&[ChangeHash]>) -> Json {
+    match kind {
+        ObjType::Map | ObjType::Table => {
+            let entry = |i: automerge::iter::MapRangeItem<'_>| {
+                let id = i.id();
+                (i.key.into_owned(), Value::from(i.value), id)
+            };
+            let entries: Vec<(String, Value<'static>, ObjId)> = match at {
+                None => doc.map_range(obj, ..).map(entry).collect(),
+                Some(heads) => doc.map_range_at(obj, .., heads).map(entry).collect(),
+            };
+            Json::Object(entries.into_iter().map(|(k, v, id)| (k, value_json(doc, v, &id, at))).collect())
+        }
+        ObjType::List => {
+            let item = |i: automerge::iter::ListRangeItem<'_>| {
+                let id = i.id();
+                (Value::from(i.value), id)
+            };
+            let items: Vec<(Value<'static>, ObjId)> = match at {
+                None => doc.list_range(obj, ..).map(item).collect(),
+                Some(heads) => doc.list_range_at(obj, .., heads).map(item).collect(),
+            };
+            Json::Array(items.into_iter().map(|(v, id)| value_json(doc, v, &id, at)).collect())
+        }
+        ObjType::Text => Json::String(
+            match at {
+                None => doc.text(obj),
+                Some(heads) => doc.text_at(obj, heads),
+            }
+            .unwrap_or_default(),
+        ),
+    }
+}
+
+/// As automerge's own serialisation writes scalars (numbers, strings, booleans, null).
+fn scalar_json(scalar: &ScalarValue) -> Json {
+    serde_json::to_value(scalar).unwrap_or(Json::Null)
 }
 
 /// The string at `path` (map keys from the root), whether plain string or Text; `None` if
@@ -230,10 +290,17 @@ mod tests {
 
     #[test]
     fn json_round_trips_with_strings_as_text() {
-        let input = json!({"type": "note", "n": 3, "ok": true, "list": ["a", {"b": null}], "m": {"k": "v"}});
+        let input = json!({"type": "note", "n": 3, "f": 1.5, "ok": true, "list": ["a", {"b": null}], "m": {"k": "v"}});
         let mut doc = AutoCommit::new();
         put_object(&mut doc, &input).unwrap();
         assert_eq!(to_json(&doc), input);
+        // The same as automerge's own serialisation, independently.
+        assert_eq!(to_json(&doc), serde_json::to_value(automerge::AutoSerde::from(&doc)).unwrap());
+        let before = doc.get_heads();
+        set_path(&mut doc, "list.0", &json!("changed")).unwrap();
+        assert_eq!(field_json(&doc, "list"), Some(json!(["changed", {"b": null}])));
+        assert_eq!(field_json_at(&doc, "list", &before), Some(json!(["a", {"b": null}])));
+        assert_eq!(field_json(&doc, "missing"), None);
         let (value, _) = doc.get(ROOT, "type").unwrap().unwrap();
         assert!(matches!(value, Value::Object(ObjType::Text)));
     }

@@ -14,9 +14,11 @@ pub mod json;
 pub mod message;
 pub mod notice;
 pub mod records;
+pub mod refusal;
 
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
 pub use doc_sync::{DocSync, Outgoing, Received, Rejected, Staged, SyncError};
 pub use document_id::{DocumentId, InvalidDocumentId};
 pub use message::{DecodeError, Message, PROTOCOL_VERSION, PeerId, PeerMetadata, StorageId, SyncKind};
 pub use records::{Record, RecordError};
+pub use refusal::Refusal;

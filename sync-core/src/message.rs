@@ -12,6 +12,8 @@ use crate::document_id::{DocumentId, InvalidDocumentId};
 
 /// The only protocol version automerge-repo speaks today.
 pub const PROTOCOL_VERSION: &str = "1";
+/// The type of [`Message::Renew`].
+pub const RENEW: &str = "fieldbook/renew";
 
 /// A peer's self-chosen id. Only used to address messages; never trusted for identity.
 pub type PeerId = String;
@@ -92,6 +94,12 @@ pub enum Message {
         document_id: DocumentId,
         new_heads: BTreeMap<StorageId, RemoteHeads>,
     },
+    /// Fieldbook's extension: a fresh access token for the running session, so it outlives
+    /// the token it was opened with (`{type: "fieldbook/renew", senderId, token}`).
+    Renew {
+        sender_id: PeerId,
+        token: String,
+    },
     /// A message type this implementation does not know. Logged and ignored by callers.
     Unknown {
         message_type: String,
@@ -128,6 +136,7 @@ impl Message {
             Message::Ephemeral { .. } => "ephemeral",
             Message::RemoteSubscriptionChange { .. } => "remote-subscription-change",
             Message::RemoteHeadsChanged { .. } => "remote-heads-changed",
+            Message::Renew { .. } => RENEW,
             Message::Unknown { message_type } => message_type,
         }
     }
@@ -200,6 +209,7 @@ impl Message {
                 document_id: fields.document_id()?,
                 new_heads: fields.new_heads()?,
             },
+            RENEW => Message::Renew { sender_id: fields.text("senderId")?, token: fields.text("token")? },
             _ => Message::Unknown { message_type: t },
         };
         Ok(message)
@@ -272,6 +282,10 @@ impl Message {
                     })
                     .collect();
                 put("newHeads", Value::Map(heads));
+            }
+            Message::Renew { sender_id, token } => {
+                put("senderId", text(sender_id));
+                put("token", text(token));
             }
             Message::Unknown { .. } => {}
         }

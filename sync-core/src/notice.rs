@@ -31,22 +31,25 @@ pub fn wipe_message(sender_id: &str, target_id: &str, reason: &str) -> Vec<u8> {
     out
 }
 
-/// `{ type: "fieldbook/rejected", reason, changeHashes }`: the server refused these changes
-/// (hex change hashes) and kept them aside; the document carries on syncing without them.
+/// `{ type: "fieldbook/rejected", reason, rule, changeHashes }`: the server refused these
+/// changes (hex change hashes) and kept them aside; the document carries on syncing without
+/// them. `rule` names the rule broken (see [`crate::refusal::rule`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectionNotice {
     pub reason: String,
+    pub rule: Option<String>,
     pub change_hashes: Vec<String>,
 }
 
 impl RejectionNotice {
     pub fn encode(&self) -> Vec<u8> {
         let text = |s: &str| Value::Text(s.to_owned());
-        let value = Value::Map(vec![
-            (text("type"), text(REJECTED)),
-            (text("reason"), text(&self.reason)),
-            (text("changeHashes"), Value::Array(self.change_hashes.iter().map(|h| text(h)).collect())),
-        ]);
+        let mut entries = vec![(text("type"), text(REJECTED)), (text("reason"), text(&self.reason))];
+        if let Some(rule) = &self.rule {
+            entries.push((text("rule"), text(rule)));
+        }
+        entries.push((text("changeHashes"), Value::Array(self.change_hashes.iter().map(|h| text(h)).collect())));
+        let value = Value::Map(entries);
         let mut out = Vec::new();
         ciborium::into_writer(&value, &mut out).expect("writing CBOR to a Vec cannot fail");
         out
@@ -60,11 +63,12 @@ impl RejectionNotice {
             return None;
         }
         let reason = field("reason")?.as_text()?.to_owned();
+        let rule = field("rule").and_then(Value::as_text).map(str::to_owned);
         let change_hashes = match field("changeHashes") {
             Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_text().map(str::to_owned)).collect(),
             _ => Vec::new(),
         };
-        Some(Self { reason, change_hashes })
+        Some(Self { reason, rule, change_hashes })
     }
 }
 
@@ -74,7 +78,7 @@ mod tests {
 
     #[test]
     fn server_notices_are_recognised() {
-        let notice = RejectionNotice { reason: "r".into(), change_hashes: vec![] }.encode();
+        let notice = RejectionNotice { reason: "r".into(), rule: None, change_hashes: vec![] }.encode();
         assert!(is_server_notice(&notice));
         let mut presence = Vec::new();
         ciborium::into_writer(
@@ -88,7 +92,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_ignores_other_ephemeral_data() {
-        let notice = RejectionNotice { reason: "locked".into(), change_hashes: vec!["ab".into()] };
+        let notice =
+            RejectionNotice { reason: "locked".into(), rule: Some("locked".into()), change_hashes: vec!["ab".into()] };
         assert_eq!(RejectionNotice::decode(&notice.encode()), Some(notice));
         let mut other = Vec::new();
         ciborium::into_writer(

@@ -12,7 +12,16 @@
 // create and edit print {"url", "heads"} once the server has stored the change, or
 // {"url", "rejected": {type: "fieldbook/rejected", reason, changeHashes}} if it refused it.
 //
-// Success: exactly one JSON line on stdout, exit 0. Failure: message on
+// watch proves a live push: it connects, finds the document, catches up with the server's
+// heads, fails if k=v already holds, and then prints a first line {"ready": true, "url",
+// "heads", "doc"}. From then on it sends no request or join and never reconnects; it waits
+// for a 'change' event on the handle after which doc[k] === v, checks that it is still on
+// the same open WebSocket with no new peer handshake and that it sent no request or join
+// meanwhile, and prints {"url", "doc", "headsBefore", "headsAfter", "sentSinceReady",
+// "receivedSinceReady", "reconnects"}. Any of those checks failing, or a timeout, exits 1
+// with a message saying which.
+//
+// Success: exactly one JSON line on stdout (two for watch), exit 0. Failure: message on
 // stderr, exit 1 (a doc-unavailable answer prints "unavailable: ...").
 // "Stored by the server" means: the heads the repo records for the server's
 // storageId (from the server's `peer` message, peerMetadata.storageId; updated
@@ -28,6 +37,7 @@ const USAGE = `usage: client.mjs <create|fetch|edit|watch> --url WSURL [--json J
 
 let phase = "starting"
 let repo
+let adapter
 let socketRef
 
 function fail(msg, code = 1) {
@@ -73,7 +83,7 @@ const sameHeads = (a, b) =>
 
 /** Connect and wait for the server's `peer` message. */
 async function connect(url, peerId) {
-  const adapter = new BrowserWebSocketClientAdapter(url)
+  adapter = new BrowserWebSocketClientAdapter(url)
   repo = new Repo({ network: [adapter], ...(peerId ? { peerId } : {}) })
   phase = "waiting for the server's peer message"
   const serverPeerId = await new Promise(resolve => {
@@ -196,18 +206,60 @@ async function main() {
       if (!opts.doc || !opts.until) return fail("watch needs --doc and --until k=v", 2)
       const [k, v] = opts.until
       const handle = await find(opts.doc)
-      phase = `waiting for ${k}=${v}`
+      phase = "waiting to catch up with the server's heads"
+      await untilServerHas(handle, storageId)
+      if (handle.doc()?.[k] === v) {
+        return fail(`${k}=${v} already held when the watch began: this run cannot show a live push`)
+      }
+      // From here on, everything this client sends and receives, and every sign of a new
+      // connection, is recorded: the change must arrive without us asking for it again.
+      const socketAtReady = adapter.socket
+      const sent = []
+      const received = []
+      let reconnects = 0
+      let socketClosed = false
+      const send = adapter.send.bind(adapter)
+      adapter.send = message => {
+        sent.push({ type: message.type, documentId: message.documentId })
+        return send(message)
+      }
+      adapter.on("message", message => received.push({ type: message.type, documentId: message.documentId }))
+      adapter.on("peer-candidate", () => reconnects++)
+      socketAtReady.addEventListener("close", () => (socketClosed = true))
+      const headsBefore = handle.heads()
+      process.stdout.write(JSON.stringify({ ready: true, url: handle.url, heads: headsBefore, doc: plain(handle) }) + "\n")
+
+      phase = `waiting for the server to push ${k}=${v} live (connected, caught up, sending no request)`
       await new Promise(resolve => {
-        const check = () => {
+        const onChange = () => {
           if (handle.doc()?.[k] === v) {
-            handle.off("change", check)
+            handle.off("change", onChange)
             resolve()
           }
         }
-        handle.on("change", check)
-        check()
+        handle.on("change", onChange)
       })
-      return finish({ url: handle.url, doc: plain(handle) })
+      const problems = []
+      if (adapter.socket !== socketAtReady) problems.push("the adapter opened a new WebSocket")
+      if (socketClosed || socketAtReady.readyState !== 1) problems.push("the WebSocket closed")
+      if (reconnects > 0) problems.push(`${reconnects} new peer handshake(s)`)
+      const asked = sent.filter(m => m.type === "request" || m.type === "join")
+      if (asked.length > 0) problems.push(`the client sent ${asked.map(m => m.type).join(", ")} after it was ready`)
+      if (!received.some(m => m.type === "sync" && m.documentId === handle.documentId)) {
+        problems.push("no sync message for the document arrived after the client was ready")
+      }
+      if (problems.length > 0) {
+        return fail(`saw ${k}=${v}, but not as a live push on the open connection: ${problems.join("; ")}`)
+      }
+      return finish({
+        url: handle.url,
+        doc: plain(handle),
+        headsBefore,
+        headsAfter: handle.heads(),
+        sentSinceReady: sent.map(m => m.type),
+        receivedSinceReady: received.map(m => m.type),
+        reconnects,
+      })
     }
   }
 }

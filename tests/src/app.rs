@@ -35,7 +35,11 @@ impl TestApp {
     /// Runs a `fieldbook` admin command with `input` on stdin (e.g. `users set-password`).
     pub fn fieldbook_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
         let mut command = std::process::Command::new(crate::binary("fieldbook"));
-        command.args(args).env("FIELDBOOK_DATABASE_URL", &self.db.url).env("RUST_LOG", "warn");
+        command
+            .args(args)
+            .env("FIELDBOOK_DATABASE_URL", &self.db.url)
+            .env("FIELDBOOK_SIGNING_KEY_FILE", crate::database::key_file_for(&self.db.url))
+            .env("RUST_LOG", "warn");
         crate::run_with_stdin(command, input)
     }
 
@@ -44,6 +48,7 @@ impl TestApp {
         let out = std::process::Command::new(crate::binary("fieldbook"))
             .args(args)
             .env("FIELDBOOK_DATABASE_URL", &self.db.url)
+            .env("FIELDBOOK_SIGNING_KEY_FILE", crate::database::key_file_for(&self.db.url))
             .env("RUST_LOG", "warn")
             .output()
             .expect("run fieldbook");

@@ -4,6 +4,9 @@
 
 use std::str::FromStr;
 
+use std::path::PathBuf;
+
+use fieldbook_server::auth::{KeySource, TokenKeys};
 use fieldbook_server::storage::{Database, Role, User};
 use sqlx::ConnectOptions;
 
@@ -71,8 +74,22 @@ impl TestDatabase {
         result.map(|_| ()).map_err(|e| e.to_string())
     }
 
-    pub async fn token(&self, db: &Database, user: &str, ttl: std::time::Duration) -> String {
-        let keys = fieldbook_server::auth::TokenKeys::new(&db.signing_key().await.expect("signing key"));
-        keys.issue(user, Some("test-device"), ttl).expect("issue token")
+    pub async fn token(&self, _db: &Database, user: &str, ttl: std::time::Duration) -> String {
+        self.keys().issue(user, Some("test-device"), ttl).expect("issue token")
     }
+
+    /// The token-signing keys the test's servers use (see [`key_file_for`]).
+    pub fn keys(&self) -> TokenKeys {
+        TokenKeys::load(KeySource::File(key_file_for(&self.url))).expect("signing keys")
+    }
+}
+
+/// The token-signing key file of a test database: beside a SQLite file (the server's
+/// default), or one per PostgreSQL test database in the temp dir. Test servers and
+/// `fieldbook` commands are pointed at it, so tests can mint tokens the server accepts.
+pub fn key_file_for(database_url: &str) -> PathBuf {
+    fieldbook_server::auth::keys::default_file(database_url).unwrap_or_else(|| {
+        let name = database_url.rsplit('/').next().unwrap_or("postgres");
+        std::env::temp_dir().join("fieldbook-test-keys").join(format!("{name}.json"))
+    })
 }

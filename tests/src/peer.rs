@@ -37,6 +37,16 @@ impl Peer {
         Self { socket, peer_id: name.into(), server_id }
     }
 
+    /// Sends a frame as it is (a renewal, an ephemeral message).
+    pub async fn send_frame(&mut self, frame: Vec<u8>) {
+        raw::send(&mut self.socket, frame).await;
+    }
+
+    /// The next message the server sends (`None`: it closed the connection).
+    pub async fn next_message(&mut self) -> Option<Message> {
+        raw::next(&mut self.socket).await
+    }
+
     /// Sends `doc` to the server until it holds all of it, or refuses.
     pub async fn push(&mut self, id: DocumentId, doc: &Automerge) -> Outcome {
         let mut sync = DocSync::new(doc.clone());

@@ -39,6 +39,30 @@ pub async fn next(socket: &mut Socket) -> Option<Message> {
     wait.await.expect("server answered within 10 s")
 }
 
+/// What the server sent next: a message, or the close (with its code, if it gave one).
+#[derive(Debug)]
+pub enum Received {
+    Message(Message),
+    Closed(Option<u16>),
+}
+
+/// The next message or the close, waiting at most `within`.
+pub async fn receive(socket: &mut Socket, within: std::time::Duration) -> Received {
+    let wait = tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    return Received::Message(Message::decode(&bytes).expect("server sends valid frames"));
+                }
+                Some(Ok(WsMessage::Close(frame))) => return Received::Closed(frame.map(|f| u16::from(f.code))),
+                None | Some(Err(_)) => return Received::Closed(None),
+                Some(Ok(_)) => continue,
+            }
+        }
+    });
+    wait.await.unwrap_or_else(|_| panic!("the server sent nothing within {within:?}"))
+}
+
 /// Expects an `error` message followed by the connection closing; returns the error text.
 pub async fn expect_error_and_close(socket: &mut Socket) -> String {
     let text = match next(socket).await {

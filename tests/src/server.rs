@@ -11,6 +11,7 @@ pub struct TestServer {
     pub addr: String,
     pub database_url: String,
     extra_args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -21,16 +22,25 @@ impl TestServer {
     /// Starts `fieldbook serve --listen 127.0.0.1:0` with extra flags and waits until it
     /// prints the address it bound.
     pub fn start_with(database_url: &str, extra_args: &[&str]) -> Self {
-        Self::spawn(database_url, extra_args.iter().map(|s| s.to_string()).collect())
+        Self::spawn(database_url, extra_args.iter().map(|s| s.to_string()).collect(), Vec::new())
     }
 
-    fn spawn(database_url: &str, extra_args: Vec<String>) -> Self {
+    /// With extra flags and environment variables.
+    pub fn start_with_env(database_url: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(database_url, extra_args.iter().map(|s| s.to_string()).collect(), envs)
+    }
+
+    fn spawn(database_url: &str, extra_args: Vec<String>, envs: Vec<(String, String)>) -> Self {
         let mut child = Command::new(binary("fieldbook"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+            .arg("--signing-key-file")
+            .arg(crate::database::key_file_for(database_url))
             .args(&extra_args)
             .env("RUST_LOG", std::env::var("FIELDBOOK_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             // The web app, where scripts/test built it (the tests run from tests/).
             .env("FIELDBOOK_WEB_DIR", crate::repo_root().join("clients/web/dist"))
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -43,7 +53,7 @@ impl TestServer {
             .strip_prefix("fieldbook listening on http://")
             .unwrap_or_else(|| panic!("server did not start: {line:?}"))
             .to_owned();
-        Self { child, addr, database_url: database_url.to_owned(), extra_args }
+        Self { child, addr, database_url: database_url.to_owned(), extra_args, envs }
     }
 
     pub fn http_url(&self) -> String {
@@ -75,7 +85,7 @@ impl TestServer {
 
     /// A new server process on the same database (a new port).
     pub fn restart(&self) -> Self {
-        Self::spawn(&self.database_url, self.extra_args.clone())
+        Self::spawn(&self.database_url, self.extra_args.clone(), self.envs.clone())
     }
 
     /// POST JSON to a path.

@@ -105,13 +105,15 @@ async fn bad_tokens_get_401_before_the_upgrade() {
     let db = TestDatabase::new(Backend::Sqlite).await;
     let good = db.user("sam", Role::Supervisor).await;
     let server = TestServer::start(&db.url);
-    let secret = db.connect().await.signing_key().await.unwrap().secret;
+    let key_set =
+        fieldbook_server::auth::KeySource::File(fieldbook_tests::database::key_file_for(&db.url)).load().unwrap();
+    let (kid, secret) = (key_set.signing().kid.clone(), key_set.signing().secret_bytes().unwrap());
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let sign = |sub: &str, exp: u64, key: &[u8]| {
         let claims = json!({"sub": sub, "iat": now, "exp": exp});
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(key))
-            .unwrap()
+        let header = jsonwebtoken::Header { kid: Some(kid.clone()), ..Default::default() };
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
     };
     let expired = sign("sam", now - 3600, &secret);
     let wrong_key = sign("sam", now + 3600, b"not the server's key, but 32 b!!");
@@ -175,4 +177,46 @@ async fn upgrade_status(server: &TestServer, token: Option<&str>, as_header: boo
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(e) => panic!("unexpected upgrade failure: {e}"),
     }
+}
+
+/// One error shape for every REST endpoint, whoever raised the error: problem+json with the
+/// status, 5xx only for the server's own faults (saying nothing of their cause).
+#[tokio::test]
+async fn every_rest_error_answers_problem_json() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.db.user("ada", Role::Admin).await;
+    let server = &app.server;
+    let problem = |response: &fieldbook_tests::server::HttpResponse, status: u16, case: &str| {
+        assert_eq!(response.status, status, "{case}: {}", response.body);
+        assert_eq!(response.header("content-type"), Some("application/problem+json"), "{case}");
+        let body = response.json();
+        assert_eq!(body["status"], status, "{case}: {body}");
+        assert!(body["title"].is_string() && body["detail"].is_string(), "{case}: {body}");
+        body
+    };
+    // An unknown path under /v1/ is an API error, not the web app's page.
+    problem(&server.get_with("/v1/no-such-endpoint", Some(&app.token)).await, 404, "unknown /v1/ path");
+    problem(&server.get_with("/v1/api/practitioners/pat/nothing", None).await, 404, "unknown nested path");
+    let page = server.get_with("/", None).await;
+    assert_eq!(page.status, 200, "the web app is still served at /");
+    // Errors axum itself raises: a method a route does not take, a body that is not JSON.
+    let wrong_method = server.request("DELETE", "/v1/auth/login", None, None).await;
+    problem(&wrong_method, 405, "method not allowed");
+    assert!(wrong_method.header("allow").is_some(), "405 keeps Allow");
+    let not_json = server.request("POST", "/v1/admin/teams", Some(&admin), Some(&json!("not an object"))).await;
+    problem(&not_json, 422, "a JSON body of the wrong shape");
+    problem(&server.request("POST", "/v1/auth/login", None, Some(&json!({"userId": 1}))).await, 400, "bad login body");
+    // Who and what: 401 (with WWW-Authenticate), 403, 409.
+    let unauthorised = server.get_with("/v1/records", None).await;
+    problem(&unauthorised, 401, "no token");
+    assert_eq!(unauthorised.header("www-authenticate"), Some("Bearer"));
+    problem(&server.get_with("/v1/admin/users", Some(&app.token)).await, 403, "not an admin");
+    let team = json!({"id": "north", "name": "North"});
+    assert_eq!(server.request("POST", "/v1/admin/teams", Some(&admin), Some(&team)).await.status, 201);
+    problem(&server.request("POST", "/v1/admin/teams", Some(&admin), Some(&team)).await, 409, "already exists");
+    // The server's own fault (a stored framework it cannot read) is a 500 that names nothing.
+    app.db.raw_execute("UPDATE frameworks SET definition = 'not json'").await.unwrap();
+    let broken = server.get_with("/v1/frameworks", Some(&app.token)).await;
+    let body = problem(&broken, 500, "the server's own fault");
+    assert!(!broken.body.contains("framework") && !broken.body.contains("json"), "{body}");
 }

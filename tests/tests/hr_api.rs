@@ -198,6 +198,55 @@ async fn service_accounts_scopes_paging_errors_and_etags() {
 }
 
 #[tokio::test]
+async fn hr_sees_an_observation_from_when_it_is_shared_sqlite() {
+    hr_sees_an_observation_from_when_it_is_shared(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn hr_sees_an_observation_from_when_it_is_shared_postgres() {
+    hr_sees_an_observation_from_when_it_is_shared(Backend::Postgres).await;
+}
+
+/// A draft is its observer's alone, as the practitioner does not see it yet: HR's record,
+/// the feed, xAPI, the CSV and `updated_since` all hear of it only once it is shared.
+async fn hr_sees_an_observation_from_when_it_is_shared(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.db.user("pat", Role::Practitioner).await;
+    let key = key_from(&app.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]));
+    let server = &app.server;
+    let tablet = Device::new();
+    let draft = tablet.create(&observation(json!({"judgements": {"kss-cf-2018/1": "met"}})));
+    tablet.sync(&app.http_url(), &app.token, &[]);
+
+    let record = server.get_with("/v1/api/practitioners/pat/development-record", Some(&key)).await.json();
+    assert_eq!(record["observations"], json!([]), "{record}");
+    assert_eq!(record["counts"]["observations"], 0, "{record}");
+    let feed = server.get_with("/v1/api/feed", Some(&key)).await.json();
+    assert_eq!(feed["events"], json!([]), "{feed}");
+    let xapi = server.get_with("/v1/api/xapi/statements", Some(&key)).await.json();
+    assert_eq!(xapi["statements"], json!([]), "{xapi}");
+    let csv = server.get_with("/v1/api/development-records?format=csv", Some(&key)).await.body;
+    let pat_line = csv.lines().find(|l| l.starts_with("pat,")).unwrap_or_else(|| panic!("pat is listed: {csv}"));
+    assert_eq!(pat_line.split(',').nth(6), Some("0"), "no observations counted: {csv}");
+    let since = server.get_with("/v1/api/development-records?updated_since=2020-01-01", Some(&key)).await.json();
+    assert_eq!(since["records"], json!([]), "a draft is no update: {since}");
+
+    tablet.edit(&draft, &[("status", "shared")]);
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    let record = server.get_with("/v1/api/practitioners/pat/development-record", Some(&key)).await.json();
+    assert_eq!(record["observations"][0]["url"], draft.as_str(), "{record}");
+    assert_eq!(record["observations"][0]["status"], "shared");
+    let feed = server.get_with("/v1/api/feed", Some(&key)).await.json();
+    let kinds: Vec<&str> = feed["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["observation.created", "observation.shared"], "{feed}");
+    let csv = server.get_with("/v1/api/development-records?format=csv", Some(&key)).await.body;
+    let pat_line = csv.lines().find(|l| l.starts_with("pat,")).unwrap();
+    assert_eq!(pat_line.split(',').nth(6), Some("1"), "{csv}");
+    let since = server.get_with("/v1/api/development-records?updated_since=2020-01-01", Some(&key)).await.json();
+    assert_eq!(since["records"][0]["practitioner"]["id"], "pat", "{since}");
+}
+
+#[tokio::test]
 async fn the_feed_replays_record_events_in_order_and_as_xapi_sqlite() {
     the_feed_replays_record_events_in_order_and_as_xapi(Backend::Sqlite).await;
 }

@@ -53,22 +53,32 @@ async fn unknown_documents_are_unavailable_to_js_and_device() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("not on the server"));
 }
 
+/// The server pushes a change to a stock JS client that is already connected: the client is
+/// connected and caught up before the change exists, then sends no request and never
+/// reconnects (client.mjs checks both), and still sees the change arrive as a `change` event.
 #[tokio::test]
-async fn a_live_js_client_sees_another_clients_change() {
+async fn the_server_pushes_a_change_live_to_a_connected_js_client() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (token, server) = (app.token.as_str(), &app.server);
     let ws = server.ws_url(token);
     let url = js::create(&ws, &observation(json!({})));
 
-    let watcher = {
-        let (ws, url) = (ws.clone(), url.clone());
-        std::thread::spawn(move || js::client(&["watch", "--url", &ws, "--doc", &url, "--until", "status=shared"]))
-    };
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Returns once the watcher holds the document without the change.
+    let watch = js::Watch::start(&ws, &url, "status", "shared");
+    assert_eq!(watch.ready()["doc"]["status"], "draft", "{}", watch.ready());
+
+    // Another client makes the change, through the server.
     let device = Device::new();
     device.sync(&server.http_url(), token, &[&url]);
     device.edit(&url, &[("status", "shared")]);
     device.sync(&server.http_url(), token, &[]);
-    let seen = watcher.join().unwrap().expect("watcher saw the change");
-    assert_eq!(seen["doc"]["status"], "shared", "{seen}");
+
+    let seen =
+        watch.finish().unwrap_or_else(|e| panic!("the server did not push the change to the connected JS client: {e}"));
+    assert_eq!(seen["doc"], device.show(&url), "the pushed document is the one the device made: {seen}");
+    assert_ne!(seen["headsAfter"], seen["headsBefore"], "{seen}");
+    assert_eq!(seen["reconnects"], 0, "{seen}");
+    let sent: Vec<&str> = seen["sentSinceReady"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert!(!sent.iter().any(|t| *t == "request" || *t == "join"), "the watcher asked again: {seen}");
+    assert!(seen["receivedSinceReady"].as_array().unwrap().contains(&json!("sync")), "{seen}");
 }

@@ -33,7 +33,7 @@ async fn admins_manage_people_teams_and_supervision() {
     assert_eq!(added.status, 201, "{}", added.body);
     let bad = call("POST", "/v1/admin/users", Some(json!({"id": "x", "name": "X", "role": "wizard"}))).await;
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["error"].as_str().unwrap().contains("unknown role \"wizard\""), "{}", bad.body);
+    assert!(bad.json()["detail"].as_str().unwrap().contains("unknown role \"wizard\""), "{}", bad.body);
 
     // Non-admins are refused, whatever they ask.
     let sam = app.token.as_str();
@@ -55,7 +55,7 @@ async fn admins_manage_people_teams_and_supervision() {
     let broken = "id,name,role,supervisor\nkim,Kim,practitioner,nobody\nlee,Lee,wizard,\n";
     let refused = server.post_csv("/v1/admin/import", &admin, broken).await;
     assert_eq!(refused.status, 400);
-    let message = refused.json()["error"].as_str().unwrap().to_owned();
+    let message = refused.json()["detail"].as_str().unwrap().to_owned();
     assert!(message.contains("line 3: unknown role") && message.contains("nothing was imported"), "{message}");
     let csv = "id,name,role,team,supervisor,supervisor_from,external_id\n\
                kim,Kim Lee,practitioner,south,nia,2026-01-01,kim@council.example\n\
@@ -204,7 +204,18 @@ async fn audit_trail_records_who_did_what(backend: Backend) {
     assert!(!phone.try_sync(&app.http_url(), &pat, &[]).status.success());
     phone.edit(&url, &[("signOff", r#"{"practitioner": {"at": "2026-11-21T09:00:00Z", "by": "pat"}}"#)]);
     phone.sync(&app.http_url(), &pat, &[]);
+    // A refused value with an embedded quote, and a refused map key: what the client wrote
+    // reaches the sender's notice, never the audit trail.
+    let other = tablet.create(&observation(json!({"status": "shared"})));
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    tablet.edit(&other, &[("setting", r#"pub" and then Mother Smith said"#)]);
+    let refused = tablet.try_sync(&app.http_url(), &app.token, &[]);
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("Mother Smith"), "the sender is told what it sent");
+    tablet.edit(&other, &[("judgements", r#"{"Smith family \" kss-cf-2018/1": "met"}"#)]);
+    assert!(!tablet.try_sync(&app.http_url(), &app.token, &[]).status.success());
 
+    let everything = app.fieldbook(&["audit"]);
+    assert!(!everything.contains("Smith"), "no client text in the trail: {everything}");
     let lines = app.fieldbook(&["audit", "--record", &url]);
     assert!(!lines.contains("SENSITIVE") && !lines.contains("rewritten"), "no narrative in the trail: {lines}");
     let events: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -220,11 +231,27 @@ async fn audit_trail_records_who_did_what(backend: Backend) {
     let (server_time, device_time) = (created["serverTime"].as_i64().unwrap(), created["deviceTime"].as_i64().unwrap());
     assert!((server_time - device_time).abs() < 60_000, "device time is the change's own clock, in ms");
     find("record-opened", "pat");
-    let rejected = find("changes-rejected", "pat");
-    assert!(rejected["detail"]["reason"].as_str().unwrap().contains("may not change feedback"));
+    let rejected = &find("changes-rejected", "pat")["detail"];
+    assert_eq!(
+        (&rejected["rule"], &rejected["field"], &rejected["party"]),
+        (&json!("not-writable"), &json!("feedback"), &json!("practitioner"))
+    );
     assert_eq!(find("signed-off", "pat")["detail"]["side"], "practitioner");
+    // The --user filter: exactly pat's events from the whole trail, in order, and there are
+    // others' events for it to leave out.
     let by_pat = app.fieldbook(&["audit", "--user", "pat", "--since", "2020-01-01"]);
-    assert!(by_pat.lines().all(|l| l.contains("\"userId\":\"pat\"")), "{by_pat}");
+    let parse = |text: &str| -> Vec<Value> {
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    };
+    let (by_pat_events, all_events) = (parse(&by_pat), parse(&everything));
+    assert!(!by_pat_events.is_empty(), "--user pat printed nothing; the whole trail:\n{everything}");
+    assert!(all_events.iter().any(|e| e["userId"] == "sam"), "sam's events are in the trail: {everything}");
+    let pats: Vec<&Value> = all_events.iter().filter(|e| e["userId"] == "pat").collect();
+    assert_eq!(by_pat_events.iter().collect::<Vec<_>>(), pats, "--user pat:\n{by_pat}\nthe whole trail:\n{everything}");
+    let actions: std::collections::BTreeSet<&str> = by_pat_events.iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["record-opened", "changes-rejected", "signed-off"] {
+        assert!(actions.contains(action), "pat's {action} is in --user pat: {by_pat}");
+    }
 
     // Append-only, enforced by the database itself.
     let db = app.db.connect().await;

@@ -270,7 +270,7 @@ async fn a_record_written_by_the_stock_js_client_validates_and_projects() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let url = js::create(
         &app.ws_url(),
-        &observation(json!({"judgements": {"kss-cf-2018/1": "not-met"}, "feedback": "from js"})),
+        &observation(json!({"status": "shared", "judgements": {"kss-cf-2018/1": "not-met"}, "feedback": "from js"})),
     );
     let record: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "pat"])).unwrap();
     assert_eq!(record["observations"][0]["url"], url.as_str());

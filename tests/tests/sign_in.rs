@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fieldbook_server::auth::KeySource;
 use fieldbook_server::storage::{AuditQuery, Database, Role, UserStatus};
+use fieldbook_tests::database::key_file_for;
 use fieldbook_tests::records::observation;
 use fieldbook_tests::server::HttpResponse;
 use fieldbook_tests::{Backend, Device, TestApp, TestServer, repo_root};
@@ -45,7 +47,7 @@ async fn me(server: &TestServer, token: &str) -> HttpResponse {
 
 fn assert_refused(response: &HttpResponse, expected: &str, case: &str) {
     assert_eq!(response.status, 401, "{case}: {response:?}");
-    let error = response.json()["error"].as_str().unwrap_or_default().to_owned();
+    let error = response.json()["detail"].as_str().unwrap_or_default().to_owned();
     assert!(error.contains(expected), "{case}: error {error:?} should mention {expected:?}");
 }
 
@@ -69,9 +71,16 @@ async fn audit_actions(db: &Database) -> Vec<(String, Option<String>, Value)> {
 
 /// The HTTP status of a WebSocket upgrade to /v1/sync with a bearer token.
 async fn upgrade_status(server: &TestServer, token: &str) -> u16 {
+    upgrade_status_with(server, Some(token)).await
+}
+
+/// The HTTP status of a WebSocket upgrade to /v1/sync with a bearer token, or none.
+async fn upgrade_status_with(server: &TestServer, token: Option<&str>) -> u16 {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{}/v1/sync", server.addr).into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(token) = token {
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
     match tokio_tungstenite::connect_async(request).await {
         Ok((_, response)) => response.status().as_u16(),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
@@ -382,9 +391,12 @@ async fn identity_provider_tokens_are_accepted_and_bad_tokens_refused() {
     // Our own tokens keep working beside the IdP's.
     assert_eq!(me(server, &app.token).await.status, 200);
 
-    let secret = db.signing_key().await.unwrap().secret;
+    // Our key's id is no secret (every token names it); the secret is.
+    let key_set = KeySource::File(key_file_for(&app.db.url)).load().unwrap();
+    let (kid, secret) = (key_set.signing().kid.clone(), key_set.signing().secret_bytes().unwrap());
     let hs256 = |claims: &Value, key: &[u8]| {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(key)).unwrap()
+        let header = Header { kid: Some(kid.clone()), ..Header::new(Algorithm::HS256) };
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key)).unwrap()
     };
     let good_rsa = sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &pat);
     let mut parts = good_rsa.split('.');
@@ -398,36 +410,43 @@ async fn identity_provider_tokens_are_accepted_and_bad_tokens_refused() {
     };
     db.revoke_device("pat", "lost-tablet").await.unwrap();
 
+    // Each token, and the exact reason the server must give for refusing it (the built-in
+    // verifier gives one reason for every bad HS256 token but an expired one).
+    let invalid_hs256 = "invalid access token";
     let cases: Vec<(&str, Option<String>, &str)> = vec![
-        ("missing token", None, "missing access token"),
-        ("garbage", Some("garbage".into()), "not a JWT"),
-        ("alg none", Some(alg_none), "\"none\" is not accepted"),
+        ("missing token", None, "missing access token: pass `Authorization: Bearer <token>` or `?token=<token>`"),
+        ("garbage", Some("garbage".into()), "invalid access token: not a JWT"),
+        ("alg none", Some(alg_none), r#"token algorithm "none" is not accepted"#),
         (
             "HS256 signed with the IdP's RSA public key (alg confusion)",
             Some(hs256(&pat, &fixture("rsa.pub.pem"))),
-            "invalid",
+            invalid_hs256,
         ),
         (
             "HS256 with a wrong secret",
             Some(hs256(&builtin(json!(now() + 600)), b"not the server's key at all!!!!!")),
-            "invalid",
+            invalid_hs256,
         ),
-        ("expired built-in token", Some(hs256(&builtin(json!(now() - 3600)), &secret)), "expired"),
-        ("built-in token without exp", Some(hs256(&with(builtin(json!(0)), "exp", Value::Null), &secret)), "invalid"),
+        ("expired built-in token", Some(hs256(&builtin(json!(now() - 3600)), &secret)), "the access token has expired"),
+        (
+            "built-in token without exp",
+            Some(hs256(&with(builtin(json!(0)), "exp", Value::Null), &secret)),
+            invalid_hs256,
+        ),
         (
             "expired IdP token",
             Some(sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &with(pat.clone(), "exp", json!(now() - 3600)))),
-            "expired",
+            "the token has expired",
         ),
         (
             "IdP token without exp",
             Some(sign(Algorithm::ES256, Some("ec-1"), "ec.pem", &with(pat.clone(), "exp", Value::Null))),
-            "\"exp\"",
+            r#"the token has no "exp" claim"#,
         ),
         (
             "nbf in the future",
             Some(sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &with(pat.clone(), "nbf", json!(now() + 3600)))),
-            "not valid yet",
+            "the token is not valid yet (nbf)",
         ),
         (
             "wrong issuer",
@@ -437,58 +456,73 @@ async fn identity_provider_tokens_are_accepted_and_bad_tokens_refused() {
                 "rsa.pem",
                 &with(pat.clone(), "iss", json!("https://evil.test")),
             )),
-            "wrong issuer",
+            "the token is from the wrong issuer",
         ),
         (
             "wrong audience",
             Some(sign(Algorithm::EdDSA, Some("ed-1"), "ed25519.pem", &with(pat.clone(), "aud", json!("someone-else")))),
-            "another audience",
+            "the token is for another audience",
         ),
-        ("unknown kid", Some(sign(Algorithm::RS256, Some("rsa-9"), "rsa.pem", &pat)), "unknown signing key"),
-        ("no kid", Some(sign(Algorithm::RS256, None, "rsa.pem", &pat)), "no signing key"),
+        ("unknown kid", Some(sign(Algorithm::RS256, Some("rsa-9"), "rsa.pem", &pat)), r#"unknown signing key "rsa-9""#),
+        ("no kid", Some(sign(Algorithm::RS256, None, "rsa.pem", &pat)), "the token names no signing key (kid)"),
         (
             "known kid signed by the attacker's key",
             Some(sign(Algorithm::RS256, Some("rsa-1"), "attacker-rsa.pem", &pat)),
-            "signature is invalid",
+            "the token's signature is invalid",
         ),
         (
             "ES256 header naming the RSA key",
             Some(sign(Algorithm::ES256, Some("rsa-1"), "ec.pem", &pat)),
-            "is for RS256",
+            r#"signing key "rsa-1" is for RS256, not ES256"#,
         ),
         (
             "EdDSA header naming the EC key",
             Some(sign(Algorithm::EdDSA, Some("ec-1"), "ed25519.pem", &pat)),
-            "is for ES256",
+            r#"signing key "ec-1" is for ES256, not EdDSA"#,
         ),
-        ("RS384", Some(sign(Algorithm::RS384, Some("rsa-1"), "rsa.pem", &pat)), "\"RS384\" is not accepted"),
-        ("tampered payload", Some(tampered), "signature is invalid"),
-        ("deleted user", Some(sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &idp_claims("idp|gone"))), "deleted"),
+        (
+            "RS384",
+            Some(sign(Algorithm::RS384, Some("rsa-1"), "rsa.pem", &pat)),
+            r#"token algorithm "RS384" is not accepted"#,
+        ),
+        ("tampered payload", Some(tampered), "the token's signature is invalid"),
+        (
+            "deleted user",
+            Some(sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &idp_claims("idp|gone"))),
+            "this account is deleted",
+        ),
         (
             "suspended user",
             Some(sign(Algorithm::ES256, Some("ec-1"), "ec.pem", &idp_claims("idp|paused"))),
-            "suspended",
+            "this account is suspended",
         ),
         (
             "claim mapping to no user",
             Some(sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &idp_claims("idp|stranger"))),
-            "no Fieldbook user",
+            "no Fieldbook user is linked to this identity",
         ),
         (
             "no user claim",
             Some(sign(Algorithm::EdDSA, Some("ed-1"), "ed25519.pem", &with(pat.clone(), "sub", Value::Null))),
-            "no \"sub\" claim",
+            r#"the token has no "sub" claim to identify the user"#,
         ),
-        ("refresh token used as an access token", Some(refresh_token), "not a JWT"),
+        ("refresh token used as an access token", Some(refresh_token), "invalid access token: not a JWT"),
     ];
-    assert!(cases.len() >= 15);
+    // Every case is checked, and all are reported together: the status and the exact reason
+    // on /v1/auth/me, and the refused upgrade on /v1/sync.
+    let mut wrong = Vec::new();
     for (case, token, expected) in &cases {
         let response = server.get_with("/v1/auth/me", token.as_deref()).await;
-        assert_refused(&response, expected, case);
-        if let Some(token) = token {
-            assert_eq!(upgrade_status(server, token).await, 401, "{case} on /v1/sync");
+        let error = response.json()["detail"].as_str().map(str::to_owned);
+        if (response.status, error.as_deref()) != (401, Some(*expected)) {
+            wrong.push(format!("{case}: expected 401 {expected:?}, got {} {:?}", response.status, response.body));
+        }
+        let upgrade = upgrade_status_with(server, token.as_deref()).await;
+        if upgrade != 401 {
+            wrong.push(format!("{case}: the /v1/sync upgrade answered {upgrade}, not 401"));
         }
     }
+    assert!(wrong.is_empty(), "tokens not refused as they should be:\n{}", wrong.join("\n"));
 
     // A revoked device, named by the IdP's device claim: refused and told to wipe.
     let lost = sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &with(pat.clone(), "device_id", json!("lost-tablet")));
@@ -541,4 +575,90 @@ async fn without_an_identity_provider_only_our_tokens_count() {
     let token = sign(Algorithm::RS256, Some("rsa-1"), "rsa.pem", &idp_claims("idp|sam"));
     assert_refused(&me(&app.server, &token).await, "no identity provider is configured", "RS256 without OIDC");
     assert_eq!(me(&app.server, &app.token).await.status, 200);
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_user_on_sqlite() {
+    password_guessing_is_throttled_per_user(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_user_on_postgres() {
+    password_guessing_is_throttled_per_user(Backend::Postgres).await;
+}
+
+fn audit_rows(app: &TestApp, action: &str) -> Vec<Value> {
+    app.fieldbook(&["audit"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"] == action)
+        .collect()
+}
+
+/// 60 wrong passwords for one user, sent at once: a few are checked, the rest wait (429 with
+/// `Retry-After`), the right password waits too, and the trail gets one row for the burst.
+async fn password_guessing_is_throttled_per_user(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.db.user("pat", Role::Practitioner).await;
+    assert!(set_password(&app, "pat", PASSWORD).status.success());
+    assert!(set_password(&app, "sam", PASSWORD).status.success());
+    let server = &app.server;
+    let guesses = (0..60).map(|i| {
+        let device = format!("guess-{i}");
+        async move { login(server, "pat", "not the password, surely", &device).await }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let throttled: Vec<&HttpResponse> = answers.iter().filter(|r| r.status == 429).collect();
+    assert!(checked <= 5, "only the free failures are checked: {checked} answered 401");
+    assert_eq!(checked + throttled.len(), 60, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for answer in &throttled {
+        let wait: u64 = answer.header("retry-after").expect("Retry-After").parse().unwrap();
+        assert!(wait >= 1, "{answer:?}");
+        assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+        assert_eq!(answer.json()["code"], "throttled");
+        assert!(answer.json()["detail"].as_str().unwrap().contains("for this user id"), "{}", answer.body);
+    }
+    let right = login(server, "pat", PASSWORD, "pat-phone").await;
+    assert_eq!(right.status, 429, "the right password waits too while throttled: {}", right.body);
+    // Someone else at the same address signs in as usual.
+    assert_eq!(login(server, "sam", PASSWORD, "sam-tablet").await.status, 200);
+    // Unknown user ids are throttled alike (so throttling tells nothing about who exists).
+    let mut unknown = Vec::new();
+    for i in 0..7 {
+        unknown.push(login(server, "nobody-here", "guess", &format!("d{i}")).await.status);
+    }
+    assert!(unknown.contains(&429), "{unknown:?}");
+    // One audit row per throttled burst, not one per attempt; an unknown id is not named.
+    let rows = audit_rows(&app, "sign-in-throttled");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0]["userId"].as_str(), rows[0]["detail"]["scope"].as_str()), (Some("pat"), Some("user")));
+    assert_eq!(rows[1]["userId"], Value::Null, "{rows:?}");
+    assert!(!app.fieldbook(&["audit"]).contains("nobody-here"), "what was typed stays out of the trail");
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_is_throttled_for_sign_in_and_refresh() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert!(set_password(&app, "sam", PASSWORD).status.success());
+    let server = &app.server;
+    let session = login(server, "sam", PASSWORD, "sam-tablet").await.json();
+    // Twenty free failures from one address (a few each for many ids, or bad refresh tokens).
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(login(server, &format!("user-{i}"), "guess", "d").await.status);
+    }
+    for _ in 0..12 {
+        statuses.push(refresh(server, "a-token-nobody-issued").await.status);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[20..].contains(&429), "{statuses:?}");
+    let right = login(server, "sam", PASSWORD, "sam-tablet").await;
+    assert_eq!(right.status, 429, "{}", right.body);
+    assert!(right.json()["detail"].as_str().unwrap().contains("from this address"), "{}", right.body);
+    let renewal = refresh(server, session["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(renewal.status, 429, "{}", renewal.body);
+    let rows = audit_rows(&app, "sign-in-throttled");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["detail"]["scope"], "address");
 }

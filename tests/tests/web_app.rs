@@ -16,7 +16,9 @@ const PASSWORD: &str = "correct horse battery staple";
 async fn supervisor_and_practitioner_complete_an_observation_in_the_browser() {
     let dist = repo_root().join("clients/web/dist");
     assert!(dist.join("index.html").exists(), "clients/web/dist is missing: run scripts/build-web (scripts/test does)");
-    let app = TestApp::spawn(Backend::Sqlite).await; // test servers serve clients/web/dist
+    // Access tokens last 15 s, so the test runs through several: the app must renew its
+    // sync session in-band (e2e.mjs checks the server never ends one for an expired token).
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--access-token-ttl", "15s"]).await; // serves clients/web/dist
     app.db.user("pat", Role::Practitioner).await;
     app.fieldbook(&["users", "update", "--id", "sam", "--name", "Sam Okafor"]);
     app.fieldbook(&["users", "update", "--id", "pat", "--name", "Pat Reid", "--employee-number", "E100"]);

@@ -165,9 +165,11 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
             let fetch = fetch.iter().map(|u| DocumentId::parse_url_or_id(u)).collect::<Result<Vec<_>, _>>()?;
             let mut session = session::Session::resolve(store, server, token).await?;
             let timeout = Duration::from_secs(timeout_secs);
-            let mut result = sync::sync(store, &session.server, &session.token, &fetch, timeout).await;
+            let mut result =
+                sync::sync(store, &session.server, &session.token, session.renewal(store), &fetch, timeout).await;
             if session.retry_after(store, &result).await? {
-                result = sync::sync(store, &session.server, &session.token, &fetch, timeout).await;
+                result =
+                    sync::sync(store, &session.server, &session.token, session.renewal(store), &fetch, timeout).await;
             }
             let (server, report) = (session.server, result?);
             let mut unavailable = Vec::new();

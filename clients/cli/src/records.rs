@@ -2,7 +2,8 @@
 //! the local copy; `sync` shares it later. The server checks every change again.
 
 use anyhow::{Context, bail};
-use automerge::Automerge;
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc};
 use clap::{Args, Subcommand, ValueEnum};
 use fieldbook_sync_core::records::dates;
 use fieldbook_sync_core::{DocumentId, json};
@@ -134,8 +135,16 @@ pub enum ObservationCommand {
     },
     /// Share a draft with the practitioner.
     Share { url: String },
-    /// Sign off as the observer or the practitioner; both sign-offs lock the record.
+    /// Sign off as the observer or the practitioner; both sign-offs lock the record. A
+    /// sign-off covers the record as it stands: what it covers is frozen until withdrawn.
     SignOff {
+        url: String,
+        #[arg(long = "as")]
+        party: Party,
+    },
+    /// Withdraw your sign-off (before the other party's locks the record), to change your
+    /// part again; the other party sees that you withdrew it.
+    WithdrawSignOff {
         url: String,
         #[arg(long = "as")]
         party: Party,
@@ -366,6 +375,32 @@ pub async fn observation(store: &Store, user: Option<&str>, command: Observation
                 if !current["signOff"][other].is_null() {
                     json::set_path(tx, "status", &json!("signed-off"))?;
                 }
+                Ok(())
+            })
+            .await
+        }
+        WithdrawSignOff { url, party } => {
+            let user = require_user(user)?.to_owned();
+            edit(store, &url, |current, tx| {
+                expect_type(current, "observation")?;
+                let (key, owner, other) = match party {
+                    Party::Observer => ("observer", "observerId", "practitioner"),
+                    Party::Practitioner => ("practitioner", "practitionerId", "observer"),
+                };
+                if current[owner] != user.as_str() {
+                    bail!("only {} can withdraw the {key}'s sign-off", current[owner]);
+                }
+                if current["signOff"][key].is_null() {
+                    bail!("the {key} has not signed off");
+                }
+                if !current["signOff"][other].is_null() {
+                    bail!("both parties signed off: the record is locked");
+                }
+                let sign_off = match tx.get(automerge::ROOT, "signOff")? {
+                    Some((automerge::Value::Object(_), id)) => id,
+                    _ => bail!("the record has no sign-offs"),
+                };
+                tx.delete(&sign_off, key)?;
                 Ok(())
             })
             .await

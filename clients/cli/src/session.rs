@@ -89,11 +89,18 @@ impl Session {
         Ok(session)
     }
 
-    /// After a failed attempt: true if the server refused a stored token that we have now
-    /// refreshed, so the attempt is worth one retry.
+    /// For a stored sign-in, how to renew the sync session before its token expires.
+    pub fn renewal<'a>(&'a self, store: &'a Store) -> Option<Renewal<'a>> {
+        self.stored.then_some(Renewal { store, server: &self.server })
+    }
+
+    /// After a failed attempt: true if the server refused a stored token (or ended the
+    /// session when it expired) and we have now refreshed it, so the attempt is worth one
+    /// retry.
     pub async fn retry_after<T>(&mut self, store: &Store, result: &anyhow::Result<T>) -> anyhow::Result<bool> {
         let Err(e) = result else { return Ok(false) };
-        let refused_token = e.downcast_ref::<TokenRefused>().is_some_and(|r| !r.wipe);
+        let refused_token = e.downcast_ref::<TokenRefused>().is_some_and(|r| !r.wipe)
+            || e.downcast_ref::<crate::sync::SessionExpired>().is_some();
         if !refused_token || !self.stored || self.refreshed {
             return Ok(false);
         }
@@ -140,6 +147,24 @@ pub async fn logout(store: &Store) -> anyhow::Result<String> {
     Ok(message)
 }
 
+/// Renews a running sync session's access token (sent in-band, see `sync`).
+pub struct Renewal<'a> {
+    store: &'a Store,
+    server: &'a str,
+}
+
+impl Renewal<'_> {
+    /// When the stored access token expires (Unix seconds).
+    pub async fn expires_at(&self) -> anyhow::Result<u64> {
+        Ok(self.store.setting(ACCESS_EXPIRES_AT).await?.and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+
+    /// A fresh access token (the refresh token rotates).
+    pub async fn renew(&self) -> anyhow::Result<String> {
+        refresh(self.store, self.server).await
+    }
+}
+
 async fn refresh(store: &Store, server: &str) -> anyhow::Result<String> {
     let refresh_token = store.setting(REFRESH_TOKEN).await?.context("not signed in: run `fieldbook-device login`")?;
     let reply =
@@ -172,7 +197,7 @@ fn expect_ok(reply: Reply, what: &str) -> anyhow::Result<Value> {
         return Err(TokenRefused { wipe: true }.into());
     }
     if reply.status != 200 {
-        let reason = reply.body["error"].as_str().unwrap_or("no reason given");
+        let reason = reply.body["detail"].as_str().unwrap_or("no reason given");
         bail!("{what} refused ({}): {reason}", reply.status);
     }
     Ok(reply.body)
@@ -196,7 +221,7 @@ pub(crate) async fn get(url: String, token: &str) -> anyhow::Result<Value> {
         return Err(TokenRefused { wipe: reply.wipe }.into());
     }
     if reply.status != 200 {
-        let reason = reply.body["error"].as_str().unwrap_or("no reason given");
+        let reason = reply.body["detail"].as_str().unwrap_or("no reason given");
         bail!("the server answered {}: {reason}", reply.status);
     }
     Ok(reply.body)

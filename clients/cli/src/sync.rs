@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use crate::session::Renewal;
 use crate::store::Store;
 
 /// The server is this device's only peer.
@@ -27,6 +28,15 @@ pub struct DocReport {
     /// server's fetched instead.
     pub rejected: Option<String>,
 }
+
+/// The server ended the session because its access token expired (close code 4401); a
+/// fresh token and a new session carry on.
+#[derive(Debug, thiserror::Error)]
+#[error("the sync session's access token expired; sign in again (or let a stored sign-in refresh it) and sync again")]
+pub struct SessionExpired;
+
+/// The close code the server ends an expired session with.
+const TOKEN_EXPIRED_CLOSE: u16 = 4401;
 
 /// The server told this device, mid-session, that it was revoked: its local data must be
 /// deleted. (Refused at connect time, it gets `session::TokenRefused { wipe: true }`.)
@@ -58,6 +68,7 @@ pub async fn sync(
     store: &Store,
     server: &str,
     token: &str,
+    renewal: Option<Renewal<'_>>,
     fetch: &[DocumentId],
     timeout: Duration,
 ) -> anyhow::Result<SyncReport> {
@@ -70,7 +81,7 @@ pub async fn sync(
             }
         }
         let wanted: Vec<DocumentId> = fetch.iter().chain(&discovered).copied().collect();
-        let mut report = run(store, server, token, &wanted).await?;
+        let mut report = run(store, server, token, renewal.as_ref(), &wanted).await?;
         crate::index::save(store, server, &position).await?;
         report.discovered = discovered;
         Ok(report)
@@ -80,7 +91,13 @@ pub async fn sync(
     })?
 }
 
-async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> anyhow::Result<SyncReport> {
+async fn run(
+    store: &Store,
+    server: &str,
+    token: &str,
+    renewal: Option<&Renewal<'_>>,
+    fetch: &[DocumentId],
+) -> anyhow::Result<SyncReport> {
     let mut request = sync_url(server)?.into_client_request()?;
     request.headers_mut().insert(
         "authorization",
@@ -137,8 +154,24 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
         }
     }
 
+    // A stored sign-in renews the session in-band a while before its token expires, so a
+    // long sync carries on instead of being closed.
+    let mut renew_at = match renewal {
+        Some(renewal) => Some(renewal_time(renewal.expires_at().await?)),
+        None => None,
+    };
     while !pending.is_empty() {
-        let message = next_message(&mut stream).await?;
+        let message = tokio::select! {
+            message = next_message(&mut stream) => message?,
+            _ = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)), if renew_at.is_some() => {
+                let renewal = renewal.expect("renew_at is set only with a renewal");
+                let token = renewal.renew().await?;
+                let renew = Message::Renew { sender_id: peer_id.clone(), token };
+                sink.send(WsMessage::Binary(renew.encode().into())).await?;
+                renew_at = Some(renewal_time(renewal.expires_at().await?));
+                continue;
+            }
+        };
         match message {
             Message::Sync { document_id, kind, data, .. } => {
                 let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
@@ -196,6 +229,15 @@ async fn run(store: &Store, server: &str, token: &str, fetch: &[DocumentId]) -> 
     Ok(report)
 }
 
+/// A third of the way before `expires_at` (Unix seconds), at most a minute before, and not
+/// sooner than a second from now.
+fn renewal_time(expires_at: u64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let left = expires_at.saturating_sub(now);
+    let lead = (left / 3).min(60);
+    tokio::time::Instant::now() + Duration::from_secs((left - lead).max(1))
+}
+
 fn sync_frame(sender: &str, target: &str, document_id: DocumentId, kind: SyncKind, data: Vec<u8>) -> Vec<u8> {
     Message::Sync { kind, sender_id: sender.into(), target_id: target.into(), document_id, data }.encode()
 }
@@ -213,6 +255,9 @@ where
             None => bail!("the server closed the connection"),
             Some(Err(e)) => bail!("connection lost: {e}"),
             Some(Ok(WsMessage::Binary(bytes))) => return Ok(Message::decode(&bytes)?),
+            Some(Ok(WsMessage::Close(Some(frame)))) if u16::from(frame.code) == TOKEN_EXPIRED_CLOSE => {
+                return Err(SessionExpired.into());
+            }
             Some(Ok(WsMessage::Close(frame))) => {
                 bail!(
                     "the server closed the connection{}",

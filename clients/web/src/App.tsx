@@ -174,14 +174,38 @@ function SignedIn({
 
   // Background sync of the index and lists, and token renewal.
   useEffect(() => {
-    const stopTokens = onTokens((session) => setSyncToken(session.accessToken));
     let stopped = false;
+    // Renew the access token a while before it expires (see `needsRenewal`), whatever its
+    // lifetime: the sync session is renewed in-band with it.
+    let renewal: ReturnType<typeof setTimeout> | undefined;
+    const scheduleRenewal = (session: Session) => {
+      clearTimeout(renewal);
+      const life = session.accessExpiresAt - session.confirmedAt;
+      const lead = Math.min(120_000, life / 3);
+      renewal = setTimeout(renew, Math.max(1_000, session.accessExpiresAt - lead - Date.now()));
+    };
+    const renew = async () => {
+      if (stopped) return;
+      try {
+        if (navigator.onLine) await refreshSession();
+      } catch {
+        // offline or the server is away: try again shortly
+      }
+      const session = loadSession();
+      if (session && !stopped) scheduleRenewal(session);
+    };
+    const stopTokens = onTokens((session) => {
+      setSyncToken(session.accessToken);
+      scheduleRenewal(session);
+    });
+    const current = loadSession();
+    if (current) scheduleRenewal(current);
     const tick = async () => {
       if (stopped || !navigator.onLine) return;
       const session = loadSession();
       if (!session) return;
       try {
-        if (session.accessExpiresAt - Date.now() < 180_000) await refreshSession();
+        if (session.accessExpiresAt < Date.now()) await refreshSession();
         await store.poll();
       } catch {
         // offline or the server is away: the next tick tries again
@@ -203,6 +227,7 @@ function SignedIn({
     return () => {
       stopped = true;
       stopTokens();
+      clearTimeout(renewal);
       clearInterval(timer);
       clearInterval(grace);
       window.removeEventListener("online", online);

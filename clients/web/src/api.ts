@@ -1,7 +1,7 @@
 // Calls to the Fieldbook API with the access token, renewing it first when it is about to
 // expire and once more when a call answers 401.
 import { emitAuthSignal } from "./events";
-import { loadSession, refreshSession } from "./session";
+import { loadSession, needsRenewal, refreshSession } from "./session";
 
 export class ApiError extends Error {
   constructor(
@@ -12,12 +12,10 @@ export class ApiError extends Error {
   }
 }
 
-const EARLY_REFRESH_MS = 120_000;
-
 async function freshToken(): Promise<string> {
   const session = loadSession();
   if (!session) throw new ApiError("You are signed out.", 401);
-  if (session.accessExpiresAt - Date.now() < EARLY_REFRESH_MS) return (await refreshSession()).accessToken;
+  if (needsRenewal(session)) return (await refreshSession()).accessToken;
   return session.accessToken;
 }
 
@@ -31,13 +29,13 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
     if (response.ok) return (response.status === 204 ? undefined : await response.json()) as T;
     const body = await response.json().catch(() => ({}) as Record<string, unknown>);
     if (response.status === 401 && (body.wipe === true || body.code === "device-revoked")) {
-      emitAuthSignal({ kind: "wipe", reason: String(body.error ?? "This device was revoked.") });
-      throw new ApiError(String(body.error ?? "This device was revoked."), 401);
+      emitAuthSignal({ kind: "wipe", reason: String(body.detail ?? "This device was revoked.") });
+      throw new ApiError(String(body.detail ?? "This device was revoked."), 401);
     }
     if (response.status === 401 && attempt === 0) {
       token = (await refreshSession()).accessToken;
       continue;
     }
-    throw new ApiError(String(body.error ?? `The server answered ${response.status}.`), response.status);
+    throw new ApiError(String(body.detail ?? `The server answered ${response.status}.`), response.status);
   }
 }

@@ -55,6 +55,18 @@ export function useRejections(documentId: string): Rejection[] {
 
 /** The server's reason, in plain words for the person holding the device. */
 export function explainRejection(reason: string): string {
+  if (/covered by your sign-off/.test(reason)) {
+    return "You had signed off this record when your change reached the server, so your part could no longer change. Withdraw your sign-off first if it must change.";
+  }
+  if (/covered by the (observer|practitioner)'s sign-off/.test(reason)) {
+    return "The other person had signed off the record as it stood when your change reached the server, so your change was kept aside. Ask them to withdraw their sign-off if it must change.";
+  }
+  if (/sign-off was made without the latest change/.test(reason)) {
+    return "The record changed after you last read it, so your sign-off did not count. Read it again, then sign off again.";
+  }
+  if (/more than this server's limit/.test(reason)) {
+    return "The record would be larger than the server allows.";
+  }
   if (/locked/.test(reason)) {
     return "This record had already been signed off by both of you when your change reached the server, so it can no longer change.";
   }

@@ -59,9 +59,22 @@ export function currentRepo(): Repo {
   return running.repo;
 }
 
-/** The adapter reads `url` on every reconnect, so the next connection uses the new token. */
+/**
+ * A new access token for sync. The open connection gets it in-band (`fieldbook/renew`), so the
+ * server keeps the session past the old token's expiry instead of closing it; the adapter
+ * reads `url` on every reconnect, so a new connection uses it too.
+ */
 export function setSyncToken(accessToken: string): void {
-  if (running) (running.socket as unknown as { url: string }).url = syncUrl(accessToken);
+  if (!running) return;
+  const { socket } = running;
+  (socket as unknown as { url: string }).url = syncUrl(accessToken);
+  if (socket.socket?.readyState === WebSocket.OPEN && socket.peerId) {
+    try {
+      socket.send({ type: "fieldbook/renew", senderId: socket.peerId, token: accessToken } as never);
+    } catch {
+      // closing meanwhile: the reconnect uses the new URL
+    }
+  }
 }
 
 export function serverPeerId(): PeerId | undefined {

@@ -99,10 +99,11 @@ async function postJson(path: string, body: unknown): Promise<Response> {
 
 async function errorFrom(response: Response, fallback: string): Promise<AuthError> {
   const body = await response.json().catch(() => ({}) as Record<string, unknown>);
+  // Errors are problem+json: `detail` says what went wrong, `code` what to do about it.
   if (body.code === "device-revoked" || body.wipe === true) {
-    return new AuthError(String(body.error ?? "This device was revoked."), "revoked");
+    return new AuthError(String(body.detail ?? "This device was revoked."), "revoked");
   }
-  return new AuthError(String(body.error ?? fallback), "rejected");
+  return new AuthError(String(body.detail ?? fallback), "rejected");
 }
 
 function sessionFrom(userId: string, tokens: TokenResponse, me?: Me): Session {
@@ -126,6 +127,16 @@ export async function login(userId: string, password: string): Promise<Session> 
       if (error.kind === "revoked") throw error;
       throw new AuthError("The user id or password is not right. Check them and try again.", "rejected");
     }
+    if (response.status === 429) {
+      const wait = Number(response.headers.get("retry-after") ?? "60");
+      const minutes = Math.ceil(wait / 60);
+      throw new AuthError(
+        wait < 90
+          ? `Too many attempts to sign in. Wait ${Math.max(1, wait)} seconds and try again.`
+          : `Too many attempts to sign in. Wait about ${minutes} minutes and try again.`,
+        "rejected",
+      );
+    }
     throw await errorFrom(response, `The server could not sign you in (error ${response.status}).`);
   }
   const tokens = (await response.json()) as TokenResponse;
@@ -137,6 +148,15 @@ export async function login(userId: string, password: string): Promise<Session> 
 }
 
 /**
+ * Whether the access token is near enough its expiry to renew it: within a third of its
+ * life, and at most two minutes, before it ends (tokens may be short-lived).
+ */
+export function needsRenewal(session: Session, now = Date.now()): boolean {
+  const life = session.accessExpiresAt - session.confirmedAt;
+  return session.accessExpiresAt - now < Math.min(120_000, life / 3);
+}
+
+/**
  * Renews the access token with the refresh token (which rotates). Serialised across tabs with
  * a Web Lock, and re-reads the stored session inside it, so two tabs never spend the same
  * refresh token (reusing one signs the device out).
@@ -145,7 +165,8 @@ export async function refreshSession(): Promise<Session> {
   const run = async (): Promise<Session> => {
     const before = loadSession();
     if (!before) throw new AuthError("You are signed out.", "rejected");
-    if (before.accessExpiresAt - Date.now() > 120_000 && Date.now() - before.confirmedAt < 5_000) return before;
+    // Another tab (or call) renewed it just now.
+    if (!needsRenewal(before) && Date.now() - before.confirmedAt < 5_000) return before;
     const response = await postJson("/v1/auth/refresh", { refreshToken: before.refreshToken });
     if (!response.ok) {
       const error = await errorFrom(response, "Your session has ended.");

@@ -1,7 +1,13 @@
 // End-to-end browser test of the Fieldbook web app against a running server.
 //
 //   FIELDBOOK_URL=http://127.0.0.1:8080 SUPERVISOR_ID=sam SUPERVISOR_PASSWORD=… \
-//   PRACTITIONER_ID=pat PRACTITIONER_PASSWORD=… ARTIFACTS_DIR=/tmp/shots node tests/e2e.mjs
+//   PRACTITIONER_ID=pat PRACTITIONER_PASSWORD=… ADMIN_TOKEN=… ARTIFACTS_DIR=/tmp/shots node tests/e2e.mjs
+//
+// It needs a server with a fresh database holding just those users (the supervisor
+// supervising the practitioner, no records yet) and an admin's access token, as
+// tests/tests/web_app.rs sets up; it checks that it starts from there and fails otherwise.
+// Every browser context is a fresh profile (no storage, no service worker). Every step runs
+// every time; UPDATE_DOCS_SCREENSHOTS=1 only also copies the screenshots to docs/.
 //
 // A supervisor records and shares an observation offline, reloads offline, comes back online
 // and sees it stored on the server; the practitioner reflects and signs off; the supervisor
@@ -9,7 +15,7 @@
 // critical violations fail) and photographed at phone and tablet sizes.
 // Prints OBSERVATION_URL=automerge:… for the calling test.
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,12 +36,14 @@ const PRACTITIONER = { id: env("PRACTITIONER_ID"), password: env("PRACTITIONER_P
 const ARTIFACTS = resolve(env("ARTIFACTS_DIR", join(here, "..", "test-artifacts")));
 const DOCS = resolve(here, "../../../docs/screenshots");
 const UPDATE_DOCS = process.env.UPDATE_DOCS_SCREENSHOTS === "1";
-// Optional: an admin's access token, to revoke the supervisor's browser at the end.
-const ADMIN_TOKEN = process.env.ADMIN_TOKEN;
+// An admin's access token, to revoke the supervisor's browser at the end.
+const ADMIN_TOKEN = env("ADMIN_TOKEN");
 const SIZES = { phone: { width: 390, height: 844 }, tablet: { width: 820, height: 1180 } };
 const LONG = { timeout: 60_000 };
 
 mkdirSync(ARTIFACTS, { recursive: true });
+// Screenshots left by an earlier run must not pass for this run's.
+for (const file of readdirSync(ARTIFACTS)) if (file.endsWith(".png")) rmSync(join(ARTIFACTS, file));
 if (UPDATE_DOCS) mkdirSync(DOCS, { recursive: true });
 
 const log = (...args) => console.error("[e2e]", ...args);
@@ -71,12 +79,34 @@ async function screen(page, name) {
 const pages = [];
 /** The app must work under the server's Content-Security-Policy: any violation fails the test. */
 const cspViolations = [];
+/** Sync sessions renewed in-band, and sessions the server ended because a token expired. */
+const sessions = { renewals: 0, expired: 0 };
 
+/** The Fieldbook data a page's browser profile holds: IndexedDB databases and localStorage keys. */
+const localData = (page) =>
+  page.evaluate(async () => ({
+    databases: (await indexedDB.databases()).map((d) => d.name).filter((n) => n?.startsWith("fieldbook")),
+    localStorage: Object.keys(localStorage).filter((k) => k.startsWith("fb.")),
+  }));
+
+/** A page in a new browser context: a fresh profile, with nothing stored and no service worker. */
 async function newPage(browser, viewport) {
   const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "Europe/London" });
+  assert.equal(context.serviceWorkers().length, 0, "a new browser context has no service worker");
   const page = await context.newPage();
   pages.push(page);
   page.on("pageerror", (e) => log("page error:", e.message));
+  // The server is started with short-lived access tokens: the app must renew its sync
+  // session in-band, so the server never has to end one for an expired token.
+  page.on("websocket", (ws) => {
+    const has = (frame, text) => Buffer.from(frame.payload).includes(text);
+    ws.on("framesent", (frame) => {
+      if (has(frame, "fieldbook/renew")) sessions.renewals++;
+    });
+    ws.on("framereceived", (frame) => {
+      if (has(frame, "access token expired")) sessions.expired++;
+    });
+  });
   page.on("console", (m) => {
     if (m.type() !== "error") return;
     if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
@@ -128,10 +158,24 @@ const browser = await chromium.launch({
 });
 let failed = false;
 try {
+  // 0. The server is fresh: the supervisor has no records yet (asked over HTTP, from a
+  // device of its own, so no browser state is involved).
+  const login = await fetch(`${BASE}/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ userId: SUPERVISOR.id, password: SUPERVISOR.password, deviceId: "e2e-freshness-check" }),
+  });
+  assert.equal(login.status, 200, `the supervisor signs in over HTTP: ${await login.clone().text()}`);
+  const { accessToken } = await login.json();
+  const index = await fetch(`${BASE}/v1/records?after=0`, { headers: { authorization: `Bearer ${accessToken}` } });
+  assert.equal(index.status, 200, "the supervisor's record index");
+  assert.deepEqual((await index.json()).records, [], "this test needs a fresh server: the supervisor already has records");
+
   // 1. The supervisor signs in; the app shell is now cached by the service worker.
   const sup = await newPage(browser, SIZES.tablet);
   await sup.page.goto(`${BASE}/`);
   await sup.page.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
+  assert.deepEqual(await localData(sup.page), { databases: [], localStorage: [] }, "the browser starts with no Fieldbook data");
   await screen(sup.page, "sign-in");
   await signIn(sup.page, SUPERVISOR);
   await sup.page.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
@@ -144,23 +188,19 @@ try {
   await sup.page.waitForFunction(() => localStorage.getItem("fb.frameworks") && localStorage.getItem("fb.people"), null, LONG);
   await sup.page.getByRole("button", { name: "New observation" }).and(sup.page.locator(":enabled")).waitFor(LONG);
 
-  // A development plan with one goal, so the observation's action can link to it.
-  // (Against a server that already has the plan from an earlier run, open it instead.)
+  // A development plan with one goal, so the observation's action can link to it. The server
+  // is fresh: the supervisee has no plan yet, and the supervisor has no observations.
   const startPlan = sup.page.getByRole("button", { name: /Start a development plan for/ });
-  const openPlan = sup.page.getByRole("link", { name: /Development plan of/ });
-  await startPlan.or(openPlan).first().waitFor(LONG);
-  if (await startPlan.count()) {
-    await startPlan.first().click();
-    await sup.page.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
-    await sup.page.getByRole("button", { name: "Add goal" }).click();
-    await sup.page.getByLabel("Goal 1 title").fill("Use play-based direct work with younger children");
-    await sup.page.getByLabel("Goal 1: how we will know it is met").fill("Observed in two home visits");
-    await sup.page.getByLabel("Goal 1: target date").fill("2027-03-31");
-    await sup.page.getByRole("button", { name: "Agree plan" }).click();
-  } else {
-    await openPlan.first().click();
-    await sup.page.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
-  }
+  await startPlan.waitFor(LONG);
+  assert.equal(await sup.page.getByRole("link", { name: /Development plan of/ }).count(), 0, "a fresh server has no plan");
+  assert.equal(await sup.page.getByRole("link", { name: /Observation of/ }).count(), 0, "a fresh server has no observation");
+  await startPlan.click();
+  await sup.page.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
+  await sup.page.getByRole("button", { name: "Add goal" }).click();
+  await sup.page.getByLabel("Goal 1 title").fill("Use play-based direct work with younger children");
+  await sup.page.getByLabel("Goal 1: how we will know it is met").fill("Observed in two home visits");
+  await sup.page.getByLabel("Goal 1: target date").fill("2027-03-31");
+  await sup.page.getByRole("button", { name: "Agree plan" }).click();
   await sup.page.getByText("Stored on the server").first().waitFor(LONG);
   await sup.page.goto(`${BASE}/#/`);
   await sup.page.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
@@ -235,19 +275,40 @@ try {
   await q.getByLabel("How the family's views were gathered").fill("Conversation at the end of the visit");
   assert.equal(await q.getByLabel("Notes", { exact: true }).count(), 0, "the practitioner must not be able to edit the observer's notes");
   await screen(q, "practitioner-observation");
-  await q.getByRole("button", { name: "Sign off" }).click();
-  await q.getByText("Signed off by the practitioner on").waitFor(LONG);
-  await q.getByText("Stored on the server").first().waitFor(LONG);
 
-  // The supervisor sees the practitioner's sign-off arrive. Their second tablet has the record
-  // open too, and goes offline.
-  await p.getByText("Signed off by the practitioner on").waitFor(LONG);
+  // A second tablet of the supervisor's has the record open, editable, and goes offline
+  // before anyone signs.
   const spare = await newPage(browser, SIZES.tablet);
   await signIn(spare.page, SUPERVISOR);
   const r = spare.page;
   await r.goto(`${BASE}/#/observations/${documentId}`);
-  await r.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await r.getByLabel("Notes", { exact: true }).waitFor(LONG);
   await spare.context.setOffline(true);
+
+  // The practitioner signs off the record as it stands: the supervisor's whole side is now
+  // frozen for them, shown as text, and the app says whose signature is awaited.
+  await q.getByRole("button", { name: "Sign off" }).click();
+  await q.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await q.getByText("Stored on the server").first().waitFor(LONG);
+  await q.getByText("Awaiting the observer's sign-off.").waitFor(LONG);
+  assert.equal(await q.getByLabel("Reflection", { exact: true }).count(), 0, "a signer's own part is frozen");
+  await p.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await p.getByText("Awaiting your sign-off.").waitFor(LONG);
+  await p.getByText(/has signed off the record as it stands/).waitFor(LONG);
+  assert.equal(await p.getByLabel("Notes", { exact: true }).count(), 0, "what the practitioner signed is shown as text");
+  assert.equal(await p.getByLabel("Feedback to the practitioner").count(), 0, "the feedback they signed is frozen");
+  await screen(p, "awaiting-sign-off");
+
+  // The practitioner withdraws (the supervisor sees it, and may edit again), then signs again.
+  await q.getByRole("button", { name: "Withdraw my sign-off" }).click();
+  await q.getByLabel("Reflection", { exact: true }).waitFor(LONG);
+  await q.getByText("Stored on the server").first().waitFor(LONG);
+  await p.getByText("Not yet signed off by the practitioner.").waitFor(LONG);
+  await p.getByLabel("Notes", { exact: true }).waitFor(LONG);
+  await q.getByRole("button", { name: "Sign off" }).click();
+  await q.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await q.getByText("Stored on the server").first().waitFor(LONG);
+  await p.getByText("Awaiting your sign-off.").waitFor(LONG);
 
   // The supervisor signs off on the first tablet: the record is locked.
   await p.getByRole("button", { name: "Sign off" }).click();
@@ -319,21 +380,23 @@ try {
   log("unsent work on a shared tablet is kept");
 
   // A revoked device is told to wipe: the supervisor's browser deletes its data and says why.
-  if (ADMIN_TOKEN) {
-    const device = await p.evaluate(() => localStorage.getItem("fb.deviceId"));
-    const revoke = await fetch(`${BASE}/v1/admin/users/${SUPERVISOR.id}/devices/${encodeURIComponent(device)}/revoke`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
-    assert.equal(revoke.status, 200, `revoking the supervisor's browser: ${await revoke.text()}`);
-    await p.getByText(/signed out by the server and its Fieldbook data was deleted/).waitFor(LONG);
-    await p.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
-    assert.deepEqual(await fieldbookDatabases(p), [], "a revoked device must delete its local records");
-    assert.equal(await p.evaluate(() => localStorage.getItem("fb.session")), null, "a revoked device keeps no session");
-    log("revoked browser wiped");
-  }
+  const device = await p.evaluate(() => localStorage.getItem("fb.deviceId"));
+  assert.ok(device, "the supervisor's browser has a device id");
+  const revoke = await fetch(`${BASE}/v1/admin/users/${SUPERVISOR.id}/devices/${encodeURIComponent(device)}/revoke`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(revoke.status, 200, `revoking the supervisor's browser: ${await revoke.text()}`);
+  await p.getByText(/signed out by the server and its Fieldbook data was deleted/).waitFor(LONG);
+  await p.getByRole("heading", { name: "Sign in to Fieldbook" }).waitFor(LONG);
+  assert.deepEqual(await fieldbookDatabases(p), [], "a revoked device must delete its local records");
+  assert.equal(await p.evaluate(() => localStorage.getItem("fb.session")), null, "a revoked device keeps no session");
+  log("revoked browser wiped");
 
   assert.deepEqual(cspViolations, [], "the app broke its Content-Security-Policy");
+  assert.ok(sessions.renewals > 0, "the app renewed its sync session in-band as its token neared expiry");
+  assert.equal(sessions.expired, 0, "the server had to end a sync session whose token expired");
+  log(`sync sessions renewed in-band ${sessions.renewals} times`);
   await sup.context.close();
   await pra.context.close();
   log("all checks passed");

@@ -94,17 +94,8 @@ async fn add_user(
         registration_number: new.registration_number,
         ..User::new(new.id, new.name, new.role.parse().map_err(AppError::BadRequest)?)
     };
-    org::add_user(&state.db, admin.operator(), &user, new.supervisor_id.as_deref(), new.supervisor_from)
-        .await
-        .map_err(conflict_if_exists)?;
+    org::add_user(&state.db, admin.operator(), &user, new.supervisor_id.as_deref(), new.supervisor_from).await?;
     Ok((StatusCode::CREATED, Json(user)))
-}
-
-fn conflict_if_exists(e: crate::storage::StorageError) -> AppError {
-    match AppError::from(e) {
-        AppError::BadRequest(m) if m.contains("already exists") => AppError::Conflict(m),
-        other => other,
-    }
 }
 
 async fn show_user(
@@ -238,7 +229,7 @@ async fn add_team(
     admin: Admin,
     Json(team): Json<Team>,
 ) -> Result<(StatusCode, Json<Team>), AppError> {
-    org::add_team(&state.db, admin.operator(), &team).await.map_err(conflict_if_exists)?;
+    org::add_team(&state.db, admin.operator(), &team).await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
 

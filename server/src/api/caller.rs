@@ -5,7 +5,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde_json::Value;
 
-use super::problem::Problem;
 use crate::auth::{self, Authenticated};
 use crate::error::AppError;
 use crate::org::SERVICE_KEY_PREFIX;
@@ -18,23 +17,27 @@ pub enum Caller {
 }
 
 impl FromRequestParts<AppState> for Caller {
-    type Rejection = Problem;
+    type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Self::identify(parts, state).await?;
         if let Err(wait) = state.api_rate_limit.check(&caller.key()) {
-            return Err(Problem::too_many_requests(format!(
-                "over {} calls a minute; try again in {:.1} s",
-                state.limits.api_calls_per_minute,
-                wait.as_secs_f64()
-            )));
+            return Err(AppError::TooManyRequests {
+                detail: format!(
+                    "over {} calls a minute; try again in {:.1} s",
+                    state.limits.api_calls_per_minute,
+                    wait.as_secs_f64()
+                ),
+                retry_after: wait.as_secs_f64().ceil() as u64,
+                code: None,
+            });
         }
         Ok(caller)
     }
 }
 
 impl Caller {
-    async fn identify(parts: &Parts, state: &AppState) -> Result<Self, Problem> {
+    async fn identify(parts: &Parts, state: &AppState) -> Result<Self, AppError> {
         let token = auth::bearer_token(parts).ok_or_else(|| {
             AppError::unauthorized("missing credentials: send `Authorization: Bearer <key or token>`")
         })?;
@@ -43,8 +46,8 @@ impl Caller {
             let account = state.db.service_account_by_key(&hash).await?;
             return match account {
                 Some(account) if account.revoked_at.is_none() => Ok(Caller::Service(account)),
-                Some(_) => Err(AppError::unauthorized("this service account was revoked").into()),
-                None => Err(AppError::unauthorized("unknown service-account key (rotated?)").into()),
+                Some(_) => Err(AppError::unauthorized("this service account was revoked")),
+                None => Err(AppError::unauthorized("unknown service-account key (rotated?)")),
             };
         }
         Ok(Caller::Person(auth::authenticate(state, &token).await?))
@@ -60,7 +63,7 @@ impl Caller {
 
     /// Refuses a caller without `scope`. People read development records if they are HR or
     /// admins; insights are for managers, principal social workers and admins.
-    pub fn require(&self, scope: Scope) -> Result<(), Problem> {
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
         let allowed = match (self, scope) {
             (Caller::Service(account), scope) => account.may(scope),
             (Caller::Person(p), Scope::HrRead) => matches!(p.user.role, Role::Hr | Role::Admin),
@@ -68,7 +71,7 @@ impl Caller {
                 matches!(p.user.role, Role::Manager | Role::PrincipalSocialWorker | Role::Admin)
             }
         };
-        if allowed { Ok(()) } else { Err(Problem::forbidden(format!("this needs the {scope} scope"))) }
+        if allowed { Ok(()) } else { Err(AppError::Forbidden(format!("this needs the {scope} scope"))) }
     }
 
     /// An audit event for an API read by this caller.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::problem::Problem;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::storage::{FeedEvent, Scope, User};
 
@@ -80,12 +80,12 @@ struct Page {
     limit: i64,
 }
 
-fn page(query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>) -> Result<Page, Problem> {
-    let Query(q) = query.map_err(|e| Problem::bad_parameter("query", e.body_text()))?;
+fn page(query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>) -> Result<Page, AppError> {
+    let Query(q) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
     let after = match q.after.as_deref() {
         None => 0,
         Some(a) => a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
-            Problem::bad_parameter("after", "after must be the `seq` of the last event you have (0 for all)")
+            AppError::bad_parameter("after", "after must be the `seq` of the last event you have (0 for all)")
         })?,
     };
     let since = q
@@ -93,21 +93,21 @@ fn page(query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection
         .as_deref()
         .map(|s| {
             dates::unix_millis(s)
-                .ok_or_else(|| Problem::bad_parameter("since", "since must be an RFC 3339 date or date-time"))
+                .ok_or_else(|| AppError::bad_parameter("since", "since must be an RFC 3339 date or date-time"))
         })
         .transpose()?;
     let limit =
         match q.limit.as_deref() {
             None => DEFAULT_LIMIT,
             Some(l) => l.parse::<i64>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-                Problem::bad_parameter("limit", format!("limit must be a number from 1 to {MAX_LIMIT}"))
+                AppError::bad_parameter("limit", format!("limit must be a number from 1 to {MAX_LIMIT}"))
             })?,
         };
     Ok(Page { after, since, limit })
 }
 
 /// The practitioners a page of events is about.
-async fn people(state: &AppState, events: &[FeedEvent]) -> Result<HashMap<String, User>, Problem> {
+async fn people(state: &AppState, events: &[FeedEvent]) -> Result<HashMap<String, User>, AppError> {
     let mut ids: Vec<&str> = events.iter().map(|e| e.practitioner_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -121,7 +121,7 @@ pub(super) async fn feed(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<FeedPage>, Problem> {
+) -> Result<Json<FeedPage>, AppError> {
     caller.require(Scope::HrRead)?;
     let page = page(query)?;
     let events = state.db.feed(page.after, page.since, page.limit).await?;
@@ -151,7 +151,7 @@ pub(super) async fn statements(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<StatementResult>, Problem> {
+) -> Result<Json<StatementResult>, AppError> {
     caller.require(Scope::HrRead)?;
     let page = page(query)?;
     let events = state.db.feed(page.after, page.since, page.limit).await?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::caller::Caller;
-use super::problem::Problem;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::storage::{Database, DevelopmentRecord, Practitioner, RecordSummary, Scope, User};
 
@@ -32,7 +32,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The minimised records of `people`, with their line managers.
-async fn records(db: &Database, people: &[User]) -> Result<Vec<DevelopmentRecord>, Problem> {
+async fn records(db: &Database, people: &[User]) -> Result<Vec<DevelopmentRecord>, AppError> {
     let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
     let line_managers = db.supervisors_of(&ids).await?;
     let people: Vec<&User> = people.iter().collect();
@@ -45,7 +45,7 @@ async fn records(db: &Database, people: &[User]) -> Result<Vec<DevelopmentRecord
 pub(super) async fn list_practitioners(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<Practitioner>>, Problem> {
+) -> Result<Json<Vec<Practitioner>>, AppError> {
     caller.require(Scope::HrRead)?;
     let people = state.db.practitioners_after(None, None, None, usize::MAX >> 1).await?;
     let ids: Vec<&str> = people.iter().map(|u| u.id.as_str()).collect();
@@ -65,17 +65,16 @@ pub(super) async fn development_record(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Response, AppError> {
     caller.require(Scope::HrRead)?;
     let user = state
         .db
         .user(&id)
         .await?
         .filter(|u| u.role.works_with_records())
-        .ok_or_else(|| Problem::not_found(format!("no practitioner {id:?}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("no practitioner {id:?}")))?;
     let record = records(&state.db, &[user]).await?.remove(0);
-    let body =
-        serde_json::to_vec(&record).map_err(|e| Problem::from(crate::error::AppError::BadRequest(e.to_string())))?;
+    let body = serde_json::to_vec(&record).map_err(|e| AppError::Internal(e.to_string()))?;
     state.audit.record(caller.event("api.development-record-read", json!({ "practitioner": id }))).await;
     // A strong validator of exactly these bytes: a client holding them gets 304.
     let etag = format!("\"{}\"", &crate::auth::tokens::secret_hash(&String::from_utf8_lossy(&body))[..32]);
@@ -118,12 +117,12 @@ pub(super) struct RecordsPage {
 
 /// Opaque to clients: the id of the last practitioner on the previous page. Ids never
 /// change, so paging is stable while records are written.
-fn decode_cursor(cursor: &str) -> Result<String, Problem> {
+fn decode_cursor(cursor: &str) -> Result<String, AppError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| Problem::bad_parameter("cursor", "not a cursor this API returned"))
+        .ok_or_else(|| AppError::bad_parameter("cursor", "not a cursor this API returned"))
 }
 
 /// Development records, paged; or all of them as CSV, streamed.
@@ -136,14 +135,14 @@ pub(super) async fn development_records(
     caller: Caller,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Response, AppError> {
     caller.require(Scope::HrRead)?;
-    let Query(query) = query.map_err(|e| Problem::bad_parameter("query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => return Err(Problem::bad_parameter("limit", format!("limit must be a number from 1 to {MAX_PAGE}"))),
+            _ => return Err(AppError::bad_parameter("limit", format!("limit must be a number from 1 to {MAX_PAGE}"))),
         },
     };
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -152,14 +151,14 @@ pub(super) async fn development_records(
         .as_deref()
         .map(|s| {
             fieldbook_sync_core::records::dates::unix_millis(s).ok_or_else(|| {
-                Problem::bad_parameter("updated_since", "updated_since must be an RFC 3339 date or date-time")
+                AppError::bad_parameter("updated_since", "updated_since must be an RFC 3339 date or date-time")
             })
         })
         .transpose()?;
     let wants_csv = match query.format.as_deref() {
         Some("csv") => true,
         Some("json") => false,
-        Some(other) => return Err(Problem::bad_parameter("format", format!("format {other:?}: use json or csv"))),
+        Some(other) => return Err(AppError::bad_parameter("format", format!("format {other:?}: use json or csv"))),
         None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
     };
     if wants_csv {

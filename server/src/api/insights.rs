@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::problem::Problem;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::storage::{InsightFilter, Scope};
 
@@ -62,10 +62,10 @@ pub(super) struct Insights {
     suppressed_below: i64,
 }
 
-fn day(parameter: &'static str, value: Option<String>) -> Result<Option<String>, Problem> {
+fn day(parameter: &'static str, value: Option<String>) -> Result<Option<String>, AppError> {
     match value {
         Some(v) if !dates::is_date(&v) => {
-            Err(Problem::bad_parameter(parameter, format!("{parameter} must be a date, YYYY-MM-DD")))
+            Err(AppError::bad_parameter(parameter, format!("{parameter} must be a date, YYYY-MM-DD")))
         }
         other => Ok(other),
     }
@@ -82,9 +82,9 @@ pub(super) async fn insights(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<InsightQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Insights>, Problem> {
+) -> Result<Json<Insights>, AppError> {
     caller.require(Scope::InsightsRead)?;
-    let Query(q) = query.map_err(|e| Problem::bad_parameter("query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
     // Managers see their own line; principal social workers, admins and systems everyone.
     let people = match &caller {
         Caller::Person(p) if p.user.role == Role::Manager => {

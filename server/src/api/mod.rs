@@ -10,7 +10,6 @@ mod hr;
 mod insights;
 mod openapi;
 mod people;
-mod problem;
 pub mod rate_limit;
 mod records;
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{feed, hr, insights, problem};
+use super::{feed, hr, insights};
 use crate::state::AppState;
 use crate::storage::{DevelopmentRecord, Practitioner};
 
@@ -29,7 +29,7 @@ use crate::storage::{DevelopmentRecord, Practitioner};
         feed::statements,
         insights::insights
     ),
-    components(schemas(Practitioner, DevelopmentRecord, problem::Problem)),
+    components(schemas(Practitioner, DevelopmentRecord, crate::error::Problem)),
     modifiers(&BearerKeys)
 )]
 struct ApiDoc;

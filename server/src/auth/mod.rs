@@ -6,11 +6,14 @@
 //! header's `alg` decides which verifier sees a token, and nothing else: HS256 goes to our key
 //! only, so an IdP's public key can never be used as an HMAC secret.
 
+pub mod keys;
 pub mod oidc;
 pub mod passwords;
 pub mod routes;
+pub mod throttle;
 pub mod tokens;
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +23,12 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 
+pub use keys::{KeySet, KeySource};
 pub use oidc::{JwksSource, OidcConfig, OidcVerifier};
 pub use routes::routes;
-pub use tokens::{Claims, TokenKeys, parse_ttl};
+pub use tokens::{Claims, TokenError, TokenKeys, parse_ttl};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -37,6 +40,9 @@ pub struct AuthConfig {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub oidc: Option<OidcConfig>,
+    /// The token-signing key file (see [`keys`]); the environment takes precedence.
+    pub signing_key_file: Option<PathBuf>,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for AuthConfig {
@@ -45,6 +51,8 @@ impl Default for AuthConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 86400),
             oidc: None,
+            signing_key_file: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -55,6 +63,18 @@ pub struct AuthSettings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub oidc: Option<Arc<OidcVerifier>>,
+    pub sign_in: Arc<throttle::SignInGuard>,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`client_address`]).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Where our token-signing keys are (`fieldbook serve`, `token`, `keys`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeyFileArg {
+    /// The token-signing key set (JSON). Default on SQLite: signing-keys.json beside the
+    /// database, created on first start. FIELDBOOK_SIGNING_KEYS (the JSON itself) wins.
+    #[arg(long, env = keys::KEY_FILE_ENV)]
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// `fieldbook serve` flags for sign-in.
@@ -84,6 +104,12 @@ pub struct SignInArgs {
     /// The claim naming the device, if the identity provider issues one.
     #[arg(long, env = "FIELDBOOK_OIDC_DEVICE_CLAIM")]
     pub oidc_device_claim: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyFileArg,
+    /// A reverse proxy (load balancer) in front of this server, by IP address: requests from
+    /// it are throttled by the client its `X-Forwarded-For` names. Repeat or comma-separate.
+    #[arg(long, env = "FIELDBOOK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
 }
 
 impl SignInArgs {
@@ -109,7 +135,13 @@ impl SignInArgs {
                     .into());
             }
         };
-        Ok(AuthConfig { access_token_ttl: self.access_token_ttl, refresh_token_ttl: self.refresh_token_ttl, oidc })
+        Ok(AuthConfig {
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            oidc,
+            signing_key_file: self.keys.signing_key_file,
+            trusted_proxies: self.trusted_proxy,
+        })
     }
 }
 
@@ -118,6 +150,8 @@ impl SignInArgs {
 pub struct Authenticated {
     pub user: User,
     pub device: Option<String>,
+    /// When the token expires (Unix seconds): a sync session ends then unless renewed.
+    pub expires_at: u64,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -135,18 +169,15 @@ impl FromRequestParts<AppState> for Authenticated {
 /// `alg` selects, then the user (must exist and be active) and the device (not revoked).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, AppError> {
     let header = token_header(token).ok_or_else(|| AppError::unauthorized("invalid access token: not a JWT"))?;
-    let (user, device) = match header.alg.as_str() {
+    let (user, device, expires_at) = match header.alg.as_str() {
         "HS256" => {
             let claims = state.tokens.verify(token).map_err(|e| {
                 tracing::info!(error = %e, "rejected access token");
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => AppError::unauthorized("the access token has expired"),
-                    _ => AppError::unauthorized("invalid or expired access token"),
-                }
+                AppError::unauthorized(e.to_string())
             })?;
             let user =
                 state.db.user(&claims.sub).await?.ok_or(AppError::unauthorized("the token's user does not exist"))?;
-            (user, claims.dev)
+            (user, claims.dev, claims.exp)
         }
         "RS256" | "ES256" | "EdDSA" => {
             let Some(oidc) = &state.auth.oidc else {
@@ -161,7 +192,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated
                 tracing::info!(external_id = %identity.external_id, "identity provider token for no user");
                 AppError::unauthorized("no Fieldbook user is linked to this identity")
             })?;
-            (user, identity.device)
+            (user, identity.device, identity.expires_at)
         }
         other => return Err(AppError::unauthorized(format!("token algorithm {other:?} is not accepted"))),
     };
@@ -173,7 +204,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated
     {
         return Err(AppError::DeviceRevoked);
     }
-    Ok(Authenticated { user, device })
+    Ok(Authenticated { user, device, expires_at })
 }
 
 #[derive(Deserialize)]
@@ -190,6 +221,30 @@ fn token_header(token: &str) -> Option<TokenHeader> {
         return None;
     }
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()
+}
+
+/// Where a request comes from, for throttling (see [`client_address`]); `None` when the
+/// server runs without connection info (in-process tests).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts, &state.auth.trusted_proxies)))
+    }
+}
+
+/// The client a request comes from: the peer, or — when the peer is a trusted proxy — the
+/// last address in `X-Forwarded-For` that is not one of ours.
+pub fn client_address(parts: &Parts, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>()?.0.ip();
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
+    Some(hops.into_iter().rev().find(|a| !trusted_proxies.contains(a)).unwrap_or(peer))
 }
 
 pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {

@@ -59,6 +59,8 @@ impl std::fmt::Display for JwksSource {
 pub struct ExternalIdentity {
     pub external_id: String,
     pub device: Option<String>,
+    /// The token's `exp` (Unix seconds).
+    pub expires_at: u64,
 }
 
 pub struct OidcVerifier {
@@ -147,7 +149,8 @@ impl OidcVerifier {
             .and_then(Value::as_str)
             .filter(|d| !d.is_empty())
             .map(str::to_owned);
-        Ok(ExternalIdentity { external_id, device })
+        let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or_default();
+        Ok(ExternalIdentity { external_id, device, expires_at })
     }
 
     fn find(&self, kid: &str) -> Option<Jwk> {

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Authenticated;
 use super::passwords::{dummy_hash, verify_password};
 use super::tokens::{new_secret, secret_hash};
+use super::{Authenticated, ClientAddress, throttle};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::{AuditEvent, now_millis};
@@ -60,13 +60,21 @@ impl IntoResponse for TokenResponse {
     }
 }
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenResponse, AppError> {
+async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    body: Bytes,
+) -> Result<TokenResponse, AppError> {
     let request: LoginRequest = parse(&body)?;
     let device = request.device_id.as_str();
     if device.trim().is_empty() || device.chars().count() > MAX_ID_CHARS {
         return Err(AppError::BadRequest(format!("deviceId is required, at most {MAX_ID_CHARS} characters")));
     }
     let user_id = request.user_id.as_str();
+    let guard = &state.auth.sign_in;
+    let mut keys = vec![throttle::Key::user(user_id)];
+    keys.extend(address.map(throttle::Key::address));
+    let attempt = guard.admit(&state.db, keys).await?;
     // An attempt names its user only if that user exists: what was typed for an unknown
     // user may be anything, even the password, and the audit trail keeps it forever.
     let failed = |reason: &'static str, known_user: bool| {
@@ -104,9 +112,7 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenRespon
         Some(hash) => (true, hash),
         None => (false, dummy_hash().to_owned()),
     };
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| AppError::Storage(crate::storage::StorageError::Invalid(format!("hashing task: {e}"))))?;
+    let matches = guard.hash(move || verify_password(&password, &hash)).await?;
     let known_user = user.is_some();
     let Some(user) = user.filter(|_| known && matches) else {
         failed("bad-credentials", known_user).await?;
@@ -120,13 +126,22 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<TokenRespon
         failed("device-revoked", true).await?;
         return Err(AppError::DeviceRevoked);
     }
+    guard.succeeded(&state.db, attempt).await;
     let response = issue_session(&state, &user.id, device).await?;
     state.db.audit(AuditEvent::new("login").by(&user.id, Some(device)).detail(json!({ "method": "password" }))).await?;
     Ok(response)
 }
 
-async fn refresh(State(state): State<AppState>, body: Bytes) -> Result<TokenResponse, AppError> {
+async fn refresh(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    body: Bytes,
+) -> Result<TokenResponse, AppError> {
     let request: RefreshRequest = parse(&body)?;
+    // Refresh tokens cannot be guessed, but an address that keeps presenting bad ones is
+    // throttled like a password guesser.
+    let attempt =
+        state.auth.sign_in.admit(&state.db, address.map(throttle::Key::address).into_iter().collect()).await?;
     let hash = secret_hash(&request.refresh_token);
     let invalid = || AppError::unauthorized("invalid refresh token: sign in again");
     let stored = state.db.refresh_token(&hash).await?.ok_or_else(invalid)?;
@@ -152,6 +167,7 @@ async fn refresh(State(state): State<AppState>, body: Bytes) -> Result<TokenResp
         return Err(reused(&state, user_id, device).await?);
     }
     state.db.device_seen(user_id, device).await?;
+    state.auth.sign_in.succeeded(&state.db, attempt).await;
     let response = token_response(&state, user_id, device, token)?;
     state.db.audit(AuditEvent::new("token-refreshed").by(user_id, Some(device))).await?;
     Ok(response)
@@ -204,9 +220,10 @@ fn token_response(
     device: &str,
     refresh_token: String,
 ) -> Result<TokenResponse, AppError> {
-    let access_token = state.tokens.issue(user_id, Some(device), state.auth.access_token_ttl).map_err(|e| {
-        AppError::Storage(crate::storage::StorageError::Invalid(format!("cannot sign an access token: {e}")))
-    })?;
+    let access_token = state
+        .tokens
+        .issue(user_id, Some(device), state.auth.access_token_ttl)
+        .map_err(|e| AppError::Internal(format!("cannot sign an access token: {e}")))?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

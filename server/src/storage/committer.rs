@@ -53,8 +53,8 @@ impl Committer {
     /// Commits one document's changes (and projection); returns the chunk id once durable.
     pub async fn commit(&self, job: CommitJob) -> Result<i64, StorageError> {
         let (reply, done) = oneshot::channel();
-        self.jobs.send((job, reply)).await.map_err(|_| StorageError::Invalid("the writer has stopped".into()))?;
-        done.await.map_err(|_| StorageError::Invalid("the writer stopped before committing".into()))?
+        self.jobs.send((job, reply)).await.map_err(|_| StorageError::Internal("the writer has stopped".into()))?;
+        done.await.map_err(|_| StorageError::Internal("the writer stopped before committing".into()))?
     }
 }
 

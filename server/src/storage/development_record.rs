@@ -76,7 +76,7 @@ impl Database {
         for o in sqlx::query(
             "SELECT document_url, observer_id, observed_at, setting, framework, status, consent_given, feedback_given_at,
                     observer_signed_off_at, practitioner_signed_off_at, locked, change_seq
-             FROM observations WHERE practitioner_id = $1 ORDER BY observed_at, document_url",
+             FROM observations WHERE practitioner_id = $1 AND status <> 'draft' ORDER BY observed_at, document_url",
         )
         .bind(practitioner)
         .fetch_all(pool)

@@ -49,20 +49,21 @@ impl Database {
 
     /// A document rebuilt from its chunks (empty if unknown), with the ids of the chunks it
     /// was built from.
-    pub async fn load_document(&self, document: DocumentId) -> Result<(Automerge, Vec<i64>), StorageError> {
+    /// A document from its chunks, with each chunk's id and size.
+    pub async fn load_document(&self, document: DocumentId) -> Result<(Automerge, Vec<(i64, usize)>), StorageError> {
         let mut doc = Automerge::new();
-        let mut chunk_ids = Vec::new();
+        let mut chunks = Vec::new();
         for chunk in self.load_chunks(document).await? {
             // A leading snapshot loads fastest as a whole document.
-            let result = if chunk.kind == ChunkKind::Snapshot && chunk_ids.is_empty() {
+            let result = if chunk.kind == ChunkKind::Snapshot && chunks.is_empty() {
                 Automerge::load(&chunk.data).map(|loaded| doc = loaded)
             } else {
                 doc.load_incremental(&chunk.data).map(|_| ())
             };
             result.map_err(|source| StorageError::Corrupt { document, source: Box::new(source) })?;
-            chunk_ids.push(chunk.id);
+            chunks.push((chunk.id, chunk.data.len()));
         }
-        Ok((doc, chunk_ids))
+        Ok((doc, chunks))
     }
 
     /// Appends a chunk durably (no projection); returns its id once committed.

@@ -35,7 +35,7 @@ impl Database {
     /// are left alone: they may carry an administrator's corrections.
     pub async fn install_shipped_frameworks(&self) -> Result<(), StorageError> {
         for text in SHIPPED {
-            let framework = Framework::from_json(text).map_err(|e| StorageError::Invalid(e.to_string()))?;
+            let framework = Framework::from_json(text).map_err(|e| StorageError::Refused(e.to_string()))?;
             let exists = sqlx::query("SELECT 1 AS x FROM frameworks WHERE id = $1")
                 .bind(&framework.id)
                 .fetch_optional(self.pool())
@@ -51,7 +51,7 @@ impl Database {
     /// Adds a framework, or corrects one: titles and metadata are replaced, new ids added,
     /// and ids missing from the new definition retired (records that use them stay valid).
     pub async fn import_framework(&self, framework: &Framework) -> Result<ImportReport, StorageError> {
-        let definition = serde_json::to_string(framework).map_err(|e| StorageError::Invalid(e.to_string()))?;
+        let definition = serde_json::to_string(framework).map_err(|e| StorageError::Internal(e.to_string()))?;
         let now = now_millis();
         let mut tx = self.pool().begin().await?;
         let created = sqlx::query("SELECT 1 AS x FROM frameworks WHERE id = $1")
@@ -158,7 +158,7 @@ impl Database {
         rows.iter()
             .map(|r| {
                 let text: String = r.try_get("definition")?;
-                serde_json::from_str(&text).map_err(|e| StorageError::Invalid(format!("stored framework: {e}")))
+                serde_json::from_str(&text).map_err(|e| StorageError::Internal(format!("stored framework: {e}")))
             })
             .collect()
     }

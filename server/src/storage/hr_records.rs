@@ -137,7 +137,7 @@ impl Database {
             "SELECT o.practitioner_id, o.document_url, o.observed_at, o.setting, ou.role AS observer_role, o.framework,
                     o.status, o.observer_signed_off_at, o.practitioner_signed_off_at
              FROM observations o LEFT JOIN users ou ON ou.id = o.observer_id
-             WHERE o.practitioner_id IN ({list}) ORDER BY o.practitioner_id, o.observed_at, o.document_url"
+             WHERE o.practitioner_id IN ({list}) AND o.status <> 'draft' ORDER BY o.practitioner_id, o.observed_at, o.document_url"
         ))
         .fetch_all(pool)
         .await?;
@@ -164,7 +164,8 @@ impl Database {
             // Driven from the practitioners' observations (by index), not by scanning `table`.
             let rows = query(format!(
                 "SELECT x.document_url, x.component_id FROM {table} x
-                 WHERE x.document_url IN (SELECT document_url FROM observations WHERE practitioner_id IN ({list})){judged}
+                 WHERE x.document_url IN (SELECT document_url FROM observations
+                                          WHERE practitioner_id IN ({list}) AND status <> 'draft'){judged}
                  ORDER BY x.document_url, x.component_id"
             ))
             .fetch_all(pool)
@@ -203,7 +204,10 @@ impl Database {
         }
         let rows = query(format!(
             "SELECT g.document_url, g.goal_id, g.status, g.target_date, g.completed_at,
-                    (SELECT COUNT(*) FROM plan_goal_evidence e WHERE e.document_url = g.document_url AND e.goal_id = g.goal_id) AS evidence
+                    (SELECT COUNT(*) FROM plan_goal_evidence e
+                     WHERE e.document_url = g.document_url AND e.goal_id = g.goal_id
+                       AND NOT EXISTS (SELECT 1 FROM observations d
+                                       WHERE d.document_url = e.observation_url AND d.status = 'draft')) AS evidence
              FROM plan_goals g
              WHERE g.document_url IN (SELECT document_url FROM development_plans WHERE owner_id IN ({list}))
              ORDER BY g.document_url, g.position"
@@ -302,13 +306,14 @@ impl Database {
             query(format!(
                 "SELECT practitioner_id AS id, COUNT(*) AS n,
                         SUM(CASE WHEN status = 'signed-off' THEN 1 ELSE 0 END) AS signed, MAX(observed_at) AS last
-                 FROM observations WHERE practitioner_id IN ({list}) GROUP BY practitioner_id"
+                 FROM observations WHERE practitioner_id IN ({list}) AND status <> 'draft' GROUP BY practitioner_id"
             ))
             .fetch_all(pool),
             query(format!(
                 "SELECT o.practitioner_id AS id, j.component_id AS component
                  FROM observations o CROSS JOIN observation_judgements j
-                 WHERE o.practitioner_id IN ({list}) AND j.document_url = o.document_url AND j.judgement = 'met'
+                 WHERE o.practitioner_id IN ({list}) AND o.status <> 'draft' AND j.document_url = o.document_url
+                       AND j.judgement = 'met'
                  GROUP BY o.practitioner_id, j.component_id ORDER BY o.practitioner_id, j.component_id"
             ))
             .fetch_all(pool),

@@ -13,12 +13,14 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (2, "records", include_str!("../../../migrations/sqlite/0002_records.sql")),
     (3, "access", include_str!("../../../migrations/sqlite/0003_access.sql")),
     (4, "api", include_str!("../../../migrations/sqlite/0004_api.sql")),
+    (5, "hardening", include_str!("../../../migrations/sqlite/0005_hardening.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
     (2, "records", include_str!("../../../migrations/postgres/0002_records.sql")),
     (3, "access", include_str!("../../../migrations/postgres/0003_access.sql")),
     (4, "api", include_str!("../../../migrations/postgres/0004_api.sql")),
+    (5, "hardening", include_str!("../../../migrations/postgres/0005_hardening.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

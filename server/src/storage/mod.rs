@@ -19,6 +19,7 @@ mod refresh_tokens;
 mod rows;
 mod service_accounts;
 mod settings;
+mod sign_in_throttle;
 mod users;
 
 use std::str::FromStr;
@@ -41,7 +42,7 @@ pub use record_index::{IndexEntry, IndexPage};
 pub use refresh_tokens::RefreshToken;
 pub use rows::{Cell, Rows};
 pub use service_accounts::{Scope, ServiceAccount};
-pub use settings::SigningKey;
+pub use sign_in_throttle::{ThrottlePolicy, Throttled};
 pub use users::{Role, Supervision, Team, User, UserStatus};
 
 /// Most bind parameters one statement carries. SQLite allows 32,766 and PostgreSQL 65,535,
@@ -61,10 +62,35 @@ pub enum StorageError {
     DataDir { path: String, source: std::io::Error },
     #[error("stored document {document} is corrupt: {source}")]
     Corrupt { document: fieldbook_sync_core::DocumentId, source: Box<automerge::AutomergeError> },
+    /// The caller's input is not acceptable (it says why).
     #[error("{0}")]
-    Invalid(String),
+    Refused(String),
+    /// The caller asks to create what exists already.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// Something the server itself got wrong.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StorageError {
+    /// The database is not answering (down, restarting, out of connections): a retry may
+    /// succeed, and nothing was written.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+            )
+        ) || matches!(self, StorageError::Sqlx(sqlx::Error::Database(e)) if is_shutdown_code(e.code().as_deref()))
+    }
+}
+
+/// PostgreSQL's codes for a server shutting down or starting up (class 57P).
+fn is_shutdown_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("57P"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +200,6 @@ fn create_sqlite_parent_dir(url: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
-pub(crate) fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

@@ -85,7 +85,7 @@ impl Database {
                 if bound.insert(actor, author).is_none_or(|earlier| earlier == author) {
                     super::actors::add_binding(&mut rows, actor, author, &job.document.to_string());
                 } else {
-                    return Err(StorageError::Invalid(format!("actor {actor} sent by two users in one batch")));
+                    return Err(StorageError::Internal(format!("actor {actor} sent by two users in one batch")));
                 }
             }
             super::audit::add_rows(&mut rows, &job.audit);
@@ -122,7 +122,7 @@ async fn insert_chunks(tx: &mut Transaction<'static, Any>, jobs: &[CommitJob]) -
             by_document
                 .get(&j.document.to_string())
                 .copied()
-                .ok_or_else(|| StorageError::Invalid(format!("no chunk id came back for {}", j.document)))
+                .ok_or_else(|| StorageError::Internal(format!("no chunk id came back for {}", j.document)))
         })
         .collect()
 }

@@ -76,10 +76,10 @@ impl Database {
         key_hash: &str,
     ) -> Result<ServiceAccount, StorageError> {
         if name.trim().is_empty() {
-            return Err(StorageError::Invalid("a service account needs a name".into()));
+            return Err(StorageError::Refused("a service account needs a name".into()));
         }
         if scopes.is_empty() {
-            return Err(StorageError::Invalid("a service account needs at least one scope".into()));
+            return Err(StorageError::Refused("a service account needs at least one scope".into()));
         }
         let scopes_text: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
         sqlx::query(
@@ -153,7 +153,7 @@ fn account_from_row(r: &AnyRow) -> Result<ServiceAccount, StorageError> {
             .filter(|s| !s.is_empty())
             .map(str::parse)
             .collect::<Result<_, _>>()
-            .map_err(StorageError::Invalid)?,
+            .map_err(StorageError::Internal)?,
         created_at: r.try_get("created_at")?,
         rotated_at: r.try_get("rotated_at")?,
         revoked_at: r.try_get("revoked_at")?,

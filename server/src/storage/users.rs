@@ -112,7 +112,7 @@ const MAX_LINE_DEPTH: usize = 12;
 impl Database {
     pub async fn add_user(&self, user: &User) -> Result<(), StorageError> {
         if self.user(&user.id).await?.is_some() {
-            return Err(StorageError::Invalid(format!("user {:?} already exists", user.id)));
+            return Err(StorageError::Conflict(format!("user {:?} already exists", user.id)));
         }
         self.check_team(user.team_id.as_deref()).await?;
         let now = now_millis();
@@ -191,7 +191,7 @@ impl Database {
         if let Some(since) = updated_since {
             // Whose observations or plans changed since then (an integer, not user input).
             conditions.push(format!(
-                "id IN (SELECT practitioner_id FROM observations WHERE updated_at >= {since}
+                "id IN (SELECT practitioner_id FROM observations WHERE updated_at >= {since} AND status <> 'draft'
                         UNION SELECT owner_id FROM development_plans WHERE updated_at >= {since})"
             ));
         }
@@ -283,7 +283,7 @@ impl Database {
         let exists =
             sqlx::query("SELECT id FROM teams WHERE id = $1").bind(&team.id).fetch_optional(self.pool()).await?;
         if exists.is_some() {
-            return Err(StorageError::Invalid(format!("team {:?} already exists", team.id)));
+            return Err(StorageError::Conflict(format!("team {:?} already exists", team.id)));
         }
         sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&team.id)
@@ -304,7 +304,7 @@ impl Database {
         let row = sqlx::query("SELECT id FROM teams WHERE id = $1").bind(team).fetch_optional(self.pool()).await?;
         match row {
             Some(_) => Ok(()),
-            None => Err(StorageError::Invalid(format!("no team {team:?}; add it first"))),
+            None => Err(StorageError::Refused(format!("no team {team:?}; add it first"))),
         }
     }
 
@@ -318,20 +318,20 @@ impl Database {
         from: &str,
     ) -> Result<(), StorageError> {
         if !dates::is_date(from) {
-            return Err(StorageError::Invalid(format!("{from:?} is not a date (YYYY-MM-DD)")));
+            return Err(StorageError::Refused(format!("{from:?} is not a date (YYYY-MM-DD)")));
         }
         for id in std::iter::once(supervisee).chain(supervisor) {
             if self.user(id).await?.is_none() {
-                return Err(StorageError::Invalid(format!("no user {id:?}; add them first")));
+                return Err(StorageError::Refused(format!("no user {id:?}; add them first")));
             }
         }
         if supervisor == Some(supervisee) {
-            return Err(StorageError::Invalid("nobody supervises themselves".into()));
+            return Err(StorageError::Refused("nobody supervises themselves".into()));
         }
         if let Some(supervisor) = supervisor
             && self.line_edges_below(supervisee).await?.iter().any(|e| e.supervisee_id == supervisor)
         {
-            return Err(StorageError::Invalid(format!(
+            return Err(StorageError::Refused(format!(
                 "{supervisor:?} is in {supervisee:?}'s own line; that would make a cycle"
             )));
         }
@@ -339,7 +339,7 @@ impl Database {
         if let Some(open) = current.iter().find(|s| s.supervisee_id == supervisee && s.ended_on.is_none())
             && from <= open.started_on.as_str()
         {
-            return Err(StorageError::Invalid(format!(
+            return Err(StorageError::Refused(format!(
                 "{supervisee:?} has been supervised by {:?} since {}; a change must start after that (history is kept, not rewritten)",
                 open.supervisor_id, open.started_on
             )));
@@ -471,7 +471,7 @@ impl Database {
             .fetch_one(self.pool())
             .await?;
         let value: String = row.try_get("value")?;
-        value.parse().map_err(|_| StorageError::Invalid(format!("bad access_version {value:?}")))
+        value.parse().map_err(|_| StorageError::Internal(format!("bad access_version {value:?}")))
     }
 }
 
@@ -481,9 +481,9 @@ fn user_from_row(r: &AnyRow) -> Result<User, StorageError> {
     Ok(User {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        role: role.parse().map_err(StorageError::Invalid)?,
+        role: role.parse().map_err(StorageError::Internal)?,
         team_id: r.try_get("team_id")?,
-        status: status.parse().map_err(StorageError::Invalid)?,
+        status: status.parse().map_err(StorageError::Internal)?,
         external_id: r.try_get("external_id")?,
         employee_number: r.try_get("employee_number")?,
         registration_number: r.try_get("registration_number")?,

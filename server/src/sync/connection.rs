@@ -1,28 +1,38 @@
 //! `GET /v1/sync`: one WebSocket connection speaking the automerge-repo protocol.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use fieldbook_sync_core::{ConnectionError, Inbound, Message, PeerMetadata, ServerHandshake};
 use futures_util::{SinkExt, StreamExt};
+use governor::{Quota, RateLimiter};
 use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, authenticate};
 use crate::error::AppError;
 use crate::state::AppState;
 
 use super::hub::{HubError, Sender};
+use super::outbox::{Outbox, Outgoing};
 
-/// Frames waiting for a slow peer before it is disconnected.
-const OUTBOX_CAPACITY: usize = 8192;
 /// Messages about different documents one connection may have in progress at once.
 const CONCURRENT_DOCUMENTS: usize = 32;
 /// Frames this much larger than the protocol limit are cut off by the WebSocket layer
 /// itself (close code 1009) without being buffered; below that we answer with an `error`.
 const HARD_FRAME_FACTOR: usize = 4;
+/// How long a closing connection's last frames may take to go out.
+const WRITER_DRAIN: Duration = Duration::from_secs(10);
+/// The close code (and reason) of a session whose access token expired unrenewed: sign in
+/// again (or refresh) and reconnect. In the 4000s, which RFC 6455 leaves to applications.
+pub const TOKEN_EXPIRED_CLOSE: u16 = 4401;
+/// The close code of a session whose renewal was refused (another user, a bad token).
+pub const RENEWAL_REFUSED_CLOSE: u16 = 4403;
 
 /// Authentication happens in the extractor, before the upgrade: a bad token is a 401, and
 /// a revoked device is told to wipe.
@@ -46,7 +56,7 @@ pub async fn sync_endpoint(
 
 async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticated) {
     let (mut sink, mut stream) = socket.split();
-    let (outbox, mut outbox_rx) = mpsc::channel::<Vec<u8>>(OUTBOX_CAPACITY);
+    let (outbox, mut outbox_rx) = Outbox::new(state.limits.max_queued_bytes);
     let close = Arc::new(Notify::new());
     let hub = state.hub.clone();
     let viewer = match state.db.viewer(&auth.user).await {
@@ -66,9 +76,16 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     }
     tracing::info!("connected");
 
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = outbox_rx.recv().await {
-            if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
+    let mut writer = tokio::spawn(async move {
+        while let Some(next) = outbox_rx.recv().await {
+            let message = match next {
+                Outgoing::Frame(frame) => WsMessage::Binary(frame.into()),
+                Outgoing::Close { code, reason } => {
+                    let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    return;
+                }
+            };
+            if sink.send(message).await.is_err() {
                 return;
             }
         }
@@ -77,15 +94,27 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
 
     let metadata = PeerMetadata { storage_id: Some(state.storage_id.clone()), is_ephemeral: false };
     let mut handshake = ServerHandshake::new(hub.our_peer_id().clone(), metadata, state.limits.max_frame_bytes);
+    // Generous for a real device (a fresh one pulling thousands of records at once stays
+    // within the burst); a flood is read more slowly rather than cut off.
+    let rate = Quota::per_second(NonZeroU32::new(state.limits.messages_per_second).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(state.limits.message_burst).unwrap_or(NonZeroU32::MIN));
+    let limiter = RateLimiter::direct(rate);
+    let mut expires = deadline(auth.expires_at);
 
     let in_progress = Arc::new(Semaphore::new(CONCURRENT_DOCUMENTS));
     let (failures, mut failed) = mpsc::channel::<String>(1);
     loop {
         let frame = tokio::select! {
             _ = close.notified() => break,
+            _ = tokio::time::sleep_until(expires) => {
+                tracing::info!("access token expired; closing");
+                send_error(&outbox, &handshake, "the access token expired: renew it (fieldbook/renew) or reconnect with a fresh one".into());
+                outbox.close(TOKEN_EXPIRED_CLOSE, "access token expired");
+                break;
+            }
             Some(reason) = failed.recv() => {
                 tracing::info!(%reason, "closing connection");
-                send_error(&outbox, &handshake, reason).await;
+                send_error(&outbox, &handshake, reason);
                 break;
             }
             frame = stream.next() => frame,
@@ -94,15 +123,16 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
             None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => break,
             Some(Ok(WsMessage::Binary(bytes))) => bytes,
             Some(Ok(WsMessage::Text(_))) => {
-                refuse(&outbox, &handshake, ConnectionError::TextFrame).await;
+                refuse(&outbox, &handshake, ConnectionError::TextFrame);
                 break;
             }
             Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
         };
+        limiter.until_ready().await;
         let inbound = match handshake.receive(&bytes) {
             Ok(inbound) => inbound,
             Err(e) => {
-                refuse(&outbox, &handshake, e).await;
+                refuse(&outbox, &handshake, e);
                 break;
             }
         };
@@ -130,6 +160,19 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
                 );
             }
             Inbound::Document(m @ Message::Ephemeral { .. }) => hub.relay_ephemeral(connection, m),
+            Inbound::Renew { token } => match renew(&state, &auth, &token).await {
+                Ok((renewed, viewer)) => {
+                    tracing::debug!(expires_at = renewed.expires_at, "session renewed");
+                    expires = deadline(renewed.expires_at);
+                    hub.renewed(connection, viewer);
+                }
+                Err(reason) => {
+                    tracing::info!(%reason, "renewal refused; closing");
+                    send_error(&outbox, &handshake, reason);
+                    outbox.close(RENEWAL_REFUSED_CLOSE, "renewal refused");
+                    break;
+                }
+            },
             Inbound::Document(other) | Inbound::Ignored(other) => {
                 tracing::debug!(message_type = other.message_type(), "ignored message");
             }
@@ -139,8 +182,31 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
 
     hub.disconnect(connection);
     drop(outbox);
-    let _ = writer.await;
+    // A peer that stopped reading would hold the writer (and this task) forever.
+    if tokio::time::timeout(WRITER_DRAIN, &mut writer).await.is_err() {
+        writer.abort();
+    }
     tracing::info!("disconnected");
+}
+
+/// Checks a token sent in-band: valid, and for the same user and device as the session.
+async fn renew(
+    state: &AppState,
+    session: &Authenticated,
+    token: &str,
+) -> Result<(Authenticated, fieldbook_sync_core::access::Viewer), String> {
+    let renewed = authenticate(state, token).await.map_err(|e| format!("renewal refused: {e}"))?;
+    if renewed.user.id != session.user.id || renewed.device != session.device {
+        return Err("renewal refused: the token is for another user or device than this session".into());
+    }
+    let viewer = state.db.viewer(&renewed.user).await.map_err(|e| format!("renewal failed: {e}"))?;
+    Ok((renewed, viewer))
+}
+
+/// When a token that expires at `expires_at` (Unix seconds) stops being good, as a timer.
+fn deadline(expires_at: u64) -> Instant {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    Instant::now() + Duration::from_secs(expires_at.saturating_sub(now))
 }
 
 fn failure_reason(e: &HubError, document_id: fieldbook_sync_core::DocumentId) -> String {
@@ -153,16 +219,16 @@ fn failure_reason(e: &HubError, document_id: fieldbook_sync_core::DocumentId) ->
     }
 }
 
-async fn refuse(outbox: &mpsc::Sender<Vec<u8>>, handshake: &ServerHandshake, error: ConnectionError) {
+fn refuse(outbox: &Outbox, handshake: &ServerHandshake, error: ConnectionError) {
     tracing::info!(%error, "protocol error; closing connection");
-    let _ = outbox.send(handshake.error_message(&error).encode()).await;
+    let _ = outbox.push(handshake.error_message(&error).encode());
 }
 
-async fn send_error(outbox: &mpsc::Sender<Vec<u8>>, handshake: &ServerHandshake, message: String) {
+fn send_error(outbox: &Outbox, handshake: &ServerHandshake, message: String) {
     let error = Message::Error {
         sender_id: handshake.our_peer_id().clone(),
         target_id: handshake.remote_peer_id().cloned(),
         message,
     };
-    let _ = outbox.send(error.encode()).await;
+    let _ = outbox.push(error.encode());
 }

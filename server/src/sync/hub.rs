@@ -10,19 +10,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fieldbook_sync_core::access::{RecordFacts, Viewer, WriteCheck, check_write};
+use fieldbook_sync_core::access::{RecordFacts, Stored, Viewer};
 use fieldbook_sync_core::frameworks::Catalog;
-use fieldbook_sync_core::notice::{self, RejectionNotice};
-use fieldbook_sync_core::records::events::RecordEvent;
-use fieldbook_sync_core::records::{self, dates};
-use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, Record, Staged, SyncError, SyncKind, json};
-use serde_json::json;
-use tokio::sync::{Notify, mpsc};
+use fieldbook_sync_core::notice;
+use fieldbook_sync_core::records::dates;
+use fieldbook_sync_core::{DocSync, DocumentId, Message, PeerId, SyncError, SyncKind};
+use tokio::sync::Notify;
 
-use crate::config::CacheConfig;
-use crate::storage::{
-    AuditEvent, AuditLog, Author, ChunkKind, CommitJob, Committer, Database, NewQuarantine, StorageError,
-};
+use super::outbox::Outbox;
+use super::subscriptions::Subscriptions;
+use super::write_path::Accepted;
+use crate::config::{CacheConfig, Limits};
+use crate::storage::{AuditEvent, AuditLog, Author, ChunkKind, CommitJob, Committer, Database, StorageError};
 
 /// Server-assigned id of one WebSocket connection (peers choose their own peer ids, which
 /// are only used to address messages).
@@ -51,25 +50,29 @@ struct Peer {
     viewer: Arc<Viewer>,
     /// Documents this connection has opened, for the audit trail's "opened" events.
     opened: HashSet<DocumentId>,
-    outbox: mpsc::Sender<Vec<u8>>,
+    /// Documents this connection follows (gets live changes of), at most so many.
+    following: Subscriptions,
+    outbox: Outbox,
     /// Tells the connection to close (e.g. it cannot keep up with its outbox).
     close: Arc<Notify>,
 }
 
-struct LoadedDocument {
-    sync: DocSync<ConnectionId>,
-    /// Ids of the stored chunks this copy was built from, for compaction.
-    chunk_ids: Vec<i64>,
+pub(super) struct LoadedDocument {
+    pub(super) sync: DocSync<ConnectionId>,
+    /// The record as stored, kept as JSON so a change costs what it touches (see
+    /// [`fieldbook_sync_core::access::judge`]); `None` while the document is empty.
+    pub(super) stored: Option<Stored>,
+    /// Ids and sizes of the stored chunks this copy was built from (compaction, size limit).
+    pub(super) chunks: Vec<(i64, usize)>,
     /// Actor bindings already checked for this document (hex actor id → author).
-    authors: HashMap<String, Author>,
+    pub(super) authors: HashMap<String, Author>,
 }
 
-/// What a checked message would do, if accepted.
-struct Accepted {
-    record: Record,
-    new_actors: Vec<(String, Author)>,
-    audit: Vec<AuditEvent>,
-    events: Vec<RecordEvent>,
+impl LoadedDocument {
+    /// Bytes the document takes in storage (an upper bound between compactions).
+    pub(super) fn stored_bytes(&self) -> usize {
+        self.chunks.iter().map(|(_, len)| len).sum()
+    }
 }
 
 /// Exclusive use of one document (see [`DocumentHub::lock`]).
@@ -88,33 +91,40 @@ struct CachedDocument {
 struct Registry {
     peers: HashMap<ConnectionId, Peer>,
     subscribers: HashMap<DocumentId, HashSet<ConnectionId>>,
-    subscriptions: HashMap<ConnectionId, HashSet<DocumentId>>,
     cache: HashMap<DocumentId, CachedDocument>,
 }
 
 pub struct DocumentHub {
-    db: Database,
+    pub(super) db: Database,
     committer: Committer,
-    audit: AuditLog,
+    pub(super) audit: AuditLog,
     our_peer_id: PeerId,
     config: CacheConfig,
+    pub(super) limits: Limits,
     next_connection: AtomicU64,
     registry: Mutex<Registry>,
     /// Framework ids for validation, refreshed from the database (see `refresh_frameworks`).
     catalog: std::sync::RwLock<Arc<Catalog>>,
     /// Ephemeral messages we originate: a session id and a counter, as the protocol wants.
-    session_id: String,
-    ephemeral_count: AtomicU64,
+    pub(super) session_id: String,
+    pub(super) ephemeral_count: AtomicU64,
 }
 
 impl DocumentHub {
-    pub fn new(db: Database, audit: AuditLog, our_peer_id: PeerId, config: CacheConfig, catalog: Catalog) -> Self {
+    pub fn new(
+        db: Database,
+        audit: AuditLog,
+        our_peer_id: PeerId,
+        (config, limits): (CacheConfig, Limits),
+        catalog: Catalog,
+    ) -> Self {
         Self {
             committer: Committer::start(db.clone()),
             audit,
             db,
             our_peer_id,
             config,
+            limits,
             next_connection: AtomicU64::new(1),
             registry: Mutex::default(),
             catalog: std::sync::RwLock::new(Arc::new(catalog)),
@@ -130,7 +140,7 @@ impl DocumentHub {
         Ok(())
     }
 
-    fn catalog(&self) -> Arc<Catalog> {
+    pub(super) fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -143,16 +153,17 @@ impl DocumentHub {
     }
 
     /// Registers a connection's outbox; frames for it are pushed there.
-    pub fn connect(
-        &self,
-        sender: Sender,
-        viewer: Viewer,
-        outbox: mpsc::Sender<Vec<u8>>,
-        close: Arc<Notify>,
-    ) -> ConnectionId {
+    pub fn connect(&self, sender: Sender, viewer: Viewer, outbox: Outbox, close: Arc<Notify>) -> ConnectionId {
         let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        let peer =
-            Peer { peer_id: PeerId::new(), sender, viewer: Arc::new(viewer), opened: HashSet::new(), outbox, close };
+        let peer = Peer {
+            peer_id: PeerId::new(),
+            sender,
+            viewer: Arc::new(viewer),
+            opened: HashSet::new(),
+            following: Subscriptions::new(self.limits.max_subscriptions),
+            outbox,
+            close,
+        };
         self.registry().peers.insert(id, peer);
         id
     }
@@ -183,7 +194,7 @@ impl DocumentHub {
         for peer in registry.peers.values() {
             if peer.sender.user_id == user_id && peer.sender.device_id.as_deref() == Some(device_id) {
                 let wipe = notice::wipe_message(&self.our_peer_id, &peer.peer_id, "this device was revoked");
-                let _ = peer.outbox.try_send(wipe);
+                let _ = peer.outbox.push(wipe);
                 peer.close.notify_one();
                 closed += 1;
             }
@@ -200,14 +211,17 @@ impl DocumentHub {
 
     pub fn disconnect(&self, connection: ConnectionId) {
         let mut registry = self.registry();
-        registry.peers.remove(&connection);
-        for document in registry.subscriptions.remove(&connection).unwrap_or_default() {
-            if let Some(subscribers) = registry.subscribers.get_mut(&document) {
-                subscribers.remove(&connection);
-                if subscribers.is_empty() {
-                    registry.subscribers.remove(&document);
-                }
-            }
+        let Some(peer) = registry.peers.remove(&connection) else { return };
+        for document in peer.following.documents() {
+            unsubscribe(&mut registry.subscribers, connection, document);
+        }
+    }
+
+    /// Renews a connection's sign-in (a fresh access token sent in-band): what the user may
+    /// see is read again with it.
+    pub fn renewed(&self, connection: ConnectionId, viewer: Viewer) {
+        if let Some(peer) = self.registry().peers.get_mut(&connection) {
+            peer.viewer = Arc::new(viewer);
         }
     }
 
@@ -217,6 +231,12 @@ impl DocumentHub {
         for peer in self.registry().peers.values() {
             peer.close.notify_one();
         }
+    }
+
+    /// Documents followed, summed over every connection (each is bounded by
+    /// `max_subscriptions`).
+    pub fn followed_documents(&self) -> usize {
+        self.registry().subscribers.values().map(HashSet::len).sum()
     }
 
     /// Number of documents currently in memory.
@@ -248,13 +268,15 @@ impl DocumentHub {
         let loaded = guard.as_mut().expect("loaded above");
         let Some((sender, viewer)) = self.who(from) else { return Ok(()) };
         let today = dates::today();
-        let facts = self.facts(document);
-        if !loaded.sync.is_empty() {
+        if let Some(stored) = &loaded.stored {
             // Need to know: to anyone else the document does not exist.
-            if !facts.as_ref().is_some_and(|f| viewer.may_read(f, &today)) {
+            if !viewer.may_read(&stored.facts, &today) {
                 return self.deny(from, &sender, document, kind, data).await;
             }
             self.opened(from, &sender, document);
+        } else if !loaded.sync.is_empty() {
+            tracing::warn!(%document, "stored document is not a record; nobody may read it");
+            return self.deny(from, &sender, document, kind, data).await;
         }
         tracing::debug!(%document, user = %sender.user_id, bytes = data.len(), ?kind, "sync message");
         let staged = match loaded.sync.stage(&from, kind, data) {
@@ -267,43 +289,43 @@ impl DocumentHub {
         };
         let verdict = match staged.verdict() {
             Some(Ok(())) => Ok(None),
-            Some(Err(reason)) => Err(reason),
-            None => self.check(document, loaded, &staged, &sender, &viewer, facts.as_deref(), &today).await?.map(Some),
+            Some(Err(refusal)) => Err(refusal),
+            None => self.check(document, loaded, &staged, &sender, &viewer, &today).await?.map(Some),
         };
         let (received, accepted) = match verdict {
             Ok(accepted) => (loaded.sync.accept(staged), accepted),
-            Err(reason) => (loaded.sync.refuse(staged, reason), None),
+            Err(refusal) => (loaded.sync.refuse(staged, refusal), None),
         };
         if let Some(rejected) = received.rejected {
             self.reject(from, &sender, document, rejected).await?;
         }
-        if let Some(Accepted { record, new_actors, audit, events }) = accepted
+        if let Some(Accepted { judgement, new_actors, audit }) = accepted
             && !received.received_bytes.is_empty()
         {
             // A new document is stored as a snapshot: it loads several times faster than
             // the changes that made it, and saving a small document is cheap. (A save also
             // keeps changes still waiting for their dependencies.)
-            let (kind, bytes) = if loaded.chunk_ids.is_empty() {
+            let (kind, bytes) = if loaded.chunks.is_empty() {
                 (ChunkKind::Snapshot, loaded.sync.doc().save())
             } else {
                 (ChunkKind::Incremental, received.received_bytes)
             };
-            let new_facts = Arc::new(RecordFacts::of(&record));
-            let replaces_projection = !loaded.chunk_ids.is_empty();
+            let chunk_len = bytes.len();
+            let stored = judgement.stored;
             let job = CommitJob {
                 document,
                 kind,
                 chunk: bytes,
-                record: Some(record),
-                replaces_projection,
+                record: stored.record.clone(),
+                replaces_projection: !loaded.chunks.is_empty(),
                 new_actors: new_actors.clone(),
                 audit,
-                events,
+                events: judgement.events,
             };
             match self.committer.commit(job).await {
                 Ok(id) => {
                     tracing::debug!(%document, chunk = id, "committed");
-                    loaded.chunk_ids.push(id)
+                    loaded.chunks.push((id, chunk_len))
                 }
                 Err(e) => {
                     *guard = None;
@@ -311,10 +333,11 @@ impl DocumentHub {
                 }
             }
             loaded.authors.extend(new_actors);
-            self.set_facts(document, Some(new_facts));
+            self.set_facts(document, Some(Arc::new(stored.facts.clone())));
+            loaded.stored = Some(stored);
             // Its creator has it open; `record-created` says so.
             self.mark_opened(from, document);
-            if loaded.chunk_ids.len() > self.config.compact_after_chunks {
+            if loaded.chunks.len() > self.config.compact_after_chunks {
                 self.compact(document, loaded).await;
             }
         }
@@ -325,7 +348,8 @@ impl DocumentHub {
         // those who may see the document. While we have none of it there is nothing to
         // see, and the sender may be about to create it.
         let mut readers = self.readers(document, &today);
-        if loaded.sync.is_empty() {
+        // The sender is answered even if it stopped following the document meanwhile.
+        if loaded.sync.is_empty() || loaded.stored.as_ref().is_some_and(|s| viewer.may_read(&s.facts, &today)) {
             readers.insert(from);
         }
         loaded.sync.retain_peers(|c| readers.contains(c));
@@ -345,154 +369,7 @@ impl DocumentHub {
         Ok(())
     }
 
-    /// Checks a message's new changes: the record stays valid, the sender writes only what
-    /// their part in the record allows, and every change's actor is theirs.
-    #[allow(clippy::too_many_arguments)]
-    async fn check(
-        &self,
-        document: DocumentId,
-        loaded: &LoadedDocument,
-        staged: &Staged<ConnectionId>,
-        sender: &Sender,
-        viewer: &Viewer,
-        facts: Option<&RecordFacts>,
-        today: &str,
-    ) -> Result<Result<Accepted, String>, HubError> {
-        let before_json = json::to_json(loaded.sync.doc());
-        let after_json = json::to_json(staged.after());
-        if facts.is_some_and(|f| f.locked) && !records::completes_sign_off(&before_json, &after_json) {
-            return Ok(Err(
-                "the record is locked (signed off by both parties, or closed); the change was kept aside for review"
-                    .into(),
-            ));
-        }
-        let catalog = self.catalog();
-        let record = match Record::parse(&after_json, catalog.as_ref()) {
-            Ok(record) => record,
-            Err(e) => return Ok(Err(format!("invalid record: {e}"))),
-        };
-        // Stored documents were valid when accepted; a framework retired since keeps its ids.
-        let before_record = if facts.is_some() { Record::parse(&before_json, catalog.as_ref()).ok() } else { None };
-        let after_facts = RecordFacts::of(&record);
-        // The sender's part is fixed by the record as stored; a new record names it itself.
-        let party = viewer.party(facts.unwrap_or(&after_facts), today);
-        // A creation is judged by the document it makes (see `check_write`).
-        let changes = if before_record.is_some() { staged.new_changes() } else { Vec::new() };
-        let write = WriteCheck {
-            party,
-            before_record: before_record.as_ref(),
-            after_record: &record,
-            before_json: &before_json,
-            after_json: &after_json,
-            after: staged.after(),
-            changes: &changes,
-        };
-        let fields = match check_write(&write) {
-            Ok(fields) => fields,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        // On a locked record, not even a write that stays hidden in a conflict.
-        if facts.is_some_and(|f| f.locked) && fields.iter().any(|f| f != "status") {
-            return Ok(Err("the record is locked (signed off by both parties); only its status may catch up".into()));
-        }
-        let me = Author { user_id: sender.user_id.clone(), device_id: sender.device_id.clone() };
-        let metadata = staged.new_change_metadata();
-        let actors: HashSet<String> = metadata.iter().map(|c| c.actor.to_hex_string()).collect();
-        let unknown: Vec<String> = actors.iter().filter(|a| !loaded.authors.contains_key(*a)).cloned().collect();
-        let stored = if unknown.is_empty() { HashMap::new() } else { self.db.actor_bindings(&unknown).await? };
-        let mut new_actors = Vec::new();
-        for actor in &actors {
-            match loaded.authors.get(actor).or_else(|| stored.get(actor)) {
-                Some(author) if *author == me => {}
-                Some(_) => {
-                    return Ok(Err(format!(
-                        "changes by actor {actor} belong to another user or device; each actor writes for one"
-                    )));
-                }
-                None => new_actors.push((actor.clone(), me.clone())),
-            }
-        }
-        let device_time = metadata.iter().map(|c| c.timestamp).max().and_then(device_millis);
-        let hashes: Vec<String> = metadata.iter().map(|c| c.hash.to_string()).collect();
-        let event = |action: &'static str| {
-            let mut e = AuditEvent::new(action).by(&sender.user_id, sender.device_id.as_deref()).document(document);
-            e.device_time = device_time;
-            e
-        };
-        let mut audit =
-            vec![event(if facts.is_none() { "record-created" } else { "changes-accepted" }).detail(json!({
-                "party": party.as_str(), "changes": hashes.len(), "changeHashes": hashes, "fields": fields,
-            }))];
-        if let Record::Observation(after) = &record {
-            for side in ["observer", "practitioner"] {
-                let before = matches!(&before_record, Some(Record::Observation(b)) if b.signed(side));
-                if after.signed(side) && !before {
-                    audit.push(event("signed-off").detail(json!({ "side": side, "locked": after.is_locked() })));
-                }
-            }
-        }
-        let events = fieldbook_sync_core::records::events::events(before_record.as_ref(), &record);
-        Ok(Ok(Accepted { record, new_actors, audit, events }))
-    }
-
-    /// Answers someone who may not see a document exactly as if it did not exist (as an
-    /// empty document would answer), then keeps aside any changes they sent (never merged,
-    /// never dropped) and audits the attempt, off the document's lock.
-    async fn deny(
-        &self,
-        from: ConnectionId,
-        sender: &Sender,
-        document: DocumentId,
-        kind: SyncKind,
-        data: &[u8],
-    ) -> Result<(), HubError> {
-        let changes: Vec<u8> = automerge::sync::Message::decode(data)
-            .map(|m| m.changes.iter().flatten().copied().collect())
-            .map_err(|e| HubError::Sync { document, source: e.into() })?;
-        if changes.is_empty() {
-            let mut nothing = DocSync::new(automerge::Automerge::new());
-            let received = nothing.receive(&from, kind, data).map_err(|source| HubError::Sync { document, source })?;
-            if received.unavailable {
-                self.send_unavailable(from, document);
-            } else if let Some(out) = nothing.outgoing_for(&from) {
-                let message = Message::Sync {
-                    kind: out.kind,
-                    sender_id: self.our_peer_id.clone(),
-                    target_id: self.peer_id(from),
-                    document_id: document,
-                    data: out.data,
-                };
-                self.send(from, message.encode());
-            }
-        } else {
-            self.send_unavailable(from, document);
-        }
-        let (db, audit, sender) = (self.db.clone(), self.audit.clone(), sender.clone());
-        tokio::spawn(async move {
-            let kept_aside = !changes.is_empty();
-            if kept_aside {
-                let entry = NewQuarantine {
-                    document,
-                    user_id: &sender.user_id,
-                    device_id: sender.device_id.as_deref(),
-                    reason: "sent by someone who may not see this record",
-                    change_hashes: &[],
-                    changes: &changes,
-                };
-                if let Err(e) = db.quarantine(entry).await {
-                    tracing::error!(error = %e, %document, "could not keep refused changes aside");
-                }
-            }
-            let event = AuditEvent::new("access-denied")
-                .by(&sender.user_id, sender.device_id.as_deref())
-                .document(document)
-                .detail(json!({ "changesKeptAside": kept_aside }));
-            audit.record(event).await;
-        });
-        Ok(())
-    }
-
-    fn send_unavailable(&self, to: ConnectionId, document: DocumentId) {
+    pub(super) fn send_unavailable(&self, to: ConnectionId, document: DocumentId) {
         let reply = Message::DocUnavailable {
             sender_id: self.our_peer_id.clone(),
             target_id: self.peer_id(to),
@@ -501,7 +378,7 @@ impl DocumentHub {
         self.send(to, reply.encode());
     }
 
-    fn mark_opened(&self, from: ConnectionId, document: DocumentId) -> bool {
+    pub(super) fn mark_opened(&self, from: ConnectionId, document: DocumentId) -> bool {
         self.registry().peers.get_mut(&from).is_some_and(|p| p.opened.insert(document))
     }
 
@@ -520,11 +397,11 @@ impl DocumentHub {
         }
     }
 
-    fn who(&self, connection: ConnectionId) -> Option<(Sender, Arc<Viewer>)> {
+    pub(super) fn who(&self, connection: ConnectionId) -> Option<(Sender, Arc<Viewer>)> {
         self.registry().peers.get(&connection).map(|p| (p.sender.clone(), p.viewer.clone()))
     }
 
-    fn facts(&self, document: DocumentId) -> Option<Arc<RecordFacts>> {
+    pub(super) fn facts(&self, document: DocumentId) -> Option<Arc<RecordFacts>> {
         self.registry().cache.get(&document).and_then(|c| c.facts.clone())
     }
 
@@ -546,47 +423,6 @@ impl DocumentHub {
             .collect()
     }
 
-    /// Keeps refused changes aside with who sent them and why, and tells the sender with a
-    /// `fieldbook/rejected` ephemeral message on the document.
-    async fn reject(
-        &self,
-        from: ConnectionId,
-        sender: &Sender,
-        document: DocumentId,
-        rejected: fieldbook_sync_core::Rejected,
-    ) -> Result<(), HubError> {
-        let peer_id = self.peer_id(from);
-        let hashes: Vec<String> = rejected.change_hashes.iter().map(ToString::to_string).collect();
-        let id = self
-            .db
-            .quarantine(NewQuarantine {
-                document,
-                user_id: &sender.user_id,
-                device_id: sender.device_id.as_deref(),
-                reason: &rejected.reason,
-                change_hashes: &hashes,
-                changes: &rejected.bytes,
-            })
-            .await?;
-        tracing::info!(%document, quarantine = id, user = %sender.user_id, reason = %rejected.reason, "rejected changes");
-        let event = AuditEvent::new("changes-rejected")
-            .by(&sender.user_id, sender.device_id.as_deref())
-            .document(document)
-            .detail(json!({ "quarantine": id, "reason": without_values(&rejected.reason), "changeHashes": hashes }));
-        self.db.audit(event).await?;
-        let notice = RejectionNotice { reason: rejected.reason, change_hashes: hashes };
-        let message = Message::Ephemeral {
-            sender_id: self.our_peer_id.clone(),
-            target_id: peer_id,
-            count: self.ephemeral_count.fetch_add(1, Ordering::Relaxed),
-            session_id: self.session_id.clone(),
-            document_id: document,
-            data: notice.encode(),
-        };
-        self.send(from, message.encode());
-        Ok(())
-    }
-
     /// Relays an ephemeral message to the other peers of its document, unchanged except for
     /// the target, as the JS Repo does.
     pub fn relay_ephemeral(&self, from: ConnectionId, message: Message) {
@@ -597,11 +433,16 @@ impl DocumentHub {
             tracing::warn!(%document_id, "dropped an ephemeral message posing as a server notice");
             return;
         }
-        self.subscribe(from, document_id);
-        let readers = self.readers(document_id, &dates::today());
-        if !readers.contains(&from) {
+        // Only for a document the sender may read; nothing else follows it.
+        let today = dates::today();
+        let may_read = self
+            .facts(document_id)
+            .is_some_and(|facts| self.registry().peers.get(&from).is_some_and(|p| p.viewer.may_read(&facts, &today)));
+        if !may_read {
             return;
         }
+        self.subscribe(from, document_id);
+        let readers = self.readers(document_id, &today);
         for to in readers.into_iter().filter(|c| *c != from) {
             let relayed = Message::Ephemeral {
                 sender_id: sender_id.clone(),
@@ -615,28 +456,31 @@ impl DocumentHub {
         }
     }
 
-    /// Sends a frame to a connection. A peer whose outbox is full is too slow to follow
-    /// the protocol; it is closed and will resync when it reconnects.
+    /// Sends a frame to a connection. A peer with more than the limit waiting is too slow
+    /// to follow the protocol; it is closed and will resync when it reconnects.
     pub fn send(&self, to: ConnectionId, frame: Vec<u8>) {
         let registry = self.registry();
         let Some(peer) = registry.peers.get(&to) else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = peer.outbox.try_send(frame) {
-            tracing::warn!(connection = to.0, "outbox full; closing slow connection");
+        if peer.outbox.push(frame).is_err() {
+            tracing::warn!(connection = to.0, queued = peer.outbox.queued_bytes(), "reader too slow; closing");
             peer.close.notify_one();
         }
     }
 
-    fn peer_id(&self, connection: ConnectionId) -> PeerId {
+    pub(super) fn peer_id(&self, connection: ConnectionId) -> PeerId {
         self.registry().peers.get(&connection).map(|p| p.peer_id.clone()).unwrap_or_default()
     }
 
+    /// The connection follows the document, and stops following the one it followed
+    /// longest if that takes it over the limit.
     fn subscribe(&self, connection: ConnectionId, document: DocumentId) {
         let mut registry = self.registry();
-        if !registry.peers.contains_key(&connection) {
-            return;
-        }
+        let Some(peer) = registry.peers.get_mut(&connection) else { return };
+        let dropped = peer.following.follow(document);
         registry.subscribers.entry(document).or_default().insert(connection);
-        registry.subscriptions.entry(connection).or_default().insert(document);
+        if let Some(dropped) = dropped {
+            unsubscribe(&mut registry.subscribers, connection, dropped);
+        }
     }
 
     /// The cache cell for a document, created empty if absent; evicts if over capacity.
@@ -682,19 +526,11 @@ impl DocumentHub {
     }
 
     async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
-        let (doc, chunk_ids) = self.db.load_document(document).await?;
-        let facts = if doc.get_heads().is_empty() {
-            None
-        } else {
-            let facts = RecordFacts::of_document(&doc).map(Arc::new);
-            if facts.is_none() {
-                tracing::warn!(%document, "stored document is not a record; nobody may read it");
-            }
-            facts
-        };
-        self.set_facts(document, facts);
-        let mut loaded = LoadedDocument { sync: DocSync::new(doc), chunk_ids, authors: HashMap::new() };
-        if loaded.chunk_ids.len() > self.config.compact_after_chunks {
+        let (doc, chunks) = self.db.load_document(document).await?;
+        let stored = if doc.get_heads().is_empty() { None } else { Stored::of(&doc, self.catalog().as_ref()) };
+        self.set_facts(document, stored.as_ref().map(|s| Arc::new(s.facts.clone())));
+        let mut loaded = LoadedDocument { sync: DocSync::new(doc), stored, chunks, authors: HashMap::new() };
+        if loaded.chunks.len() > self.config.compact_after_chunks {
             self.compact(document, &mut loaded).await;
         }
         Ok(loaded)
@@ -704,39 +540,11 @@ impl DocumentHub {
     /// stay, and compaction is tried again later.
     async fn compact(&self, document: DocumentId, loaded: &mut LoadedDocument) {
         let snapshot = loaded.sync.doc().save();
-        match self.db.compact(document, &snapshot, &loaded.chunk_ids).await {
-            Ok(id) => loaded.chunk_ids = vec![id],
+        let ids: Vec<i64> = loaded.chunks.iter().map(|(id, _)| *id).collect();
+        match self.db.compact(document, &snapshot, &ids).await {
+            Ok(id) => loaded.chunks = vec![(id, snapshot.len())],
             Err(e) => tracing::warn!(%document, error = %e, "compaction failed; will retry"),
         }
-    }
-}
-
-/// A refusal reason for the audit trail: quoted values (which may be whatever a client
-/// wrote into a field) are left out; the quarantine keeps the whole reason.
-fn without_values(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len());
-    let mut quoted = false;
-    for c in reason.chars() {
-        match (c, quoted) {
-            ('"', false) => {
-                quoted = true;
-                out.push('…');
-            }
-            ('"', true) => quoted = false,
-            (c, false) => out.push(c),
-            (_, true) => {}
-        }
-    }
-    out
-}
-
-/// Automerge change times are advisory: seconds from Rust clients, milliseconds from
-/// JavaScript ones. Normalised to milliseconds; 0 means "not given".
-fn device_millis(timestamp: i64) -> Option<i64> {
-    match timestamp {
-        t if t <= 0 => None,
-        t if t < 100_000_000_000 => Some(t * 1000),
-        t => Some(t),
     }
 }
 
@@ -759,17 +567,15 @@ fn evict(
     candidates.into_iter().take(excess).filter_map(|(_, id)| cache.remove(&id)).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audit_reasons_leave_out_what_clients_wrote() {
-        let reason = r#"invalid record: setting: "mum said she was scared" is not one of home-visit, other"#;
-        assert_eq!(without_values(reason), "invalid record: setting: … is not one of home-visit, other");
-        assert_eq!(
-            without_values("the practitioner may not change feedback"),
-            "the practitioner may not change feedback"
-        );
+fn unsubscribe(
+    subscribers: &mut HashMap<DocumentId, HashSet<ConnectionId>>,
+    connection: ConnectionId,
+    document: DocumentId,
+) {
+    if let Some(connections) = subscribers.get_mut(&document) {
+        connections.remove(&connection);
+        if connections.is_empty() {
+            subscribers.remove(&document);
+        }
     }
 }

@@ -3,6 +3,9 @@
 
 mod connection;
 mod hub;
+mod outbox;
+mod subscriptions;
+mod write_path;
 
 pub use connection::sync_endpoint;
 pub use hub::{ConnectionId, DocumentHub, DocumentLock, HubError, Sender};

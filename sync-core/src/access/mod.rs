@@ -2,6 +2,8 @@
 //! (DOMAIN.md "Who writes what", "Data protection"). Pure functions over records and the
 //! viewer's place in the organisation; the server supplies both from its database.
 
+mod judge;
+mod sign_off;
 mod writes;
 
 use std::fmt;
@@ -9,7 +11,9 @@ use std::str::FromStr;
 
 use crate::records::{Record, dates};
 
-pub use writes::{WriteCheck, check_write};
+pub use judge::{Judgement, Proposal, Stored, judge};
+pub use sign_off::covers;
+pub use writes::{ANY_INDEX, Write, WriteCheck, check_write, writes_of};
 
 /// A user's role in the organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::json;
-use crate::records::Record;
+use crate::records::{Record, Side};
 
 fn viewer(id: &str, role: Role, line: &[(&str, &str, Option<&str>)]) -> Viewer {
     Viewer {
@@ -68,20 +68,40 @@ fn edit(base: &Automerge, f: impl FnOnce(&mut automerge::transaction::Transactio
     doc
 }
 
-fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<Vec<String>, String> {
+/// Someone standing as `party` to the test records (sam observes pat; pat owns sam's plan).
+fn viewer_for(party: Party) -> Viewer {
+    match party {
+        Party::Observer | Party::PlanSupervisor => viewer("sam", Role::Supervisor, &[]),
+        Party::Practitioner | Party::PlanOwner => viewer("pat", Role::Practitioner, &[]),
+        Party::Line => viewer("lee", Role::Manager, &[("pat", "2000-01-01", None)]),
+        _ => viewer("eve", Role::Practitioner, &[]),
+    }
+}
+
+/// Judges the changes from `before` to `after` as sent by someone standing as `party`.
+fn judged(party: Party, before: &Automerge, after: &Automerge) -> Result<Judgement, String> {
     let catalog = crate::frameworks::Catalog::shipped();
-    let (before_json, after_json) = (json::to_json(before), json::to_json(after));
-    let before_record = (!before.get_heads().is_empty()).then(|| Record::parse(&before_json, &catalog).unwrap());
-    let after_record = Record::parse(&after_json, &catalog).map_err(|e| format!("invalid record: {e}"))?;
-    check_write(&WriteCheck {
-        party,
-        before_record: before_record.as_ref(),
-        after_record: &after_record,
-        before_json: &before_json,
-        after_json: &after_json,
+    let stored = Stored::of(before, &catalog);
+    let before_heads = before.get_heads();
+    let changes = after.get_changes(&before_heads);
+    let metadata: Vec<_> = after.get_changes_meta(&before_heads).into_iter().map(|m| m.into_owned()).collect();
+    let viewer = viewer_for(party);
+    let proposal = Proposal {
+        viewer: &viewer,
+        today: "2026-11-26",
+        stored: stored.as_ref(),
+        before_heads: &before_heads,
         after,
-        changes: &after.get_changes(&before.get_heads()),
-    })
+        changes: &changes,
+        metadata: &metadata,
+    };
+    let judgement = judge(&proposal, &catalog).map_err(|r| r.message)?;
+    assert_eq!(judgement.party, party, "the test's viewer stands as {party:?}");
+    Ok(judgement)
+}
+
+fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<Vec<String>, String> {
+    judged(party, before, after).map(|j| j.fields)
 }
 
 fn observation() -> Value {
@@ -190,4 +210,96 @@ fn facts_read_from_a_document_match_facts_from_the_parsed_record() {
         assert_eq!(RecordFacts::of_document(&document), Some(RecordFacts::of(&parsed)), "{value}");
     }
     assert_eq!(RecordFacts::of_document(&doc(&json!({"type": "note"}))), None);
+}
+
+fn signature(by: &str) -> Value {
+    json!({"at": "2026-11-21T09:00:00Z", "by": by})
+}
+
+fn sign(base: &Automerge, side: Side, by: &str) -> Automerge {
+    edit(base, |tx| json::put_in_map(tx, "signOff", side.as_str(), &signature(by)).unwrap())
+}
+
+fn withdraw(base: &Automerge, side: Side) -> Automerge {
+    edit(base, |tx| {
+        let sign_off = tx.get(automerge::ROOT, "signOff").unwrap().unwrap().1;
+        tx.delete(&sign_off, side.as_str()).unwrap();
+    })
+}
+
+fn with_sign_off_laid_out() -> Automerge {
+    let mut record = observation();
+    record["signOff"] = json!({});
+    record["response"] = json!("");
+    doc(&record)
+}
+
+#[test]
+fn the_observers_sign_off_freezes_their_fields_until_withdrawn() {
+    let base = with_sign_off_laid_out();
+    let set = |d: &Automerge, path: &str, value: Value| edit(d, |tx| json::set_path(tx, path, &value).unwrap());
+    let signed = sign(&base, Side::Observer, "sam");
+    assert_eq!(judged(Party::Observer, &base, &signed).unwrap().signed, [Side::Observer]);
+    assert_eq!(
+        check(Party::Observer, &signed, &set(&signed, "feedback", json!("changed after signing"))).unwrap_err(),
+        "feedback is covered by your sign-off; withdraw your sign-off first to change it"
+    );
+    // The practitioner's own side stays open, and they may sign.
+    assert!(check(Party::Practitioner, &signed, &set(&signed, "reflection", json!("I will"))).is_ok());
+    assert!(check(Party::Practitioner, &signed, &sign(&signed, Side::Practitioner, "pat")).is_ok());
+    // Withdrawing is its own, audited change; then the field is open again, in the same
+    // message too — but not for a change made before the withdrawal.
+    let withdrawn = withdraw(&signed, Side::Observer);
+    assert_eq!(judged(Party::Observer, &signed, &withdrawn).unwrap().withdrawn, [Side::Observer]);
+    assert!(check(Party::Observer, &signed, &set(&withdrawn, "feedback", json!("clearer"))).is_ok());
+    assert!(check(Party::Observer, &signed, &withdraw(&set(&signed, "feedback", json!("x")), Side::Observer)).is_err());
+    // Nobody withdraws someone else's signature.
+    assert!(check(Party::Practitioner, &signed, &withdrawn).is_err());
+}
+
+#[test]
+fn the_practitioners_sign_off_freezes_everything_but_the_sign_offs() {
+    let base = with_sign_off_laid_out();
+    let set = |d: &Automerge, path: &str, value: Value| edit(d, |tx| json::set_path(tx, path, &value).unwrap());
+    let signed = sign(&base, Side::Practitioner, "pat");
+    assert_eq!(
+        check(Party::Observer, &signed, &set(&signed, "feedback", json!("not what pat read"))).unwrap_err(),
+        "feedback is covered by the practitioner's sign-off; it can change only after they withdraw it"
+    );
+    assert!(check(Party::Practitioner, &signed, &set(&signed, "response", json!("more"))).is_err());
+    let both = sign(&signed, Side::Observer, "sam");
+    let judgement = judged(Party::Observer, &signed, &both).unwrap();
+    assert_eq!(judgement.signed, [Side::Observer]);
+}
+
+#[test]
+fn a_sign_off_covers_the_record_as_its_signer_saw_it() {
+    let base = with_sign_off_laid_out();
+    // The practitioner signs what they read; meanwhile the observer, who had not seen the
+    // signature, changes the feedback.
+    let signature = sign(&base, Side::Practitioner, "pat");
+    let edited = edit(&base, |tx| json::set_path(tx, "feedback", &json!("rewritten")).unwrap());
+    let mut both = edited.clone();
+    both.merge(&mut signature.clone()).unwrap();
+    // The edit reached the server first: the signature is out of date.
+    let err = check(Party::Practitioner, &edited, &both).unwrap_err();
+    assert!(err.contains("without the latest change to feedback"), "{err}");
+    // The signature reached the server first: the edit is refused.
+    let err = check(Party::Observer, &signature, &both).unwrap_err();
+    assert!(err.contains("covered by the practitioner's sign-off"), "{err}");
+    // Both signing at once, each before seeing the other's, is fine: signatures cover
+    // neither sign-off.
+    let observer_signed = sign(&base, Side::Observer, "sam");
+    let mut together = observer_signed.clone();
+    together.merge(&mut signature.clone()).unwrap();
+    assert_eq!(check(Party::Practitioner, &observer_signed, &together).err(), None);
+    // A record made, signed and then changed offline, sent in one message.
+    let mut record = observation();
+    record["signOff"] = json!({});
+    let created = doc(&record);
+    let after = edit(&sign(&created, Side::Observer, "sam"), |tx| {
+        json::set_path(tx, "feedback", &json!("changed after signing")).unwrap()
+    });
+    let err = check(Party::Observer, &Automerge::new(), &after).unwrap_err();
+    assert!(err.contains("the observer's sign-off was made without the latest change to feedback"), "{err}");
 }

@@ -9,7 +9,8 @@ use automerge::{Automerge, Change, Prop, ReadDoc};
 use serde_json::Value;
 
 use super::Party;
-use crate::records::Record;
+use crate::records::{FieldPath, Record};
+use crate::refusal::{Refusal, rule};
 
 /// Fixed once a record exists: changing them would move it to other people.
 const IDENTITY: &[&str] = &["type", "schemaVersion", "practitionerId", "observerId", "ownerId", "supervisorId"];
@@ -112,66 +113,25 @@ fn writable(party: Party) -> &'static [&'static str] {
     }
 }
 
-/// The two versions of a document one incoming message goes between, and its new changes.
-pub struct WriteCheck<'a> {
-    pub party: Party,
-    /// The record as stored; `None` while the message creates it.
-    pub before_record: Option<&'a Record>,
-    pub after_record: &'a Record,
-    pub before_json: &'a Value,
-    pub after_json: &'a Value,
-    /// The document with the changes applied (to find where each operation writes).
-    pub after: &'a Automerge,
-    /// Every change the message adds; unused when it creates the record (see
-    /// [`check_write`]), so callers may leave it empty then.
-    pub changes: &'a [Change],
+/// Where one operation of an incoming change writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// From the root; list positions are [`ANY_INDEX`].
+    pub path: Vec<Prop>,
+    /// The operation makes an object (a map, list or text) there.
+    pub puts_object: bool,
+    /// Which of the message's changes it belongs to.
+    pub change: usize,
 }
 
-/// Accepts the changes only if every operation in them writes where `party` may write. Each
-/// operation is checked, not just the visible difference, so a write hidden by a concurrent
-/// one (it lost a conflict, and may surface again when the winner goes) is checked too.
-///
-/// A new document may be created by its observer (or a plan's owner or supervisor); the
-/// creator may then lay out the other party's fields, but only empty. A creation is judged
-/// by the document it makes: every value in it is new, and what a single author hides in
-/// their own new document (a lost conflict, a deleted object) can never surface again,
-/// since nobody else can have written concurrently to objects that did not exist. That
-/// spares re-encoding a whole document's changes just to read them back.
-///
-/// Returns the top-level fields the changes touched (for the audit trail).
-pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
-    let creating = c.before_record.is_none();
-    let observation = matches!(c.after_record, Record::Observation(_));
-    if creating {
-        let may_create = match c.party {
-            Party::Observer => observation,
-            Party::PlanOwner | Party::PlanSupervisor => !observation,
-            _ => false,
-        };
-        if !may_create {
-            return Err(if observation {
-                "only the observer named in `observerId` may create an observation".into()
-            } else {
-                "only the owner or supervisor named in a plan may create it".into()
-            });
-        }
-    }
-    check_status(c)?;
-    if creating {
-        let mut fields = Vec::new();
-        let Value::Object(root) = c.after_json else { return Err("a record is a map".into()) };
-        for (key, value) in root {
-            let mut path = vec![Prop::Map(key.clone())];
-            judge_new_value(c, observation, &mut path, value)?;
-            fields.push(key.clone());
-        }
-        return Ok(fields);
-    }
-    let mut paths = ObjectPaths::new(c.after);
-    // A text edit is thousands of operations on one path: each (path, kind) is judged once.
-    let mut judged: BTreeSet<(Vec<Prop>, bool)> = BTreeSet::new();
-    for change in c.changes {
-        // Consecutive operations on one list or text (typing) share a verdict.
+/// The places the operations of `changes` write to, found in `after` (the document with
+/// them applied). Consecutive operations of one change on one list or text (typing) share
+/// an entry, as do repeats of a place within a change.
+pub fn writes_of(after: &Automerge, changes: &[Change]) -> Result<Vec<Write>, Refusal> {
+    let mut paths = ObjectPaths::new(after);
+    let mut out = Vec::new();
+    for (index, change) in changes.iter().enumerate() {
+        let mut seen: BTreeSet<(Vec<Prop>, bool)> = BTreeSet::new();
         let mut previous: Option<(ObjectId, bool)> = None;
         for op in change.decode().operations {
             let puts_object = matches!(op.action, OpType::Make(_));
@@ -188,29 +148,103 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, String> {
                 Key::Map(key) => Prop::Map(key.to_string()),
                 Key::Seq(_) => Prop::Seq(ANY_INDEX),
             });
-            if judged.contains(&(path.clone(), puts_object)) {
-                continue;
+            if seen.insert((path.clone(), puts_object)) {
+                out.push(Write { path, puts_object, change: index });
             }
-            if !may_write(c, observation, &path, puts_object) {
-                return Err(format!("the {} may not change {}", c.party.describe(), display(&path)));
-            }
-            judged.insert((path, puts_object));
         }
     }
-    let fields: BTreeSet<String> = judged
-        .into_iter()
-        .filter_map(|(path, _)| match path.into_iter().next() {
-            Some(Prop::Map(field)) => Some(field),
-            _ => None,
-        })
-        .collect();
+    Ok(out)
+}
+
+/// The two versions of a record one incoming message goes between, and where it writes.
+pub struct WriteCheck<'a> {
+    pub party: Party,
+    /// The record as stored; `None` while the message creates it.
+    pub before_record: Option<&'a Record>,
+    pub after_record: &'a Record,
+    pub before_json: &'a Value,
+    pub after_json: &'a Value,
+    /// Where the message's operations write (see [`writes_of`]); unused when it creates the
+    /// record (see [`check_write`]), so callers may leave it empty then.
+    pub writes: &'a [Write],
+}
+
+/// Accepts the changes only if every operation in them writes where `party` may write. Each
+/// operation is checked, not just the visible difference, so a write hidden by a concurrent
+/// one (it lost a conflict, and may surface again when the winner goes) is checked too.
+///
+/// A new document may be created by its observer (or a plan's owner or supervisor); the
+/// creator may then lay out the other party's fields, but only empty. A creation is judged
+/// by the document it makes: every value in it is new, and what a single author hides in
+/// their own new document (a lost conflict, a deleted object) can never surface again,
+/// since nobody else can have written concurrently to objects that did not exist. That
+/// spares re-encoding a whole document's changes just to read them back.
+///
+/// Returns the top-level fields the changes touched, as the schema names them (`*` for a
+/// field outside it), for the audit trail.
+pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, Refusal> {
+    let creating = c.before_record.is_none();
+    let observation = matches!(c.after_record, Record::Observation(_));
+    if creating {
+        let may_create = match c.party {
+            Party::Observer => observation,
+            Party::PlanOwner | Party::PlanSupervisor => !observation,
+            _ => false,
+        };
+        if !may_create {
+            let message = if observation {
+                "only the observer named in `observerId` may create an observation"
+            } else {
+                "only the owner or supervisor named in a plan may create it"
+            };
+            return Err(Refusal::new(rule::NOT_CREATOR, message).by(c.party));
+        }
+    }
+    check_status(c)?;
+    let mut fields = BTreeSet::new();
+    if creating {
+        let Value::Object(root) = c.after_json else {
+            return Err(Refusal::new(rule::INVALID_RECORD, "a record is a map"));
+        };
+        for (key, value) in root {
+            let mut path = vec![Prop::Map(key.clone())];
+            judge_new_value(c, observation, &mut path, value)?;
+            fields.insert(FieldPath::of_props(&path).general().to_owned());
+        }
+        return Ok(fields.into_iter().collect());
+    }
+    // A text edit is thousands of operations on one path: each (path, kind) is judged once.
+    let mut judged: BTreeSet<(&[Prop], bool)> = BTreeSet::new();
+    for write in c.writes {
+        if !judged.insert((&write.path, write.puts_object)) {
+            continue;
+        }
+        if !may_write(c, observation, &write.path, write.puts_object) {
+            return Err(not_writable(c.party, &write.path));
+        }
+        fields.insert(FieldPath::of_props(&write.path[..1]).general().to_owned());
+    }
     Ok(fields.into_iter().collect())
+}
+
+fn not_writable(party: Party, path: &[Prop]) -> Refusal {
+    let at = field_of(path);
+    Refusal::new(rule::NOT_WRITABLE, format!("the {} may not change {}", party.describe(), at.exact())).at(at).by(party)
+}
+
+/// The field a path names: a trailing list position (a character of a text, an element of
+/// a list) is the field itself.
+pub(crate) fn field_of(path: &[Prop]) -> FieldPath {
+    let keep = path.len() - path.iter().rev().take_while(|p| **p == Prop::Seq(ANY_INDEX)).count();
+    FieldPath::of_props(&path[..keep])
 }
 
 /// Checks a value in a document being created: the creator may write it there, or it is
 /// empty, or it is a container on the way to something they may write (checked inside).
-fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, value: &Value) -> Result<(), String> {
-    let Some(Prop::Map(top)) = path.first() else { return Err("a record is a map".into()) };
+fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, value: &Value) -> Result<(), Refusal> {
+    let Some(Prop::Map(top)) = path.first() else {
+        return Err(Refusal::new(rule::INVALID_RECORD, "a record is a map"));
+    };
     let schema = if observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
     let allowed = if IDENTITY.contains(&top.as_str()) {
         true
@@ -226,7 +260,7 @@ fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, 
     let children: Vec<(Prop, &Value)> = match value {
         Value::Object(map) if leads_somewhere => map.iter().map(|(k, v)| (Prop::Map(k.clone()), v)).collect(),
         Value::Array(items) if leads_somewhere => items.iter().map(|v| (Prop::Seq(ANY_INDEX), v)).collect(),
-        _ => return Err(format!("the {} may not change {}", c.party.describe(), display(path))),
+        _ => return Err(not_writable(c.party, path)),
     };
     for (prop, child) in children {
         path.push(prop);
@@ -238,7 +272,7 @@ fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, 
 
 /// A list position in an operation's path: operations name list elements by id, not index,
 /// and the rules match any index anyway.
-const ANY_INDEX: usize = usize::MAX;
+pub const ANY_INDEX: usize = usize::MAX;
 
 /// Paths of the objects operations write into, found once per object.
 struct ObjectPaths<'a> {
@@ -251,14 +285,19 @@ impl<'a> ObjectPaths<'a> {
         Self { doc, known: HashMap::new() }
     }
 
-    fn of(&mut self, obj: &ObjectId) -> Result<Vec<Prop>, String> {
+    fn of(&mut self, obj: &ObjectId) -> Result<Vec<Prop>, Refusal> {
         let ObjectId::Id(op_id) = obj else { return Ok(Vec::new()) };
         if let Some(path) = self.known.get(op_id) {
             return Ok(path.clone());
         }
         let OpId(counter, actor) = op_id;
         let id = format!("{counter}@{}", actor.to_hex_string());
-        let unknown = || format!("a change writes into an object this document does not have ({id})");
+        let unknown = || {
+            Refusal::new(
+                rule::INVALID_RECORD,
+                format!("a change writes into an object this document does not have ({id})"),
+            )
+        };
         let exid = self.doc.import_obj(&id).map_err(|_| unknown())?;
         let parents = self.doc.parents(&exid).map_err(|_| unknown())?;
         // Every step of the path, visible or not: a hidden object is still someone's field.
@@ -301,7 +340,7 @@ fn may_write(c: &WriteCheck<'_>, observation: bool, path: &[Prop], puts_object: 
 /// Status moves one way. An observation goes `draft` → `shared` (the observer shares it) →
 /// `signed-off` (set by whoever signs last, with their signature); a plan's supervisor
 /// moves it between `draft` and `agreed`, and closes it.
-fn check_status(c: &WriteCheck<'_>) -> Result<(), String> {
+fn check_status(c: &WriteCheck<'_>) -> Result<(), Refusal> {
     let status = |r: &Record| match r {
         Record::Observation(o) => o.status.clone(),
         Record::DevelopmentPlan(p) => p.status.clone(),
@@ -327,7 +366,8 @@ fn check_status(c: &WriteCheck<'_>) -> Result<(), String> {
         Ok(())
     } else {
         let from = before.map(|b| format!(" from {b:?}")).unwrap_or_default();
-        Err(format!("the {} may not change status{from} to {after:?}", c.party.describe()))
+        let message = format!("the {} may not change status{from} to {after:?}", c.party.describe());
+        Err(Refusal::new(rule::STATUS, message).at(FieldPath::field("status")).by(c.party))
     }
 }
 
@@ -369,25 +409,4 @@ fn is_empty(value: &Value) -> bool {
         Value::Object(o) => o.values().all(is_empty),
         _ => false,
     }
-}
-
-/// `signOff.observer`, `goals[].status`: the form record errors use. A trailing list
-/// position (a character of a text, an element of a list) is the field itself.
-fn display(path: &[Prop]) -> String {
-    let keep = path.len() - path.iter().rev().take_while(|p| **p == Prop::Seq(ANY_INDEX)).count();
-    let path = &path[..keep];
-    let mut out = String::new();
-    for prop in path {
-        match prop {
-            Prop::Map(key) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Prop::Seq(ANY_INDEX) => out.push_str("[]"),
-            Prop::Seq(index) => out.push_str(&format!("[{index}]")),
-        }
-    }
-    out
 }

@@ -19,15 +19,26 @@ pub struct RecordEvent {
 }
 
 /// The events a change makes, given the record before it (`None`: it creates the record).
+///
+/// A draft observation is its observer's alone — not even its practitioner sees it — so it
+/// makes no events: the feed learns of an observation when it is shared, as the practitioner
+/// does, with `observation.created` then `observation.shared`.
 pub fn events(before: Option<&Record>, after: &Record) -> Vec<RecordEvent> {
     match (before, after) {
+        (_, Record::Observation(o)) if o.status == "draft" => Vec::new(),
         (None, Record::Observation(o)) => {
-            let mut out =
-                vec![event("observation.created", o, json!({ "status": o.status, "framework": o.framework }))];
+            let mut out = vec![created(o)];
             out.extend(observation_changes(None, o));
             out
         }
-        (Some(Record::Observation(b)), Record::Observation(a)) => observation_changes(Some(b), a),
+        (Some(Record::Observation(b)), Record::Observation(a)) => {
+            let mut out = Vec::new();
+            if b.status == "draft" {
+                out.push(created(a));
+            }
+            out.extend(observation_changes(Some(b), a));
+            out
+        }
         (None, Record::DevelopmentPlan(p)) => {
             let mut out = vec![plan_event("plan.created", p, json!({ "status": p.status, "framework": p.framework }))];
             out.extend(plan_changes(None, p));
@@ -36,6 +47,10 @@ pub fn events(before: Option<&Record>, after: &Record) -> Vec<RecordEvent> {
         (Some(Record::DevelopmentPlan(b)), Record::DevelopmentPlan(a)) => plan_changes(Some(b), a),
         _ => Vec::new(),
     }
+}
+
+fn created(o: &Observation) -> RecordEvent {
+    event("observation.created", o, json!({ "status": o.status, "framework": o.framework }))
 }
 
 fn event(kind: &'static str, o: &Observation, detail: Value) -> RecordEvent {

@@ -6,6 +6,7 @@
 
 pub mod dates;
 pub mod events;
+mod field_path;
 mod observation;
 mod plan;
 
@@ -14,24 +15,35 @@ use serde_json::Value;
 
 use crate::frameworks::FrameworkCatalog;
 
-pub use observation::{Action, Consent, Observation, SignOff, Signature};
+pub use field_path::{FieldPath, schema_name};
+pub use observation::{Action, Consent, Observation, Side, SignOff, Signature};
 pub use plan::{DevelopmentPlan, GapRating, Goal, Period, Review};
 
 pub const OBSERVATION: &str = "observation";
 pub const DEVELOPMENT_PLAN: &str = "development-plan";
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Why a document is not a valid record: where, and what is wrong.
+/// Why a document is not a valid record: where, which rule, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {problem}")]
+#[error("{}: {problem}", .at.exact())]
 pub struct RecordError {
-    pub path: String,
+    pub at: FieldPath,
+    /// A stable name for the rule broken (`one-of`, `timestamp`, `unknown-component`, …).
+    pub rule: &'static str,
+    /// The values the rule allows, where it names them (ours, never the client's).
+    pub expected: &'static [&'static str],
+    /// For the sender: may quote what they wrote.
     pub problem: String,
 }
 
 impl RecordError {
-    pub fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { path: path.into(), problem: problem.into() }
+    pub fn new(at: FieldPath, rule: &'static str, problem: impl Into<String>) -> Self {
+        Self { at, rule, expected: &[], problem: problem.into() }
+    }
+
+    /// Where, as the document names it.
+    pub fn path(&self) -> &str {
+        self.at.exact()
     }
 }
 
@@ -47,21 +59,28 @@ pub enum Record {
 impl Record {
     /// Parses and validates a document's JSON form.
     pub fn parse(doc: &Value, frameworks: &impl FrameworkCatalog) -> Result<Self, RecordError> {
-        let kind = doc.get("type").ok_or_else(|| RecordError::new("type", "missing; a record needs `type`"))?;
+        let kind = doc
+            .get("type")
+            .ok_or_else(|| RecordError::new(FieldPath::field("type"), "required", "missing; a record needs `type`"))?;
         let record = match kind.as_str() {
             Some(OBSERVATION) => Record::Observation(deserialize(doc)?),
             Some(DEVELOPMENT_PLAN) => Record::DevelopmentPlan(deserialize(doc)?),
             _ => {
-                return Err(RecordError::new(
-                    "type",
-                    format!("unknown record type {kind}; expected \"{OBSERVATION}\" or \"{DEVELOPMENT_PLAN}\""),
-                ));
+                return Err(RecordError {
+                    expected: &[OBSERVATION, DEVELOPMENT_PLAN],
+                    ..RecordError::new(
+                        FieldPath::field("type"),
+                        "one-of",
+                        format!("unknown record type {kind}; expected \"{OBSERVATION}\" or \"{DEVELOPMENT_PLAN}\""),
+                    )
+                });
             }
         };
         let version = doc.get("schemaVersion").and_then(Value::as_f64);
         if version != Some(f64::from(SCHEMA_VERSION)) {
             return Err(RecordError::new(
-                "schemaVersion",
+                FieldPath::field("schemaVersion"),
+                "schema-version",
                 format!(
                     "unsupported schema version {}; this server understands {SCHEMA_VERSION}",
                     doc.get("schemaVersion").unwrap_or(&Value::Null)
@@ -107,64 +126,78 @@ pub fn completes_sign_off(before: &Value, after: &Value) -> bool {
 
 fn deserialize<T: DeserializeOwned>(doc: &Value) -> Result<T, RecordError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = e.path().to_string();
-        let problem = e.into_inner().to_string();
         // serde names a missing field in the message; the path is then its parent.
-        RecordError::new(if path == "." { "record".to_string() } else { path }, problem)
+        let at = FieldPath::of_serde(e.path());
+        let problem = e.into_inner().to_string();
+        let rule = if problem.starts_with("missing field") { "required" } else { "type" };
+        RecordError::new(at, rule, problem)
     })
 }
 
 /// Helpers shared by the record validators.
 pub(crate) mod check {
-    use super::{FrameworkCatalog, RecordError, dates};
+    use super::{FieldPath, FrameworkCatalog, RecordError, dates};
 
-    pub fn one_of(path: &str, value: &str, allowed: &[&str]) -> Result<(), RecordError> {
+    pub fn one_of(at: &FieldPath, value: &str, allowed: &'static [&'static str]) -> Result<(), RecordError> {
         if allowed.contains(&value) {
             Ok(())
         } else {
-            Err(RecordError::new(path, format!("{value:?} is not one of {}", allowed.join(", "))))
+            Err(RecordError {
+                expected: allowed,
+                ..RecordError::new(at.clone(), "one-of", format!("{value:?} is not one of {}", allowed.join(", ")))
+            })
         }
     }
 
-    pub fn not_blank(path: &str, value: &str) -> Result<(), RecordError> {
-        if value.trim().is_empty() { Err(RecordError::new(path, "must not be empty")) } else { Ok(()) }
+    pub fn not_blank(at: &FieldPath, value: &str) -> Result<(), RecordError> {
+        if value.trim().is_empty() {
+            Err(RecordError::new(at.clone(), "not-blank", "must not be empty"))
+        } else {
+            Ok(())
+        }
     }
 
-    pub fn timestamp(path: &str, value: Option<&str>) -> Result<(), RecordError> {
+    pub fn timestamp(at: &FieldPath, value: Option<&str>) -> Result<(), RecordError> {
         match value {
-            Some(v) if !dates::is_timestamp(v) => {
-                Err(RecordError::new(path, format!("{v:?} is not an RFC 3339 date-time (e.g. 2026-11-20T10:00:00Z)")))
-            }
+            Some(v) if !dates::is_timestamp(v) => Err(RecordError::new(
+                at.clone(),
+                "timestamp",
+                format!("{v:?} is not an RFC 3339 date-time (e.g. 2026-11-20T10:00:00Z)"),
+            )),
             _ => Ok(()),
         }
     }
 
-    pub fn date(path: &str, value: Option<&str>) -> Result<(), RecordError> {
+    pub fn date(at: &FieldPath, value: Option<&str>) -> Result<(), RecordError> {
         match value {
             Some(v) if !dates::is_date_or_timestamp(v) => {
-                Err(RecordError::new(path, format!("{v:?} is not an RFC 3339 date (e.g. 2027-03-31)")))
+                Err(RecordError::new(at.clone(), "date", format!("{v:?} is not an RFC 3339 date (e.g. 2027-03-31)")))
             }
             _ => Ok(()),
         }
     }
 
-    pub fn framework(path: &str, framework: &str, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
+    pub fn framework(at: &FieldPath, framework: &str, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
         match frameworks.knows(framework, "") {
             Some(_) => Ok(()),
-            None => Err(RecordError::new(path, format!("unknown framework {framework:?}"))),
+            None => Err(RecordError::new(at.clone(), "unknown-framework", format!("unknown framework {framework:?}"))),
         }
     }
 
     pub fn component(
-        path: &str,
+        at: &FieldPath,
         framework: &str,
         id: &str,
         frameworks: &impl FrameworkCatalog,
     ) -> Result<(), RecordError> {
         match frameworks.knows(framework, id) {
             Some(true) => Ok(()),
-            Some(false) => Err(RecordError::new(path, format!("{id:?} is not a component of {framework}"))),
-            None => Err(RecordError::new(path, format!("unknown framework {framework:?}"))),
+            Some(false) => Err(RecordError::new(
+                at.clone(),
+                "unknown-component",
+                format!("{id:?} is not a component of {framework}"),
+            )),
+            None => Err(RecordError::new(at.clone(), "unknown-framework", format!("unknown framework {framework:?}"))),
         }
     }
 }

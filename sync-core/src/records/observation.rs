@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::RecordError;
 use super::check;
+use super::{FieldPath, RecordError};
 use crate::frameworks::FrameworkCatalog;
 
 pub const SETTINGS: &[&str] = &[
@@ -106,64 +106,102 @@ pub struct Signature {
 
 impl Observation {
     pub fn is_locked(&self) -> bool {
-        self.signed("observer") && self.signed("practitioner")
+        self.signed(Side::Observer) && self.signed(Side::Practitioner)
     }
 
-    /// Whether `side` (`observer` or `practitioner`) has signed off.
-    pub fn signed(&self, side: &str) -> bool {
-        self.sign_off.as_ref().is_some_and(|s| match side {
-            "observer" => s.observer.is_some(),
-            "practitioner" => s.practitioner.is_some(),
-            _ => false,
-        })
+    /// Whether `side` has signed off.
+    pub fn signed(&self, side: Side) -> bool {
+        self.signature(side).is_some()
+    }
+
+    pub fn signature(&self, side: Side) -> Option<&Signature> {
+        let sign_off = self.sign_off.as_ref()?;
+        match side {
+            Side::Observer => sign_off.observer.as_ref(),
+            Side::Practitioner => sign_off.practitioner.as_ref(),
+        }
     }
 
     pub(super) fn validate(&self, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
-        check::not_blank("practitionerId", &self.practitioner_id)?;
-        check::not_blank("observerId", &self.observer_id)?;
-        check::timestamp("observedAt", self.observed_at.as_deref())?;
+        let field = FieldPath::field;
+        check::not_blank(&field("practitionerId"), &self.practitioner_id)?;
+        check::not_blank(&field("observerId"), &self.observer_id)?;
+        check::timestamp(&field("observedAt"), self.observed_at.as_deref())?;
         if let Some(setting) = &self.setting {
-            check::one_of("setting", setting, SETTINGS)?;
+            check::one_of(&field("setting"), setting, SETTINGS)?;
         }
         if let Some(consent) = &self.consent {
-            check::timestamp("consent.withdrawnAt", consent.withdrawn_at.as_deref())?;
+            check::timestamp(&field("consent").key("withdrawnAt"), consent.withdrawn_at.as_deref())?;
         }
-        check::framework("framework", &self.framework, frameworks)?;
+        check::framework(&field("framework"), &self.framework, frameworks)?;
         for (i, id) in self.components.iter().enumerate() {
-            check::component(&format!("components[{i}]"), &self.framework, id, frameworks)?;
+            check::component(&field("components").index(i), &self.framework, id, frameworks)?;
         }
         for (id, judgement) in &self.judgements {
-            let path = format!("judgements.{id}");
-            check::component(&path, &self.framework, id, frameworks)?;
-            check::one_of(&path, judgement, JUDGEMENTS)?;
+            let at = field("judgements").entry(id);
+            check::component(&at, &self.framework, id, frameworks)?;
+            check::one_of(&at, judgement, JUDGEMENTS)?;
         }
-        check::timestamp("feedbackGivenAt", self.feedback_given_at.as_deref())?;
+        check::timestamp(&field("feedbackGivenAt"), self.feedback_given_at.as_deref())?;
         match &self.family_voice {
             None | Some(Value::Null) | Some(Value::String(_)) => {}
             Some(Value::Object(fields)) if fields.values().all(|v| v.is_string() || v.is_null()) => {}
-            Some(_) => return Err(RecordError::new("familyVoice", "must be text or { text, how }")),
+            Some(_) => return Err(RecordError::new(field("familyVoice"), "type", "must be text or { text, how }")),
         }
         for (i, action) in self.actions.iter().enumerate() {
-            check::not_blank(&format!("actions[{i}].id"), &action.id)?;
+            check::not_blank(&field("actions").index(i).key("id"), &action.id)?;
         }
-        check::one_of("status", &self.status, STATUSES)?;
+        check::one_of(&field("status"), &self.status, STATUSES)?;
         if let Some(sign_off) = &self.sign_off {
-            for (party, signature, expected) in [
-                ("observer", &sign_off.observer, &self.observer_id),
-                ("practitioner", &sign_off.practitioner, &self.practitioner_id),
+            for (side, signature, expected) in [
+                (Side::Observer, &sign_off.observer, &self.observer_id),
+                (Side::Practitioner, &sign_off.practitioner, &self.practitioner_id),
             ] {
                 if let Some(sig) = signature {
-                    let path = format!("signOff.{party}");
-                    check::timestamp(&format!("{path}.at"), Some(&sig.at))?;
+                    let at = field("signOff").key(side.as_str());
+                    check::timestamp(&at.key("at"), Some(&sig.at))?;
                     if &sig.by != expected {
                         return Err(RecordError::new(
-                            format!("{path}.by"),
-                            format!("the {party} sign-off must be by {expected:?}, not {:?}", sig.by),
+                            at.key("by"),
+                            "signed-by",
+                            format!("the {side} sign-off must be by {expected:?}, not {:?}", sig.by),
                         ));
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The two parties who sign an observation off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    Observer,
+    Practitioner,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Observer, Side::Practitioner];
+
+    /// The key under `signOff`, and the name the audit trail uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Observer => "observer",
+            Side::Practitioner => "practitioner",
+        }
+    }
+
+    pub fn other(self) -> Side {
+        match self {
+            Side::Observer => Side::Practitioner,
+            Side::Practitioner => Side::Observer,
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

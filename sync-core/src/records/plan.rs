@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RecordError;
 use super::check;
+use super::{FieldPath, RecordError};
 use crate::document_id::DocumentId;
 use crate::frameworks::FrameworkCatalog;
 
@@ -86,54 +86,57 @@ pub struct Review {
 
 impl DevelopmentPlan {
     pub(super) fn validate(&self, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {
-        check::not_blank("ownerId", &self.owner_id)?;
-        check::not_blank("supervisorId", &self.supervisor_id)?;
-        check::framework("framework", &self.framework, frameworks)?;
+        let field = FieldPath::field;
+        check::not_blank(&field("ownerId"), &self.owner_id)?;
+        check::not_blank(&field("supervisorId"), &self.supervisor_id)?;
+        check::framework(&field("framework"), &self.framework, frameworks)?;
         if let Some(period) = &self.period {
-            check::date("period.from", period.from.as_deref())?;
-            check::date("period.to", period.to.as_deref())?;
+            check::date(&field("period").key("from"), period.from.as_deref())?;
+            check::date(&field("period").key("to"), period.to.as_deref())?;
         }
         if let Some(source) = &self.source {
-            check::one_of("source", source, SOURCES)?;
+            check::one_of(&field("source"), source, SOURCES)?;
         }
         for (id, rating) in &self.gap_analysis {
-            let path = format!("gapAnalysis.{id}");
-            check::component(&path, &self.framework, id, frameworks)?;
+            let at = field("gapAnalysis").entry(id);
+            check::component(&at, &self.framework, id, frameworks)?;
             for (who, value) in [("self", rating.self_rating), ("supervisor", rating.supervisor)] {
                 if let Some(v) = value
                     && (!(1.0..=4.0).contains(&v) || v.fract() != 0.0)
                 {
-                    return Err(RecordError::new(format!("{path}.{who}"), format!("{v} is not a rating from 1 to 4")));
+                    return Err(RecordError::new(at.key(who), "rating", format!("{v} is not a rating from 1 to 4")));
                 }
             }
         }
         let mut goal_ids = std::collections::BTreeSet::new();
         for (i, goal) in self.goals.iter().enumerate() {
-            let path = format!("goals[{i}]");
-            check::not_blank(&format!("{path}.id"), &goal.id)?;
+            let at = field("goals").index(i);
+            check::not_blank(&at.key("id"), &goal.id)?;
             if !goal_ids.insert(goal.id.as_str()) {
-                return Err(RecordError::new(format!("{path}.id"), format!("goal id {:?} is used twice", goal.id)));
+                return Err(RecordError::new(at.key("id"), "unique", format!("goal id {:?} is used twice", goal.id)));
             }
             for (j, id) in goal.components.iter().enumerate() {
-                check::component(&format!("{path}.components[{j}]"), &self.framework, id, frameworks)?;
+                check::component(&at.key("components").index(j), &self.framework, id, frameworks)?;
             }
-            check::date(&format!("{path}.targetDate"), goal.target_date.as_deref())?;
-            check::one_of(&format!("{path}.status"), &goal.status, GOAL_STATUSES)?;
-            check::timestamp(&format!("{path}.completedAt"), goal.completed_at.as_deref())?;
+            check::date(&at.key("targetDate"), goal.target_date.as_deref())?;
+            check::one_of(&at.key("status"), &goal.status, GOAL_STATUSES)?;
+            check::timestamp(&at.key("completedAt"), goal.completed_at.as_deref())?;
             for (j, url) in goal.evidence.iter().enumerate() {
                 if !url.starts_with("automerge:") || DocumentId::parse_url_or_id(url).is_err() {
                     return Err(RecordError::new(
-                        format!("{path}.evidence[{j}]"),
+                        at.key("evidence").index(j),
+                        "document-url",
                         format!("{url:?} is not an automerge: document URL"),
                     ));
                 }
             }
         }
         for (i, review) in self.reviews.iter().enumerate() {
-            check::timestamp(&format!("reviews[{i}].at"), Some(&review.at))?;
-            check::not_blank(&format!("reviews[{i}].by"), &review.by)?;
+            let at = field("reviews").index(i);
+            check::timestamp(&at.key("at"), Some(&review.at))?;
+            check::not_blank(&at.key("by"), &review.by)?;
         }
-        check::one_of("status", &self.status, STATUSES)?;
+        check::one_of(&field("status"), &self.status, STATUSES)?;
         Ok(())
     }
 }

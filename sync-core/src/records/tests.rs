@@ -97,15 +97,15 @@ fn invalid_records_say_where_and_why() {
     ];
     for (doc, path, problem) in cases {
         let e = error(doc);
-        assert_eq!(e.path, path, "{e}");
+        assert_eq!(e.path(), path, "{e}");
         assert!(e.problem.contains(problem), "{e} should mention {problem:?}");
     }
     let mut bad_goal = plan();
     bad_goal["goals"][0]["status"] = json!("nearly");
-    assert_eq!(error(bad_goal).path, "goals[0].status");
+    assert_eq!(error(bad_goal).path(), "goals[0].status");
     let mut bad_evidence = plan();
     bad_evidence["goals"][0]["evidence"] = json!(["https://example.org"]);
-    assert_eq!(error(bad_evidence).path, "goals[0].evidence[0]");
+    assert_eq!(error(bad_evidence).path(), "goals[0].evidence[0]");
 }
 
 #[test]
@@ -136,10 +136,18 @@ fn events_say_what_changed_without_narrative() {
     draft.as_object_mut().unwrap().remove("signOff");
     let created = parse(&draft);
     let kinds = |e: Vec<events::RecordEvent>| e.into_iter().map(|e| e.kind).collect::<Vec<_>>();
-    assert_eq!(kinds(events(None, &created)), ["observation.created"]);
+    // A draft is the observer's alone: the feed hears of it when it is shared.
+    assert!(events(None, &created).is_empty());
+    let mut edited = draft.clone();
+    edited["components"] = json!(["kss-cf-2018/1"]);
+    assert!(events(Some(&created), &parse(&edited)).is_empty());
     let mut shared = draft.clone();
     shared["status"] = json!("shared");
-    assert_eq!(kinds(events(Some(&created), &parse(&shared))), ["observation.shared"]);
+    assert_eq!(kinds(events(Some(&created), &parse(&shared))), ["observation.created", "observation.shared"]);
+    assert_eq!(kinds(events(None, &parse(&shared))), ["observation.created", "observation.shared"]);
+    let mut reshared = shared.clone();
+    reshared["components"] = json!(["kss-cf-2018/6"]);
+    assert!(events(Some(&parse(&shared)), &parse(&reshared)).is_empty());
     let mut signed = shared.clone();
     signed["signOff"] = json!({"observer": {"at": "2026-11-21T09:00:00Z", "by": "sam"},
                                "practitioner": {"at": "2026-11-21T10:00:00Z", "by": "pat"}});

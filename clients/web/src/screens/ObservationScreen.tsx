@@ -1,6 +1,9 @@
 // One observation. The observer writes the context, focus, observation, feedback and actions;
 // the practitioner writes reflection, response and family voice. Each sees the other's part
-// as text. After both sign-offs nothing is editable.
+// as text. A sign-off covers the record as the signer saw it: once the observer signs, only
+// the practitioner's part stays open; once the practitioner signs, nothing but the
+// observer's sign-off. A signer who must change something withdraws their sign-off first
+// (the other party sees it). After both sign-offs nothing is editable.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { useEffect, useState } from "preact/hooks";
 import { formatDateTime, fromLocalInput, indexById, newId, setText, setValue, toLocalInput } from "../edit";
@@ -83,8 +86,14 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
   const locked = isLocked(doc);
   const isObserver = doc.observerId === me.id;
   const isPractitioner = doc.practitionerId === me.id;
-  const observerEdits = isObserver && !locked && !refused && !doc.signOff?.observer;
-  const practitionerEdits = isPractitioner && !locked && !refused && doc.status === "shared" && !doc.signOff?.practitioner;
+  const signedByObserver = Boolean(doc.signOff?.observer);
+  const signedByPractitioner = Boolean(doc.signOff?.practitioner);
+  // The server enforces the same: a signature freezes what it covers.
+  const observerEdits = isObserver && !locked && !refused && !signedByObserver && !signedByPractitioner;
+  const practitionerEdits = isPractitioner && !locked && !refused && doc.status === "shared" && !signedByPractitioner;
+  const mySide = isObserver ? "observer" : isPractitioner ? "practitioner" : null;
+  const iSigned = mySide !== null && Boolean(doc.signOff?.[mySide]);
+  const mayAct = !locked && !refused && doc.status === "shared";
   const framework = store.framework(doc.framework);
   const choices = framework?.areas.flatMap((a) => [
     { id: a.id, title: `${a.number}. ${a.title}`, sub: false },
@@ -105,6 +114,26 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
       else d.signOff.practitioner = { at, by: me.id };
       if (d.signOff.observer && d.signOff.practitioner) d.status = "signed-off";
     });
+  const withdrawSignOff = () =>
+    change((d) => {
+      if (mySide) delete d.signOff[mySide];
+    });
+  const otherName = isObserver ? practitioner : observer;
+  const awaited = [
+    !signedByObserver && (isObserver ? "your sign-off" : "the observer's sign-off"),
+    !signedByPractitioner && (isPractitioner ? "your sign-off" : "the practitioner's sign-off"),
+  ].filter(Boolean) as string[];
+  const frozenNote = locked
+    ? null
+    : isObserver && signedByObserver
+      ? "You have signed off: your part is shown as text. Withdraw your sign-off to change it."
+      : isObserver && signedByPractitioner
+        ? `${otherName} has signed off the record as it stands, so it is shown as text. If something must change, ask them to withdraw their sign-off.`
+        : isPractitioner && signedByPractitioner
+          ? "You have signed off: the record is shown as text. Withdraw your sign-off to change your part."
+          : isPractitioner && signedByObserver
+            ? `${otherName} has signed off their part; it is shown as text. Your reflection, response and family voice stay open until you sign off.`
+            : null;
 
   const toggleComponent = (id: string, on: boolean) =>
     change((d) => {
@@ -132,7 +161,13 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
             Signed off by both — locked. Nothing in this record can be changed.
           </p>
         )}
-        {!locked && isObserver && <p class="hint">Everything you type is saved as you go.</p>}
+        {!locked && doc.status === "shared" && awaited.length > 0 && (
+          <p class="awaiting" role="status">
+            Awaiting {awaited.join(" and ")}.
+          </p>
+        )}
+        {frozenNote && <p class="hint frozen">{frozenNote}</p>}
+        {!locked && observerEdits && <p class="hint">Everything you type is saved as you go.</p>}
         <Rejections
           documentId={handle.documentId}
           askWho={isObserver ? "admin" : "supervisor"}
@@ -382,11 +417,23 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
             </button>
           </>
         )}
-        {((isObserver && observerEdits) || (isPractitioner && practitionerEdits)) && doc.status === "shared" && (
+        {mayAct && mySide && !iSigned && (
           <>
-            <p class="hint">Signing off confirms your part is complete. You cannot change it afterwards.</p>
+            <p class="hint">
+              {isObserver
+                ? `Signing off confirms the record as it stands. Your part is then frozen; to change it you would withdraw your sign-off, which ${practitioner} sees.`
+                : `Signing off confirms the whole record as you see it now. It is then frozen; to change your part you would withdraw your sign-off, which ${observer} sees.`}
+            </p>
             <button type="button" onClick={signOff}>
               Sign off
+            </button>
+          </>
+        )}
+        {mayAct && mySide && iSigned && (
+          <>
+            <p class="hint">Withdrawing your sign-off opens your part for changes again. {otherName} will see that you withdrew it.</p>
+            <button type="button" class="secondary" onClick={withdrawSignOff}>
+              Withdraw my sign-off
             </button>
           </>
         )}
