@@ -5,10 +5,12 @@
 //! - `ingest`: many devices pushing new observations at once, committed and projected, on
 //!   SQLite and PostgreSQL, against the same automerge work in-process (the ceiling).
 //! - `national`: the development-records API on a national-scale store.
+//! - `checks`: what the server's per-message checks cost as a record grows.
 //!
 //! Run with `scripts/bench` (builds release binaries first). Results are printed and written
 //! as JSON under `bench-results/`.
 
+mod checks;
 mod ingest;
 mod national;
 mod peer;
@@ -32,6 +34,8 @@ enum Command {
     /// The development-records API on a national-scale store: CSV export, JSON page, feed
     /// catch-up, insights, on SQLite and PostgreSQL.
     National(national::NationalArgs),
+    /// The server's checks per incoming message (one small edit) as a record grows.
+    Checks(checks::ChecksArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -40,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sync(args) => sync_suite::run(args).await,
         Command::Ingest(args) => ingest::run(args).await,
         Command::National(args) => national::run(args).await,
+        Command::Checks(args) => checks::run(args).await,
     }
 }
 

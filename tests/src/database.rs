@@ -51,6 +51,12 @@ impl TestDatabase {
         }
     }
 
+    /// A database someone else created (e.g. in a [`crate::private_postgres::PrivatePostgres`]
+    /// cluster), with the same helpers and its own signing-key file ([`key_file_for`]).
+    pub fn existing(url: String) -> Self {
+        Self { url, _dir: None }
+    }
+
     pub async fn connect(&self) -> Database {
         Database::connect(&self.url).await.expect("connect to test database")
     }

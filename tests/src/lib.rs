@@ -9,9 +9,11 @@ pub mod database;
 pub mod device;
 pub mod js;
 pub mod peer;
+pub mod private_postgres;
 pub mod raw;
 pub mod records;
 pub mod server;
+pub mod writers;
 
 pub use app::TestApp;
 pub use database::{Backend, TestDatabase};

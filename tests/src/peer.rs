@@ -101,3 +101,104 @@ impl Peer {
         }
     }
 }
+
+/// Why a fallible push ended without the server's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The connection closed or broke.
+    Closed,
+    /// The server sent an `error` message (and closes the connection).
+    Error(String),
+    /// Nothing decisive arrived in time.
+    TimedOut,
+}
+
+impl Peer {
+    /// Like [`Peer::connect`], but an unreachable server, a refused upgrade or no `peer`
+    /// reply within `within` is an error, not a panic (for tests where the server may be
+    /// down).
+    pub async fn try_connect(ws_url: &str, name: &str, within: std::time::Duration) -> Result<Self, String> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        let connect = async {
+            let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.map_err(|e| e.to_string())?;
+            futures_util::SinkExt::send(&mut socket, WsMessage::Binary(raw::join_frame(name).into()))
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                match socket.next().await {
+                    Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes) {
+                        Ok(Message::Peer { sender_id, .. }) => {
+                            return Ok(Self { socket, peer_id: name.into(), server_id: sender_id });
+                        }
+                        other => return Err(format!("expected `peer`, got {other:?}")),
+                    },
+                    Some(Ok(WsMessage::Close(_))) | None => return Err("closed before `peer`".into()),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    Some(Ok(_)) => continue,
+                }
+            }
+        };
+        tokio::time::timeout(within, connect).await.unwrap_or_else(|_| Err(format!("no `peer` within {within:?}")))
+    }
+
+    /// Like [`Peer::push`], but a broken connection, an `error` message, or no decisive
+    /// answer within `within` is returned, not a panic.
+    pub async fn try_push(
+        &mut self,
+        id: DocumentId,
+        doc: &Automerge,
+        within: std::time::Duration,
+    ) -> Result<Outcome, Interrupted> {
+        let mut sync = DocSync::new(doc.clone());
+        tokio::time::timeout(within, self.try_exchange(id, &mut sync)).await.unwrap_or(Err(Interrupted::TimedOut))
+    }
+
+    async fn try_exchange(&mut self, id: DocumentId, sync: &mut DocSync<()>) -> Result<Outcome, Interrupted> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        sync.add_peer(SERVER);
+        self.try_send_outgoing(id, sync).await?;
+        loop {
+            let bytes = match self.socket.next().await {
+                Some(Ok(WsMessage::Binary(bytes))) => bytes,
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return Err(Interrupted::Closed),
+                Some(Ok(_)) => continue,
+            };
+            match Message::decode(&bytes).expect("server sends valid frames") {
+                Message::Sync { document_id, kind, data, .. } if document_id == id => {
+                    sync.receive(&SERVER, kind, &data).expect("valid sync message");
+                    self.try_send_outgoing(id, sync).await?;
+                    if sync.in_sync_with(&SERVER) {
+                        return Ok(Outcome::Accepted);
+                    }
+                }
+                Message::Ephemeral { document_id, data, .. } if document_id == id => {
+                    if let Some(notice) = RejectionNotice::decode(&data) {
+                        return Ok(Outcome::Rejected(notice.reason));
+                    }
+                }
+                Message::DocUnavailable { document_id, .. } if document_id == id => return Ok(Outcome::Unavailable),
+                Message::Error { message, .. } => return Err(Interrupted::Error(message)),
+                _ => {}
+            }
+        }
+    }
+
+    async fn try_send_outgoing(&mut self, id: DocumentId, sync: &mut DocSync<()>) -> Result<(), Interrupted> {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        if let Some(out) = sync.outgoing_for(&SERVER) {
+            let kind = if sync.is_empty() { SyncKind::Request } else { out.kind };
+            let message = Message::Sync {
+                kind,
+                sender_id: self.peer_id.clone(),
+                target_id: self.server_id.clone(),
+                document_id: id,
+                data: out.data,
+            };
+            self.socket.send(WsMessage::Binary(message.encode().into())).await.map_err(|_| Interrupted::Closed)?;
+        }
+        Ok(())
+    }
+}

@@ -83,6 +83,16 @@ impl TestServer {
         panic!("server did not shut down within 5 s of SIGTERM");
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process has exited (without waiting), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
     /// A new server process on the same database (a new port).
     pub fn restart(&self) -> Self {
         Self::spawn(&self.database_url, self.extra_args.clone(), self.envs.clone())
