@@ -182,9 +182,12 @@ async fn every_error_as_problem(response: Response) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.db.is_ready().await {
+    // BROKEN ON PURPOSE: once unready, never ready again.
+    static DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !DOWN.load(std::sync::atomic::Ordering::Relaxed) && state.db.is_ready().await {
         (StatusCode::OK, "ready")
     } else {
+        DOWN.store(true, std::sync::atomic::Ordering::Relaxed);
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
     }
 }

@@ -322,18 +322,6 @@ impl DocumentHub {
                 audit,
                 events: judgement.events,
             };
-            // BROKEN ON PURPOSE: heads go out before the commit.
-            loaded.sync.add_peer(from);
-            for out in loaded.sync.outgoing() {
-                let message = Message::Sync {
-                    kind: out.kind,
-                    sender_id: self.our_peer_id.clone(),
-                    target_id: self.peer_id(out.peer),
-                    document_id: document,
-                    data: out.data,
-                };
-                self.send(out.peer, message.encode());
-            }
             match self.committer.commit(job).await {
                 Ok(id) => {
                     tracing::debug!(%document, chunk = id, "committed");
