@@ -84,7 +84,9 @@ impl FieldbookServer {
         let database_url = database_url.unwrap_or_else(|| format!("sqlite:{}", dir.join("fieldbook.sqlite").display()));
         let db = Database::connect(&database_url).await?;
         db.add_user(&User::new("bench", "Bench", Role::Supervisor)).await?;
-        let keys = TokenKeys::load(KeySource::File(key_file(&database_url))).map_err(anyhow::Error::msg)?;
+        let source = KeySource::File(key_file(&database_url));
+        source.load_or_create().map_err(anyhow::Error::msg)?;
+        let keys = TokenKeys::load(source).map_err(anyhow::Error::msg)?;
         let token = keys.issue("bench", None, std::time::Duration::from_secs(86400))?;
         db.close().await;
         let (child, addr) = Self::spawn(&database_url)?;

@@ -18,8 +18,12 @@ const HANG: Duration = Duration::from_secs(5);
 
 /// Runs `check` on `smoke_cases` × `FIELDBOOK_FUZZ_SCALE` generated inputs; panics with the
 /// shrunk input on a failure (a panic inside `check` counts as one).
-pub fn fuzz<S: Strategy>(name: &str, smoke_cases: u32, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
+pub fn fuzz<S: Strategy>(
+    name: &str,
+    smoke_cases: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
     S::Value: Debug,
 {
     let scale: u32 = std::env::var("FIELDBOOK_FUZZ_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);

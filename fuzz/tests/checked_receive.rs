@@ -14,10 +14,40 @@ use proptest::prelude::*;
 
 /// Field names of the schema, and some that are not.
 const KEYS: &[&str] = &[
-    "type", "schemaVersion", "practitionerId", "observerId", "observedAt", "setting", "present", "purpose",
-    "consent", "given", "by", "how", "framework", "components", "notes", "strengths", "judgements", "feedback",
-    "reflection", "response", "familyVoice", "text", "actions", "id", "goalId", "status", "signOff", "observer",
-    "practitioner", "at", "kss-cf-2018/1", "kss-cf-2018/6", "extra", "",
+    "type",
+    "schemaVersion",
+    "practitionerId",
+    "observerId",
+    "observedAt",
+    "setting",
+    "present",
+    "purpose",
+    "consent",
+    "given",
+    "by",
+    "how",
+    "framework",
+    "components",
+    "notes",
+    "strengths",
+    "judgements",
+    "feedback",
+    "reflection",
+    "response",
+    "familyVoice",
+    "text",
+    "actions",
+    "id",
+    "goalId",
+    "status",
+    "signOff",
+    "observer",
+    "practitioner",
+    "at",
+    "kss-cf-2018/1",
+    "kss-cf-2018/6",
+    "extra",
+    "",
 ];
 
 #[derive(Debug, Clone)]
@@ -189,8 +219,7 @@ fn client_edits_through_the_checked_receive_path() {
         let heads_before = server.heads();
         // The sync message that carries the client's new changes, as a client sends it once
         // the server has said what it has.
-        let changes: Vec<Vec<u8>> =
-            client.get_changes(&heads_before).iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let changes: Vec<Vec<u8>> = client.get_changes(&heads_before).iter().map(|c| c.raw_bytes().to_vec()).collect();
         let mut data = automerge::sync::Message {
             heads: client.get_heads(),
             need: vec![],

@@ -11,12 +11,57 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 const FIELDS: &[&str] = &[
-    "practitionerId", "observerId", "observedAt", "setting", "present", "purpose", "consent", "given", "by", "how",
-    "withdrawnAt", "framework", "components", "notes", "strengths", "developmentAreas", "judgements", "feedback",
-    "feedbackGivenAt", "reflection", "response", "familyVoice", "text", "actions", "id", "goalId", "status",
-    "signOff", "observer", "practitioner", "at", "ownerId", "supervisorId", "period", "from", "to", "source",
-    "gapAnalysis", "self", "supervisor", "note", "goals", "title", "components", "targetDate", "completedAt",
-    "evidence", "reviews", "kss-cf-2018/1", "kss-cf-2018/6", "Mother said",
+    "practitionerId",
+    "observerId",
+    "observedAt",
+    "setting",
+    "present",
+    "purpose",
+    "consent",
+    "given",
+    "by",
+    "how",
+    "withdrawnAt",
+    "framework",
+    "components",
+    "notes",
+    "strengths",
+    "developmentAreas",
+    "judgements",
+    "feedback",
+    "feedbackGivenAt",
+    "reflection",
+    "response",
+    "familyVoice",
+    "text",
+    "actions",
+    "id",
+    "goalId",
+    "status",
+    "signOff",
+    "observer",
+    "practitioner",
+    "at",
+    "ownerId",
+    "supervisorId",
+    "period",
+    "from",
+    "to",
+    "source",
+    "gapAnalysis",
+    "self",
+    "supervisor",
+    "note",
+    "goals",
+    "title",
+    "components",
+    "targetDate",
+    "completedAt",
+    "evidence",
+    "reviews",
+    "kss-cf-2018/1",
+    "kss-cf-2018/6",
+    "Mother said",
 ];
 
 fn value() -> impl Strategy<Value = Value> {
@@ -30,8 +75,9 @@ fn value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec((0..FIELDS.len(), inner), 0..6)
-                .prop_map(|entries| Value::Object(entries.into_iter().map(|(k, v)| (FIELDS[k].to_owned(), v)).collect())),
+            proptest::collection::vec((0..FIELDS.len(), inner), 0..6).prop_map(|entries| Value::Object(
+                entries.into_iter().map(|(k, v)| (FIELDS[k].to_owned(), v)).collect()
+            )),
         ]
     })
 }
@@ -43,8 +89,12 @@ fn record() -> impl Strategy<Value = Value> {
         let mut map = Map::new();
         // Mostly the required fields with valid values, so validation goes deep.
         for (k, v) in [
-            ("practitionerId", "pat"), ("observerId", "sam"), ("ownerId", "pat"), ("supervisorId", "sam"),
-            ("framework", "kss-cf-2018"), ("status", "shared"),
+            ("practitionerId", "pat"),
+            ("observerId", "sam"),
+            ("ownerId", "pat"),
+            ("supervisorId", "sam"),
+            ("framework", "kss-cf-2018"),
+            ("status", "shared"),
         ] {
             map.insert(k.to_owned(), json!(v));
         }

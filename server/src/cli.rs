@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{AuditArgs, DevicesCommand, ServiceAccountsCommand, SupervisionCommand, TeamsCommand, UsersCommand};
 use crate::app::{Server, shutdown_signal};
-use crate::auth::keys::{self, KeySource};
+use crate::auth::keys::{self, KeySet, KeySource};
 use crate::auth::{KeyFileArg, TokenKeys, parse_ttl};
 use crate::config::{CacheConfig, DEFAULT_DATABASE_URL, Limits, ServerConfig};
 use crate::storage::Database;
@@ -306,7 +306,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     keys::KEYS_ENV
                 );
             };
-            let rotated = source.load().map_err(anyhow::Error::msg)?.rotated(retire_after);
+            // A file that does not exist yet starts with one key.
+            let rotated = if path.exists() {
+                source.load().map_err(anyhow::Error::msg)?.rotated(retire_after)
+            } else {
+                KeySet::generate()
+            };
             keys::write(path, &rotated).map_err(anyhow::Error::msg)?;
             println!("{}", rotated.signing().kid);
         }

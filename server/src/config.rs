@@ -53,6 +53,15 @@ pub struct CacheConfig {
     pub compact_after_chunks: usize,
 }
 
+impl Limits {
+    /// Most operations one incoming message may carry: one per four bytes a record may take
+    /// (a million by default). Checked before the message is applied, since a small,
+    /// compressed message can expand to a great many.
+    pub fn max_operations_per_message(&self) -> usize {
+        (self.max_document_bytes / 4).max(1)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

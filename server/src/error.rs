@@ -69,6 +69,7 @@ impl From<StorageError> for AppError {
             StorageError::Refused(message) => AppError::BadRequest(message),
             StorageError::Conflict(message) => AppError::Conflict(message),
             StorageError::NotFound(message) => AppError::NotFound(message),
+            e if e.is_duplicate() => AppError::Conflict("it exists already".into()),
             e if e.is_unavailable() => AppError::Unavailable(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }

@@ -243,6 +243,23 @@ async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, ImportErr
             };
         }
     }
+    // External ids (what an identity provider's token names) belong to one user each.
+    for (line, row) in rows.iter().enumerate() {
+        let Some(external) = row.user.external_id.as_deref().filter(|_| row.columns.contains("external_id")) else {
+            continue;
+        };
+        if let Some(owner) = stored.values().find(|u| u.external_id.as_deref() == Some(external) && u.id != row.user.id)
+        {
+            problems.push(format!(
+                "line {}: external id {external:?} is {:?}'s; change theirs first (in another import)",
+                line + 2,
+                owner.id
+            ));
+        }
+        if let Some(first) = rows[..line].iter().position(|r| r.user.external_id.as_deref() == Some(external)) {
+            problems.push(format!("line {}: external id {external:?} is also on line {}", line + 2, first + 2));
+        }
+    }
     for (line, row) in rows.iter().enumerate() {
         if loops(&supervisors, &row.user.id) {
             problems.push(format!(
@@ -313,9 +330,11 @@ fn parse(text: &str) -> Result<Vec<Row>, ImportError> {
             problems.push(format!("line 1: missing column {required:?} (columns: {})", CSV_COLUMNS.join(", ")));
         }
     }
-    for h in &headers {
+    for (i, h) in headers.iter().enumerate() {
         if !CSV_COLUMNS.contains(&h.as_str()) {
             problems.push(format!("line 1: unknown column {h:?} (columns: {})", CSV_COLUMNS.join(", ")));
+        } else if headers[..i].contains(h) {
+            problems.push(format!("line 1: column {h:?} appears twice"));
         }
     }
     if !problems.is_empty() {

@@ -61,6 +61,8 @@ pub struct Staged<P> {
     received_bytes: Vec<u8>,
     blocked_by_rejected: bool,
     completes_others: bool,
+    /// The message carries more operations than allowed: it was not applied.
+    too_many_operations: Option<(usize, usize)>,
 }
 
 impl<P> Staged<P> {
@@ -100,7 +102,11 @@ impl<P> Staged<P> {
     /// A verdict that needs no check: accepted if nothing new arrives, refused if it
     /// builds on refused changes. `None`: the caller must check [`Self::after`].
     pub fn verdict(&self) -> Option<Result<(), Refusal>> {
-        if self.blocked_by_rejected {
+        if let Some((operations, limit)) = self.too_many_operations {
+            let message =
+                format!("the changes carry {operations} operations, more than this server takes at once ({limit})");
+            Some(Err(Refusal::new(rule::TOO_LARGE, message)))
+        } else if self.blocked_by_rejected {
             Some(Err(Refusal::new(rule::DEPENDS_ON_REFUSED, "depends on a change that was rejected")))
         } else if self.completes_others {
             Some(Err(Refusal::new(
@@ -140,15 +146,30 @@ pub struct DocSync<P> {
     /// Changes that arrived before their dependencies, with the peer that sent them: they
     /// were not checked (not applied), and must not later pass as someone else's.
     queued: HashMap<ChangeHash, P>,
+    /// Most operations one incoming message may carry (see [`Self::limit_operations`]).
+    max_operations: usize,
 }
 
 impl<P: Clone + Eq + Hash> DocSync<P> {
     pub fn new(doc: Automerge) -> Self {
-        Self { doc, peers: HashMap::new(), rejected: HashMap::new(), queued: HashMap::new() }
+        Self {
+            doc,
+            peers: HashMap::new(),
+            rejected: HashMap::new(),
+            queued: HashMap::new(),
+            max_operations: usize::MAX,
+        }
     }
 
     pub fn doc(&self) -> &Automerge {
         &self.doc
+    }
+
+    /// Refuses, before applying it, an incoming message whose changes carry more than `max`
+    /// operations: a small, compressed message can expand to a great many, and applying
+    /// it (even to a scratch copy) costs memory in proportion.
+    pub fn limit_operations(&mut self, max: usize) {
+        self.max_operations = max;
     }
 
     /// For local edits (device side). Call [`Self::outgoing`] afterwards to share them.
@@ -240,6 +261,24 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             message.changes.iter().filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok()).collect();
         let before = self.doc.get_heads();
         let mut sync_state = self.peers.entry(peer.clone()).or_default().sync.clone();
+        let operations: usize = chunk_changes.iter().map(Change::len).sum();
+        if operations > self.max_operations {
+            // Hear what the peer says of itself, without its changes.
+            let without_changes = sync::Message { changes: Vec::<Vec<u8>>::new().into(), ..message };
+            self.doc.receive_sync_message(&mut sync_state, without_changes)?;
+            return Ok(Staged {
+                peer: peer.clone(),
+                kind,
+                scratch: None,
+                sync_state,
+                new_hashes: Vec::new(),
+                chunk_changes,
+                received_bytes,
+                blocked_by_rejected: false,
+                completes_others: false,
+                too_many_operations: Some((operations, self.max_operations)),
+            });
+        }
         if received_bytes.is_empty() {
             // Nothing to check: a message without changes cannot change the document.
             self.doc.receive_sync_message(&mut sync_state, message)?;
@@ -253,6 +292,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
                 received_bytes,
                 blocked_by_rejected: false,
                 completes_others: false,
+                too_many_operations: None,
             });
         }
         let mut scratch = self.doc.clone();
@@ -274,6 +314,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             received_bytes,
             blocked_by_rejected,
             completes_others,
+            too_many_operations: None,
         })
     }
 
@@ -516,6 +557,37 @@ mod tests {
             }
         }
         panic!("sync did not settle");
+    }
+
+    #[test]
+    fn a_message_with_too_many_operations_is_refused_before_it_is_applied() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        for i in 0..10 {
+            tx.put(ROOT, format!("k{i}"), i).unwrap();
+        }
+        tx.commit();
+        let change = doc.get_last_local_change().unwrap().clone();
+        let message = sync::Message {
+            heads: doc.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: vec![change.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        }
+        .encode();
+        let mut server: DocSync<&str> = DocSync::new(Automerge::new());
+        server.limit_operations(5);
+        let received = server.receive(&"client", SyncKind::Sync, &message).unwrap();
+        let refusal = received.rejected.expect("refused").refusal;
+        assert_eq!(refusal.rule, rule::TOO_LARGE);
+        assert!(refusal.message.contains("10 operations"), "{}", refusal.message);
+        assert!(server.is_empty(), "nothing was applied");
+        // Within the limit, the same message is taken.
+        server.limit_operations(10);
+        assert!(server.receive(&"client", SyncKind::Sync, &message).unwrap().rejected.is_none());
+        assert!(!server.is_empty());
     }
 
     #[test]

@@ -86,7 +86,9 @@ impl TestDatabase {
 
     /// The token-signing keys the test's servers use (see [`key_file_for`]).
     pub fn keys(&self) -> TokenKeys {
-        TokenKeys::load(KeySource::File(key_file_for(&self.url))).expect("signing keys")
+        let source = KeySource::File(key_file_for(&self.url));
+        source.load_or_create().expect("signing keys");
+        TokenKeys::load(source).expect("signing keys")
     }
 }
 

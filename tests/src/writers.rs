@@ -243,7 +243,7 @@ fn next_change(writer: usize, documents: &mut Vec<Document>, random: &mut Xorshi
         documents.push(Document { id, doc, markers: 1 });
         return documents.len() - 1;
     }
-    let index = if documents.len() > 1 && random.next() % 5 == 0 {
+    let index = if documents.len() > 1 && random.next().is_multiple_of(5) {
         (random.next() % (documents.len() as u64 - 1)) as usize
     } else {
         documents.len() - 1

@@ -69,6 +69,17 @@ async fn admins_manage_people_teams_and_supervision() {
     let kim = call("GET", "/v1/admin/users/kim", None).await.json();
     assert_eq!(kim["user"]["externalId"], "kim@council.example");
     assert_eq!(kim["supervision"][0]["supervisorId"], "nia");
+    // An external id belongs to one user (found by fuzzing: this was a database error, 500);
+    // a column named twice is refused too. Nothing is imported.
+    let taken = "id,name,role,external_id\nlee,Lee,practitioner,kim@council.example\nmo,Mo,practitioner,mo@x\nmo2,Mo,practitioner,mo@x\n";
+    let refused = server.post_csv("/v1/admin/import", &admin, taken).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let message = refused.json()["detail"].as_str().unwrap().to_owned();
+    assert!(message.contains("line 2: external id \"kim@council.example\" is \"kim\"'s"), "{message}");
+    assert!(message.contains("line 4: external id \"mo@x\" is also on line 3"), "{message}");
+    let twice = server.post_csv("/v1/admin/import", &admin, "id,name,role,id\nlee,Lee,practitioner,lee\n").await;
+    assert!(twice.json()["detail"].as_str().unwrap().contains("column \"id\" appears twice"), "{}", twice.body);
+    assert_eq!(call("GET", "/v1/admin/users/lee", None).await.status, 404, "nothing was imported");
 
     // Passwords for built-in sign-in: too short is refused, a good one signs in.
     let short = json!({"password": "short"});

@@ -81,6 +81,24 @@ async fn the_whole_loop(backend: Backend) {
     phone.run_ok(&["plan", "goal", "status", &plan_url, "--goal", "g1", "--status", "in-progress"]);
     phone.sync(&server, &pat_token, &[]);
     tablet.sync(&server, &app.token, &[]);
+    // Pat's signature covers the feedback: the supervisor cannot change it now…
+    tablet.run_ok(&["observation", "feedback", &obs, "--text", "Changed after pat signed."]);
+    let refused = tablet.try_sync(&server, &app.token, &[]);
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success() && said.contains("covered by the practitioner's sign-off"), "{said}");
+    // …until pat withdraws (the supervisor's device sees it); pat signs again afterwards.
+    phone.run_ok(&["observation", "withdraw-sign-off", &obs, "--as", "practitioner"]);
+    phone.sync(&server, &pat_token, &[]);
+    tablet.sync(&server, &app.token, &[]);
+    assert!(tablet.show(&obs)["signOff"]["practitioner"].is_null(), "the withdrawal reached the supervisor");
+    tablet.run_ok(&["observation", "feedback", &obs, "--text", "Try naming the worry earlier."]);
+    tablet.sync(&server, &app.token, &[]);
+    phone.sync(&server, &pat_token, &[]);
+    phone.run_ok(&["observation", "sign-off", &obs, "--as", "practitioner"]);
+    phone.sync(&server, &pat_token, &[]);
+    tablet.sync(&server, &app.token, &[]);
+    let trail = app.fieldbook(&["audit", "--record", &obs]);
+    assert!(trail.contains("\"sign-off-withdrawn\""), "{trail}");
     tablet.run_ok(&["observation", "sign-off", &obs, "--as", "observer"]);
     tablet.sync(&server, &app.token, &[]);
     phone.sync(&server, &pat_token, &[]);

@@ -82,4 +82,19 @@ async fn keys_from_the_environment_take_precedence_and_postgres_must_name_them()
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("--signing-key-file") && said.contains("FIELDBOOK_SIGNING_KEYS"), "{said}");
+    // A named file that is missing is an error, never made up (each node would mint its own).
+    let missing = std::env::temp_dir().join(format!("no-such-keys-{}.json", uuid::Uuid::new_v4().simple()));
+    let out = std::process::Command::new(binary("fieldbook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &pg.url, "--signing-key-file"])
+        .arg(&missing)
+        .env_remove("FIELDBOOK_SIGNING_KEYS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!missing.exists(), "no key file was made up");
 }

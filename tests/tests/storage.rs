@@ -139,3 +139,41 @@ async fn bounded_cache_and_compaction_sqlite() {
 async fn bounded_cache_and_compaction_postgres() {
     bounded_cache_and_compaction(Backend::Postgres).await;
 }
+
+/// A sender's share of the quarantine is bounded: past 64 MiB a day their refusals keep their
+/// rows (who, when, why, which changes) but not the bytes; other senders are unaffected.
+#[tokio::test]
+async fn the_quarantine_keeps_a_bounded_share_per_sender() {
+    let test_db = TestDatabase::new(Backend::Sqlite).await;
+    let db = test_db.connect().await;
+    let document = fieldbook_sync_core::DocumentId::random();
+    let mebibyte = vec![7u8; 1024 * 1024];
+    let refuse = |user: &'static str, hash: String| {
+        let (db, mebibyte) = (db.clone(), mebibyte.clone());
+        async move {
+            let hashes = vec![hash];
+            let entry = NewQuarantine {
+                document,
+                user_id: user,
+                device_id: None,
+                reason: "the record is locked",
+                change_hashes: &hashes,
+                changes: &mebibyte,
+            };
+            db.quarantine(entry).await.unwrap()
+        }
+    };
+    for i in 0..64 {
+        refuse("eve", format!("eve-{i}")).await;
+    }
+    let over = refuse("eve", "eve-over".into()).await;
+    let other = refuse("pat", "pat-0".into()).await;
+    let kept = db.quarantined(Some(document)).await.unwrap();
+    let row = |id: i64| kept.iter().find(|q| q.id == id).unwrap();
+    assert_eq!(kept.iter().filter(|q| q.user_id == "eve" && q.changes.len() == mebibyte.len()).count(), 64);
+    assert!(row(over).changes.is_empty(), "the 65th MiB is not kept");
+    assert!(row(over).reason.contains("share for the day is full"), "{}", row(over).reason);
+    assert_eq!(row(over).change_hashes, ["eve-over"], "but the record of the refusal is");
+    assert_eq!(row(other).changes.len(), mebibyte.len(), "another sender is unaffected");
+    db.close().await;
+}

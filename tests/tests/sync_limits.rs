@@ -156,6 +156,15 @@ async fn a_connection_follows_a_bounded_number_of_documents_and_ephemeral_messag
     for _ in 0..200 {
         raw::send(&mut gossip, ephemeral(DocumentId::random(), b"\xa1\x64type\x66cursor")).await;
     }
+    // A connection's frames are handled in order: once a request sent after them is
+    // answered, the ephemeral messages have been dealt with. The request follows one document.
+    let settled = |mut socket: raw::Socket| async move {
+        raw::send(&mut socket, request(DocumentId::random())).await;
+        assert!(matches!(raw::next(&mut socket).await, Some(Message::DocUnavailable { .. })));
+        socket
+    };
+    let mut gossip = settled(gossip).await;
+    assert_eq!(hub.followed_documents(), before + 1, "200 ephemeral messages followed nothing");
 
     // sam's shared record, followed by sam and pat; eve may not read it.
     let id = DocumentId::random();
@@ -165,6 +174,7 @@ async fn a_connection_follows_a_bounded_number_of_documents_and_ephemeral_messag
     assert!(pat_peer.fetch(id).await.is_ok());
     let presence = b"\xa1\x64type\x66cursor"; // {type: "cursor"}, as a presence message would be
     raw::send(&mut gossip, ephemeral(id, b"\xa1\x64type\x63eve")).await;
+    let _gossip = settled(gossip).await; // eve's message is dealt with before pat sends theirs
     pat_peer.send_frame(ephemeral(id, presence)).await;
     // sam hears pat's (a reader's) message, and never eve's, which came first.
     match sam_peer.next_message().await {
@@ -173,7 +183,8 @@ async fn a_connection_follows_a_bounded_number_of_documents_and_ephemeral_messag
         }
         other => panic!("expected pat's ephemeral message, got {other:?}"),
     }
-    assert_eq!(hub.followed_documents(), before + 2, "only sam and pat follow the record; eve follows nothing new");
+    // sam and pat follow the record; eve only the two documents she asked for.
+    assert_eq!(hub.followed_documents(), before + 4, "eve's message about the record followed it");
 }
 
 #[tokio::test]

@@ -134,7 +134,9 @@ pub enum KeySource {
 
 impl KeySource {
     /// The environment first, then `file`, then (for SQLite only) the file beside the
-    /// database.
+    /// database, which is created with one new key (readable by its owner only) on first
+    /// start. A file that is named but missing is an error, never made up: several nodes
+    /// minting keys of their own would refuse each other's tokens.
     pub fn resolve(file: Option<PathBuf>, database_url: &str) -> Result<Self, String> {
         if let Ok(keys) = std::env::var(KEYS_ENV)
             && !keys.trim().is_empty()
@@ -144,30 +146,44 @@ impl KeySource {
         if let Some(file) = file {
             return Ok(KeySource::File(file));
         }
-        default_file(database_url).map(KeySource::File).ok_or_else(|| {
-            format!(
+        let Some(default) = default_file(database_url) else {
+            return Err(format!(
                 "no token-signing keys: several nodes on PostgreSQL must share them, so give \
                  --signing-key-file (or {KEY_FILE_ENV}) or {KEYS_ENV}; `fieldbook keys rotate \
                  --signing-key-file PATH` makes a file"
-            )
-        })
+            ));
+        };
+        if !default.exists() {
+            create_new(&default, &KeySet::generate())?;
+        }
+        Ok(KeySource::File(default))
     }
 
-    /// Reads the set; a missing file is created with one new key (readable by its owner
-    /// only). Two processes starting at once agree on one file.
+    /// Reads the set.
     pub fn load(&self) -> Result<KeySet, String> {
         match self {
             KeySource::Env(text) => KeySet::parse(text).map_err(|e| format!("{KEYS_ENV}: {e}")),
             KeySource::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) => KeySet::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    create_new(path, &KeySet::generate())?;
-                    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    KeySet::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                    "{} does not exist; make it with `fieldbook keys rotate --signing-key-file {}`",
+                    path.display(),
+                    path.display()
+                )),
                 Err(e) => Err(format!("{}: {e}", path.display())),
             },
         }
+    }
+
+    /// Reads the set, first making a file with one new key if there is none (tools, tests).
+    /// Two processes doing so at once agree on one file.
+    pub fn load_or_create(&self) -> Result<KeySet, String> {
+        if let KeySource::File(path) = self
+            && !path.exists()
+        {
+            create_new(path, &KeySet::generate())?;
+        }
+        self.load()
     }
 }
 

@@ -242,9 +242,22 @@ pub fn client_address(parts: &Parts, trusted_proxies: &[IpAddr]) -> Option<IpAdd
     if !trusted_proxies.contains(&peer) {
         return Some(peer);
     }
+    // Hops are appended by each proxy, so the last one not ours is the client. One that does
+    // not parse ends the walk: anything before it could have been written by the client.
     let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-    let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
-    Some(hops.into_iter().rev().find(|a| !trusted_proxies.contains(a)).unwrap_or(peer))
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+    for hop in hops.iter().rev() {
+        let Some(address) = parse_hop(hop) else { return Some(peer) };
+        if !trusted_proxies.contains(&address) {
+            return Some(address);
+        }
+    }
+    Some(peer)
+}
+
+/// An address as proxies write it: `203.0.113.7`, `203.0.113.7:4711`, `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
@@ -265,6 +278,23 @@ fn query_token(parts: &Parts) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_name_the_last_hop_that_is_not_ours() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let parts = |forwarded: &str| {
+            let mut request = axum::http::Request::builder().header("x-forwarded-for", forwarded).body(()).unwrap();
+            request.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5000))));
+            request.into_parts().0
+        };
+        let client = |forwarded: &str| client_address(&parts(forwarded), &[proxy]).unwrap().to_string();
+        assert_eq!(client("198.51.100.9, 203.0.113.7"), "203.0.113.7", "the client cannot choose an earlier hop");
+        assert_eq!(client("203.0.113.7:4711"), "203.0.113.7");
+        assert_eq!(client("[2001:db8::1]:4711, 10.0.0.1"), "2001:db8::1");
+        assert_eq!(client("198.51.100.9, garbage"), "10.0.0.1", "an unreadable hop stops the walk");
+        // Not from a trusted proxy: the header is ignored.
+        assert_eq!(client_address(&parts("203.0.113.7"), &[]).unwrap().to_string(), "10.0.0.1");
+    }
 
     #[test]
     fn headers_are_read_only_from_three_part_tokens() {

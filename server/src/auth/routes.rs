@@ -86,11 +86,10 @@ async fn login(
                 tracing::info!(user = %shown, device = %device, reason, "sign-in refused");
                 AuditEvent::new("login-failed").by(&shown, Some(&device)).detail(json!({ "reason": reason }))
             } else {
-                tracing::info!(device = %device, reason, "sign-in refused for an unknown user");
-                let mut event =
-                    AuditEvent::new("login-failed").detail(json!({ "reason": reason, "unknownUser": true }));
-                event.device_id = Some(device.clone());
-                event
+                // Neither the user id nor the device id typed for an unknown user is kept:
+                // both are whatever the client sent.
+                tracing::info!(reason, "sign-in refused for an unknown user");
+                AuditEvent::new("login-failed").detail(json!({ "reason": reason, "unknownUser": true }))
             };
             state.db.audit(event).await
         }

@@ -3,16 +3,16 @@
 //! running at once, so a flood can neither guess nor take every core.
 //!
 //! Each attempt is counted before it is checked (so a burst sent at once is counted at
-//! once); a successful one gives its count back. Within a 15-minute window the first few
-//! failures are free; after that each attempt must wait twice as long as the last (1 s,
-//! 2 s, 4 s, … at most 15 minutes), and one sent sooner is answered 429 with `Retry-After` —
-//! even with the right password. The audit trail gets one row per throttled burst, not
+//! once); a successful one gives its count back. The first few failures are free; after that
+//! each attempt must wait twice as long as the last (1 s, 2 s, 4 s, … at most 15 minutes),
+//! until 15 minutes pass without an attempt, and one sent sooner is answered 429 with
+//! `Retry-After` — even with the right password. The audit trail gets one row per throttled burst, not
 //! one per attempt: it is append-only and must not be floodable.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -66,9 +66,36 @@ impl Key {
         Key { scope: Scope::User, hash: format!("u:{hash}"), user_id: Some(user_id.to_owned()) }
     }
 
+    /// An IPv4 address, or the /64 of an IPv6 one (one network hands out a whole /64).
     pub fn address(address: IpAddr) -> Self {
-        let hash = super::tokens::secret_hash(&format!("address:{address}"));
+        let network = match address {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        };
+        let hash = super::tokens::secret_hash(&format!("address:{network}"));
         Key { scope: Scope::Address, hash: format!("a:{hash}"), user_id: None }
+    }
+}
+
+/// A place in the queue for a core; given up when dropped, however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(waiting: &'a AtomicUsize) -> Result<Self, AppError> {
+        if waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_HASHES {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(AppError::Unavailable("sign-in is busy".into()));
+        }
+        Ok(Waiting(waiting))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -79,14 +106,14 @@ pub struct Admitted(Vec<Key>);
 pub struct SignInGuard {
     /// Keys this node knows to be throttled, until when (ms): answered without the database.
     blocked: Mutex<HashMap<String, i64>>,
-    hashing: Semaphore,
+    hashing: Arc<Semaphore>,
     waiting: AtomicUsize,
 }
 
 impl Default for SignInGuard {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { blocked: Mutex::default(), hashing: Semaphore::new(cores), waiting: AtomicUsize::new(0) }
+        Self { blocked: Mutex::default(), hashing: Arc::new(Semaphore::new(cores)), waiting: AtomicUsize::new(0) }
     }
 }
 
@@ -99,6 +126,10 @@ impl SignInGuard {
             if let Some(until) = until.filter(|until| *until > now) {
                 return Err(throttled(key.scope, until - now));
             }
+        }
+        // Now and then, forget keys nobody has tried for a day.
+        if rand::random::<u16>() < 64 {
+            let _ = db.purge_attempts(now - 24 * 3600 * 1000).await;
         }
         let mut counted = Vec::new();
         for key in keys {
@@ -131,21 +162,30 @@ impl SignInGuard {
     }
 
     /// Runs a password check when a core is free; "busy" (503) rather than an endless queue.
+    /// The core is held by the check itself, so a request abandoned meanwhile (the client
+    /// went away) neither frees it early nor leaves a place in the queue taken.
     pub async fn hash<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_HASHES {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(AppError::Unavailable("sign-in is busy".into()));
-        }
-        let permit = self.hashing.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = permit.map_err(|_| AppError::Internal("the hashing pool is closed".into()))?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| AppError::Internal(format!("hashing task: {e}")))
+        let permit = {
+            let _waiting = Waiting::enter(&self.waiting)?;
+            self.hashing.clone().acquire_owned().await
+        };
+        let permit = permit.map_err(|_| AppError::Internal("the hashing pool is closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("hashing task: {e}")))
     }
 
     fn remember_blocked(&self, key: &str, until: i64, now: i64) {
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         if blocked.len() >= 10_000 {
             blocked.retain(|_, until| *until > now);
+            if blocked.len() >= 10_000 {
+                blocked.clear(); // only a shortcut: the database still knows
+            }
         }
         blocked.insert(key.to_owned(), until);
     }
@@ -186,5 +226,48 @@ fn throttled(scope: Scope, wait_ms: i64) -> AppError {
         detail: format!("too many failed sign-ins {whose}; try again in {seconds} s"),
         retry_after: seconds,
         code: Some("throttled"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sign-in abandoned while it waits for a core (an HTTP/2 stream reset, a timeout) gives
+    /// its place back, and one abandoned while hashing keeps its core until the hash is done.
+    #[tokio::test]
+    async fn abandoned_password_checks_give_their_place_back() {
+        let guard = Arc::new(SignInGuard::default());
+        let cores = guard.hashing.available_permits();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        // Every core busy with a check that waits to be released.
+        let mut busy = Vec::new();
+        for _ in 0..cores {
+            let (guard, held) = (guard.clone(), held.clone());
+            busy.push(tokio::spawn(async move { guard.hash(move || held.lock().unwrap().recv().ok()).await }));
+        }
+        while guard.hashing.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // 100 more wait for a core, and are abandoned.
+        for _ in 0..100 {
+            let waiting = guard.hash(|| ());
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(1), waiting).await;
+        }
+        assert_eq!(guard.waiting.load(Ordering::Acquire), 0, "abandoned waits left their places taken");
+        // Checks abandoned mid-hash keep their cores until each hash is done.
+        for task in &busy {
+            task.abort();
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(guard.hashing.available_permits(), 0, "an abandoned hash gave up its core while running");
+        for _ in 0..cores {
+            release.send(()).unwrap();
+        }
+        while guard.hashing.available_permits() < cores {
+            tokio::task::yield_now().await;
+        }
+        assert!(guard.hash(|| 1).await.is_ok());
     }
 }

@@ -216,6 +216,7 @@ mod tests {
     fn after_a_rotation_old_tokens_verify_and_new_ones_use_the_new_key() {
         let dir = std::env::temp_dir().join(format!("fieldbook-keys-{}", uuid::Uuid::new_v4().simple()));
         let path = dir.join("signing-keys.json");
+        KeySource::File(path.clone()).load_or_create().unwrap();
         let keys = TokenKeys::load(KeySource::File(path.clone())).unwrap();
         let old_token = keys.issue("alice", None, Duration::from_secs(60)).unwrap();
         let old_kid = keys.key_id();

@@ -84,7 +84,13 @@ impl StorageError {
             StorageError::Sqlx(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
             )
-        ) || matches!(self, StorageError::Sqlx(sqlx::Error::Database(e)) if is_shutdown_code(e.code().as_deref()))
+        ) || matches!(self, StorageError::Sqlx(sqlx::Error::Database(e))
+            if is_shutdown_code(e.code().as_deref()) || e.message().contains("database is locked"))
+    }
+
+    /// A row that must be unique exists already (two callers created it at once).
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, StorageError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
 }
 

@@ -28,6 +28,9 @@ pub struct NewQuarantine<'a> {
     pub changes: &'a [u8],
 }
 
+/// Bytes of refused changes kept per sender per day.
+const QUOTA_BYTES_PER_DAY: i64 = 64 * 1024 * 1024;
+
 const COLUMNS: &str = "id, document_id, user_id, device_id, reason, change_hashes, changes, received_at";
 
 impl Database {
@@ -43,6 +46,25 @@ impl Database {
         if let Some(row) = existing {
             return Ok(row.try_get("id")?);
         }
+        // A sender whose refused changes already fill their share keeps the record of what
+        // was refused (who, when, why, which changes) but not the bytes: a hostile client
+        // must not be able to fill the disk through the quarantine.
+        let kept: Option<i64> =
+            sqlx::query("SELECT SUM(LENGTH(changes)) AS kept FROM quarantine WHERE user_id = $1 AND received_at > $2")
+                .bind(entry.user_id)
+                .bind(now_millis() - 24 * 3600 * 1000)
+                .fetch_one(self.pool())
+                .await?
+                .try_get("kept")?;
+        let full = kept.unwrap_or(0) + entry.changes.len() as i64 > QUOTA_BYTES_PER_DAY;
+        let (reason, changes) = if full {
+            (
+                format!("{} (changes not kept: this sender's quarantine share for the day is full)", entry.reason),
+                &[][..],
+            )
+        } else {
+            (entry.reason.to_owned(), entry.changes)
+        };
         let row = sqlx::query(
             "INSERT INTO quarantine (document_id, user_id, device_id, reason, change_hashes, changes, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -50,9 +72,9 @@ impl Database {
         .bind(entry.document.to_string())
         .bind(entry.user_id)
         .bind(entry.device_id.map(str::to_owned))
-        .bind(entry.reason)
+        .bind(reason)
         .bind(hashes)
-        .bind(entry.changes)
+        .bind(changes)
         .bind(now_millis())
         .fetch_one(self.pool())
         .await?;

@@ -9,8 +9,9 @@ use super::{Database, StorageError, now_millis};
 /// How a key's attempts are throttled.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
-    /// Failures within the window before delays start.
+    /// Failures before delays start.
     pub free: i64,
+    /// A key is forgotten once this long passes without an attempt.
     pub window_ms: i64,
     /// The longest wait between attempts.
     pub max_delay_ms: i64,
@@ -24,22 +25,22 @@ pub struct Throttled {
 }
 
 impl Database {
-    /// Counts an attempt on `key`, unless it must wait (then `Err` says until when). Within
-    /// the window, after `free` failures, each attempt must wait twice as long as the last
-    /// (one second first, at most `max_delay_ms`).
+    /// Counts an attempt on `key`, unless it must wait (then `Err` says until when). After
+    /// `free` failures, each attempt must wait twice as long as the last (one second first, at
+    /// most `max_delay_ms`), until the window passes without an attempt.
     pub async fn count_attempt(
         &self,
         key: &str,
         policy: ThrottlePolicy,
     ) -> Result<Result<(), Throttled>, StorageError> {
         let now = now_millis();
-        let reset = "sign_in_throttle.window_started <= $3";
+        let reset = "sign_in_throttle.last_attempt <= $3";
         let sql = format!(
-            "INSERT INTO sign_in_throttle (key, failures, window_started, next_allowed, delay_ms, burst_audited)
+            "INSERT INTO sign_in_throttle (key, failures, last_attempt, next_allowed, delay_ms, burst_audited)
              VALUES ($1, 1, $2, $2, 0, 0)
              ON CONFLICT (key) DO UPDATE SET
                  failures = CASE WHEN {reset} THEN 1 ELSE sign_in_throttle.failures + 1 END,
-                 window_started = CASE WHEN {reset} THEN $2 ELSE sign_in_throttle.window_started END,
+                 last_attempt = $2,
                  delay_ms = {delay},
                  next_allowed = $2 + {delay},
                  burst_audited = CASE WHEN {reset} THEN 0 ELSE sign_in_throttle.burst_audited END
@@ -87,6 +88,15 @@ impl Database {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Forgets keys with no attempt since `before` (Unix ms).
+    pub async fn purge_attempts(&self, before: i64) -> Result<u64, StorageError> {
+        let done = sqlx::query("DELETE FROM sign_in_throttle WHERE last_attempt < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Forgets `key`'s attempts (a successful sign-in as that user).

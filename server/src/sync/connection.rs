@@ -105,6 +105,8 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     let (failures, mut failed) = mpsc::channel::<String>(1);
     loop {
         let frame = tokio::select! {
+            // Closing and expiry first: a frame that arrives with them is not read.
+            biased;
             _ = close.notified() => break,
             _ = tokio::time::sleep_until(expires) => {
                 tracing::info!("access token expired; closing");
@@ -166,7 +168,12 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
                     expires = deadline(renewed.expires_at);
                     hub.renewed(connection, viewer);
                 }
-                Err(reason) => {
+                // Our fault (the database is away): the session keeps its current token, and
+                // the client may renew again.
+                Err(Renewal::Failed(e)) => {
+                    tracing::warn!(error = %e, "could not check a renewal; the session keeps its token")
+                }
+                Err(Renewal::Refused(reason)) => {
                     tracing::info!(%reason, "renewal refused; closing");
                     send_error(&outbox, &handshake, reason);
                     outbox.close(RENEWAL_REFUSED_CLOSE, "renewal refused");
@@ -189,17 +196,29 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     tracing::info!("disconnected");
 }
 
+enum Renewal {
+    /// The client's fault: a bad token, or one for someone else.
+    Refused(String),
+    /// The server's: it could not check.
+    Failed(AppError),
+}
+
 /// Checks a token sent in-band: valid, and for the same user and device as the session.
 async fn renew(
     state: &AppState,
     session: &Authenticated,
     token: &str,
-) -> Result<(Authenticated, fieldbook_sync_core::access::Viewer), String> {
-    let renewed = authenticate(state, token).await.map_err(|e| format!("renewal refused: {e}"))?;
+) -> Result<(Authenticated, fieldbook_sync_core::access::Viewer), Renewal> {
+    let renewed = authenticate(state, token).await.map_err(|e| match e {
+        AppError::Internal(_) | AppError::Unavailable(_) => Renewal::Failed(e),
+        refused => Renewal::Refused(format!("renewal refused: {refused}")),
+    })?;
     if renewed.user.id != session.user.id || renewed.device != session.device {
-        return Err("renewal refused: the token is for another user or device than this session".into());
+        return Err(Renewal::Refused(
+            "renewal refused: the token is for another user or device than this session".into(),
+        ));
     }
-    let viewer = state.db.viewer(&renewed.user).await.map_err(|e| format!("renewal failed: {e}"))?;
+    let viewer = state.db.viewer(&renewed.user).await.map_err(|e| Renewal::Failed(e.into()))?;
     Ok((renewed, viewer))
 }
 

@@ -529,7 +529,9 @@ impl DocumentHub {
         let (doc, chunks) = self.db.load_document(document).await?;
         let stored = if doc.get_heads().is_empty() { None } else { Stored::of(&doc, self.catalog().as_ref()) };
         self.set_facts(document, stored.as_ref().map(|s| Arc::new(s.facts.clone())));
-        let mut loaded = LoadedDocument { sync: DocSync::new(doc), stored, chunks, authors: HashMap::new() };
+        let mut sync = DocSync::new(doc);
+        sync.limit_operations(self.limits.max_operations_per_message());
+        let mut loaded = LoadedDocument { sync, stored, chunks, authors: HashMap::new() };
         if loaded.chunks.len() > self.config.compact_after_chunks {
             self.compact(document, &mut loaded).await;
         }

@@ -119,8 +119,8 @@ pub fn judge(p: &Proposal<'_>, frameworks: &impl FrameworkCatalog) -> Result<Jud
         sign_off::check_covered_writes(p.after, p.before_heads, jsons, &writes, p.changes, |side| {
             sender_side == Some(side)
         })?;
-        signed = sign_off::check_new_signatures(p.after, jsons, p.metadata)?;
-        withdrawn = sign_off::withdrawn(before_json, &after_json);
+        signed = sign_off::check_new_signatures(p.after, p.before_heads, &after_json, p.metadata)?;
+        withdrawn = sign_off::withdrawn(before_json, &after_json, &writes);
     }
     let events = events(before_record, &record);
     Ok(Judgement {

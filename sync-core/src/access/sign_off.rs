@@ -81,16 +81,24 @@ pub fn check_covered_writes(
 /// would stand.
 pub fn check_new_signatures(
     after: &Automerge,
-    (before_json, after_json): (&Json, &Json),
+    before_heads: &[ChangeHash],
+    after_json: &Json,
     new_changes: &[ChangeMetadata<'_>],
 ) -> Result<Vec<Side>, Refusal> {
     let mut signed_now = Vec::new();
     for side in Side::BOTH {
-        let value = |json: &Json| json.get("signOff").and_then(|s| s.get(side.as_str())).cloned();
-        if !signed(after_json, side) || value(before_json) == value(after_json) {
+        // New if the signature object is not the one the record held before the message
+        // (the same words signed again are a new signature too).
+        if !signed(after_json, side) || signature_at(after, side, None) == signature_at(after, side, Some(before_heads))
+        {
             continue;
         }
-        let heads = signing_changes(after, side, new_changes);
+        // Usually the message itself signs; a signature that surfaces from older changes (a
+        // concurrent one, uncovered by a withdrawal of another) is checked the same way.
+        let mut heads = signing_changes(after, side, new_changes);
+        if heads.is_empty() {
+            heads = signing_changes(after, side, &after.get_changes_meta(&[]));
+        }
         if !heads.is_empty() {
             let mut fields: Vec<String> = after.keys_at(ROOT, &heads).collect();
             fields.extend(after_json.as_object().into_iter().flat_map(|m| m.keys().cloned()));
@@ -116,9 +124,33 @@ pub fn check_new_signatures(
     Ok(signed_now)
 }
 
-/// The signatures `before` holds that `after` does not.
-pub fn withdrawn(before_json: &Json, after_json: &Json) -> Vec<Side> {
-    Side::BOTH.into_iter().filter(|s| signed(before_json, *s) && !signed(after_json, *s)).collect()
+/// The signatures `before` holds that the message withdraws: deleted by it (even if it signs
+/// again afterwards), or gone after it.
+pub fn withdrawn(before_json: &Json, after_json: &Json, writes: &[Write]) -> Vec<Side> {
+    Side::BOTH
+        .into_iter()
+        .filter(|side| signed(before_json, *side))
+        .filter(|side| {
+            !signed(after_json, *side)
+                || writes.iter().any(|w| {
+                    w.removes
+                        && matches!(&w.path[..], [Prop::Map(s), Prop::Map(k)] if s == "signOff" && k == side.as_str())
+                })
+        })
+        .collect()
+}
+
+/// The object holding `side`'s signature, now or at `heads`.
+fn signature_at(doc: &Automerge, side: Side, heads: Option<&[ChangeHash]>) -> Option<ExId> {
+    let get = |obj: &ExId, key: &str| match heads {
+        None => doc.get(obj, key),
+        Some(heads) => doc.get_at(obj, key, heads),
+    };
+    let Ok(Some((Value::Object(ObjType::Map), sign_off))) = get(&ROOT, "signOff") else { return None };
+    match get(&sign_off, side.as_str()) {
+        Ok(Some((_, id))) => Some(id),
+        _ => None,
+    }
 }
 
 fn signed_at(doc: &Automerge, heads: &[ChangeHash], side: Side) -> bool {

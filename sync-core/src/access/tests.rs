@@ -303,3 +303,48 @@ fn a_sign_off_covers_the_record_as_its_signer_saw_it() {
     let err = check(Party::Observer, &Automerge::new(), &after).unwrap_err();
     assert!(err.contains("the observer's sign-off was made without the latest change to feedback"), "{err}");
 }
+
+#[test]
+fn a_withdrawal_is_seen_even_when_the_same_message_signs_again() {
+    let base = with_sign_off_laid_out();
+    let signed = sign(&base, Side::Observer, "sam");
+    let set = |d: &Automerge, path: &str, value: Value| edit(d, |tx| json::set_path(tx, path, &value).unwrap());
+    // Withdraw, edit, sign again: three changes, one message.
+    let again = sign(&set(&withdraw(&signed, Side::Observer), "feedback", json!("clearer")), Side::Observer, "sam");
+    let judgement = judged(Party::Observer, &signed, &again).unwrap();
+    assert_eq!(judgement.withdrawn, [Side::Observer], "the withdrawal is audited");
+    assert_eq!(judgement.signed, [Side::Observer], "and the new signature");
+}
+
+#[test]
+fn a_signature_that_surfaces_from_older_changes_is_checked_too() {
+    let base = with_sign_off_laid_out();
+    // The practitioner signs on two devices at once; the server holds both (one wins).
+    let phone = sign(&base, Side::Practitioner, "pat");
+    let tablet = sign(&base, Side::Practitioner, "pat");
+    let mut both = phone.clone();
+    both.merge(&mut tablet.clone()).unwrap();
+    // The winner's device withdraws only the signature it saw: the other one surfaces, and
+    // is judged like a new one (it covers the record as its signer saw it).
+    let winner_hash = {
+        let (_, id) = both.get(automerge::ROOT, "signOff").unwrap().unwrap();
+        let (_, signature) = both.get(&id, "practitioner").unwrap().unwrap();
+        signature
+    };
+    let winner = if phone.get_all(phone.get(automerge::ROOT, "signOff").unwrap().unwrap().1, "practitioner").unwrap()[0]
+        .1
+        == winner_hash
+    {
+        &phone
+    } else {
+        &tablet
+    };
+    let mut withdrawing = winner.clone();
+    let withdrawn = withdraw(&withdrawing, Side::Practitioner);
+    withdrawing = withdrawn;
+    let mut after = both.clone();
+    after.merge(&mut withdrawing).unwrap();
+    let judgement = judged(Party::Practitioner, &both, &after).unwrap();
+    assert_eq!(judgement.withdrawn, [Side::Practitioner]);
+    assert_eq!(judgement.signed, [Side::Practitioner], "the surfacing signature is checked and recorded");
+}

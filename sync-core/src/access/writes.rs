@@ -120,6 +120,8 @@ pub struct Write {
     pub path: Vec<Prop>,
     /// The operation makes an object (a map, list or text) there.
     pub puts_object: bool,
+    /// The operation deletes what is there.
+    pub removes: bool,
     /// Which of the message's changes it belongs to.
     pub change: usize,
 }
@@ -131,10 +133,11 @@ pub fn writes_of(after: &Automerge, changes: &[Change]) -> Result<Vec<Write>, Re
     let mut paths = ObjectPaths::new(after);
     let mut out = Vec::new();
     for (index, change) in changes.iter().enumerate() {
-        let mut seen: BTreeSet<(Vec<Prop>, bool)> = BTreeSet::new();
+        let mut seen: BTreeSet<(Vec<Prop>, bool, bool)> = BTreeSet::new();
         let mut previous: Option<(ObjectId, bool)> = None;
         for op in change.decode().operations {
             let puts_object = matches!(op.action, OpType::Make(_));
+            let removes = matches!(op.action, OpType::Delete);
             if matches!(op.key, Key::Seq(_)) {
                 if previous.as_ref().is_some_and(|(obj, made)| *obj == op.obj && *made == puts_object) {
                     continue;
@@ -148,8 +151,8 @@ pub fn writes_of(after: &Automerge, changes: &[Change]) -> Result<Vec<Write>, Re
                 Key::Map(key) => Prop::Map(key.to_string()),
                 Key::Seq(_) => Prop::Seq(ANY_INDEX),
             });
-            if seen.insert((path.clone(), puts_object)) {
-                out.push(Write { path, puts_object, change: index });
+            if seen.insert((path.clone(), puts_object, removes)) {
+                out.push(Write { path, puts_object, removes, change: index });
             }
         }
     }
