@@ -229,6 +229,20 @@ async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, ImportErr
     let in_file: HashSet<&str> = rows.iter().map(|r| r.user.id.as_str()).collect();
     let mut problems = Vec::new();
     let mut supervisors = db.current_supervisors().await?;
+    let starts = db.open_supervision_starts().await?;
+    // A changed supervisor starts a new relationship, which must start after the current
+    // one did (history is kept, not rewritten): checked here, before anything is written.
+    for (line, row) in rows.iter().enumerate() {
+        let changes = row.columns.contains("supervisor") && row.supervisor.as_ref() != supervisors.get(&row.user.id);
+        if let Some(since) = starts.get(&row.user.id).filter(|since| changes && row.supervisor_from <= **since) {
+            problems.push(format!(
+                "line {}: {:?}'s current supervision started {since}; a change must start after that \
+                 (supervisor_from, default today)",
+                line + 2,
+                row.user.id
+            ));
+        }
+    }
     for (line, row) in rows.iter().enumerate() {
         if let Some(s) = &row.supervisor
             && !stored.contains_key(s)

@@ -80,6 +80,14 @@ async fn admins_manage_people_teams_and_supervision() {
     let twice = server.post_csv("/v1/admin/import", &admin, "id,name,role,id\nlee,Lee,practitioner,lee\n").await;
     assert!(twice.json()["detail"].as_str().unwrap().contains("column \"id\" appears twice"), "{}", twice.body);
     assert_eq!(call("GET", "/v1/admin/users/lee", None).await.status, 404, "nothing was imported");
+    // A supervisor change must start after the current supervision did (found by fuzzing: the
+    // file was half imported before this was refused).
+    let backdated = "id,name,role,team,supervisor,supervisor_from\nzed,Zed,practitioner,east,,\nkim,Kim Lee,practitioner,south,sam,2025-06-01\n";
+    let refused = server.post_csv("/v1/admin/import", &admin, backdated).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let detail = refused.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("line 3: \"kim\"'s current supervision started 2026-01-01"), "{detail}");
+    assert_eq!(call("GET", "/v1/admin/users/zed", None).await.status, 404, "nothing was imported");
 
     // Passwords for built-in sign-in: too short is refused, a good one signs in.
     let short = json!({"password": "short"});

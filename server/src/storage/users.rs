@@ -366,6 +366,14 @@ impl Database {
     }
 
     /// Everyone's current supervisor (supervisee → supervisor).
+    /// Since when each supervisee's open supervision runs (`YYYY-MM-DD`).
+    pub async fn open_supervision_starts(&self) -> Result<std::collections::HashMap<String, String>, StorageError> {
+        let rows = sqlx::query("SELECT supervisee_id, started_on FROM supervision WHERE ended_on IS NULL")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("supervisee_id")?, r.try_get("started_on")?))).collect()
+    }
+
     pub async fn current_supervisors(&self) -> Result<std::collections::HashMap<String, String>, StorageError> {
         let rows = sqlx::query("SELECT supervisee_id, supervisor_id FROM supervision WHERE ended_on IS NULL")
             .fetch_all(self.pool())
