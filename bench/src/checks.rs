@@ -12,7 +12,7 @@ use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use clap::Args;
 use fieldbook_sync_core::access::{Proposal, Role, Stored, Viewer, judge};
 use fieldbook_sync_core::frameworks::Catalog;
-use fieldbook_sync_core::{DocSync, SyncKind, json};
+use fieldbook_sync_core::{DocSync, SyncKind, changes_message, json};
 use serde_json::json as j;
 
 #[derive(Args)]
@@ -117,16 +117,7 @@ fn per_message(
         let mut tx = client.transaction();
         edit(&mut tx, &notes, i);
         tx.commit();
-        let changes: Vec<Vec<u8>> = client.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect();
-        let data = automerge::sync::Message {
-            heads: client.get_heads(),
-            need: vec![],
-            have: vec![],
-            changes: changes.into(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode();
+        let data = changes_message(&client, &before);
         let started = Instant::now();
         let heads = server.heads();
         let staged = server.stage(&(), SyncKind::Sync, &data).expect("a sync message");

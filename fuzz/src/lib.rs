@@ -85,6 +85,14 @@ pub fn mutated(seed: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Keys a client might write: every field name of the schemas, component ids, and names no
+/// schema has (one of them narrative a client might put in a key).
+pub fn field_names() -> Vec<&'static str> {
+    let mut names = fieldbook_sync_core::records::SCHEMA_NAMES.to_vec();
+    names.extend(["kss-cf-2018/1", "kss-cf-2018/6", "extra", "", "Mother said"]);
+    names
+}
+
 /// Text a client might write: ordinary words, quotes and escapes, control characters,
 /// non-Latin script, ids and dates.
 pub fn client_text() -> impl Strategy<Value = String> {

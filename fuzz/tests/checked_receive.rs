@@ -9,46 +9,10 @@ use automerge::{Automerge, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use fieldbook_fuzz::{client_text, fuzz};
 use fieldbook_sync_core::access::{LineGrant, Proposal, Role, Stored, Viewer, judge};
 use fieldbook_sync_core::frameworks::Catalog;
-use fieldbook_sync_core::{DocSync, Record, SyncKind, json};
+use fieldbook_sync_core::{DocSync, Record, SyncKind, changes_message, json};
 use proptest::prelude::*;
 
-/// Field names of the schema, and some that are not.
-const KEYS: &[&str] = &[
-    "type",
-    "schemaVersion",
-    "practitionerId",
-    "observerId",
-    "observedAt",
-    "setting",
-    "present",
-    "purpose",
-    "consent",
-    "given",
-    "by",
-    "how",
-    "framework",
-    "components",
-    "notes",
-    "strengths",
-    "judgements",
-    "feedback",
-    "reflection",
-    "response",
-    "familyVoice",
-    "text",
-    "actions",
-    "id",
-    "goalId",
-    "status",
-    "signOff",
-    "observer",
-    "practitioner",
-    "at",
-    "kss-cf-2018/1",
-    "kss-cf-2018/6",
-    "extra",
-    "",
-];
+static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(fieldbook_fuzz::field_names);
 
 #[derive(Debug, Clone)]
 enum Edit {
@@ -219,16 +183,7 @@ fn client_edits_through_the_checked_receive_path() {
         let heads_before = server.heads();
         // The sync message that carries the client's new changes, as a client sends it once
         // the server has said what it has.
-        let changes: Vec<Vec<u8>> = client.get_changes(&heads_before).iter().map(|c| c.raw_bytes().to_vec()).collect();
-        let mut data = automerge::sync::Message {
-            heads: client.get_heads(),
-            need: vec![],
-            have: vec![],
-            changes: changes.into(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode();
+        let mut data = changes_message(&client, &heads_before);
         if let Some((at, byte)) = corrupt
             && !data.is_empty()
         {

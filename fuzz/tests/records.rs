@@ -8,61 +8,9 @@ use fieldbook_sync_core::frameworks::Catalog;
 use fieldbook_sync_core::records::events::events;
 use fieldbook_sync_core::{Record, Refusal};
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
 
-const FIELDS: &[&str] = &[
-    "practitionerId",
-    "observerId",
-    "observedAt",
-    "setting",
-    "present",
-    "purpose",
-    "consent",
-    "given",
-    "by",
-    "how",
-    "withdrawnAt",
-    "framework",
-    "components",
-    "notes",
-    "strengths",
-    "developmentAreas",
-    "judgements",
-    "feedback",
-    "feedbackGivenAt",
-    "reflection",
-    "response",
-    "familyVoice",
-    "text",
-    "actions",
-    "id",
-    "goalId",
-    "status",
-    "signOff",
-    "observer",
-    "practitioner",
-    "at",
-    "ownerId",
-    "supervisorId",
-    "period",
-    "from",
-    "to",
-    "source",
-    "gapAnalysis",
-    "self",
-    "supervisor",
-    "note",
-    "goals",
-    "title",
-    "components",
-    "targetDate",
-    "completedAt",
-    "evidence",
-    "reviews",
-    "kss-cf-2018/1",
-    "kss-cf-2018/6",
-    "Mother said",
-];
+static FIELDS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(fieldbook_fuzz::field_names);
+use serde_json::{Map, Value, json};
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -65,6 +65,31 @@ pub struct Staged<P> {
     too_many_operations: Option<(usize, usize)>,
 }
 
+impl<P: Clone> Staged<P> {
+    /// A message whose changes (if any) were not applied.
+    fn unapplied(
+        peer: &P,
+        kind: SyncKind,
+        sync_state: sync::State,
+        chunk_changes: Vec<Change>,
+        received_bytes: Vec<u8>,
+        too_many_operations: Option<(usize, usize)>,
+    ) -> Self {
+        Staged {
+            peer: peer.clone(),
+            kind,
+            scratch: None,
+            sync_state,
+            new_hashes: Vec::new(),
+            chunk_changes,
+            received_bytes,
+            blocked_by_rejected: false,
+            completes_others: false,
+            too_many_operations,
+        }
+    }
+}
+
 impl<P> Staged<P> {
     /// The document as it would be.
     pub fn after(&self) -> &Automerge {
@@ -266,34 +291,13 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             // Hear what the peer says of itself, without its changes.
             let without_changes = sync::Message { changes: Vec::<Vec<u8>>::new().into(), ..message };
             self.doc.receive_sync_message(&mut sync_state, without_changes)?;
-            return Ok(Staged {
-                peer: peer.clone(),
-                kind,
-                scratch: None,
-                sync_state,
-                new_hashes: Vec::new(),
-                chunk_changes,
-                received_bytes,
-                blocked_by_rejected: false,
-                completes_others: false,
-                too_many_operations: Some((operations, self.max_operations)),
-            });
+            let too_many = Some((operations, self.max_operations));
+            return Ok(Staged::unapplied(peer, kind, sync_state, chunk_changes, received_bytes, too_many));
         }
         if received_bytes.is_empty() {
             // Nothing to check: a message without changes cannot change the document.
             self.doc.receive_sync_message(&mut sync_state, message)?;
-            return Ok(Staged {
-                peer: peer.clone(),
-                kind,
-                scratch: None,
-                sync_state,
-                new_hashes: Vec::new(),
-                chunk_changes,
-                received_bytes,
-                blocked_by_rejected: false,
-                completes_others: false,
-                too_many_operations: None,
-            });
+            return Ok(Staged::unapplied(peer, kind, sync_state, chunk_changes, received_bytes, None));
         }
         let mut scratch = self.doc.clone();
         scratch.receive_sync_message(&mut sync_state, message)?;
@@ -392,6 +396,21 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         let kind = if empty { SyncKind::Request } else { SyncKind::Sync };
         Some(Outgoing { peer: peer.clone(), kind, data: message.encode() })
     }
+}
+
+/// A sync message carrying every change of `doc` beyond `since`, as a peer sends one once it
+/// knows what the other holds (for tests, benchmarks and fuzzing).
+pub fn changes_message(doc: &Automerge, since: &[ChangeHash]) -> Vec<u8> {
+    let changes: Vec<Vec<u8>> = doc.get_changes(since).iter().map(|c| c.raw_bytes().to_vec()).collect();
+    sync::Message {
+        heads: doc.get_heads(),
+        need: vec![],
+        have: vec![],
+        changes: changes.into(),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    }
+    .encode()
 }
 
 /// A peer's heads with every refused change replaced by its (accepted) ancestors.
@@ -567,16 +586,7 @@ mod tests {
             tx.put(ROOT, format!("k{i}"), i).unwrap();
         }
         tx.commit();
-        let change = doc.get_last_local_change().unwrap().clone();
-        let message = sync::Message {
-            heads: doc.get_heads(),
-            need: vec![],
-            have: vec![],
-            changes: vec![change.raw_bytes().to_vec()].into(),
-            flags: None,
-            version: sync::MessageVersion::V1,
-        }
-        .encode();
+        let message = changes_message(&doc, &[]);
         let mut server: DocSync<&str> = DocSync::new(Automerge::new());
         server.limit_operations(5);
         let received = server.receive(&"client", SyncKind::Sync, &message).unwrap();

@@ -17,7 +17,7 @@ pub mod records;
 pub mod refusal;
 
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
-pub use doc_sync::{DocSync, Outgoing, Received, Rejected, Staged, SyncError};
+pub use doc_sync::{DocSync, Outgoing, Received, Rejected, Staged, SyncError, changes_message};
 pub use document_id::{DocumentId, InvalidDocumentId};
 pub use message::{DecodeError, Message, PROTOCOL_VERSION, PeerId, PeerMetadata, StorageId, SyncKind};
 pub use records::{Record, RecordError};

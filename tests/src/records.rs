@@ -1,6 +1,16 @@
 //! Valid records to start tests from (DOMAIN.md "Records").
 
+use automerge::Automerge;
 use serde_json::{Value, json};
+
+/// A document holding `value`, strings as Text (as JavaScript clients write them).
+pub fn document(value: &Value) -> Automerge {
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    fieldbook_sync_core::json::put_object(&mut tx, value).expect("a JSON object");
+    tx.commit();
+    doc
+}
 
 /// A minimal valid draft observation of `pat` by `sam`, with `extra` fields merged in.
 pub fn observation(extra: Value) -> Value {

@@ -6,7 +6,7 @@ use automerge::transaction::Transactable;
 use fieldbook_server::storage::Role;
 use fieldbook_sync_core::{DocumentId, json};
 use fieldbook_tests::peer::{Outcome, Peer};
-use fieldbook_tests::records::{observation, plan};
+use fieldbook_tests::records::{document, observation, plan};
 use fieldbook_tests::{Backend, TestApp, js};
 use serde_json::{Value, json};
 
@@ -46,14 +46,6 @@ impl Org {
     async fn peer(&self, user: &str) -> Peer {
         Peer::connect(&self.app.server.ws_url(self.token(user)), user).await
     }
-}
-
-fn document(value: &Value) -> Automerge {
-    let mut doc = Automerge::new();
-    let mut tx = doc.transaction();
-    json::put_object(&mut tx, value).unwrap();
-    tx.commit();
-    doc
 }
 
 fn edited(base: &Automerge, path: &str, value: &Value) -> Automerge {

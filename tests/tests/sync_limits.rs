@@ -9,20 +9,12 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ScalarValue};
 use fieldbook_server::config::{CacheConfig, Limits, ServerConfig};
 use fieldbook_server::storage::Role;
-use fieldbook_sync_core::{DocumentId, Message, SyncKind, json};
+use fieldbook_sync_core::{DocumentId, Message, SyncKind};
 use fieldbook_tests::peer::{Outcome, Peer};
 use fieldbook_tests::raw::{self, Received};
-use fieldbook_tests::records::observation;
+use fieldbook_tests::records::{document, observation};
 use fieldbook_tests::{Backend, TestApp, TestDatabase};
-use serde_json::{Value, json as j};
-
-fn document(value: &Value) -> Automerge {
-    let mut doc = Automerge::new();
-    let mut tx = doc.transaction();
-    json::put_object(&mut tx, value).unwrap();
-    tx.commit();
-    doc
-}
+use serde_json::json as j;
 
 /// A valid observation carrying `bytes` of opaque data in a field outside the schema (the
 /// observer's to write), to make documents of a given size cheaply.

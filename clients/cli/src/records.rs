@@ -364,10 +364,7 @@ pub async fn observation(store: &Store, user: Option<&str>, command: Observation
             let user = require_user(user)?.to_owned();
             edit(store, &url, |current, tx| {
                 expect_type(current, "observation")?;
-                let (key, owner, other) = match party {
-                    Party::Observer => ("observer", "observerId", "practitioner"),
-                    Party::Practitioner => ("practitioner", "practitionerId", "observer"),
-                };
+                let (key, owner, other) = sides(party);
                 if current[owner] != user.as_str() {
                     bail!("only {} can sign off as the {key}", current[owner]);
                 }
@@ -383,10 +380,7 @@ pub async fn observation(store: &Store, user: Option<&str>, command: Observation
             let user = require_user(user)?.to_owned();
             edit(store, &url, |current, tx| {
                 expect_type(current, "observation")?;
-                let (key, owner, other) = match party {
-                    Party::Observer => ("observer", "observerId", "practitioner"),
-                    Party::Practitioner => ("practitioner", "practitionerId", "observer"),
-                };
+                let (key, owner, other) = sides(party);
                 if current[owner] != user.as_str() {
                     bail!("only {} can withdraw the {key}'s sign-off", current[owner]);
                 }
@@ -405,6 +399,14 @@ pub async fn observation(store: &Store, user: Option<&str>, command: Observation
             })
             .await
         }
+    }
+}
+
+/// A party's key under `signOff`, the field naming them, and the other party's key.
+fn sides(party: Party) -> (&'static str, &'static str, &'static str) {
+    match party {
+        Party::Observer => ("observer", "observerId", "practitioner"),
+        Party::Practitioner => ("practitioner", "practitionerId", "observer"),
     }
 }
 

@@ -7,7 +7,7 @@
 use automerge::Prop;
 
 /// Every field name the record schemas define, at any depth (DOMAIN.md "Records").
-const SCHEMA_NAMES: &[&str] = &[
+pub const SCHEMA_NAMES: &[&str] = &[
     "type",
     "schemaVersion",
     "practitionerId",

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::frameworks::FrameworkCatalog;
 
-pub use field_path::{FieldPath, schema_name};
+pub use field_path::{FieldPath, SCHEMA_NAMES, schema_name};
 pub use observation::{Action, Consent, Observation, Side, SignOff, Signature};
 pub use plan::{DevelopmentPlan, GapRating, Goal, Period, Review};
 
