@@ -60,7 +60,7 @@ pub struct Session {
     pub token: String,
     /// From `login` (so it can be refreshed), not from `--token`.
     stored: bool,
-    refreshed: bool,
+    retried: bool,
 }
 
 impl Session {
@@ -70,7 +70,7 @@ impl Session {
         let stored_server = store.setting(SERVER).await?;
         if let Some(token) = token {
             let server = server.or(stored_server).context("--server is required (or sign in with `login`)")?;
-            return Ok(Session { server, token, stored: false, refreshed: false });
+            return Ok(Session { server, token, stored: false, retried: false });
         }
         let (Some(stored_server), Some(token)) = (stored_server, store.setting(ACCESS_TOKEN).await?) else {
             bail!("this device is not signed in: run `fieldbook-device login`, or pass --token");
@@ -80,11 +80,10 @@ impl Session {
         {
             bail!("this device is signed in to {stored_server}, not {server}: run `fieldbook-device login` again");
         }
-        let mut session = Session { server: stored_server, token, stored: true, refreshed: false };
+        let mut session = Session { server: stored_server, token, stored: true, retried: false };
         let expires_at: u64 = store.setting(ACCESS_EXPIRES_AT).await?.and_then(|s| s.parse().ok()).unwrap_or(0);
         if now_secs() + EXPIRY_MARGIN_SECS >= expires_at {
             session.token = refresh(store, &session.server).await?;
-            session.refreshed = true;
         }
         Ok(session)
     }
@@ -96,16 +95,19 @@ impl Session {
 
     /// After a failed attempt: true if the server refused a stored token (or ended the
     /// session when it expired) and we have now refreshed it, so the attempt is worth one
-    /// retry.
+    /// retry (only one).
     pub async fn retry_after<T>(&mut self, store: &Store, result: &anyhow::Result<T>) -> anyhow::Result<bool> {
         let Err(e) = result else { return Ok(false) };
-        let refused_token = e.downcast_ref::<TokenRefused>().is_some_and(|r| !r.wipe)
+        // One more try with a fresh token, even if this one was refreshed just before: a very
+        // short-lived token can expire on the way (refused at the upgrade, or the session
+        // ended at its expiry).
+        let refused = e.downcast_ref::<TokenRefused>().is_some_and(|r| !r.wipe)
             || e.downcast_ref::<crate::sync::SessionExpired>().is_some();
-        if !refused_token || !self.stored || self.refreshed {
+        if !refused || !self.stored || self.retried {
             return Ok(false);
         }
+        self.retried = true;
         self.token = refresh(store, &self.server).await?;
-        self.refreshed = true;
         Ok(true)
     }
 }

@@ -213,7 +213,16 @@ async fn run(
                 pending.remove(&document_id);
             }
             Message::Unknown { message_type } if message_type == notice::WIPE => return Err(WipeRequested.into()),
-            Message::Error { message, .. } => bail!("server error: {message}"),
+            Message::Error { message, .. } => {
+                // An expired session is told why, then closed with its own code.
+                let closing = tokio::time::timeout(Duration::from_secs(2), next_message(&mut stream)).await;
+                if let Ok(Err(e)) = closing
+                    && e.is::<SessionExpired>()
+                {
+                    return Err(SessionExpired.into());
+                }
+                bail!("server error: {message}")
+            }
             _ => {}
         }
     }
@@ -229,13 +238,12 @@ async fn run(
     Ok(report)
 }
 
-/// A third of the way before `expires_at` (Unix seconds), at most a minute before, and not
-/// sooner than a second from now.
+/// A third of its remaining life before `expires_at` (Unix seconds), at most a minute before.
 fn renewal_time(expires_at: u64) -> tokio::time::Instant {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let left = expires_at.saturating_sub(now);
-    let lead = (left / 3).min(60);
-    tokio::time::Instant::now() + Duration::from_secs((left - lead).max(1))
+    let expiry = std::time::UNIX_EPOCH + Duration::from_secs(expires_at);
+    let left = expiry.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    let lead = (left / 3).min(Duration::from_secs(60));
+    tokio::time::Instant::now() + (left - lead)
 }
 
 fn sync_frame(sender: &str, target: &str, document_id: DocumentId, kind: SyncKind, data: Vec<u8>) -> Vec<u8> {

@@ -46,6 +46,11 @@ pub async fn sync_endpoint(
     {
         return Err(AppError::DeviceRevoked);
     }
+    // A session lasts as long as its token: one already expired (within the verifier's
+    // leeway for clocks) would only be closed at once.
+    if deadline(auth.expires_at) <= Instant::now() {
+        return Err(AppError::unauthorized("the access token has expired"));
+    }
     let hard_limit = state.limits.max_frame_bytes.saturating_mul(HARD_FRAME_FACTOR);
     let span = tracing::info_span!("sync", user = %auth.user.id, device = auth.device.as_deref().unwrap_or("-"));
     Ok(ws
@@ -224,8 +229,8 @@ async fn renew(
 
 /// When a token that expires at `expires_at` (Unix seconds) stops being good, as a timer.
 fn deadline(expires_at: u64) -> Instant {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    Instant::now() + Duration::from_secs(expires_at.saturating_sub(now))
+    let expiry = UNIX_EPOCH + Duration::from_secs(expires_at);
+    Instant::now() + expiry.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
 fn failure_reason(e: &HubError, document_id: fieldbook_sync_core::DocumentId) -> String {
