@@ -68,7 +68,7 @@ pub struct AuditQuery {
 
 impl Database {
     pub async fn audit(&self, event: AuditEvent) -> Result<(), StorageError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         append(&mut tx, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
         Ok(())
@@ -181,7 +181,7 @@ impl AuditLog {
 }
 
 async fn append_batch(db: &Database, events: &[AuditEvent]) -> Result<(), StorageError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     append(&mut tx, events).await?;
     tx.commit().await?;
     Ok(())

@@ -65,7 +65,7 @@ impl Database {
     /// so a token issued for it but not yet used is refused too.
     pub async fn revoke_device(&self, user_id: &str, device_id: &str) -> Result<(), StorageError> {
         let now = now_millis();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO devices (user_id, device_id, first_seen_at, last_seen_at, revoked_at) VALUES ($1, $2, $3, $3, $3)
              ON CONFLICT (user_id, device_id) DO UPDATE SET revoked_at = excluded.revoked_at",

@@ -74,7 +74,7 @@ impl Database {
     /// Replaces exactly the chunks in `replaces` with one snapshot, atomically. Chunks not
     /// listed (e.g. written meanwhile by another node) are kept.
     pub async fn compact(&self, document: DocumentId, snapshot: &[u8], replaces: &[i64]) -> Result<i64, StorageError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )

@@ -53,7 +53,7 @@ impl Database {
     pub async fn import_framework(&self, framework: &Framework) -> Result<ImportReport, StorageError> {
         let definition = serde_json::to_string(framework).map_err(|e| StorageError::Internal(e.to_string()))?;
         let now = now_millis();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let created = sqlx::query("SELECT 1 AS x FROM frameworks WHERE id = $1")
             .bind(&framework.id)
             .fetch_optional(&mut *tx)

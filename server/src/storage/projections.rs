@@ -52,7 +52,7 @@ impl Database {
     /// Commits several documents' chunks and projections in one transaction; returns the
     /// chunk ids in job order. A batch holds each document at most once.
     pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<i64>, StorageError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let ids = insert_chunks(&mut tx, jobs).await?;
         let replaced: Vec<String> =
             jobs.iter().filter(|j| j.replaces_projection && j.record.is_some()).map(|j| j.document.url()).collect();

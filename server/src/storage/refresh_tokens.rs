@@ -57,7 +57,7 @@ impl Database {
         expires_at: i64,
     ) -> Result<bool, StorageError> {
         let now = now_millis();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
                 .bind(old_hash)
@@ -96,7 +96,7 @@ impl Database {
     /// Revokes every active refresh token of one device (e.g. when a rotated one is reused,
     /// which means it was copied); returns how many.
     pub async fn revoke_device_refresh_tokens(&self, user_id: &str, device_id: &str) -> Result<u64, StorageError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let revoked = revoke_for_device(&mut tx, user_id, device_id, now_millis()).await?;
         tx.commit().await?;
         Ok(revoked)

@@ -344,7 +344,7 @@ impl Database {
                 open.supervisor_id, open.started_on
             )));
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE supervision SET ended_on = $2 WHERE supervisee_id = $1 AND ended_on IS NULL")
             .bind(supervisee)
             .bind(from)
