@@ -64,40 +64,10 @@ impl Peer {
     }
 
     async fn exchange(&mut self, id: DocumentId, sync: &mut DocSync<()>) -> Outcome {
-        sync.add_peer(SERVER);
-        self.send_outgoing(id, sync).await;
-        loop {
-            match raw::next(&mut self.socket).await.expect("the server keeps the connection open") {
-                Message::Sync { document_id, kind, data, .. } if document_id == id => {
-                    sync.receive(&SERVER, kind, &data).expect("valid sync message");
-                    self.send_outgoing(id, sync).await;
-                    if sync.in_sync_with(&SERVER) {
-                        return Outcome::Accepted;
-                    }
-                }
-                Message::Ephemeral { document_id, data, .. } if document_id == id => {
-                    if let Some(notice) = RejectionNotice::decode(&data) {
-                        return Outcome::Rejected(notice.reason);
-                    }
-                }
-                Message::DocUnavailable { document_id, .. } if document_id == id => return Outcome::Unavailable,
-                Message::Error { message, .. } => panic!("server error: {message}"),
-                _ => {}
-            }
-        }
-    }
-
-    async fn send_outgoing(&mut self, id: DocumentId, sync: &mut DocSync<()>) {
-        if let Some(out) = sync.outgoing_for(&SERVER) {
-            let kind = if sync.is_empty() { SyncKind::Request } else { out.kind };
-            let message = Message::Sync {
-                kind,
-                sender_id: self.peer_id.clone(),
-                target_id: self.server_id.clone(),
-                document_id: id,
-                data: out.data,
-            };
-            raw::send(&mut self.socket, message.encode()).await;
+        match self.try_exchange(id, sync).await {
+            Ok(outcome) => outcome,
+            Err(Interrupted::Error(message)) => panic!("server error: {message}"),
+            Err(other) => panic!("the server should keep the connection open: {other:?}"),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use automerge::Automerge;
 use automerge::transaction::Transactable;
 use fieldbook_server::storage::Role;
-use fieldbook_sync_core::DocumentId;
+use fieldbook_sync_core::{DocumentId, Message};
 use fieldbook_tests::TestServer;
 use fieldbook_tests::peer::{Outcome, Peer};
 use fieldbook_tests::private_postgres::PrivatePostgres;
@@ -40,12 +40,17 @@ async fn server_rides_out_a_database_restart() {
     assert_eq!(stored_probe.push(stored_id, &stored_doc).await, Outcome::Accepted);
     let stored_probe_acknowledged = Acknowledged { markers: 1, heads: stored_doc.get_heads() };
     let mut new_probe = Peer::connect(&ws_url, "new-probe").await;
+    // And one that renews its session while the database is down: the server cannot check
+    // the token, which is its own fault, so the session carries on rather than being refused.
+    let mut renewing = Peer::connect(&ws_url, "renewing").await;
+    let fresh = db.keys().issue("sam", Some("test-device"), Duration::from_secs(600)).unwrap();
 
     // The database goes away.
     let stopping_at = Instant::now();
     postgres.stop();
     let stopped_at = Instant::now();
     let unready_at = wait_for_readyz(&mut server, 503, Duration::from_secs(30)).await;
+    renewing.send_frame(Message::Renew { sender_id: "renewing".into(), token: fresh }.encode()).await;
 
     // Nothing sent while it is down is acknowledged: the probes' changes (a change to the
     // stored record, a new record) get an error, a close or silence, never our heads.
@@ -81,6 +86,9 @@ async fn server_rides_out_a_database_restart() {
     let ready_at = wait_for_readyz(&mut server, 200, Duration::from_secs(40)).await;
     writers.wait_for_acks(back_at, 5, Duration::from_secs(60)).await;
     let resumed_at = Instant::now();
+    let (renewed_id, renewed_doc) = new_record();
+    let renewed = renewing.try_push(renewed_id, &renewed_doc, Duration::from_secs(30)).await;
+    assert_eq!(renewed, Ok(Outcome::Accepted), "a renewal the server could not check ended the session");
 
     // The same process throughout.
     assert_eq!(server.exit_status(), None, "the server exited");
@@ -92,6 +100,7 @@ async fn server_rides_out_a_database_restart() {
     writers.stop().await;
     let mut acknowledged = writers.acknowledged();
     acknowledged.insert(stored_id, stored_probe_acknowledged);
+    acknowledged.insert(renewed_id, Acknowledged { markers: 1, heads: renewed_doc.get_heads() });
     let reader = server.restart();
     let checked = writers::verify(&reader.ws_url(&token), &acknowledged)
         .await

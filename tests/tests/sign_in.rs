@@ -635,6 +635,13 @@ async fn password_guessing_is_throttled_per_user(backend: Backend) {
     assert_eq!((rows[0]["userId"].as_str(), rows[0]["detail"]["scope"].as_str()), (Some("pat"), Some("user")));
     assert_eq!(rows[1]["userId"], Value::Null, "{rows:?}");
     assert!(!app.fieldbook(&["audit"]).contains("nobody-here"), "what was typed stays out of the trail");
+    let unknown_failures: Vec<Value> =
+        audit_rows(&app, "login-failed").into_iter().filter(|e| e["detail"]["unknownUser"] == true).collect();
+    assert!(!unknown_failures.is_empty());
+    assert!(
+        unknown_failures.iter().all(|e| e["userId"].is_null() && e["deviceId"].is_null()),
+        "neither the typed user id nor device id is kept: {unknown_failures:?}"
+    );
 }
 
 #[tokio::test]

@@ -233,6 +233,14 @@ fn throttled(scope: Scope, wait_ms: i64) -> AppError {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_ipv6_network_counts_as_one_address() {
+        let key = |a: &str| Key::address(a.parse().unwrap()).hash;
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"), "one /64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
+
     /// A sign-in abandoned while it waits for a core (an HTTP/2 stream reset, a timeout) gives
     /// its place back, and one abandoned while hashing keeps its core until the hash is done.
     #[tokio::test]

@@ -12,8 +12,7 @@ use std::str::FromStr;
 use crate::records::{Record, dates};
 
 pub use judge::{Judgement, Proposal, Stored, judge};
-pub use sign_off::covers;
-pub use writes::{ANY_INDEX, Write, WriteCheck, check_write, writes_of};
+pub use writes::{WriteCheck, check_write};
 
 /// A user's role in the organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

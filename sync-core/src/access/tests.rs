@@ -326,24 +326,13 @@ fn a_signature_that_surfaces_from_older_changes_is_checked_too() {
     both.merge(&mut tablet.clone()).unwrap();
     // The winner's device withdraws only the signature it saw: the other one surfaces, and
     // is judged like a new one (it covers the record as its signer saw it).
-    let winner_hash = {
-        let (_, id) = both.get(automerge::ROOT, "signOff").unwrap().unwrap();
-        let (_, signature) = both.get(&id, "practitioner").unwrap().unwrap();
-        signature
+    let signature = |doc: &Automerge| {
+        let (_, sign_off) = doc.get(automerge::ROOT, "signOff").unwrap().unwrap();
+        doc.get(&sign_off, "practitioner").unwrap().unwrap().1
     };
-    let winner = if phone.get_all(phone.get(automerge::ROOT, "signOff").unwrap().unwrap().1, "practitioner").unwrap()[0]
-        .1
-        == winner_hash
-    {
-        &phone
-    } else {
-        &tablet
-    };
-    let mut withdrawing = winner.clone();
-    let withdrawn = withdraw(&withdrawing, Side::Practitioner);
-    withdrawing = withdrawn;
+    let winner = if signature(&both) == signature(&phone) { &phone } else { &tablet };
     let mut after = both.clone();
-    after.merge(&mut withdrawing).unwrap();
+    after.merge(&mut withdraw(winner, Side::Practitioner)).unwrap();
     let judgement = judged(Party::Practitioner, &both, &after).unwrap();
     assert_eq!(judgement.withdrawn, [Side::Practitioner]);
     assert_eq!(judgement.signed, [Side::Practitioner], "the surfacing signature is checked and recorded");

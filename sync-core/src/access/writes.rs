@@ -275,7 +275,7 @@ fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, 
 
 /// A list position in an operation's path: operations name list elements by id, not index,
 /// and the rules match any index anyway.
-pub const ANY_INDEX: usize = usize::MAX;
+const ANY_INDEX: usize = usize::MAX;
 
 /// Paths of the objects operations write into, found once per object.
 struct ObjectPaths<'a> {
