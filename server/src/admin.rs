@@ -475,7 +475,7 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
             let q = db.quarantined_change(id).await?.ok_or_else(|| anyhow::anyhow!("no quarantined change {id}"))?;
             // The stored record with the refused changes applied, for a reviewer to compare.
             let document: DocumentId = q.document_id.parse()?;
-            let (mut doc, _) = db.load_document(document).await?;
+            let mut doc = db.load_document(document).await?.doc;
             let stored = json::to_json(&doc);
             doc.load_incremental(&q.changes)?;
             db.audit(cli_event("quarantine-read", json!({ "quarantine": q.id })).document(document)).await?;

@@ -16,6 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthSettings, KeySource, OidcVerifier, TokenKeys};
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::error::{AppError, Problem, problem_response};
 use crate::state::AppState;
@@ -29,11 +30,18 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// The metrics endpoint, if `--metrics-listen` asked for one.
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 impl Server {
     /// Connects to the database (applying migrations), prepares keys and binds the port.
     pub async fn bind(config: ServerConfig) -> Result<Self, StartError> {
+        // First, so that everything from the start is counted.
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::bind(addr).await.map_err(StartError::Metrics)?),
+            None => None,
+        };
         let db = Database::connect(&config.database_url).await?;
         let storage_id = db.storage_id().await?;
         let key_source =
@@ -44,6 +52,7 @@ impl Server {
         let audit = AuditLog::start(db.clone());
         let hub =
             Arc::new(DocumentHub::new(db.clone(), audit.clone(), peer_id, (config.cache, config.limits), catalog));
+        let cluster = Cluster::new(db.clone(), hub.clone(), &config.database_url).await?;
         let oidc = match config.auth.oidc {
             Some(oidc) => Some(OidcVerifier::start(oidc).await.map_err(StartError::Oidc)?),
             None => None,
@@ -62,10 +71,20 @@ impl Server {
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
         let public_url = public_url.trim_end_matches('/').to_owned();
         let api_rate_limit = Arc::new(crate::api::rate_limit::ApiRateLimit::new(config.limits.api_calls_per_minute));
-        let state =
-            AppState { db, tokens, auth, hub, audit, limits: config.limits, storage_id, public_url, api_rate_limit };
+        let state = AppState {
+            db,
+            tokens,
+            auth,
+            hub,
+            cluster,
+            audit,
+            limits: config.limits,
+            storage_id,
+            public_url,
+            api_rate_limit,
+        };
         let router = router(state.clone()).merge(crate::web::app(&config.web_dir));
-        Ok(Self { listener, router, state })
+        Ok(Self { listener, router, state, metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -80,10 +99,11 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_idle_documents(self.state.hub.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
-        let framework_refresher = tokio::spawn(refresh_frameworks_periodically(self.state.hub.clone()));
         let key_refresher = tokio::spawn(reload_keys_periodically(self.state.tokens.clone()));
-        let revocations = tokio::spawn(follow_revocations(self.state.db.clone(), self.state.hub.clone()));
-        let organisation = tokio::spawn(follow_organisation(self.state.db.clone(), self.state.hub.clone()));
+        let cluster = tokio::spawn(self.state.cluster.clone().run());
+        let metrics = self
+            .metrics
+            .map(|(listener, handle)| tokio::spawn(crate::metrics::serve(listener, handle, self.state.db.clone())));
         let jwks_refresher = self.state.auth.oidc.clone().map(|oidc| tokio::spawn(oidc.refresh_periodically()));
         let hub = self.state.hub.clone();
         // WebSocket connections never end by themselves; close them so the drain finishes.
@@ -101,11 +121,9 @@ impl Server {
         let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         checkpointer.abort();
-        framework_refresher.abort();
         key_refresher.abort();
-        revocations.abort();
-        organisation.abort();
-        if let Some(task) = jwks_refresher {
+        cluster.abort();
+        for task in [jwks_refresher, metrics].into_iter().flatten() {
             task.abort();
         }
         let _ = self.state.db.checkpoint().await;
@@ -124,6 +142,8 @@ pub enum StartError {
     Oidc(String),
     #[error("token-signing keys: {0}")]
     Keys(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 pub fn router(state: AppState) -> Router {
@@ -181,11 +201,18 @@ async fn every_error_as_problem(response: Response) -> Response {
     answer
 }
 
-/// Ready while the database answers; a load balancer hears "no" within a second when it
-/// does not (waiting for a pooled connection would take the pool's whole timeout).
+/// Ready while the database answers and this node hears other nodes' changes; a load
+/// balancer hears "no" within a second when it does not (waiting for a pooled connection
+/// would take the pool's whole timeout).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let ready = tokio::time::timeout(Duration::from_secs(1), state.db.is_ready()).await.unwrap_or(false);
-    if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "database unavailable") }
+    if !ready {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    } else if !state.cluster.is_following() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not following other nodes' changes: the cross-node listener is reconnecting")
+    } else {
+        (StatusCode::OK, "ready")
+    }
 }
 
 async fn sweep_idle_documents(hub: Arc<DocumentHub>) {
@@ -209,17 +236,6 @@ async fn checkpoint_periodically(db: Database) {
     }
 }
 
-/// Frameworks imported by `fieldbook frameworks import` take effect within five seconds.
-async fn refresh_frameworks_periodically(hub: Arc<DocumentHub>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        if let Err(e) = hub.refresh_frameworks().await {
-            tracing::warn!(error = %e, "could not reload frameworks; will retry");
-        }
-    }
-}
-
 /// A rotated key file (`fieldbook keys rotate`) takes effect within five seconds, and at
 /// once for a token that names a key this node has not read yet.
 async fn reload_keys_periodically(tokens: TokenKeys) {
@@ -228,64 +244,6 @@ async fn reload_keys_periodically(tokens: TokenKeys) {
         tick.tick().await;
         if let Err(e) = tokens.reload() {
             tracing::warn!(error = %e, "cannot read the token-signing keys; keeping the last good set");
-        }
-    }
-}
-
-/// Follows device revocations made on any node (through the database's revocation log):
-/// the device's connections here are told to wipe and closed, within half a second.
-async fn follow_revocations(db: Database, hub: Arc<DocumentHub>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut last = loop {
-        match db.last_revocation().await {
-            Ok(id) => break id,
-            Err(e) => tracing::warn!(error = %e, "could not read the revocation log; will retry"),
-        }
-        tick.tick().await;
-    };
-    loop {
-        tick.tick().await;
-        match db.revocations_after(last).await {
-            Ok(revocations) => {
-                for (id, user, device) in revocations {
-                    let closed = hub.revoke_device(&user, &device);
-                    tracing::info!(%user, %device, closed, "device revoked");
-                    last = id;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not check for revoked devices; will retry"),
-        }
-    }
-}
-
-/// Follows changes any node makes to the organisation: what connected users may see is
-/// reloaded, and users no longer active are disconnected, within a second.
-async fn follow_organisation(db: Database, hub: Arc<DocumentHub>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut version = db.access_version().await.unwrap_or_default();
-    loop {
-        tick.tick().await;
-        let current = match db.access_version().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check the access version; will retry");
-                continue;
-            }
-        };
-        if current == version {
-            continue;
-        }
-        version = current;
-        for user_id in hub.connected_users() {
-            let viewer = match db.user(&user_id).await {
-                Ok(Some(user)) if user.is_active() => db.viewer(&user).await.map(Some),
-                Ok(_) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match viewer {
-                Ok(viewer) => hub.update_viewer(&user_id, viewer),
-                Err(e) => tracing::warn!(error = %e, %user_id, "could not reload access; keeping the old"),
-            }
         }
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct DatabaseArg {
     pub(crate) database_url: String,
 }
 
+// Parsed once at start: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the sync server.
@@ -60,6 +62,10 @@ enum Command {
         /// The built web app served at `/` (`scripts/build-web` builds it).
         #[arg(long, env = "FIELDBOOK_WEB_DIR", default_value = crate::web::DEFAULT_WEB_DIR)]
         web_dir: std::path::PathBuf,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off by default; keep it off the
+        /// public network).
+        #[arg(long, env = "FIELDBOOK_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// People: add, list, change, import a whole authority from CSV.
     Users {
@@ -255,11 +261,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             sign_in,
             public_url,
             web_dir,
+            metrics_listen,
         } => {
             let mut config = ServerConfig::new(listen, database.database_url);
             config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
             config.public_url = public_url;
             config.web_dir = web_dir;
+            config.metrics_listen = metrics_listen;
             config.limits.max_frame_bytes = max_frame_bytes;
             sync_limits.apply(&mut config.limits);
             config.limits.api_calls_per_minute = api_calls_per_minute.max(1);

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// The built web app to serve at `/` (see [`crate::web`]).
     pub web_dir: PathBuf,
+    /// Where to serve Prometheus metrics (`GET /metrics`); none by default.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +94,7 @@ impl ServerConfig {
             auth: AuthConfig::default(),
             public_url: None,
             web_dir: PathBuf::from(crate::web::DEFAULT_WEB_DIR),
+            metrics_listen: None,
         }
     }
 }

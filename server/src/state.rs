@@ -14,6 +14,8 @@ pub struct AppState {
     /// Token lifetimes and the external identity provider, if any.
     pub auth: AuthSettings,
     pub hub: Arc<DocumentHub>,
+    /// The other nodes on this database, as far as this one hears them.
+    pub cluster: Arc<crate::cluster::Cluster>,
     /// Batched writer for high-volume audit events.
     pub audit: AuditLog,
     pub limits: Limits,

@@ -101,6 +101,12 @@ impl<P> Staged<P> {
         self.received_bytes.len()
     }
 
+    /// The message's change bytes as received (see [`Received::received_bytes`]): what to
+    /// persist before accepting it.
+    pub fn received_bytes(&self) -> &[u8] {
+        &self.received_bytes
+    }
+
     /// Who made the changes the message adds, when and with what hash (cheap: no ops).
     pub fn new_change_metadata(&self) -> Vec<automerge::ChangeMetadata<'static>> {
         let Some(scratch) = &self.scratch else { return Vec::new() };
@@ -204,6 +210,14 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
 
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads()
+    }
+
+    /// Adds changes that were committed elsewhere (another server node, via storage) and
+    /// need no check. Peers' sync states stay: the next [`Self::outgoing`] offers them the
+    /// new changes.
+    pub fn apply_stored(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
+        self.doc.load_incremental(bytes)?;
+        Ok(())
     }
 
     /// True while we hold no change of this document at all.
@@ -497,6 +511,28 @@ mod tests {
         let mut server: DocSync<&str> = DocSync::new(Automerge::new());
         server.receive(&"a", SyncKind::Sync, &message(&second)).unwrap();
         assert_eq!(server.receive(&"a", SyncKind::Sync, &message(&first)).unwrap().new_changes, 2);
+    }
+
+    #[test]
+    fn changes_committed_elsewhere_are_offered_to_peers_already_in_sync() {
+        // A server copy in sync with a device; another node then commits a change, which
+        // this copy reads from storage.
+        let mut server = DocSync::new(doc_with("x", "1"));
+        let mut device = DocSync::new(Automerge::new());
+        converge(&mut server, &mut device);
+        assert!(server.outgoing_for(&"b").is_none(), "in sync: nothing to say");
+        let mut elsewhere = server.doc().fork();
+        let mut tx = elsewhere.transaction();
+        tx.put(ROOT, "y", "2").unwrap();
+        tx.commit();
+        let committed = elsewhere.save_after(&server.heads());
+
+        server.apply_stored(&committed).unwrap();
+        assert_eq!(server.heads(), elsewhere.get_heads());
+        let offer = server.outgoing_for(&"b").expect("the device is offered the new change");
+        device.receive(&"a", offer.kind, &offer.data).unwrap();
+        converge(&mut server, &mut device);
+        assert_eq!(crate::json::to_json(device.doc())["y"], "2");
     }
 
     #[test]

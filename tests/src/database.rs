@@ -97,7 +97,9 @@ impl TestDatabase {
 /// `fieldbook` commands are pointed at it, so tests can mint tokens the server accepts.
 pub fn key_file_for(database_url: &str) -> PathBuf {
     fieldbook_server::auth::keys::default_file(database_url).unwrap_or_else(|| {
-        let name = database_url.rsplit('/').next().unwrap_or("postgres");
+        // The database name: the last path segment, before any `?sslmode=…&sslrootcert=/…`.
+        let path = database_url.split('?').next().unwrap_or(database_url);
+        let name = path.rsplit('/').next().unwrap_or("postgres");
         std::env::temp_dir().join("fieldbook-test-keys").join(format!("{name}.json"))
     })
 }

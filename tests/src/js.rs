@@ -59,7 +59,12 @@ pub struct Watch {
 impl Watch {
     /// Watches `doc` until its top-level `key` equals `value`.
     pub fn start(ws_url: &str, doc: &str, key: &str, value: &str) -> Watch {
-        let timeout = Duration::from_secs(20);
+        Self::start_within(ws_url, doc, key, value, Duration::from_secs(20))
+    }
+
+    /// Like [`Watch::start`], but the client gives up after `timeout` (connecting and
+    /// catching up, then again waiting for the push).
+    pub fn start_within(ws_url: &str, doc: &str, key: &str, value: &str, timeout: Duration) -> Watch {
         let mut child = Command::new("node")
             .arg(script())
             .args(["watch", "--url", ws_url, "--doc", doc, "--until", &format!("{key}={value}")])

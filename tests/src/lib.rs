@@ -5,6 +5,7 @@
 //! Binaries are taken from the cargo target directory; `scripts/test` builds them first.
 
 pub mod app;
+pub mod cluster;
 pub mod database;
 pub mod device;
 pub mod js;

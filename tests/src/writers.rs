@@ -8,6 +8,10 @@
 //! `n` markers of this document" says which changes an acknowledgement covers. A change that
 //! was sent but never acknowledged is sent again after reconnecting (it may or may not have
 //! been stored: both are allowed). [`verify`] reads the acknowledged documents back.
+//!
+//! Writers may be spread over several servers (nodes sharing one database,
+//! [`Writers::start_across`]): writer `n` starts on URL `n % len`, and whenever its connection
+//! breaks or it cannot connect it moves on to the next URL, resending what was unacknowledged.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -79,7 +83,7 @@ struct Log {
 
 pub struct Writers {
     log: Arc<Mutex<Log>>,
-    url: watch::Sender<String>,
+    urls: watch::Sender<Vec<String>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -87,18 +91,35 @@ pub struct Writers {
 impl Writers {
     /// `count` writers syncing to `ws_url` (a `/v1/sync` URL with a token for `sam`).
     pub fn start(count: usize, ws_url: &str) -> Self {
+        Self::start_across(count, &[ws_url.to_owned()], false)
+    }
+
+    /// `count` writers spread over `ws_urls` (`/v1/sync` URLs with a token for `sam`, one
+    /// per node): writer `n` starts on `ws_urls[n % len]` and moves on to the next URL
+    /// whenever its connection breaks or it cannot connect. With `shared`, the observations
+    /// they create are shared at once (so they make change-feed events and appear in the
+    /// HR projections); otherwise they are drafts.
+    pub fn start_across(count: usize, ws_urls: &[String], shared: bool) -> Self {
+        assert!(!ws_urls.is_empty(), "writers need at least one server");
         let log = Arc::new(Mutex::new(Log::default()));
-        let (url, _) = watch::channel(ws_url.to_owned());
+        let (urls, _) = watch::channel(ws_urls.to_vec());
         let (stop, _) = watch::channel(false);
-        let tasks =
-            (0..count).map(|n| tokio::spawn(write(n, url.subscribe(), stop.subscribe(), log.clone()))).collect();
-        Self { log, url, stop, tasks }
+        let tasks = (0..count)
+            .map(|n| tokio::spawn(write(n, shared, urls.subscribe(), stop.subscribe(), log.clone())))
+            .collect();
+        Self { log, urls, stop, tasks }
     }
 
     /// Points the writers at another server (e.g. the one that replaced a killed one);
     /// they reconnect as soon as they notice their connection is gone.
     pub fn set_url(&self, ws_url: &str) {
-        self.url.send_replace(ws_url.to_owned());
+        self.set_urls(&[ws_url.to_owned()]);
+    }
+
+    /// Points the writers at other servers (as for [`Writers::start_across`]).
+    pub fn set_urls(&self, ws_urls: &[String]) {
+        assert!(!ws_urls.is_empty(), "writers need at least one server");
+        self.urls.send_replace(ws_urls.to_vec());
     }
 
     /// Everything acknowledged so far.
@@ -177,13 +198,24 @@ struct Document {
     markers: usize,
 }
 
-async fn write(n: usize, mut url: watch::Receiver<String>, mut stop: watch::Receiver<bool>, log: Arc<Mutex<Log>>) {
+async fn write(
+    n: usize,
+    shared: bool,
+    mut url: watch::Receiver<Vec<String>>,
+    mut stop: watch::Receiver<bool>,
+    log: Arc<Mutex<Log>>,
+) {
     let mut random = Xorshift::new();
     let mut documents: Vec<Document> = Vec::new();
     // The document holding a change not yet acknowledged (sent again after reconnecting).
     let mut pending: Option<usize> = None;
+    // Which of the URLs to use: this writer's own at first, the next one after each failure.
+    let mut slot = n;
     'connect: while !*stop.borrow() {
-        let ws_url = url.borrow_and_update().clone();
+        let ws_url = {
+            let urls = url.borrow_and_update();
+            urls[slot % urls.len()].clone()
+        };
         let name = format!("writer-{n}-{}", uuid::Uuid::new_v4().simple());
         let connected = tokio::select! {
             connected = Peer::try_connect(&ws_url, &name, CONNECT_WITHIN) => connected,
@@ -192,7 +224,8 @@ async fn write(n: usize, mut url: watch::Receiver<String>, mut stop: watch::Rece
         let mut peer = match connected {
             Ok(peer) => peer,
             Err(_) => {
-                // Down: try again soon, or at once when told of another server.
+                // Down: try the next server soon, or at once when told of another one.
+                slot += 1;
                 tokio::select! {
                     _ = url.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -202,7 +235,7 @@ async fn write(n: usize, mut url: watch::Receiver<String>, mut stop: watch::Rece
             }
         };
         while !*stop.borrow() {
-            let index = *pending.get_or_insert_with(|| next_change(n, &mut documents, &mut random));
+            let index = *pending.get_or_insert_with(|| next_change(n, shared, &mut documents, &mut random));
             let document = &documents[index];
             let started = Instant::now();
             match peer.try_push(document.id, &document.doc, PUSH_WITHIN).await {
@@ -222,6 +255,7 @@ async fn write(n: usize, mut url: watch::Receiver<String>, mut stop: watch::Rece
                     let why = format!("{why:?}");
                     let interruption = Interruption { writer: n, started, at: Instant::now(), why };
                     log.lock().expect("writer log").interrupted.push(interruption);
+                    slot += 1;
                     continue 'connect;
                 }
             }
@@ -231,13 +265,15 @@ async fn write(n: usize, mut url: watch::Receiver<String>, mut stop: watch::Rece
 
 /// Makes the next change: mostly to the newest document, sometimes to an older one (long
 /// since folded into a snapshot), and a new document every [`CHANGES_PER_DOCUMENT`].
-fn next_change(writer: usize, documents: &mut Vec<Document>, random: &mut Xorshift) -> usize {
+fn next_change(writer: usize, shared: bool, documents: &mut Vec<Document>, random: &mut Xorshift) -> usize {
     let full = documents.last().is_none_or(|d| d.markers >= CHANGES_PER_DOCUMENT);
     if full {
         let id = DocumentId::random();
         let mut doc = Automerge::new();
         let mut tx = doc.transaction();
-        let record = observation(serde_json::json!({"writer": writer, "marker0": marker_value(id, 0)}));
+        let status = if shared { "shared" } else { "draft" };
+        let record =
+            observation(serde_json::json!({"writer": writer, "marker0": marker_value(id, 0), "status": status}));
         fieldbook_sync_core::json::put_object(&mut tx, &record).expect("valid record");
         tx.commit();
         documents.push(Document { id, doc, markers: 1 });

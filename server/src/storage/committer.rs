@@ -7,18 +7,19 @@ use fieldbook_sync_core::records::events::RecordEvent;
 use fieldbook_sync_core::{DocumentId, Record};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AuditEvent, Author, Backend, ChunkKind, Database, StorageError};
+use super::{AuditEvent, Author, Backend, ChunkKind, CommitOutcome, Database, StorageError};
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 256;
 
 pub struct CommitJob {
     pub document: DocumentId,
+    /// The document version the changes were judged against (0: a new document); the
+    /// commit is [`CommitOutcome::Stale`] if it is no longer the document's. `None`: any.
+    pub expected_version: Option<i64>,
     pub kind: ChunkKind,
     pub chunk: Vec<u8>,
     pub record: Option<Record>,
-    /// False for a document's first commit: there is no earlier projection to replace.
-    pub replaces_projection: bool,
     /// Automerge actors (hex) first seen in these changes, bound to their sender.
     pub new_actors: Vec<(String, Author)>,
     /// What the changes did, for the audit trail, committed with them.
@@ -27,11 +28,11 @@ pub struct CommitJob {
     pub events: Vec<RecordEvent>,
 }
 
-type Queue = mpsc::Receiver<(CommitJob, oneshot::Sender<Result<i64, StorageError>>)>;
+type Queue = mpsc::Receiver<(CommitJob, oneshot::Sender<Result<CommitOutcome, StorageError>>)>;
 
 #[derive(Clone)]
 pub struct Committer {
-    jobs: mpsc::Sender<(CommitJob, oneshot::Sender<Result<i64, StorageError>>)>,
+    jobs: mpsc::Sender<(CommitJob, oneshot::Sender<Result<CommitOutcome, StorageError>>)>,
 }
 
 impl Committer {
@@ -50,8 +51,9 @@ impl Committer {
         Self { jobs }
     }
 
-    /// Commits one document's changes (and projection); returns the chunk id once durable.
-    pub async fn commit(&self, job: CommitJob) -> Result<i64, StorageError> {
+    /// Commits one document's changes (and projection); returns the chunk id and the new
+    /// version once durable, or that the job was judged against a stale copy.
+    pub async fn commit(&self, job: CommitJob) -> Result<CommitOutcome, StorageError> {
         let (reply, done) = oneshot::channel();
         self.jobs.send((job, reply)).await.map_err(|_| StorageError::Internal("the writer has stopped".into()))?;
         done.await.map_err(|_| StorageError::Internal("the writer stopped before committing".into()))?
@@ -73,16 +75,25 @@ async fn write_batches(db: Database, queue: std::sync::Arc<tokio::sync::Mutex<Qu
             batch
         };
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        match db.commit_batch(&jobs).await {
-            Ok(ids) => {
-                for (reply, id) in replies.into_iter().zip(ids) {
-                    let _ = reply.send(Ok(id));
+        let started = std::time::Instant::now();
+        let result = db.commit_batch(&jobs).await;
+        crate::metrics::commit_batch(jobs.len(), started.elapsed(), result.is_ok());
+        match result {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
             }
             // One bad job must not fail the others: retry each on its own.
             Err(_) => {
                 for (job, reply) in jobs.iter().zip(replies) {
-                    let result = db.commit_batch(std::slice::from_ref(job)).await.map(|ids| ids[0]);
+                    let result = match db.commit_batch(std::slice::from_ref(job)).await {
+                        Ok(outcomes) => Ok(outcomes[0]),
+                        // Another node bound one of its actors first: judged again, the
+                        // change is refused for writing as someone else.
+                        Err(e) if e.is_duplicate() => Ok(CommitOutcome::Stale),
+                        Err(e) => Err(e),
+                    };
                     let _ = reply.send(result);
                 }
             }

@@ -21,6 +21,26 @@ impl ChunkKind {
     }
 }
 
+/// A document as committed: its changes, its chunks' ids and sizes, and its version (0:
+/// nothing committed).
+pub struct StoredDocument {
+    pub doc: Automerge,
+    pub chunks: Vec<(i64, usize)>,
+    pub version: i64,
+}
+
+/// See [`Database::document_since`].
+#[derive(Debug, Default)]
+pub struct DocumentDelta {
+    /// The data of the chunks after the one asked for, in order.
+    pub new_chunks: Vec<Vec<u8>>,
+    /// The first of `new_chunks` is the document's leading snapshot.
+    pub leading_snapshot: bool,
+    /// Every chunk of the document, as (id, size).
+    pub chunks: Vec<(i64, usize)>,
+    pub version: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub id: i64,
@@ -47,23 +67,52 @@ impl Database {
             .collect()
     }
 
-    /// A document rebuilt from its chunks (empty if unknown), with the ids of the chunks it
-    /// was built from.
-    /// A document from its chunks, with each chunk's id and size.
-    pub async fn load_document(&self, document: DocumentId) -> Result<(Automerge, Vec<(i64, usize)>), StorageError> {
+    /// A document rebuilt from its chunks (empty if unknown), with each chunk's id and size
+    /// and the document's version, read together (one statement sees one committed state).
+    pub async fn load_document(&self, document: DocumentId) -> Result<StoredDocument, StorageError> {
+        let delta = self.document_since(document, 0).await?;
         let mut doc = Automerge::new();
-        let mut chunks = Vec::new();
-        for chunk in self.load_chunks(document).await? {
+        for (i, data) in delta.new_chunks.iter().enumerate() {
             // A leading snapshot loads fastest as a whole document.
-            let result = if chunk.kind == ChunkKind::Snapshot && chunks.is_empty() {
-                Automerge::load(&chunk.data).map(|loaded| doc = loaded)
+            let result = if i == 0 && delta.leading_snapshot {
+                Automerge::load(data).map(|loaded| doc = loaded)
             } else {
-                doc.load_incremental(&chunk.data).map(|_| ())
+                doc.load_incremental(data).map(|_| ())
             };
             result.map_err(|source| StorageError::Corrupt { document, source: Box::new(source) })?;
-            chunks.push((chunk.id, chunk.data.len()));
         }
-        Ok((doc, chunks))
+        Ok(StoredDocument { doc, chunks: delta.chunks, version: delta.version })
+    }
+
+    /// What was committed to a document after chunk `after` (0: everything): the data of
+    /// the chunks after it, every chunk's id and size, and the version. A document's chunk
+    /// ids grow in commit order, because committers of one document take turns (see
+    /// `claim_versions`), so "after chunk N" is exactly "committed since a copy that
+    /// includes N".
+    pub async fn document_since(&self, document: DocumentId, after: i64) -> Result<DocumentDelta, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, CASE WHEN id > $2 THEN data END AS data, CAST(LENGTH(data) AS BIGINT) AS len,
+                    (SELECT version FROM document_versions WHERE document_id = $1) AS version
+             FROM document_chunks WHERE document_id = $1 ORDER BY id",
+        )
+        .bind(document.to_string())
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?;
+        let mut delta = DocumentDelta::default();
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let len: i64 = row.try_get("len")?;
+            delta.version = row.try_get::<Option<i64>, _>("version")?.unwrap_or_default();
+            if let Some(data) = row.try_get::<Option<Vec<u8>>, _>("data")? {
+                if delta.new_chunks.is_empty() && delta.chunks.is_empty() {
+                    delta.leading_snapshot = row.try_get::<String, _>("kind")? == ChunkKind::Snapshot.as_str();
+                }
+                delta.new_chunks.push(data);
+            }
+            delta.chunks.push((id, len as usize));
+        }
+        Ok(delta)
     }
 
     /// Appends a chunk durably (no projection); returns its id once committed.
@@ -93,6 +142,29 @@ impl Database {
         }
         tx.commit().await?;
         Ok(row.try_get("id")?)
+    }
+
+    /// The committed versions of these documents (those that have one).
+    pub async fn document_versions(&self, documents: &[DocumentId]) -> Result<Vec<(DocumentId, i64)>, StorageError> {
+        let mut versions = Vec::new();
+        for part in documents.chunks(super::MAX_PARAMETERS) {
+            let placeholders: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT document_id, version FROM document_versions WHERE document_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for document in part {
+                query = query.bind(document.to_string());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let id: String = row.try_get("document_id")?;
+                if let Ok(document) = id.parse() {
+                    versions.push((document, row.try_get("version")?));
+                }
+            }
+        }
+        Ok(versions)
     }
 
     /// How many documents the store holds.

@@ -24,7 +24,7 @@ pub struct FeedEvent {
 pub(crate) async fn add_events(
     tx: &mut Transaction<'static, Any>,
     rows: &mut Rows,
-    jobs: &[CommitJob],
+    jobs: &[&CommitJob],
 ) -> Result<(), StorageError> {
     let count: i64 = jobs.iter().map(|j| j.events.len() as i64).sum();
     if count == 0 {

@@ -14,6 +14,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (3, "access", include_str!("../../../migrations/sqlite/0003_access.sql")),
     (4, "api", include_str!("../../../migrations/sqlite/0004_api.sql")),
     (5, "hardening", include_str!("../../../migrations/sqlite/0005_hardening.sql")),
+    (6, "cluster", include_str!("../../../migrations/sqlite/0006_cluster.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -21,6 +22,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (3, "access", include_str!("../../../migrations/postgres/0003_access.sql")),
     (4, "api", include_str!("../../../migrations/postgres/0004_api.sql")),
     (5, "hardening", include_str!("../../../migrations/postgres/0005_hardening.sql")),
+    (6, "cluster", include_str!("../../../migrations/postgres/0006_cluster.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

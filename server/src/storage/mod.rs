@@ -32,11 +32,12 @@ pub use actors::Author;
 pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
 pub use devices::Device;
-pub use documents::{Chunk, ChunkKind};
+pub use documents::{Chunk, ChunkKind, DocumentDelta, StoredDocument};
 pub use feed::FeedEvent;
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use hr_records::{DevelopmentRecord, Practitioner, RecordSummary};
 pub use insights::{InsightCount, InsightFilter};
+pub use projections::CommitOutcome;
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use record_index::{IndexEntry, IndexPage};
 pub use refresh_tokens::RefreshToken;
@@ -182,6 +183,11 @@ impl Database {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// Connections the pool holds open, and how many of those are idle.
+    pub fn pool_use(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     /// True when the database answers a trivial query.

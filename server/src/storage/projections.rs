@@ -27,8 +27,8 @@ const PROJECTION_TABLES: [&str; 8] = [
 ];
 
 impl Database {
-    /// Stores a chunk and, for a record, rewrites its projection, atomically. Returns the
-    /// chunk id once committed.
+    /// Stores a chunk and, for a record, rewrites its projection, atomically, whatever the
+    /// document's version. Returns the chunk id once committed.
     pub async fn commit_changes(
         &self,
         document: DocumentId,
@@ -38,24 +38,38 @@ impl Database {
     ) -> Result<i64, StorageError> {
         let job = CommitJob {
             document,
+            expected_version: None,
             kind,
             chunk: chunk.to_vec(),
             record: record.cloned(),
-            replaces_projection: true,
             new_actors: Vec::new(),
             audit: Vec::new(),
             events: Vec::new(),
         };
-        Ok(self.commit_batch(std::slice::from_ref(&job)).await?[0])
+        match self.commit_batch(std::slice::from_ref(&job)).await?[0] {
+            CommitOutcome::Committed { chunk, .. } => Ok(chunk),
+            CommitOutcome::Stale => Err(StorageError::Internal("an unconditional commit found a stale version".into())),
+        }
     }
 
-    /// Commits several documents' chunks and projections in one transaction; returns the
-    /// chunk ids in job order. A batch holds each document at most once.
-    pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<i64>, StorageError> {
+    /// Commits several documents' chunks and projections in one transaction; returns each
+    /// job's outcome in job order. A job judged against a version that is no longer the
+    /// document's is left out ([`CommitOutcome::Stale`]); the others still commit. A batch
+    /// holds each document at most once.
+    pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<CommitOutcome>, StorageError> {
         let mut tx = self.begin_write().await?;
-        let ids = insert_chunks(&mut tx, jobs).await?;
-        let replaced: Vec<String> =
-            jobs.iter().filter(|j| j.replaces_projection && j.record.is_some()).map(|j| j.document.url()).collect();
+        let versions = claim_versions(&mut tx, jobs).await?;
+        let live: Vec<&CommitJob> = jobs.iter().zip(&versions).filter(|(_, v)| v.is_some()).map(|(j, _)| j).collect();
+        if live.is_empty() {
+            tx.rollback().await?;
+            return Ok(vec![CommitOutcome::Stale; jobs.len()]);
+        }
+        let ids = insert_chunks(&mut tx, &live).await?;
+        let replaced: Vec<String> = live
+            .iter()
+            .filter(|j| j.expected_version != Some(0) && j.record.is_some())
+            .map(|j| j.document.url())
+            .collect();
         if !replaced.is_empty() {
             for table in PROJECTION_TABLES {
                 for urls in replaced.chunks(MAX_PARAMETERS) {
@@ -70,7 +84,7 @@ impl Database {
             }
         }
         let mut rows = Rows::default();
-        for (job, seq) in jobs.iter().zip(&ids) {
+        for (job, seq) in live.iter().zip(&ids) {
             match &job.record {
                 Some(Record::Observation(o)) => rows.observation(&job.document.url(), o, *seq),
                 Some(Record::DevelopmentPlan(p)) => rows.plan(&job.document.url(), p, *seq),
@@ -78,7 +92,7 @@ impl Database {
             }
         }
         let mut bound = std::collections::HashMap::new();
-        for job in jobs {
+        for job in &live {
             for (actor, author) in &job.new_actors {
                 // The same new actor in two documents of one batch is bound once (the hub
                 // checked both against the database; a clash here fails the batch).
@@ -90,15 +104,70 @@ impl Database {
             }
             super::audit::add_rows(&mut rows, &job.audit);
         }
-        super::feed::add_events(&mut tx, &mut rows, jobs).await?;
+        super::feed::add_events(&mut tx, &mut rows, &live).await?;
         rows.insert(&mut tx).await?;
         tx.commit().await?;
-        Ok(ids)
+        let mut ids = ids.into_iter();
+        Ok(versions
+            .into_iter()
+            .map(|version| match version {
+                Some(version) => CommitOutcome::Committed { chunk: ids.next().unwrap_or_default(), version },
+                None => CommitOutcome::Stale,
+            })
+            .collect())
     }
 }
 
+/// What became of one [`CommitJob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Committed as chunk `chunk`; the document is now at `version`.
+    Committed { chunk: i64, version: i64 },
+    /// Someone (another node) committed to the document since the version the job was
+    /// judged against: nothing was written; catch up, judge again and retry.
+    Stale,
+}
+
+/// Bumps each job's document version if it is still the one the job was judged against,
+/// and returns the new versions (`None`: stale). The version row stays locked until the
+/// commit, so committers of one document take turns across nodes; documents are taken in
+/// id order, so two batches never wait for each other in a cycle.
+async fn claim_versions(
+    tx: &mut Transaction<'static, Any>,
+    jobs: &[CommitJob],
+) -> Result<Vec<Option<i64>>, StorageError> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| jobs[i].document.to_string());
+    let mut versions = vec![None; jobs.len()];
+    for i in order {
+        let document = jobs[i].document.to_string();
+        let query = match jobs[i].expected_version {
+            None => sqlx::query(
+                "INSERT INTO document_versions (document_id, version) VALUES ($1, 1)
+                 ON CONFLICT (document_id) DO UPDATE SET version = document_versions.version + 1 RETURNING version",
+            )
+            .bind(document),
+            Some(0) => sqlx::query(
+                "INSERT INTO document_versions (document_id, version) VALUES ($1, 1)
+                 ON CONFLICT (document_id) DO NOTHING RETURNING version",
+            )
+            .bind(document),
+            Some(expected) => sqlx::query(
+                "UPDATE document_versions SET version = version + 1 WHERE document_id = $1 AND version = $2
+                 RETURNING version",
+            )
+            .bind(document)
+            .bind(expected),
+        };
+        if let Some(row) = query.fetch_optional(&mut **tx).await? {
+            versions[i] = Some(row.try_get("version")?);
+        }
+    }
+    Ok(versions)
+}
+
 /// One multi-row insert for the batch's chunks; ids come back matched by document.
-async fn insert_chunks(tx: &mut Transaction<'static, Any>, jobs: &[CommitJob]) -> Result<Vec<i64>, StorageError> {
+async fn insert_chunks(tx: &mut Transaction<'static, Any>, jobs: &[&CommitJob]) -> Result<Vec<i64>, StorageError> {
     let now = now_millis();
     let mut by_document = BTreeMap::new();
     for part in jobs.chunks(MAX_PARAMETERS / 4) {

@@ -107,6 +107,16 @@ impl Database {
             .await?;
         row.as_ref().map(quarantined_from_row).transpose()
     }
+
+    /// Entries kept aside and their bytes, for metrics.
+    pub async fn quarantine_size(&self) -> Result<(i64, i64), StorageError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(LENGTH(changes)), 0) AS BIGINT) AS bytes FROM quarantine",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("bytes")?))
+    }
 }
 
 fn quarantined_from_row(r: &AnyRow) -> Result<QuarantinedChange, StorageError> {

@@ -18,8 +18,9 @@ use crate::auth::{Authenticated, authenticate};
 use crate::error::AppError;
 use crate::state::AppState;
 
-use super::hub::{HubError, Sender};
+use super::hub::HubError;
 use super::outbox::{Outbox, Outgoing};
+use super::registry::Sender;
 
 /// Messages about different documents one connection may have in progress at once.
 const CONCURRENT_DOCUMENTS: usize = 32;
@@ -137,8 +138,12 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
         };
         limiter.until_ready().await;
         let inbound = match handshake.receive(&bytes) {
-            Ok(inbound) => inbound,
+            Ok(inbound) => {
+                crate::metrics::message_in(inbound_type(&inbound), bytes.len());
+                inbound
+            }
             Err(e) => {
+                crate::metrics::message_in("invalid", bytes.len());
                 refuse(&outbox, &handshake, e);
                 break;
             }
@@ -147,7 +152,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
             Inbound::Joined { peer_id, reply, .. } => {
                 tracing::debug!(%peer_id, "joined");
                 hub.joined(connection, peer_id);
-                hub.send(connection, reply.encode());
+                hub.send(connection, "peer", reply.encode());
             }
             Inbound::Document(Message::Sync { kind, document_id, data, .. }) => {
                 // Lock in arrival order (keeps each document's messages in order), then
@@ -233,6 +238,16 @@ fn deadline(expires_at: u64) -> Instant {
     Instant::now() + expiry.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
+/// The protocol type of an incoming message, for metrics.
+fn inbound_type(inbound: &Inbound) -> &str {
+    match inbound {
+        Inbound::Joined { .. } => "join",
+        Inbound::Document(m) | Inbound::Ignored(m) => m.message_type(),
+        Inbound::Leave => "leave",
+        Inbound::Renew { .. } => fieldbook_sync_core::message::RENEW,
+    }
+}
+
 fn failure_reason(e: &HubError, document_id: fieldbook_sync_core::DocumentId) -> String {
     match e {
         HubError::Sync { .. } => e.to_string(),
@@ -245,7 +260,9 @@ fn failure_reason(e: &HubError, document_id: fieldbook_sync_core::DocumentId) ->
 
 fn refuse(outbox: &Outbox, handshake: &ServerHandshake, error: ConnectionError) {
     tracing::info!(%error, "protocol error; closing connection");
-    let _ = outbox.push(handshake.error_message(&error).encode());
+    let frame = handshake.error_message(&error).encode();
+    crate::metrics::message_out("error", frame.len());
+    let _ = outbox.push(frame);
 }
 
 fn send_error(outbox: &Outbox, handshake: &ServerHandshake, message: String) {
@@ -254,5 +271,7 @@ fn send_error(outbox: &Outbox, handshake: &ServerHandshake, message: String) {
         target_id: handshake.remote_peer_id().cloned(),
         message,
     };
-    let _ = outbox.push(error.encode());
+    let frame = error.encode();
+    crate::metrics::message_out("error", frame.len());
+    let _ = outbox.push(frame);
 }

@@ -1,11 +1,16 @@
 //! The sync runtime around `fieldbook-sync-core`: the WebSocket endpoint and the hub of
-//! loaded documents shared by every connection.
+//! loaded documents shared by every connection (see [`hub`] for how its parts fit).
 
+mod cache;
 mod connection;
+mod fan_out;
 mod hub;
 mod outbox;
+mod registry;
 mod subscriptions;
 mod write_path;
 
+pub use cache::DocumentLock;
 pub use connection::sync_endpoint;
-pub use hub::{ConnectionId, DocumentHub, DocumentLock, HubError, Sender};
+pub use hub::{DocumentHub, HubError};
+pub use registry::{ConnectionId, Sender};

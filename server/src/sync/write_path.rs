@@ -1,18 +1,26 @@
-//! The write path of one incoming message: judge it (sync-core's rules, plus who each
-//! automerge actor writes for, which needs the database), then either keep its changes
-//! aside and tell the sender, or hand them to the hub to commit with their audit rows.
+//! The write path of one incoming message, from frame to commit: judge it against the
+//! document as committed (sync-core's rules, plus who each automerge actor writes for,
+//! which needs the database), then either keep its changes aside and tell the sender, or
+//! commit them with their audit rows and projection, and only then answer. A commit that
+//! finds another node committed first catches up and judges the message again.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 use fieldbook_sync_core::access::{Judgement, Proposal, Viewer, judge};
 use fieldbook_sync_core::notice::RejectionNotice;
+use fieldbook_sync_core::records::dates;
 use fieldbook_sync_core::refusal::{Refusal, rule};
 use fieldbook_sync_core::{DocSync, DocumentId, Message, Rejected, Staged, SyncKind};
 use serde_json::json;
 
-use super::hub::{ConnectionId, DocumentHub, HubError, LoadedDocument, Sender};
-use crate::storage::{AuditEvent, Author, NewQuarantine};
+use super::cache::{DocumentLock, LoadedDocument};
+use super::hub::{DocumentHub, HubError};
+use super::registry::{ConnectionId, Sender};
+use crate::storage::{AuditEvent, Author, ChunkKind, CommitJob, CommitOutcome, NewQuarantine, StorageError};
+
+/// Most times one message is judged again because other nodes kept committing to its
+/// document first.
+const MAX_ATTEMPTS: usize = 8;
 
 /// What a checked message does, once committed.
 pub(super) struct Accepted {
@@ -23,6 +31,145 @@ pub(super) struct Accepted {
 }
 
 impl DocumentHub {
+    /// Handles a `sync` or `request` message: check access, check the changes against the
+    /// document as committed, commit them, then answer every peer that may see the
+    /// document.
+    pub async fn receive_sync(
+        &self,
+        DocumentLock(mut guard): DocumentLock,
+        from: ConnectionId,
+        document: DocumentId,
+        kind: SyncKind,
+        data: &[u8],
+    ) -> Result<(), HubError> {
+        let Some((sender, viewer)) = self.who(from) else { return Ok(()) };
+        let today = dates::today();
+        let mut attempt = 0;
+        let received = loop {
+            attempt += 1;
+            let loaded = match self.current(document, &mut guard).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    // A copy half caught up is rebuilt from storage next time.
+                    *guard = None;
+                    return Err(e);
+                }
+            };
+            if let Some(stored) = &loaded.stored {
+                // Need to know: to anyone else the document does not exist.
+                if !viewer.may_read(&stored.facts, &today) {
+                    return self.deny(from, &sender, document, kind, data).await;
+                }
+                self.opened(from, &sender, document);
+            } else if !loaded.sync.is_empty() {
+                tracing::warn!(%document, "stored document is not a record; nobody may read it");
+                return self.deny(from, &sender, document, kind, data).await;
+            }
+            tracing::debug!(%document, user = %sender.user_id, bytes = data.len(), ?kind, attempt, "sync message");
+            let staged = match loaded.sync.stage(&from, kind, data) {
+                Ok(staged) => staged,
+                Err(source) => {
+                    *guard = None;
+                    return Err(HubError::Sync { document, source });
+                }
+            };
+            let verdict = match staged.verdict() {
+                Some(Ok(())) => Ok(None),
+                Some(Err(refusal)) => Err(refusal),
+                None => self.check(document, loaded, &staged, &sender, &viewer, &today).await?.map(Some),
+            };
+            match verdict {
+                Err(refusal) => break loaded.sync.refuse(staged, refusal),
+                Ok(None) => break loaded.sync.accept(staged),
+                Ok(Some(accepted)) => match self.commit(document, loaded, &staged, accepted).await {
+                    Ok(true) => {
+                        crate::metrics::changes_accepted(staged.new_change_metadata().len());
+                        let received = loaded.sync.accept(staged);
+                        // Its creator has it open; `record-created` says so.
+                        self.mark_opened(from, document);
+                        if loaded.chunks.len() > self.config.compact_after_chunks {
+                            self.compact(document, loaded).await;
+                        }
+                        break received;
+                    }
+                    Ok(false) if attempt < MAX_ATTEMPTS => {
+                        tracing::debug!(%document, attempt, "another node committed first; judging again");
+                        crate::metrics::stale_commit();
+                        if let Err(e) = self.catch_up(document, loaded).await {
+                            *guard = None;
+                            return Err(e);
+                        }
+                    }
+                    Ok(false) => {
+                        *guard = None;
+                        let busy =
+                            format!("{document} changed on other nodes {MAX_ATTEMPTS} times while this was checked");
+                        return Err(StorageError::Internal(busy).into());
+                    }
+                    Err(e) => {
+                        *guard = None;
+                        return Err(e.into());
+                    }
+                },
+            }
+        };
+        if let Some(rejected) = received.rejected {
+            crate::metrics::changes_refused(rejected.refusal.rule, rejected.change_hashes.len());
+            self.reject(from, &sender, document, rejected).await?;
+        }
+        if received.unavailable {
+            self.send_unavailable(from, document);
+        }
+        // Only now, with every new change committed, may our heads go out, and only to
+        // those who may see the document.
+        let loaded = guard.as_mut().expect("loaded above");
+        self.share(document, loaded, &today, Some((from, &viewer)));
+        Ok(())
+    }
+
+    /// Commits a message's accepted changes, judged against `loaded`; false (nothing
+    /// written) if another node committed to the document since.
+    async fn commit(
+        &self,
+        document: DocumentId,
+        loaded: &mut LoadedDocument,
+        staged: &Staged<ConnectionId>,
+        Accepted { judgement, new_actors, audit }: Accepted,
+    ) -> Result<bool, StorageError> {
+        // A new document is stored as a snapshot: it loads several times faster than the
+        // changes that made it, and saving a small document is cheap. (A save also keeps
+        // changes still waiting for their dependencies.)
+        let (kind, chunk) = if loaded.chunks.is_empty() {
+            (ChunkKind::Snapshot, staged.after().save())
+        } else {
+            (ChunkKind::Incremental, staged.received_bytes().to_vec())
+        };
+        let chunk_len = chunk.len();
+        let stored = judgement.stored;
+        let job = CommitJob {
+            document,
+            expected_version: Some(loaded.version),
+            kind,
+            chunk,
+            record: stored.record.clone(),
+            new_actors: new_actors.clone(),
+            audit,
+            events: judgement.events,
+        };
+        match self.committer.commit(job).await? {
+            CommitOutcome::Stale => Ok(false),
+            CommitOutcome::Committed { chunk, version } => {
+                tracing::debug!(%document, chunk, version, "committed");
+                loaded.chunks.push((chunk, chunk_len));
+                loaded.version = version;
+                loaded.authors.extend(new_actors);
+                loaded.stored = Some(stored);
+                self.note_loaded(document, loaded);
+                Ok(true)
+            }
+        }
+    }
+
     /// Checks a message's new changes: the record stays valid and within the size limit,
     /// the sender writes only what their part in the record allows, and every change's
     /// actor writes for them.
@@ -138,19 +285,6 @@ impl DocumentHub {
         Ok(())
     }
 
-    /// An ephemeral message of ours (a notice) on a document, to one connection.
-    pub(super) fn send_notice(&self, to: ConnectionId, document: DocumentId, data: Vec<u8>) {
-        let message = Message::Ephemeral {
-            sender_id: self.our_peer_id().clone(),
-            target_id: self.peer_id(to),
-            count: self.ephemeral_count.fetch_add(1, Ordering::Relaxed),
-            session_id: self.session_id.clone(),
-            document_id: document,
-            data,
-        };
-        self.send(to, message.encode());
-    }
-
     /// Answers someone who may not see a document exactly as if it did not exist (as an
     /// empty document would answer), then keeps aside any changes they sent (never merged,
     /// never dropped) and audits the attempt, off the document's lock.
@@ -178,11 +312,12 @@ impl DocumentHub {
                     document_id: document,
                     data: out.data,
                 };
-                self.send(from, message.encode());
+                self.send(from, "sync", message.encode());
             }
         } else {
             self.send_unavailable(from, document);
         }
+        crate::metrics::changes_refused(rule::NO_ACCESS, usize::from(!changes.is_empty()));
         let (db, audit, sender) = (self.db.clone(), self.audit.clone(), sender.clone());
         tokio::spawn(async move {
             let kept_aside = !changes.is_empty();

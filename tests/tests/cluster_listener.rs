@@ -1,0 +1,81 @@
+//! A node that loses its cross-node listener says so in its readiness, and when it listens
+//! again it catches up with what was committed meanwhile and pushes it to its connections.
+
+use std::time::{Duration, Instant};
+
+use fieldbook_sync_core::{DocumentId, json as amjson};
+use fieldbook_tests::cluster::Cluster;
+use fieldbook_tests::peer::{Outcome, Peer};
+use fieldbook_tests::records::observation;
+use fieldbook_tests::{TestServer, js};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_listener_is_unready_then_pushes_what_it_missed() {
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (cluster.ws_url(0), cluster.ws_url(1));
+    let url = js::create(&a, &observation(json!({})));
+    let watch = js::Watch::start_within(&b, &url, "status", "shared", Duration::from_secs(20));
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = seen_tx.send(watch.finish());
+    });
+    assert_eq!(readyz(cluster.node(1)).await, 200, "node B is ready before the cut");
+
+    // Cut both nodes' listening connections behind their backs, then commit through A at
+    // once: B is not listening, so the notice of this commit never reaches it.
+    let cut = terminate_listeners(&cluster.db.url).await;
+    assert_eq!(cut, 2, "each node holds one listening connection");
+    let id = DocumentId::parse_url_or_id(&url).expect("a document URL");
+    let mut tablet = Peer::connect(&a, "sam-tablet").await;
+    let doc = tablet.fetch(id).await.expect("sam reads the record through A");
+    let mut shared = doc.fork();
+    let mut tx = shared.transaction();
+    amjson::set_path(&mut tx, "status", &json!("shared")).expect("set status");
+    tx.commit();
+    assert_eq!(tablet.push(id, &shared).await, Outcome::Accepted);
+
+    // Meanwhile B says it is not ready; then it listens again, catches up, and is ready.
+    let unready = wait_for_readyz(cluster.node(1), 503, Duration::from_secs(2)).await;
+    assert!(unready.is_some(), "node B never said it was not following the other nodes");
+    let ready = wait_for_readyz(cluster.node(1), 200, Duration::from_secs(15)).await;
+    assert!(ready.is_some(), "node B did not become ready again after listening again");
+
+    let seen = tokio::time::timeout(Duration::from_secs(20), seen_rx)
+        .await
+        .expect("the JS client on node B never got the change committed while B was not listening")
+        .expect("the watcher thread ended")
+        .unwrap_or_else(|e| panic!("the change made while node B was deaf never reached its client: {e}"));
+    assert_eq!(seen["doc"]["status"], "shared", "{seen}");
+    assert_eq!(seen["reconnects"], 0, "pushed on the open connection, not found by reconnecting: {seen}");
+}
+
+/// Terminates every `LISTEN` connection to the database; returns how many.
+async fn terminate_listeners(url: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()) AS t",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("terminate listeners");
+    pool.close().await;
+    cut
+}
+
+async fn readyz(node: &TestServer) -> u16 {
+    node.get("/readyz", None).await.0
+}
+
+/// Polls `/readyz` until it answers `status`; when it first did, or `None` within `within`.
+async fn wait_for_readyz(node: &TestServer, status: u16, within: Duration) -> Option<Instant> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if readyz(node).await == status {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
