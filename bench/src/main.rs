@@ -6,11 +6,14 @@
 //!   SQLite and PostgreSQL, against the same automerge work in-process (the ceiling).
 //! - `national`: the development-records API on a national-scale store.
 //! - `checks`: what the server's per-message checks cost as a record grows.
+//! - `cluster`: several server processes on one PostgreSQL database: committed changes per
+//!   second at 1, 2 and 3 nodes, and propagation from a peer on one node to a peer on another.
 //!
 //! Run with `scripts/bench` (builds release binaries first). Results are printed and written
 //! as JSON under `bench-results/`.
 
 mod checks;
+mod cluster;
 mod ingest;
 mod national;
 mod peer;
@@ -36,6 +39,9 @@ enum Command {
     National(national::NationalArgs),
     /// The server's checks per incoming message (one small edit) as a record grows.
     Checks(checks::ChecksArgs),
+    /// Several server processes ("nodes") on one PostgreSQL database: throughput at 1, 2 and
+    /// 3 nodes, and change propagation across nodes (p50/p99).
+    Cluster(cluster::ClusterArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args).await,
         Command::National(args) => national::run(args).await,
         Command::Checks(args) => checks::run(args).await,
+        Command::Cluster(args) => cluster::run(args).await,
     }
 }
 

@@ -45,9 +45,10 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
 }
 
-/// Spawns a server and reads its port from the first stdout line that has one.
-fn spawn(mut command: Command, prefix: &str) -> anyhow::Result<(Child, String)> {
-    let log = std::fs::File::create(std::env::temp_dir().join("fieldbook-bench-server.log"))?;
+/// Spawns a server and reads its port from the first stdout line that has one; its stderr
+/// goes to `log` in the temp dir.
+fn spawn(mut command: Command, prefix: &str, log: &str) -> anyhow::Result<(Child, String)> {
+    let log = std::fs::File::create(std::env::temp_dir().join(log))?;
     let mut child = command.stdout(Stdio::piped()).stderr(log).spawn()?;
     let mut reader = BufReader::new(child.stdout.take().context("stdout")?);
     let mut line = String::new();
@@ -74,38 +75,61 @@ pub struct FieldbookServer {
     addr: String,
     database_url: String,
     token: String,
+    log: String,
     _dir: PathBuf,
 }
+
+const SERVER_LOG: &str = "fieldbook-bench-server.log";
 
 impl FieldbookServer {
     /// Starts on `database_url`, or on a new SQLite file when `None`.
     pub async fn start(database_url: Option<String>) -> anyhow::Result<Self> {
         let dir = temp_dir("fieldbook");
         let database_url = database_url.unwrap_or_else(|| format!("sqlite:{}", dir.join("fieldbook.sqlite").display()));
-        let db = Database::connect(&database_url).await?;
+        let token = Self::prepare(&database_url).await?;
+        let (child, addr) = Self::spawn(&database_url, SERVER_LOG)?;
+        Ok(Self { child, addr, database_url, token, log: SERVER_LOG.into(), _dir: dir })
+    }
+
+    /// Migrates `database_url`, adds the supervisor `bench` and the signing keys every server
+    /// on it shares (see [`key_file`]); returns a day-long access token for `bench`.
+    pub async fn prepare(database_url: &str) -> anyhow::Result<String> {
+        let db = Database::connect(database_url).await?;
         db.add_user(&User::new("bench", "Bench", Role::Supervisor)).await?;
-        let source = KeySource::File(key_file(&database_url));
+        let source = KeySource::File(key_file(database_url));
         source.load_or_create().map_err(anyhow::Error::msg)?;
         let keys = TokenKeys::load(source).map_err(anyhow::Error::msg)?;
         let token = keys.issue("bench", None, std::time::Duration::from_secs(86400))?;
         db.close().await;
-        let (child, addr) = Self::spawn(&database_url)?;
-        Ok(Self { child, addr, database_url, token, _dir: dir })
+        Ok(token)
     }
 
     /// Starts on an existing database, as it is.
     pub fn on(database_url: &str) -> anyhow::Result<Self> {
-        let (child, addr) = Self::spawn(database_url)?;
+        Self::on_logging_to(database_url, SERVER_LOG)
+    }
+
+    /// Starts on an existing database, as it is, with its log in the temp dir's `log` (for
+    /// several servers at once).
+    pub fn on_logging_to(database_url: &str, log: &str) -> anyhow::Result<Self> {
+        let (child, addr) = Self::spawn(database_url, log)?;
         Ok(Self {
             child,
             addr,
             database_url: database_url.to_owned(),
             token: String::new(),
+            log: log.into(),
             _dir: temp_dir("fieldbook"),
         })
     }
 
-    fn spawn(database_url: &str) -> anyhow::Result<(Child, String)> {
+    /// The access token [`ServerProcess::ws_url`] carries (see [`Self::prepare`]).
+    pub fn with_token(mut self, token: String) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn spawn(database_url: &str, log: &str) -> anyhow::Result<(Child, String)> {
         let binary = repo_root().join("target/release/fieldbook");
         anyhow::ensure!(
             binary.exists(),
@@ -117,7 +141,7 @@ impl FieldbookServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url, "--signing-key-file"])
             .arg(key_file(database_url))
             .env("RUST_LOG", "warn");
-        spawn(command, "fieldbook listening on http://")
+        spawn(command, "fieldbook listening on http://", log)
     }
 
     pub fn database_url(&self) -> &str {
@@ -149,7 +173,7 @@ impl ServerProcess for FieldbookServer {
     }
 
     fn respawn(&mut self) -> anyhow::Result<()> {
-        (self.child, self.addr) = Self::spawn(&self.database_url)?;
+        (self.child, self.addr) = Self::spawn(&self.database_url, &self.log)?;
         Ok(())
     }
 }
@@ -170,7 +194,7 @@ impl NodeServer {
     fn spawn(dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
         let mut command = Command::new("node");
         command.arg(repo_root().join("tests/js/node-server.mjs")).args(["--port", "0", "--dir"]).arg(dir);
-        spawn(command, "listening ")
+        spawn(command, "listening ", SERVER_LOG)
     }
 }
 
