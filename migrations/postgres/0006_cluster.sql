@@ -9,21 +9,14 @@ CREATE TABLE document_versions (
 INSERT INTO document_versions (document_id, version)
     SELECT DISTINCT document_id, 1 FROM document_chunks;
 
--- What one node changes, the others hear at once on channel 'fieldbook' (sent at commit,
--- so only committed changes are heard). Payloads:
---   d <document> <version> <commit time, Unix ms>   a document's changes were committed
---   r                                               a device was revoked
---   a                                               people, teams or supervision changed
---   f                                               frameworks were imported or retired
-CREATE FUNCTION fieldbook_notify_document() RETURNS trigger AS $$
-BEGIN
-    PERFORM pg_notify('fieldbook', 'd ' || NEW.document_id || ' ' || NEW.version || ' '
-        || CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT));
-    RETURN NULL;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER document_committed AFTER INSERT OR UPDATE ON document_versions
-    FOR EACH ROW EXECUTE FUNCTION fieldbook_notify_document();
-
+-- What one node changes, the others hear at once on channel 'fieldbook' (NOTIFY is sent
+-- at commit, so only committed changes are heard). Payloads:
+--   d <commit time, Unix ms> <document>:<version> ...   documents committed (sent by the
+--                                                       committing node, one per batch)
+--   r                                                   a device was revoked
+--   a                                                   people, teams or supervision changed
+--   f                                                   frameworks were imported or retired
+-- The last three are sent by triggers, so changes made by `fieldbook` commands are heard too.
 CREATE FUNCTION fieldbook_notify(what TEXT) RETURNS void AS $$
 BEGIN
     PERFORM pg_notify('fieldbook', what);

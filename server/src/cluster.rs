@@ -1,15 +1,19 @@
 //! What the nodes on one database share, and how each hears of the others' changes.
 //!
 //! PostgreSQL holds the nodes together; there is no protocol of our own between them. Each
-//! commit announces itself on the channel `fieldbook` (triggers in the migrations send the
-//! notice at commit, so only committed changes are heard): a document's new version, a
-//! revoked device, a change to who may see what, a framework import. A node listens, and:
+//! commit announces itself on the channel `fieldbook` (`NOTIFY` is sent at commit, so only
+//! committed changes are heard): documents' new versions (by the committing node, one
+//! notice per batch), a revoked device, a change to who may see what, a framework import
+//! (by triggers, so `fieldbook` commands are heard too). A node listens, and:
 //! catches up its copy of the document and sends the new changes to its own connections;
 //! closes a revoked device's connections; reloads what connected users may see; reloads
 //! the frameworks. A node that lost its listening connection is not ready (see `/readyz`)
 //! until it has listened again and checked everything it holds against the database.
-//! Polling remains as the fallback: while not listening (and always on SQLite, where
-//! commands run beside the server on the same file), and every half minute regardless.
+//! Revocations, access and frameworks are also polled as the fallback: while not listening
+//! (and always on SQLite, where commands run beside the server on the same file), and every
+//! half minute regardless. Documents are not polled: a node that is not listening is not
+//! ready, its writes are still judged against the latest version (see `storage::projections`),
+//! and it catches up every document it holds when it listens again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,17 +152,19 @@ impl Cluster {
         let mut words = payload.split(' ');
         match words.next() {
             Some("d") => {
-                let (Some(Ok(document)), Some(Ok(version))) =
-                    (words.next().map(str::parse::<DocumentId>), words.next().map(str::parse::<i64>))
-                else {
-                    tracing::warn!(payload, "unreadable cross-node notice");
-                    return;
-                };
                 if let Some(Ok(at)) = words.next().map(str::parse::<i64>) {
                     crate::metrics::notification_lag(Duration::from_millis(now_millis().saturating_sub(at) as u64));
                 }
-                let hub = self.hub.clone();
-                tokio::spawn(async move { hub.committed_elsewhere(document, version).await });
+                for word in words {
+                    let parsed =
+                        word.split_once(':').and_then(|(d, v)| Some((d.parse::<DocumentId>().ok()?, v.parse().ok()?)));
+                    let Some((document, version)) = parsed else {
+                        tracing::warn!(word, "unreadable document in a cross-node notice");
+                        continue;
+                    };
+                    let hub = self.hub.clone();
+                    tokio::spawn(async move { hub.committed_elsewhere(document, version).await });
+                }
             }
             Some("r") => self.spawn_logged("revocations", |c| async move { c.revocations().await }),
             Some("a") => self.spawn_logged("access", |c| async move { c.organisation().await }),

@@ -12,7 +12,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::committer::CommitJob;
 use super::rows::{Cell, Rows};
-use super::{ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis};
+use super::{Backend, ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis};
 
 /// Every table a record projects into, keyed by `document_url`.
 const PROJECTION_TABLES: [&str; 8] = [
@@ -58,7 +58,7 @@ impl Database {
     /// holds each document at most once.
     pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<CommitOutcome>, StorageError> {
         let mut tx = self.begin_write().await?;
-        let versions = claim_versions(&mut tx, jobs).await?;
+        let versions = claim_versions(&mut tx, jobs, self.backend()).await?;
         let live: Vec<&CommitJob> = jobs.iter().zip(&versions).filter(|(_, v)| v.is_some()).map(|(j, _)| j).collect();
         if live.is_empty() {
             tx.rollback().await?;
@@ -106,6 +106,14 @@ impl Database {
         }
         super::feed::add_events(&mut tx, &mut rows, &live).await?;
         rows.insert(&mut tx).await?;
+        if self.backend() == Backend::Postgres {
+            let committed: Vec<(String, i64)> = jobs
+                .iter()
+                .zip(&versions)
+                .filter_map(|(job, version)| Some((job.document.to_string(), (*version)?)))
+                .collect();
+            announce(&mut tx, &committed).await?;
+        }
         tx.commit().await?;
         let mut ids = ids.into_iter();
         Ok(versions
@@ -129,41 +137,110 @@ pub enum CommitOutcome {
 }
 
 /// Bumps each job's document version if it is still the one the job was judged against,
-/// and returns the new versions (`None`: stale). The version row stays locked until the
-/// commit, so committers of one document take turns across nodes; documents are taken in
-/// id order, so two batches never wait for each other in a cycle.
+/// and returns the new versions (`None`: stale). The version rows stay locked until the
+/// commit, so committers of one document take turns across nodes; rows are locked in
+/// document order, so two batches never wait for each other in a cycle. Three statements
+/// a batch, however many documents it holds.
 async fn claim_versions(
     tx: &mut Transaction<'static, Any>,
     jobs: &[CommitJob],
+    backend: Backend,
 ) -> Result<Vec<Option<i64>>, StorageError> {
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| jobs[i].document.to_string());
+    let mut order: Vec<(String, usize)> = jobs.iter().enumerate().map(|(i, j)| (j.document.to_string(), i)).collect();
+    order.sort();
+    // SQLite holds the whole database's write lock already (`BEGIN IMMEDIATE`).
+    let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let ids: Vec<&str> = order.iter().map(|(id, _)| id.as_str()).collect();
+    let mut current = std::collections::HashMap::new();
+    for part in ids.chunks(MAX_PARAMETERS) {
+        let sql = format!(
+            "SELECT document_id, version FROM document_versions WHERE document_id IN ({}) ORDER BY document_id{lock}",
+            placeholders(part.len(), 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in part {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            current.insert(row.try_get::<String, _>("document_id")?, row.try_get::<i64, _>("version")?);
+        }
+    }
     let mut versions = vec![None; jobs.len()];
-    for i in order {
-        let document = jobs[i].document.to_string();
-        let query = match jobs[i].expected_version {
-            None => sqlx::query(
-                "INSERT INTO document_versions (document_id, version) VALUES ($1, 1)
-                 ON CONFLICT (document_id) DO UPDATE SET version = document_versions.version + 1 RETURNING version",
-            )
-            .bind(document),
-            Some(0) => sqlx::query(
-                "INSERT INTO document_versions (document_id, version) VALUES ($1, 1)
-                 ON CONFLICT (document_id) DO NOTHING RETURNING version",
-            )
-            .bind(document),
-            Some(expected) => sqlx::query(
-                "UPDATE document_versions SET version = version + 1 WHERE document_id = $1 AND version = $2
-                 RETURNING version",
-            )
-            .bind(document)
-            .bind(expected),
-        };
-        if let Some(row) = query.fetch_optional(&mut **tx).await? {
-            versions[i] = Some(row.try_get("version")?);
+    let (mut bump, mut create) = (Vec::new(), Vec::new());
+    for (id, i) in &order {
+        match (jobs[*i].expected_version, current.get(id)) {
+            (None, Some(v)) => {
+                versions[*i] = Some(v + 1);
+                bump.push(id.as_str());
+            }
+            (Some(expected), Some(v)) if expected == *v => {
+                versions[*i] = Some(v + 1);
+                bump.push(id.as_str());
+            }
+            (None | Some(0), None) => create.push((id.as_str(), *i)),
+            _ => {} // stale: someone committed since (or the document is not where it was)
+        }
+    }
+    for part in bump.chunks(MAX_PARAMETERS) {
+        let sql = format!(
+            "UPDATE document_versions SET version = version + 1 WHERE document_id IN ({})",
+            placeholders(part.len(), 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in part {
+            query = query.bind(*id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // A document created at once through two nodes: the second insert waits for the first
+    // and then finds it there, so that job is stale and is judged again.
+    for part in create.chunks(MAX_PARAMETERS) {
+        let values: Vec<String> = (1..=part.len()).map(|n| format!("(${n}, 1)")).collect();
+        let sql = format!(
+            "INSERT INTO document_versions (document_id, version) VALUES {} ON CONFLICT (document_id) DO NOTHING
+             RETURNING document_id",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, _) in part {
+            query = query.bind(*id);
+        }
+        let created: std::collections::HashSet<String> =
+            query.fetch_all(&mut **tx).await?.iter().map(|row| row.try_get("document_id")).collect::<Result<_, _>>()?;
+        for (id, i) in part {
+            if created.contains(*id) {
+                versions[*i] = Some(1);
+            }
         }
     }
     Ok(versions)
+}
+
+/// Tells the other nodes which documents this batch committed, at commit (PostgreSQL's
+/// `NOTIFY` is sent only if the transaction commits): one notice per batch, not one per
+/// document, split to stay under PostgreSQL's 8,000-byte payload limit. See `crate::cluster`.
+async fn announce(tx: &mut Transaction<'static, Any>, committed: &[(String, i64)]) -> Result<(), StorageError> {
+    const MAX_PAYLOAD: usize = 7_000;
+    let at = now_millis();
+    let mut payload = String::new();
+    for (i, (document, version)) in committed.iter().enumerate() {
+        if payload.is_empty() {
+            payload = format!("d {at}");
+        }
+        payload.push_str(&format!(" {document}:{version}"));
+        if payload.len() > MAX_PAYLOAD || i + 1 == committed.len() {
+            sqlx::query("SELECT pg_notify('fieldbook', $1)")
+                .bind(std::mem::take(&mut payload))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `$first, $first+1, …` for `count` parameters.
+fn placeholders(count: usize, first: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// One multi-row insert for the batch's chunks; ids come back matched by document.
