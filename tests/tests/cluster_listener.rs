@@ -1,13 +1,18 @@
-//! A node that loses its cross-node listener says so in its readiness, and when it listens
-//! again it catches up with what was committed meanwhile and pushes it to its connections.
+//! What nodes hear from each other besides documents, and what a node does when it cannot
+//! hear: a framework import or a suspension made by a `fieldbook` command takes effect on
+//! every node within a second (their polling fallback runs every 30 s while they listen, so
+//! only the cross-node notice can do it); a node that loses its listener says so in its
+//! readiness, and when it listens again it catches up with what was committed meanwhile and
+//! pushes it to its connections.
 
 use std::time::{Duration, Instant};
 
 use fieldbook_sync_core::{DocumentId, json as amjson};
 use fieldbook_tests::cluster::Cluster;
 use fieldbook_tests::peer::{Outcome, Peer};
+use fieldbook_tests::records::document;
 use fieldbook_tests::records::observation;
-use fieldbook_tests::{TestServer, js};
+use fieldbook_tests::{TempDir, TestServer, js, raw};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,6 +53,62 @@ async fn a_node_that_lost_its_listener_is_unready_then_pushes_what_it_missed() {
         .unwrap_or_else(|e| panic!("the change made while node B was deaf never reached its client: {e}"));
     assert_eq!(seen["doc"]["status"], "shared", "{seen}");
     assert_eq!(seen["reconnects"], 0, "pushed on the open connection, not found by reconnecting: {seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_imported_by_command_is_in_force_on_every_node_within_a_second() {
+    let cluster = Cluster::start(2).await;
+    let mut tablet = Peer::connect(&cluster.ws_url(1), "sam-tablet").await;
+    let with_new_component = || document(&observation(json!({ "components": ["kss-cf-2018/6.1"] })));
+    let refused = tablet.push(DocumentId::random(), &with_new_component()).await;
+    assert!(matches!(refused, Outcome::Rejected(_)), "the component does not exist yet: {refused:?}");
+
+    // A corrected framework with a new component, imported by command beside the nodes.
+    let mut framework: serde_json::Value =
+        serde_json::from_str(include_str!("../../frameworks/kss-cf-2018.json")).expect("shipped framework");
+    framework["version"] = json!("2018-corrected");
+    framework["areas"][5]["components"] =
+        json!([{"id": "kss-cf-2018/6.1", "title": "Assessment that hears the child"}]);
+    let dir = TempDir::new("framework");
+    let path = dir.path().join("kss.json");
+    std::fs::write(&path, framework.to_string()).expect("write framework");
+    cluster.fieldbook(&["frameworks", "import", path.to_str().expect("utf-8 path")]);
+    let imported = Instant::now();
+
+    loop {
+        match tablet.push(DocumentId::random(), &with_new_component()).await {
+            Outcome::Accepted => break,
+            other if imported.elapsed() > Duration::from_secs(1) => {
+                panic!("node B still refused the new component {:?} after the import: {other:?}", imported.elapsed())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    eprintln!("the imported framework was in force on node B {:?} after the command", imported.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspending_a_user_by_command_disconnects_them_on_every_node_within_a_second() {
+    let cluster = Cluster::start(2).await;
+    let pat = cluster.add_practitioner("pat").await;
+    let mut sockets = Vec::new();
+    for node in 0..2 {
+        let mut socket = raw::connect(&cluster.node(node).ws_url(&pat)).await;
+        raw::send(&mut socket, raw::join_frame("pat-phone")).await;
+        assert!(raw::next(&mut socket).await.is_some(), "pat joined node {node}");
+        sockets.push(socket);
+    }
+
+    cluster.fieldbook(&["users", "update", "--id", "pat", "--status", "suspended"]);
+    let suspended = Instant::now();
+    for (node, mut socket) in sockets.into_iter().enumerate() {
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), async { while raw::next(&mut socket).await.is_some() {} })
+                .await;
+        assert!(closed.is_ok(), "pat's connection to node {node} was still open 5 s after the suspension");
+        let after = suspended.elapsed();
+        assert!(after < Duration::from_secs(1), "pat's connection to node {node} closed only {after:?} after");
+    }
 }
 
 /// Terminates every `LISTEN` connection to the database; returns how many.
