@@ -34,25 +34,13 @@ impl TestApp {
 
     /// Runs a `fieldbook` admin command with `input` on stdin (e.g. `users set-password`).
     pub fn fieldbook_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
-        let mut command = std::process::Command::new(crate::binary("fieldbook"));
-        command
-            .args(args)
-            .env("FIELDBOOK_DATABASE_URL", &self.db.url)
-            .env("FIELDBOOK_SIGNING_KEY_FILE", crate::database::key_file_for(&self.db.url))
-            .env("RUST_LOG", "warn");
+        let mut command = self.db.fieldbook_command();
+        command.args(args);
         crate::run_with_stdin(command, input)
     }
 
     /// Runs a `fieldbook` admin command against this app's database; returns stdout.
     pub fn fieldbook(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(crate::binary("fieldbook"))
-            .args(args)
-            .env("FIELDBOOK_DATABASE_URL", &self.db.url)
-            .env("FIELDBOOK_SIGNING_KEY_FILE", crate::database::key_file_for(&self.db.url))
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run fieldbook");
-        assert!(out.status.success(), "fieldbook {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8")
+        self.db.fieldbook(args)
     }
 }

@@ -68,15 +68,7 @@ impl Cluster {
 
     /// Runs a `fieldbook` admin command against the cluster's database; returns stdout.
     pub fn fieldbook(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(crate::binary("fieldbook"))
-            .args(args)
-            .env("FIELDBOOK_DATABASE_URL", &self.db.url)
-            .env("FIELDBOOK_SIGNING_KEY_FILE", crate::database::key_file_for(&self.db.url))
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run fieldbook");
-        assert!(out.status.success(), "fieldbook {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8")
+        self.db.fieldbook(args)
     }
 
     /// A service account with `hr:read`; returns its key.

@@ -71,6 +71,23 @@ impl TestDatabase {
         token
     }
 
+    /// A `fieldbook` command run beside the servers, on this database and its signing keys.
+    pub fn fieldbook_command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(crate::binary("fieldbook"));
+        command
+            .env("FIELDBOOK_DATABASE_URL", &self.url)
+            .env("FIELDBOOK_SIGNING_KEY_FILE", key_file_for(&self.url))
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    /// Runs a `fieldbook` admin command on this database; returns stdout.
+    pub fn fieldbook(&self, args: &[&str]) -> String {
+        let out = self.fieldbook_command().args(args).output().expect("run fieldbook");
+        assert!(out.status.success(), "fieldbook {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
     /// Runs one statement behind the server's back (to show what the database refuses).
     pub async fn raw_execute(&self, sql: &str) -> Result<(), String> {
         sqlx::any::install_default_drivers();

@@ -21,15 +21,8 @@ impl Database {
     pub async fn actor_bindings(&self, actors: &[String]) -> Result<HashMap<String, Author>, StorageError> {
         let mut out = HashMap::new();
         for part in actors.chunks(super::MAX_PARAMETERS) {
-            let placeholders: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT actor_id, user_id, device_id FROM actors WHERE actor_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for actor in part {
-                query = query.bind(actor);
-            }
+            let query =
+                super::query_in("SELECT actor_id, user_id, device_id FROM actors WHERE actor_id IN (LIST)", part);
             for row in query.fetch_all(self.pool()).await? {
                 let author = Author { user_id: row.try_get("user_id")?, device_id: row.try_get("device_id")? };
                 out.insert(row.try_get("actor_id")?, author);

@@ -147,16 +147,10 @@ impl Database {
     /// The committed versions of these documents (those that have one).
     pub async fn document_versions(&self, documents: &[DocumentId]) -> Result<Vec<(DocumentId, i64)>, StorageError> {
         let mut versions = Vec::new();
-        for part in documents.chunks(super::MAX_PARAMETERS) {
-            let placeholders: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT document_id, version FROM document_versions WHERE document_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for document in part {
-                query = query.bind(document.to_string());
-            }
+        let ids: Vec<String> = documents.iter().map(ToString::to_string).collect();
+        for part in ids.chunks(super::MAX_PARAMETERS) {
+            let query =
+                super::query_in("SELECT document_id, version FROM document_versions WHERE document_id IN (LIST)", part);
             for row in query.fetch_all(self.pool()).await? {
                 let id: String = row.try_get("document_id")?;
                 if let Ok(document) = id.parse() {

@@ -51,6 +51,20 @@ pub use users::{Role, Supervision, Team, User, UserStatus};
 /// slower per row than 900-parameter ones, measured), so statements stay small.
 pub(crate) const MAX_PARAMETERS: usize = 999;
 
+/// `sql` with `(LIST)` replaced by `($1, …, $n)` and each of `values` bound in turn: one
+/// part (at most [`MAX_PARAMETERS`]) of an `IN` list.
+pub(crate) fn query_in<'q, T>(sql: &str, values: &'q [T]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>
+where
+    T: AsRef<str>,
+{
+    let list: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.replace("(LIST)", &format!("({})", list.join(", ")))));
+    for value in values {
+        query = query.bind(value.as_ref());
+    }
+    query
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database error: {0}")]

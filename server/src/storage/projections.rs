@@ -4,7 +4,7 @@
 //! A batch (see `committer`) is written with one multi-row statement per table, so a batch
 //! of many documents costs a handful of round trips, not a few per document.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use fieldbook_sync_core::records::{DevelopmentPlan, Observation, SignOff, Signature};
 use fieldbook_sync_core::{DocumentId, Record};
@@ -12,7 +12,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::committer::CommitJob;
 use super::rows::{Cell, Rows};
-use super::{Backend, ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis};
+use super::{Backend, ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis, query_in};
 
 /// Every table a record projects into, keyed by `document_url`.
 const PROJECTION_TABLES: [&str; 8] = [
@@ -58,7 +58,7 @@ impl Database {
     /// holds each document at most once.
     pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<CommitOutcome>, StorageError> {
         let mut tx = self.begin_write().await?;
-        let versions = claim_versions(&mut tx, jobs, self.backend()).await?;
+        let versions = claim_versions(&mut tx, jobs).await?;
         let live: Vec<&CommitJob> = jobs.iter().zip(&versions).filter(|(_, v)| v.is_some()).map(|(j, _)| j).collect();
         if live.is_empty() {
             tx.rollback().await?;
@@ -73,13 +73,8 @@ impl Database {
         if !replaced.is_empty() {
             for table in PROJECTION_TABLES {
                 for urls in replaced.chunks(MAX_PARAMETERS) {
-                    let placeholders: Vec<String> = (1..=urls.len()).map(|i| format!("${i}")).collect();
-                    let sql = format!("DELETE FROM {table} WHERE document_url IN ({})", placeholders.join(", "));
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for url in urls {
-                        query = query.bind(url);
-                    }
-                    query.execute(&mut *tx).await?;
+                    let sql = format!("DELETE FROM {table} WHERE document_url IN (LIST)");
+                    query_in(&sql, urls).execute(&mut *tx).await?;
                 }
             }
         }
@@ -138,80 +133,80 @@ pub enum CommitOutcome {
 
 /// Bumps each job's document version if it is still the one the job was judged against,
 /// and returns the new versions (`None`: stale). The version rows stay locked until the
-/// commit, so committers of one document take turns across nodes; rows are locked in
-/// document order, so two batches never wait for each other in a cycle. Three statements
-/// a batch, however many documents it holds.
+/// commit, so committers of one document take turns across nodes. Two statements a batch
+/// however many documents it holds: one update of those that exist, listed in document
+/// order, and one insert of the new ones. (Were two batches ever to lock rows in opposite
+/// orders, PostgreSQL would abort one, and the committer retries its jobs one by one.)
 async fn claim_versions(
     tx: &mut Transaction<'static, Any>,
     jobs: &[CommitJob],
-    backend: Backend,
 ) -> Result<Vec<Option<i64>>, StorageError> {
     let mut order: Vec<(String, usize)> = jobs.iter().enumerate().map(|(i, j)| (j.document.to_string(), i)).collect();
     order.sort();
-    // SQLite holds the whole database's write lock already (`BEGIN IMMEDIATE`).
-    let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-    let ids: Vec<&str> = order.iter().map(|(id, _)| id.as_str()).collect();
-    let mut current = std::collections::HashMap::new();
-    for part in ids.chunks(MAX_PARAMETERS) {
-        let sql = format!(
-            "SELECT document_id, version FROM document_versions WHERE document_id IN ({}) ORDER BY document_id{lock}",
-            placeholders(part.len(), 1)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in part {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            current.insert(row.try_get::<String, _>("document_id")?, row.try_get::<i64, _>("version")?);
-        }
-    }
+    let index: HashMap<&str, usize> = order.iter().map(|(id, i)| (id.as_str(), *i)).collect();
     let mut versions = vec![None; jobs.len()];
-    let (mut bump, mut create) = (Vec::new(), Vec::new());
+    let mut claimed = |rows: Vec<sqlx::any::AnyRow>| -> Result<(), StorageError> {
+        for row in rows {
+            let id: String = row.try_get("document_id")?;
+            if let Some(i) = index.get(id.as_str()) {
+                versions[*i] = Some(row.try_get("version")?);
+            }
+        }
+        Ok(())
+    };
+    let (mut existing, mut new, mut any) = (Vec::new(), Vec::new(), Vec::new());
     for (id, i) in &order {
-        match (jobs[*i].expected_version, current.get(id)) {
-            (None, Some(v)) => {
-                versions[*i] = Some(v + 1);
-                bump.push(id.as_str());
-            }
-            (Some(expected), Some(v)) if expected == *v => {
-                versions[*i] = Some(v + 1);
-                bump.push(id.as_str());
-            }
-            (None | Some(0), None) => create.push((id.as_str(), *i)),
-            _ => {} // stale: someone committed since (or the document is not where it was)
+        match jobs[*i].expected_version {
+            Some(0) => new.push(id.as_str()),
+            Some(version) => existing.push((id.as_str(), version)),
+            None => any.push(id.as_str()),
         }
     }
-    for part in bump.chunks(MAX_PARAMETERS) {
+    for part in existing.chunks(MAX_PARAMETERS / 3) {
+        let n = part.len();
+        let ids: Vec<String> = (1..=n).map(|k| format!("${k}")).collect();
+        let pairs: Vec<String> = (1..=n).map(|k| format!("(${k}, ${})", n + k)).collect();
+        // The plain `IN` list lets the primary key find the rows.
         let sql = format!(
-            "UPDATE document_versions SET version = version + 1 WHERE document_id IN ({})",
-            placeholders(part.len(), 1)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in part {
-            query = query.bind(*id);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    // A document created at once through two nodes: the second insert waits for the first
-    // and then finds it there, so that job is stale and is judged again.
-    for part in create.chunks(MAX_PARAMETERS) {
-        let values: Vec<String> = (1..=part.len()).map(|n| format!("(${n}, 1)")).collect();
-        let sql = format!(
-            "INSERT INTO document_versions (document_id, version) VALUES {} ON CONFLICT (document_id) DO NOTHING
-             RETURNING document_id",
-            values.join(", ")
+            "UPDATE document_versions SET version = version + 1
+             WHERE document_id IN ({}) AND (document_id, version) IN (VALUES {})
+             RETURNING document_id, version",
+            ids.join(", "),
+            pairs.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, _) in part {
             query = query.bind(*id);
         }
-        let created: std::collections::HashSet<String> =
-            query.fetch_all(&mut **tx).await?.iter().map(|row| row.try_get("document_id")).collect::<Result<_, _>>()?;
-        for (id, i) in part {
-            if created.contains(*id) {
-                versions[*i] = Some(1);
-            }
+        for (_, version) in part {
+            query = query.bind(*version);
         }
+        claimed(query.fetch_all(&mut **tx).await?)?;
+    }
+    // A document created at once through two nodes: the second insert waits for the first
+    // and then finds it there, so that job is stale and is judged again.
+    for part in new.chunks(MAX_PARAMETERS) {
+        let values: Vec<String> = (1..=part.len()).map(|k| format!("(${k}, 1)")).collect();
+        let sql = format!(
+            "INSERT INTO document_versions (document_id, version) VALUES {} ON CONFLICT (document_id) DO NOTHING
+             RETURNING document_id, version",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in part {
+            query = query.bind(*id);
+        }
+        claimed(query.fetch_all(&mut **tx).await?)?;
+    }
+    // Unconditional writes (tools and tests): whatever the version is.
+    for id in any {
+        let query = sqlx::query(
+            "INSERT INTO document_versions (document_id, version) VALUES ($1, 1)
+             ON CONFLICT (document_id) DO UPDATE SET version = document_versions.version + 1
+             RETURNING document_id, version",
+        )
+        .bind(id);
+        claimed(query.fetch_all(&mut **tx).await?)?;
     }
     Ok(versions)
 }
@@ -236,11 +231,6 @@ async fn announce(tx: &mut Transaction<'static, Any>, committed: &[(String, i64)
         }
     }
     Ok(())
-}
-
-/// `$first, $first+1, …` for `count` parameters.
-fn placeholders(count: usize, first: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// One multi-row insert for the batch's chunks; ids come back matched by document.
