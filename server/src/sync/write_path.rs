@@ -83,8 +83,8 @@ impl DocumentHub {
                 Ok(None) => break loaded.sync.accept(staged),
                 Ok(Some(accepted)) => match self.commit(document, loaded, &staged, accepted).await {
                     Ok(true) => {
-                        crate::metrics::changes_accepted(staged.new_change_metadata().len());
                         let received = loaded.sync.accept(staged);
+                        crate::metrics::changes_accepted(received.new_changes);
                         // Its creator has it open; `record-created` says so.
                         self.mark_opened(from, document);
                         if loaded.chunks.len() > self.config.compact_after_chunks {
