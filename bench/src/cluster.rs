@@ -32,6 +32,7 @@ use sqlx::ConnectOptions;
 
 use crate::peer::{Peer, observation};
 use crate::servers::{FieldbookServer, ServerProcess};
+use crate::stats::median;
 
 /// The targets.
 const OVERHEAD_TARGET: f64 = 0.20;
@@ -822,16 +823,6 @@ fn print_table(summaries: &[(usize, Summary)], reference: Option<&Summary>, args
         }
         println!("{line} (targets: overhead < {:.0}%, p99 < {P99_TARGET_MS:.0} ms)", OVERHEAD_TARGET * 100.0);
     }
-}
-
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values: Vec<f64> = values.collect();
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
 }
 
 /// The median with `None` (missing) as slower than any figure; `None` if it lands there.

@@ -84,9 +84,8 @@ fn get(agent: &ureq::Agent, url: &str, key: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&response.body_mut().with_config().limit(1 << 30).read_to_string()?)?)
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+fn median(samples: Vec<f64>) -> f64 {
+    crate::stats::median(samples.into_iter()).expect("at least one sample")
 }
 
 fn measure(server: &FieldbookServer, key: &str, practitioners: usize) -> anyhow::Result<Value> {

@@ -179,6 +179,20 @@ pub struct DocSync<P> {
     queued: HashMap<ChangeHash, P>,
     /// Most operations one incoming message may carry (see [`Self::limit_operations`]).
     max_operations: usize,
+    /// The last reply made to a peer that holds nothing (see [`FreshPeerReply`]).
+    fresh_peer_reply: Option<FreshPeerReply>,
+}
+
+/// A reply to a peer that holds none of the document: the whole document, saved and
+/// compressed. Making one costs a full `save()`; every such peer in the same sync state
+/// gets the same bytes, so they are made once per version of the document rather than
+/// once per peer. Automerge's reply depends only on the document (its heads) and the
+/// peer's sync state, so reusing it for an equal state at the same heads is exact.
+struct FreshPeerReply {
+    heads: Vec<ChangeHash>,
+    before: sync::State,
+    after: sync::State,
+    data: Vec<u8>,
 }
 
 impl<P: Clone + Eq + Hash> DocSync<P> {
@@ -189,6 +203,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             rejected: HashMap::new(),
             queued: HashMap::new(),
             max_operations: usize::MAX,
+            fresh_peer_reply: None,
         }
     }
 
@@ -405,11 +420,44 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         if state.waiting_for_document && empty {
             return None;
         }
-        let message = self.doc.generate_sync_message(&mut state.sync)?;
+        let heads = self.doc.get_heads();
+        if awaiting_answer(&self.doc, &state.sync, &heads) {
+            return None;
+        }
+        let data = match &self.fresh_peer_reply {
+            Some(reply) if reply.before == state.sync && reply.heads == heads => {
+                state.sync = reply.after.clone();
+                reply.data.clone()
+            }
+            _ => {
+                let fresh = state.sync.their_heads.as_ref().is_some_and(Vec::is_empty).then(|| state.sync.clone());
+                let data = self.doc.generate_sync_message(&mut state.sync)?.encode();
+                if let Some(before) = fresh {
+                    let after = state.sync.clone();
+                    self.fresh_peer_reply = Some(FreshPeerReply { heads, before, after, data: data.clone() });
+                }
+                data
+            }
+        };
         state.waiting_for_document = false;
         let kind = if empty { SyncKind::Request } else { SyncKind::Sync };
-        Some(Outgoing { peer: peer.clone(), kind, data: message.encode() })
+        Some(Outgoing { peer: peer.clone(), kind, data })
     }
+}
+
+/// True when automerge would make no message for this peer now: the last one it sent is
+/// not yet answered and the document has not changed since (and the peer did not report
+/// heads we lack, which automerge answers with a reset at once). Automerge decides that only
+/// after composing the message, which for a peer that holds nothing is a full `save()`; with
+/// many such peers on one document, every change to any of them would pay that for each.
+fn awaiting_answer(doc: &Automerge, state: &sync::State, heads: &[ChangeHash]) -> bool {
+    // Conservative: anything missing (even a queued change's dependency) leaves it to automerge.
+    let reset = state
+        .their_have
+        .as_ref()
+        .and_then(|have| have.first())
+        .is_some_and(|first| !first.last_sync.is_empty() && !doc.get_missing_deps(&first.last_sync).is_empty());
+    state.have_responded && state.in_flight && state.last_sent_heads == heads && !reset
 }
 
 /// A sync message carrying every change of `doc` beyond `since`, as a peer sends one once it
@@ -460,6 +508,69 @@ mod tests {
         tx.put(ROOT, key, value).unwrap();
         tx.commit();
         doc
+    }
+
+    /// A device holding nothing asks `server` for the document; returns the server's reply.
+    fn fresh_device_asks(server: &mut DocSync<&'static str>, name: &'static str) -> (DocSync<&'static str>, Vec<u8>) {
+        let mut device = DocSync::new(Automerge::new());
+        let request = device.outgoing_for(&"server").unwrap();
+        assert_eq!(request.kind, SyncKind::Request);
+        server.receive(&name, request.kind, &request.data).unwrap();
+        let reply = server.outgoing_for(&name).unwrap();
+        device.receive(&"server", reply.kind, &reply.data).unwrap();
+        // The device answers with its new heads.
+        let answer = device.outgoing_for(&"server").unwrap();
+        server.receive(&name, answer.kind, &answer.data).unwrap();
+        (device, reply.data)
+    }
+
+    #[test]
+    fn fresh_peers_get_the_reply_a_peer_alone_would_get_and_a_new_version_after_a_change() {
+        let mut server = DocSync::new(doc_with("notes", "first"));
+        let (first, first_reply) = fresh_device_asks(&mut server, "first");
+        // The second device's reply is the reused one; a server serving it alone makes its own.
+        let (_, second_reply) = fresh_device_asks(&mut server, "second");
+        let mut alone = DocSync::new(server.doc().clone());
+        let (_, reply_alone) = fresh_device_asks(&mut alone, "second");
+        assert_eq!(second_reply, reply_alone);
+        assert_eq!(first_reply, second_reply);
+        assert!(
+            server.fresh_peer_reply.as_ref().is_some_and(|r| r.data == second_reply),
+            "the reply is kept for reuse"
+        );
+        assert_eq!(first.heads(), server.heads());
+        assert_eq!(first.doc().get(ROOT, "notes").unwrap().unwrap().0.as_str(), Some("first"));
+
+        // The server's copy changes: the next fresh device gets the new version.
+        let mut tx = server.doc_mut().transaction();
+        tx.put(ROOT, "notes", "second").unwrap();
+        tx.commit();
+        let (third, _) = fresh_device_asks(&mut server, "third");
+        assert_eq!(third.heads(), server.heads());
+        assert_eq!(third.doc().get(ROOT, "notes").unwrap().unwrap().0.as_str(), Some("second"));
+        // And the peers that got the first version are offered the change.
+        let mut first = first;
+        converge(&mut server, &mut first);
+        assert_eq!(first.heads(), server.heads());
+    }
+
+    #[test]
+    fn a_peer_awaiting_an_answer_gets_nothing_until_the_document_changes() {
+        let mut server = DocSync::new(doc_with("notes", "first"));
+        let mut device = DocSync::new(Automerge::new());
+        let request = device.outgoing_for(&"server").unwrap();
+        server.receive(&"device", request.kind, &request.data).unwrap();
+        assert!(server.outgoing_for(&"device").is_some());
+        // Unanswered, unchanged: nothing — as automerge itself decides, with the state untouched.
+        let state = server.peers[&"device"].sync.clone();
+        assert!(server.outgoing_for(&"device").is_none());
+        assert_eq!(server.peers[&"device"].sync, state);
+        assert!(server.doc.generate_sync_message(&mut state.clone()).is_none());
+        // A change goes out although the last message is unanswered.
+        let mut tx = server.doc_mut().transaction();
+        tx.put(ROOT, "notes", "second").unwrap();
+        tx.commit();
+        assert!(server.outgoing_for(&"device").is_some());
     }
 
     /// Pumps messages between two DocSyncs until neither has anything to say.

@@ -199,6 +199,11 @@ impl Database {
         })
     }
 
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
+    }
+
     /// Connections the pool holds open, and how many of those are idle.
     pub fn pool_use(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())

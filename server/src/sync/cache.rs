@@ -173,7 +173,10 @@ impl DocumentHub {
     }
 
     pub(super) async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
-        let stored = self.db.load_document(document).await?;
+        let stored = {
+            let _turn = self.reads.acquire().await.expect("never closed");
+            self.db.load_document(document).await?
+        };
         let record =
             if stored.doc.get_heads().is_empty() { None } else { Stored::of(&stored.doc, self.catalog().as_ref()) };
         let mut sync = DocSync::new(stored.doc);
@@ -196,7 +199,10 @@ impl DocumentHub {
     /// built (by other nodes). Peers' sync states stay, so they are offered just the new
     /// changes.
     pub(super) async fn catch_up(&self, document: DocumentId, loaded: &mut LoadedDocument) -> Result<(), HubError> {
-        let delta = self.db.document_since(document, loaded.last_chunk()).await?;
+        let delta = {
+            let _turn = self.reads.acquire().await.expect("never closed");
+            self.db.document_since(document, loaded.last_chunk()).await?
+        };
         for chunk in &delta.new_chunks {
             loaded.sync.apply_stored(chunk).map_err(|source| HubError::Sync { document, source })?;
         }

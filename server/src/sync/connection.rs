@@ -27,6 +27,13 @@ const CONCURRENT_DOCUMENTS: usize = 32;
 /// Frames this much larger than the protocol limit are cut off by the WebSocket layer
 /// itself (close code 1009) without being buffered; below that we answer with an `error`.
 const HARD_FRAME_FACTOR: usize = 4;
+/// The WebSocket layer's read buffer. tungstenite's default (128 KiB, zero-filled at once)
+/// was most of an idle connection's memory; a read fills it from the socket in steps of
+/// this size, and a larger frame still grows it for as long as that frame needs.
+const READ_BUFFER: usize = 8 * 1024;
+/// Frames queued in the WebSocket layer past this many bytes are written to the socket
+/// before the next is queued; the writer flushes whenever its outbox runs empty.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// How long a closing connection's last frames may take to go out.
 const WRITER_DRAIN: Duration = Duration::from_secs(10);
 /// The close code (and reason) of a session whose access token expired unrenewed: sign in
@@ -55,6 +62,8 @@ pub async fn sync_endpoint(
     let hard_limit = state.limits.max_frame_bytes.saturating_mul(HARD_FRAME_FACTOR);
     let span = tracing::info_span!("sync", user = %auth.user.id, device = auth.device.as_deref().unwrap_or("-"));
     Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| serve_connection(socket, state, auth).instrument(span)))
@@ -82,16 +91,25 @@ async fn serve_connection(socket: WebSocket, state: AppState, auth: Authenticate
     }
     tracing::info!("connected");
 
+    // Frames queued together go out in as few writes as the write buffer allows: one flush
+    // when the outbox runs empty, not one per frame.
     let mut writer = tokio::spawn(async move {
         while let Some(next) = outbox_rx.recv().await {
-            let message = match next {
-                Outgoing::Frame(frame) => WsMessage::Binary(frame.into()),
-                Outgoing::Close { code, reason } => {
-                    let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            let mut next = Some(next);
+            while let Some(outgoing) = next.take() {
+                let message = match outgoing {
+                    Outgoing::Frame(frame) => WsMessage::Binary(frame.into()),
+                    Outgoing::Close { code, reason } => {
+                        let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                        return;
+                    }
+                };
+                if sink.feed(message).await.is_err() {
                     return;
                 }
-            };
-            if sink.send(message).await.is_err() {
+                next = outbox_rx.try_recv();
+            }
+            if sink.flush().await.is_err() {
                 return;
             }
         }

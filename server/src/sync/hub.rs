@@ -31,6 +31,10 @@ pub struct DocumentHub {
     pub(super) config: CacheConfig,
     pub(super) limits: Limits,
     pub(super) next_connection: AtomicU64,
+    /// Document reads from the database at once: one per pooled connection. A burst (every
+    /// device reconnecting at 9 am) queues here, in order and without a deadline, instead
+    /// of timing out waiting for a connection and failing the devices' messages.
+    pub(super) reads: tokio::sync::Semaphore,
     registry: Mutex<Registry>,
     /// Framework ids for validation, refreshed from the database (see `refresh_frameworks`).
     catalog: std::sync::RwLock<Arc<Catalog>>,
@@ -49,6 +53,7 @@ impl DocumentHub {
     ) -> Self {
         Self {
             committer: Committer::start(db.clone()),
+            reads: tokio::sync::Semaphore::new(db.max_connections() as usize),
             audit,
             db,
             our_peer_id,

@@ -72,10 +72,20 @@ impl Outbox {
 impl OutboxReceiver {
     pub async fn recv(&mut self) -> Option<Outgoing> {
         let next = self.frames.recv().await?;
+        Some(self.taken(next))
+    }
+
+    /// The next thing to send if one is already waiting.
+    pub fn try_recv(&mut self) -> Option<Outgoing> {
+        let next = self.frames.try_recv().ok()?;
+        Some(self.taken(next))
+    }
+
+    fn taken(&self, next: Outgoing) -> Outgoing {
         if let Outgoing::Frame(frame) = &next {
             self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
         }
-        Some(next)
+        next
     }
 }
 

@@ -1,0 +1,279 @@
+//! The stock JS client (`@automerge/automerge-repo` 2.5.6, what `clients/web` runs) against
+//! Fieldbook and the stock Node server, side by side in each run, with the client's own
+//! floor: the same client importing the same records from local binaries, no network.
+//!
+//! Per run and server: a fresh device pulls 1,000 and 5,000 records (server restarted
+//! first, so nothing is cached), one device uploads 1,000 new records (until the server's
+//! heads match), and a change goes from one device to another through the server, with the
+//! 1,000 records open on both. The client is `tests/js/bench-client.mjs`; each measurement
+//! is a fresh Node.js process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use fieldbook_sync_core::DocumentId;
+use serde_json::{Value, json};
+
+use crate::peer::{Peer, observation};
+use crate::servers::{FieldbookServer, NodeServer, ServerProcess};
+use crate::stats::Runs;
+
+/// The targets: a pull within this factor of the client's floor; uploads this many
+/// times faster than the Node server; propagation p99 under this many milliseconds.
+const PULL_VS_FLOOR_TARGET: f64 = 1.25;
+const UPLOAD_SPEEDUP_TARGET: f64 = 2.0;
+const PROPAGATION_P99_TARGET_MS: f64 = 50.0;
+
+#[derive(clap::Args)]
+pub struct JsClientArgs {
+    /// Record counts a fresh device pulls (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pull: Vec<usize>,
+    /// Records one device uploads.
+    #[arg(long, default_value_t = 1000)]
+    upload: usize,
+    /// Records open on both devices while changes propagate.
+    #[arg(long, default_value_t = 1000)]
+    open: usize,
+    /// Changes timed for propagation, one after another.
+    #[arg(long, default_value_t = 200)]
+    rounds: usize,
+    /// Runs; every figure is the median over them, with the spread.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value = "bench-results/js-client.json")]
+    out: String,
+}
+
+/// Every figure of the suite, per run.
+#[derive(Default)]
+struct Figures {
+    floor: Vec<Runs>,
+    pull: [Vec<Runs>; 2],
+    pull_cpu: [Vec<Runs>; 2],
+    first_record: [Vec<Runs>; 2],
+    pull_failures: [Vec<Vec<String>>; 2],
+    upload: [Runs; 2],
+    p50: [Runs; 2],
+    p99: [Runs; 2],
+}
+
+const SERVERS: [&str; 2] = ["fieldbook", "node"];
+
+pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
+    let most = args.pull.iter().copied().chain([args.open]).max().unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("fieldbook-bench-js-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let records: Vec<automerge::Automerge> = (0..most.max(args.upload)).map(observation).collect();
+    let bins = |n: usize, name: &str| write_bins(&dir.join(name), &records[..n]);
+    let upload_bins = bins(args.upload, "upload.bin")?;
+
+    let mut fieldbook = FieldbookServer::start(None).await?;
+    let mut node = NodeServer::start()?;
+    let ids = [seed(&fieldbook.ws_url(), &records[..most]).await?, seed(&node.ws_url(), &records[..most]).await?];
+    println!("seeded {most} records on both servers");
+
+    let mut figures = Figures {
+        floor: vec![Runs::default(); args.pull.len()],
+        pull: [vec![Runs::default(); args.pull.len()], vec![Runs::default(); args.pull.len()]],
+        pull_cpu: [vec![Runs::default(); args.pull.len()], vec![Runs::default(); args.pull.len()]],
+        first_record: [vec![Runs::default(); args.pull.len()], vec![Runs::default(); args.pull.len()]],
+        pull_failures: [vec![Vec::new(); args.pull.len()], vec![Vec::new(); args.pull.len()]],
+        ..Figures::default()
+    };
+    for run in 1..=args.runs {
+        for (p, &n) in args.pull.iter().enumerate() {
+            let id_file = write_ids(&dir.join(format!("floor-{n}.ids")), &ids[0][..n])?;
+            let floor =
+                client(&["floor", "--bins", path(&bins(n, &format!("floor-{n}.bin"))?), "--ids", path(&id_file)])?;
+            figures.floor[p].push(seconds(&floor)?);
+            for (s, server) in SERVERS.iter().enumerate() {
+                let url = restarted(s, &mut fieldbook, &mut node).await?;
+                let id_file = write_ids(&dir.join(format!("{server}-{n}.ids")), &ids[s][..n])?;
+                // A pull the client gives up on (automerge-repo marks a record unavailable when
+                // it has waited 60 s for it) counts as slower than any, and is reported.
+                match client(&["pull", "--url", &url, "--ids", path(&id_file)]) {
+                    Ok(pull) => {
+                        figures.pull[s][p].push(seconds(&pull)?);
+                        figures.pull_cpu[s][p].push(number(&pull, "client_cpu_seconds")?);
+                        figures.first_record[s][p].push(number(&pull, "first_document_seconds")?);
+                        println!(
+                            "run {run}: {server}: fresh device pulled {n} in {:.2} s (client floor {:.2} s)",
+                            seconds(&pull)?,
+                            seconds(&floor)?
+                        );
+                    }
+                    Err(e) => {
+                        println!("run {run}: {server}: fresh device pulling {n} failed: {e}");
+                        figures.pull[s][p].push(f64::INFINITY);
+                        figures.pull_failures[s][p].push(e.to_string());
+                    }
+                }
+            }
+        }
+        for (s, server) in SERVERS.iter().enumerate() {
+            let url = restarted(s, &mut fieldbook, &mut node).await?;
+            let upload = client(&["upload", "--url", &url, "--bins", path(&upload_bins)])?;
+            figures.upload[s].push(seconds(&upload)?);
+            let id_file = write_ids(&dir.join(format!("{server}-open.ids")), &ids[s][..args.open])?;
+            let rounds = args.rounds.to_string();
+            let propagation = client(&["propagation", "--url", &url, "--ids", path(&id_file), "--rounds", &rounds])?;
+            figures.p50[s].push(number(&propagation, "p50_ms")?);
+            figures.p99[s].push(number(&propagation, "p99_ms")?);
+            println!(
+                "run {run}: {server}: uploaded {} in {:.2} s; propagation p50 {:.1} ms, p99 {:.1} ms",
+                args.upload,
+                seconds(&upload)?,
+                number(&propagation, "p50_ms")?,
+                number(&propagation, "p99_ms")?
+            );
+        }
+    }
+    fieldbook.stop().await?;
+    node.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    crate::write_results(&args.out, summarise(&args, &figures))
+}
+
+fn summarise(args: &JsClientArgs, f: &Figures) -> serde_json::Map<String, Value> {
+    println!("\nmedians (min–max) of {} runs:", args.runs);
+    let mut pulls = Vec::new();
+    for (p, n) in args.pull.iter().enumerate() {
+        let vs_floor = f.pull[0][p].median() / f.floor[p].median();
+        let vs_node = f.pull[1][p].median() / f.pull[0][p].median();
+        println!(
+            "fresh device pulls {n}: Fieldbook {} s, Node {} s, client floor {} s — {vs_floor:.2}× the floor, {vs_node:.2}× faster than Node",
+            f.pull[0][p].cell(2),
+            f.pull[1][p].cell(2),
+            f.floor[p].cell(2)
+        );
+        pulls.push(json!({
+            "records": n,
+            "client_floor_seconds": f.floor[p].json(),
+            "fieldbook_seconds": f.pull[0][p].json(),
+            "node_seconds": f.pull[1][p].json(),
+            "fieldbook_first_record_seconds": f.first_record[0][p].json(),
+            "node_first_record_seconds": f.first_record[1][p].json(),
+            "fieldbook_client_cpu_seconds": f.pull_cpu[0][p].json(),
+            "node_client_cpu_seconds": f.pull_cpu[1][p].json(),
+            "fieldbook_failed_runs": f.pull_failures[0][p],
+            "node_failed_runs": f.pull_failures[1][p],
+            "fieldbook_vs_floor": vs_floor,
+            "fieldbook_speedup_vs_node": vs_node,
+            "target_met": vs_floor <= PULL_VS_FLOOR_TARGET && vs_node > 1.0,
+        }));
+    }
+    let upload_speedup = f.upload[1].median() / f.upload[0].median();
+    println!(
+        "one device uploads {}: Fieldbook {} s, Node {} s — {upload_speedup:.2}× faster",
+        args.upload,
+        f.upload[0].cell(2),
+        f.upload[1].cell(2)
+    );
+    println!(
+        "propagation with {} open, {} rounds: Fieldbook p50 {} / p99 {} ms; Node p50 {} / p99 {} ms",
+        args.open,
+        args.rounds,
+        f.p50[0].cell(1),
+        f.p99[0].cell(1),
+        f.p50[1].cell(1),
+        f.p99[1].cell(1)
+    );
+    let mut results = serde_json::Map::new();
+    results.insert("runs".into(), json!(args.runs));
+    results
+        .insert("client".into(), json!("@automerge/automerge-repo 2.5.6 (tests/js/bench-client.mjs), in-memory repo"));
+    results.insert("pull".into(), json!(pulls));
+    results.insert(
+        "upload".into(),
+        json!({
+            "records": args.upload,
+            "fieldbook_seconds": f.upload[0].json(),
+            "node_seconds": f.upload[1].json(),
+            "fieldbook_speedup_vs_node": upload_speedup,
+            "target_met": upload_speedup >= UPLOAD_SPEEDUP_TARGET,
+        }),
+    );
+    results.insert(
+        "propagation".into(),
+        json!({
+            "records_open": args.open,
+            "rounds": args.rounds,
+            "fieldbook_p50_ms": f.p50[0].json(),
+            "fieldbook_p99_ms": f.p99[0].json(),
+            "node_p50_ms": f.p50[1].json(),
+            "node_p99_ms": f.p99[1].json(),
+            "target_met": f.p99[0].median() < PROPAGATION_P99_TARGET_MS,
+        }),
+    );
+    results
+}
+
+/// Restarts server `s` (0: Fieldbook, 1: Node), so nothing is cached; returns its URL.
+async fn restarted(s: usize, fieldbook: &mut FieldbookServer, node: &mut NodeServer) -> anyhow::Result<String> {
+    if s == 0 {
+        fieldbook.restart().await?;
+        Ok(fieldbook.ws_url())
+    } else {
+        node.restart().await?;
+        Ok(node.ws_url())
+    }
+}
+
+/// Stores `records` on the server under new ids, through the protocol; returns the ids.
+async fn seed(url: &str, records: &[automerge::Automerge]) -> anyhow::Result<Vec<DocumentId>> {
+    let mut ids = Vec::with_capacity(records.len());
+    for batch in records.chunks(500) {
+        let mut peer = Peer::connect(url).await.context("seed: connect")?;
+        for record in batch {
+            let id = DocumentId::random();
+            peer.open(id, record.clone()).await?;
+            ids.push(id);
+        }
+        peer.settle().await.context("seeding")?;
+    }
+    Ok(ids)
+}
+
+/// Writes each record's `save()`, as a 4-byte big-endian length and the bytes.
+fn write_bins(file: &Path, records: &[automerge::Automerge]) -> anyhow::Result<PathBuf> {
+    let mut bytes = Vec::new();
+    for record in records {
+        let saved = record.save();
+        bytes.extend_from_slice(&u32::try_from(saved.len())?.to_be_bytes());
+        bytes.extend_from_slice(&saved);
+    }
+    std::fs::write(file, bytes)?;
+    Ok(file.to_owned())
+}
+
+/// Writes one `automerge:` URL per line.
+fn write_ids(file: &Path, ids: &[DocumentId]) -> anyhow::Result<PathBuf> {
+    let lines: Vec<String> = ids.iter().map(DocumentId::url).collect();
+    std::fs::write(file, lines.join("\n") + "\n")?;
+    Ok(file.to_owned())
+}
+
+fn path(file: &Path) -> &str {
+    file.to_str().expect("temp paths are UTF-8")
+}
+
+/// Runs the JS client once; returns its JSON line.
+fn client(args: &[&str]) -> anyhow::Result<Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/js/bench-client.mjs");
+    let output = Command::new("node").arg(script).args(args).output().context("running node")?;
+    if !output.status.success() {
+        bail!("bench-client {} failed: {}", args[0], String::from_utf8_lossy(&output.stderr));
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(line.trim()).with_context(|| format!("bench-client {} printed {line:?}", args[0]))
+}
+
+fn number(result: &Value, field: &str) -> anyhow::Result<f64> {
+    result[field].as_f64().with_context(|| format!("no {field} in {result}"))
+}
+
+fn seconds(result: &Value) -> anyhow::Result<f64> {
+    number(result, "seconds")
+}
