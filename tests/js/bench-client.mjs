@@ -61,6 +61,7 @@ import { readFileSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 import { Repo, isValidAutomergeUrl, parseAutomergeUrl } from "@automerge/automerge-repo"
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+import { untilServerHas } from "./server-heads.mjs"
 
 // Library code occasionally console.log()s; keep stdout for our one JSON line.
 console.log = console.info = console.warn = console.debug = (...a) => console.error(...a)
@@ -130,10 +131,6 @@ function readIds(file) {
 
 // ---------- helpers shared with client.mjs ----------
 
-const sameHeads = (a, b) =>
-  Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
-  [...a].sort().join(",") === [...b].sort().join(",")
-
 /** Wrap a new adapter so it counts traffic; call before the Repo connects it. */
 function countedAdapter(url) {
   const adapter = new BrowserWebSocketClientAdapter(url)
@@ -177,25 +174,6 @@ async function connect(url) {
     throw new Error("server's peer message carried no peerMetadata.storageId; cannot confirm storage")
   }
   return device
-}
-
-/** Resolve once the repo's record of the server's heads equals handle.heads(). */
-function untilServerHas(handle, storageId) {
-  return new Promise(resolve => {
-    const check = () => {
-      if (sameHeads(handle.getSyncInfo(storageId)?.lastHeads, handle.heads())) {
-        handle.off("remote-heads", check)
-        handle.off("heads-changed", check)
-        resolve()
-        return true
-      }
-      return false
-    }
-    if (!check()) {
-      handle.on("remote-heads", check)
-      handle.on("heads-changed", check)
-    }
-  })
 }
 
 /** Reject if Fieldbook refuses this document's changes (an ephemeral "fieldbook/rejected"). */

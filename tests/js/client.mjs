@@ -29,6 +29,7 @@
 
 import { Repo } from "@automerge/automerge-repo"
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+import { untilServerHas } from "./server-heads.mjs"
 
 // Library code occasionally console.log()s; keep stdout for our one JSON line.
 console.log = console.info = console.warn = console.debug = (...a) => console.error(...a)
@@ -77,10 +78,6 @@ function splitKv(s) {
   return [s.slice(0, i), s.slice(i + 1)]
 }
 
-const sameHeads = (a, b) =>
-  Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
-  [...a].sort().join(",") === [...b].sort().join(",")
-
 /** Connect and wait for the server's `peer` message. */
 async function connect(url, peerId) {
   adapter = new BrowserWebSocketClientAdapter(url)
@@ -92,28 +89,6 @@ async function connect(url, peerId) {
   socketRef = adapter.socket
   const storageId = repo.peerMetadataByPeerId[serverPeerId]?.storageId
   return { serverPeerId, storageId }
-}
-
-/** Resolve once the repo's record of the server's heads equals handle.heads(). */
-function untilServerHas(handle, storageId) {
-  if (!storageId) {
-    throw new Error("server's peer message carried no peerMetadata.storageId; cannot confirm storage")
-  }
-  return new Promise(resolve => {
-    const check = () => {
-      if (sameHeads(handle.getSyncInfo(storageId)?.lastHeads, handle.heads())) {
-        handle.off("remote-heads", check)
-        handle.off("heads-changed", check)
-        resolve()
-        return true
-      }
-      return false
-    }
-    if (!check()) {
-      handle.on("remote-heads", check)
-      handle.on("heads-changed", check)
-    }
-  })
 }
 
 /** Resolve with Fieldbook's rejection notice ({type: "fieldbook/rejected", reason, changeHashes})
