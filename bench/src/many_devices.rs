@@ -11,8 +11,9 @@
 //!
 //! Devices are protocol peers built on sync-core (the JS client cannot run hundreds of
 //! devices on two cores), speaking what the JS client sends. Before each timed round
-//! Fieldbook is restarted (its cache holds nothing, as after a night's idle eviction); the
-//! Node server keeps running with every record in memory, as it does after a quiet night.
+//! Fieldbook is restarted (its cache holds nothing, as after a night's idle eviction).
+//! For `reconnect` the Node server is restarted too, on the same records written straight
+//! into its storage; for `fleet` it keeps running with every record in memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,8 +40,8 @@ pub struct ReconnectArgs {
     /// Timed reconnects per server.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Give up on the Node server after this many seconds (its seeding slows as it holds
-    /// more records: 21,800 of 50,000 after 15 minutes here).
+    /// Stop a Node server round that has not finished after this many seconds; the
+    /// comparison is then reported as a lower bound.
     #[arg(long, default_value_t = 600)]
     node_limit_secs: u64,
     #[arg(long, default_value = "bench-results/reconnect.json")]
@@ -64,11 +65,16 @@ pub struct FleetArgs {
 
 pub async fn reconnect(args: ReconnectArgs) -> anyhow::Result<()> {
     println!("9 am reconnect: {} devices × {} records each, {} runs per server", args.devices, args.records, args.runs);
-    let fieldbook = reconnect_on("fieldbook", &mut FieldbookServer::start(None).await?, true, &args).await?;
-    let limit = Duration::from_secs(args.node_limit_secs);
-    let node = tokio::time::timeout(limit, reconnect_on("node", &mut NodeServer::start()?, false, &args))
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("did not finish within {limit:?} (seeding and timed rounds)")));
+    let mut fieldbook_server = FieldbookServer::start(None).await?;
+    let seeding = Instant::now();
+    let holdings = seed_devices(&fieldbook_server.ws_url(), args.devices, args.records).await?;
+    println!("fieldbook: seeded {} records in {:.1} s", args.devices * args.records, seeding.elapsed().as_secs_f64());
+    let fieldbook = reconnect_on("fieldbook", &mut fieldbook_server, &holdings, None, &args).await?;
+    // The Node server gets the very same records, written into its storage.
+    let mut node_server = NodeServer::start()?;
+    node_server.store_directly(holdings.iter().flatten().map(|(id, doc)| (id, doc)))?;
+    let limit = Some(Duration::from_secs(args.node_limit_secs));
+    let node = reconnect_on("node", &mut node_server, &holdings, limit, &args).await;
     report("9 am reconnect", &fieldbook, node, args.devices, args.records, &args.out)
 }
 
@@ -82,17 +88,17 @@ pub async fn fleet(args: FleetArgs) -> anyhow::Result<()> {
     report("fresh devices at once", &fieldbook, node, args.devices, args.records, &args.out)
 }
 
-/// Seeds one server and times its reconnects; `restart` restarts it before each round.
+/// Times one server's reconnects of devices holding `holdings`, restarting it before each
+/// round: both servers start each round with every record on disk and none in memory.
 async fn reconnect_on(
     name: &'static str,
     server: &mut impl ServerProcess,
-    restart: bool,
+    holdings: &[Vec<(DocumentId, Automerge)>],
+    round_limit: Option<Duration>,
     args: &ReconnectArgs,
 ) -> anyhow::Result<Summary> {
-    let seeding = Instant::now();
-    let holdings = seed_devices(&server.ws_url(), args.devices, args.records).await?;
-    println!("{name}: seeded {} records in {:.1} s", args.devices * args.records, seeding.elapsed().as_secs_f64());
-    let summary = timed_rounds(name, server, restart, args.runs, args.devices, |device, url| {
+    let rounds = Rounds { restart: true, runs: args.runs, devices: args.devices, limit: round_limit };
+    let summary = timed_rounds(name, server, rounds, |device, url| {
         // The device's own copies, made before its clock starts.
         let held: Vec<(DocumentId, Automerge)> = holdings[device].clone();
         async move {
@@ -117,7 +123,8 @@ async fn fleet_on(
 ) -> anyhow::Result<Summary> {
     let seeded = seed_devices(&server.ws_url(), 1, args.records).await?.remove(0);
     let ids: Vec<DocumentId> = seeded.into_iter().map(|(id, _)| id).collect();
-    let summary = timed_rounds(name, server, restart, args.runs, args.devices, |_, url| {
+    let rounds = Rounds { restart, runs: args.runs, devices: args.devices, limit: None };
+    let summary = timed_rounds(name, server, rounds, |_, url| {
         let ids = ids.clone();
         async move {
             let mut peer = Peer::connect(&url).await?;
@@ -158,11 +165,20 @@ struct Summary {
     device_p50: Runs,
     device_p99: Runs,
     peak_rss_mib: Runs,
+    /// A round did not finish within this many seconds (and no further round was run).
+    unfinished_after: Option<f64>,
 }
 
 impl Summary {
     fn json(&self, records: usize) -> Value {
         let rate = Runs(self.seconds.0.iter().map(|s| records as f64 / s).collect());
+        if let Some(limit) = self.unfinished_after {
+            return json!({
+                "did_not_finish_within_seconds": limit,
+                "finished_rounds": self.seconds.json(),
+                "peak_rss_mib": self.peak_rss_mib.json(),
+            });
+        }
         json!({
             "seconds_until_every_device_done": self.seconds.json(),
             "records_per_second": rate.json(),
@@ -173,14 +189,22 @@ impl Summary {
     }
 }
 
-/// Runs `runs` timed rounds of `devices` devices at once; `device(i, url)` makes device
-/// `i`'s part (before the clock starts). A round ends when the last device is done.
-async fn timed_rounds<Device>(
-    name: &'static str,
-    server: &mut impl ServerProcess,
+/// How [`timed_rounds`] runs: restart the server before each round or not, how many rounds
+/// of how many devices at once, and how long a round may take (`None`: as long as it takes).
+struct Rounds {
     restart: bool,
     runs: usize,
     devices: usize,
+    limit: Option<Duration>,
+}
+
+/// Runs timed rounds; `device(i, url)` makes device `i`'s part (before the clock starts). A
+/// round ends when the last device is done. A round over the limit ends the rounds, noted
+/// in the summary with the peak memory it reached.
+async fn timed_rounds<Device>(
+    name: &'static str,
+    server: &mut impl ServerProcess,
+    rounds: Rounds,
     device: impl Fn(usize, String) -> Device,
 ) -> anyhow::Result<Summary>
 where
@@ -192,27 +216,36 @@ where
         device_p50: Runs::default(),
         device_p99: Runs::default(),
         peak_rss_mib: Runs::default(),
+        unfinished_after: None,
     };
-    for run in 1..=runs {
-        if restart {
+    for run in 1..=rounds.runs {
+        if rounds.restart {
             server.restart().await?;
         }
         let url = server.ws_url();
-        let parts: Vec<Device> = (0..devices).map(|i| device(i, url.clone())).collect();
+        let parts: Vec<Device> = (0..rounds.devices).map(|i| device(i, url.clone())).collect();
         let peak = PeakRss::sample(server.child().id());
         let start = Instant::now();
-        let times: Vec<f64> = stream::iter(parts)
+        let all_done = stream::iter(parts)
             .map(|part| async move {
                 part.await?;
                 anyhow::Ok(start.elapsed().as_secs_f64())
             })
             .buffer_unordered(usize::MAX)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Vec<_>>();
+        let finished = match rounds.limit {
+            Some(limit) => tokio::time::timeout(limit, all_done).await.ok(),
+            None => Some(all_done.await),
+        };
         let seconds = start.elapsed().as_secs_f64();
         let peak_mib = peak.stop() as f64 / 1024.0;
+        summary.peak_rss_mib.push(peak_mib);
+        let Some(finished) = finished else {
+            println!("{name} run {run}: not done after {seconds:.0} s; peak RSS {peak_mib:.0} MiB");
+            summary.unfinished_after = Some(seconds);
+            break;
+        };
+        let times: Vec<f64> = finished.into_iter().collect::<anyhow::Result<_>>()?;
         let (p50, p99) = (quantile(&times, 0.5).unwrap_or(f64::NAN), quantile(&times, 0.99).unwrap_or(f64::NAN));
         println!(
             "{name} run {run}: every device done after {seconds:.2} s (device p50 {p50:.2} s, p99 {p99:.2} s); peak RSS {peak_mib:.0} MiB"
@@ -220,7 +253,6 @@ where
         summary.seconds.push(seconds);
         summary.device_p50.push(p50);
         summary.device_p99.push(p99);
-        summary.peak_rss_mib.push(peak_mib);
     }
     Ok(summary)
 }
@@ -238,6 +270,21 @@ fn report(
     let mut results = serde_json::Map::new();
     results.insert(fieldbook.name.into(), fieldbook.json(devices * records));
     match node {
+        Ok(node) if node.unfinished_after.is_some() => {
+            let limit = node.unfinished_after.unwrap_or_default();
+            let at_least = limit / fieldbook.seconds.median();
+            println!(
+                "{what}: {} {} s (median, min–max), peak RSS {} MiB; {} did not finish a round in {limit:.0} s \
+                 (peak RSS {} MiB): Fieldbook at least {at_least:.0}× faster",
+                fieldbook.name,
+                fieldbook.seconds.cell(2),
+                fieldbook.peak_rss_mib.cell(0),
+                node.name,
+                node.peak_rss_mib.cell(0)
+            );
+            results.insert(node.name.into(), node.json(devices * records));
+            results.insert("fieldbook_speedup_vs_node_at_least".into(), json!(at_least));
+        }
         Ok(node) => {
             let speedup = node.seconds.median() / fieldbook.seconds.median();
             println!(

@@ -87,6 +87,7 @@ fn describe() {
     describe_counter!("fieldbook_commit_failures_total", "Batches whose transaction failed");
     describe_counter!("fieldbook_changes_total", "Changes accepted, and refused by rule");
     describe_counter!("fieldbook_stale_commits_total", "Commits that found another node had committed first");
+    describe_counter!("fieldbook_answered_unloaded_total", "Devices in sync answered without loading the document");
     describe_histogram!("fieldbook_cluster_notification_lag_seconds", "From another node's commit to hearing of it");
     describe_gauge!("fieldbook_cluster_listening", "1 while following other nodes' changes");
     describe_gauge!("fieldbook_quarantine_entries", "Refused changes kept aside");
@@ -142,6 +143,10 @@ pub fn changes_refused(rule: &'static str, count: usize) {
 
 pub fn stale_commit() {
     counter!("fieldbook_stale_commits_total").increment(1);
+}
+
+pub fn answered_unloaded() {
+    counter!("fieldbook_answered_unloaded_total").increment(1);
 }
 
 pub fn notification_lag(lag: Duration) {

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod database;
 pub mod device;
 pub mod js;
+pub mod metrics;
 pub mod peer;
 pub mod private_postgres;
 pub mod raw;

@@ -3,6 +3,7 @@
 //! devices' changes instead of one each. Every caller still waits for its own commit
 //! before the server reports heads that include it.
 
+use automerge::ChangeHash;
 use fieldbook_sync_core::records::events::RecordEvent;
 use fieldbook_sync_core::{DocumentId, Record};
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +20,9 @@ pub struct CommitJob {
     pub expected_version: Option<i64>,
     pub kind: ChunkKind,
     pub chunk: Vec<u8>,
+    /// The document's heads with this chunk, kept with its version (`None`: unknown, which
+    /// clears them; see [`super::Database::committed_state`]).
+    pub heads: Option<Vec<ChangeHash>>,
     pub record: Option<Record>,
     /// Automerge actors (hex) first seen in these changes, bound to their sender.
     pub new_actors: Vec<(String, Author)>,

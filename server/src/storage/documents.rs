@@ -1,7 +1,8 @@
 //! Automerge documents as chunks: a snapshot plus the incremental changes since.
 
-use automerge::Automerge;
+use automerge::{Automerge, ChangeHash};
 use fieldbook_sync_core::DocumentId;
+use fieldbook_sync_core::access::RecordFacts;
 use sqlx::Row;
 
 use super::{Database, StorageError, now_millis};
@@ -27,6 +28,17 @@ pub struct StoredDocument {
     pub doc: Automerge,
     pub chunks: Vec<(i64, usize)>,
     pub version: i64,
+    /// The heads kept with the version are missing (see [`Database::note_heads`]).
+    pub heads_unknown: bool,
+}
+
+/// What a document is as committed, read without its chunks: enough to answer a device
+/// that holds exactly this (see [`Database::committed_state`]).
+#[derive(Debug, Clone)]
+pub struct CommittedState {
+    pub version: i64,
+    pub heads: Vec<ChangeHash>,
+    pub facts: RecordFacts,
 }
 
 /// See [`Database::document_since`].
@@ -39,6 +51,8 @@ pub struct DocumentDelta {
     /// Every chunk of the document, as (id, size).
     pub chunks: Vec<(i64, usize)>,
     pub version: i64,
+    /// Heads are kept with the version.
+    pub heads_known: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +95,8 @@ impl Database {
             };
             result.map_err(|source| StorageError::Corrupt { document, source: Box::new(source) })?;
         }
-        Ok(StoredDocument { doc, chunks: delta.chunks, version: delta.version })
+        let heads_unknown = delta.version > 0 && !delta.heads_known;
+        Ok(StoredDocument { doc, chunks: delta.chunks, version: delta.version, heads_unknown })
     }
 
     /// What was committed to a document after chunk `after` (0: everything): the data of
@@ -92,8 +107,9 @@ impl Database {
     pub async fn document_since(&self, document: DocumentId, after: i64) -> Result<DocumentDelta, StorageError> {
         let rows = sqlx::query(
             "SELECT id, kind, CASE WHEN id > $2 THEN data END AS data, CAST(LENGTH(data) AS BIGINT) AS len,
-                    (SELECT version FROM document_versions WHERE document_id = $1) AS version
-             FROM document_chunks WHERE document_id = $1 ORDER BY id",
+                    v.version, CAST(CASE WHEN v.heads IS NULL THEN 0 ELSE 1 END AS BIGINT) AS heads_known
+             FROM document_chunks LEFT JOIN document_versions v ON v.document_id = $1
+             WHERE document_chunks.document_id = $1 ORDER BY id",
         )
         .bind(document.to_string())
         .bind(after)
@@ -104,6 +120,7 @@ impl Database {
             let id: i64 = row.try_get("id")?;
             let len: i64 = row.try_get("len")?;
             delta.version = row.try_get::<Option<i64>, _>("version")?.unwrap_or_default();
+            delta.heads_known = row.try_get::<i64, _>("heads_known")? == 1;
             if let Some(data) = row.try_get::<Option<Vec<u8>>, _>("data")? {
                 if delta.new_chunks.is_empty() && delta.chunks.is_empty() {
                     delta.leading_snapshot = row.try_get::<String, _>("kind")? == ChunkKind::Snapshot.as_str();
@@ -161,10 +178,62 @@ impl Database {
         Ok(versions)
     }
 
+    /// The document's committed version, heads and access facts, read in one statement;
+    /// `None` if it is not a record, or its heads are not known.
+    pub async fn committed_state(&self, document: DocumentId) -> Result<Option<CommittedState>, StorageError> {
+        use super::record_index::{OBSERVATION_FACTS, PLAN_FACTS, facts_of};
+        let sql = format!(
+            "SELECT v.version, v.heads, r.* FROM document_versions v
+             JOIN (SELECT {OBSERVATION_FACTS} FROM observations WHERE document_url = $2
+                   UNION ALL SELECT {PLAN_FACTS} FROM development_plans WHERE document_url = $2) r ON 1 = 1
+             WHERE v.document_id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(document.to_string())
+            .bind(document.url())
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(heads) = row.try_get::<Option<String>, _>("heads")?.as_deref().and_then(decode_heads) else {
+            return Ok(None);
+        };
+        Ok(Some(CommittedState { version: row.try_get("version")?, heads, facts: facts_of(&row)? }))
+    }
+
+    /// Keeps the heads of a document loaded at `version` whose heads were not known (written
+    /// before they were kept, or by a tool), unless it has moved on since.
+    pub async fn note_heads(
+        &self,
+        document: DocumentId,
+        version: i64,
+        heads: &[ChangeHash],
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE document_versions SET heads = $3 WHERE document_id = $1 AND version = $2 AND heads IS NULL",
+        )
+        .bind(document.to_string())
+        .bind(version)
+        .bind(encode_heads(heads))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// How many documents the store holds.
     pub async fn document_count(&self) -> Result<i64, StorageError> {
         let row =
             sqlx::query("SELECT COUNT(DISTINCT document_id) AS n FROM document_chunks").fetch_one(self.pool()).await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// Heads as kept in `document_versions.heads`: hex hashes separated by spaces, in the order
+/// `Automerge::get_heads` gives them.
+pub(super) fn encode_heads(heads: &[ChangeHash]) -> String {
+    heads.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+}
+
+fn decode_heads(text: &str) -> Option<Vec<ChangeHash>> {
+    let heads: Vec<ChangeHash> = text.split(' ').map(|h| h.parse().ok()).collect::<Option<_>>()?;
+    (!heads.is_empty()).then_some(heads)
 }

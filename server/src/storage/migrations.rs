@@ -15,6 +15,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (4, "api", include_str!("../../../migrations/sqlite/0004_api.sql")),
     (5, "hardening", include_str!("../../../migrations/sqlite/0005_hardening.sql")),
     (6, "cluster", include_str!("../../../migrations/sqlite/0006_cluster.sql")),
+    (7, "committed heads", include_str!("../../../migrations/sqlite/0007_committed_heads.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -23,6 +24,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (4, "api", include_str!("../../../migrations/postgres/0004_api.sql")),
     (5, "hardening", include_str!("../../../migrations/postgres/0005_hardening.sql")),
     (6, "cluster", include_str!("../../../migrations/postgres/0006_cluster.sql")),
+    (7, "committed heads", include_str!("../../../migrations/postgres/0007_committed_heads.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

@@ -32,7 +32,7 @@ pub use actors::Author;
 pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
 pub use devices::Device;
-pub use documents::{Chunk, ChunkKind, DocumentDelta, StoredDocument};
+pub use documents::{Chunk, ChunkKind, CommittedState, DocumentDelta, StoredDocument};
 pub use feed::FeedEvent;
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use hr_records::{DevelopmentRecord, Practitioner, RecordSummary};

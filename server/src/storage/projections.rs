@@ -41,6 +41,7 @@ impl Database {
             expected_version: None,
             kind,
             chunk: chunk.to_vec(),
+            heads: None,
             record: record.cloned(),
             new_actors: Vec::new(),
             audit: Vec::new(),
@@ -156,56 +157,64 @@ async fn claim_versions(
     };
     let (mut existing, mut new, mut any) = (Vec::new(), Vec::new(), Vec::new());
     for (id, i) in &order {
+        let heads = jobs[*i].heads.as_deref().map(super::documents::encode_heads);
         match jobs[*i].expected_version {
-            Some(0) => new.push(id.as_str()),
-            Some(version) => existing.push((id.as_str(), version)),
-            None => any.push(id.as_str()),
+            Some(0) => new.push((id.as_str(), heads)),
+            Some(version) => existing.push((id.as_str(), version, heads)),
+            None => any.push((id.as_str(), heads)),
         }
     }
     for part in existing.chunks(MAX_PARAMETERS / 3) {
         let n = part.len();
         let ids: Vec<String> = (1..=n).map(|k| format!("${k}")).collect();
         let pairs: Vec<String> = (1..=n).map(|k| format!("(${k}, ${})", n + k)).collect();
+        let heads: Vec<String> = (1..=n).map(|k| format!("WHEN ${k} THEN ${}", 2 * n + k)).collect();
         // The plain `IN` list lets the primary key find the rows.
         let sql = format!(
-            "UPDATE document_versions SET version = version + 1
+            "UPDATE document_versions SET version = version + 1, heads = CASE document_id {} END
              WHERE document_id IN ({}) AND (document_id, version) IN (VALUES {})
              RETURNING document_id, version",
+            heads.join(" "),
             ids.join(", "),
             pairs.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (id, _) in part {
+        for (id, _, _) in part {
             query = query.bind(*id);
         }
-        for (_, version) in part {
+        for (_, version, _) in part {
             query = query.bind(*version);
+        }
+        for (_, _, heads) in part {
+            query = query.bind(heads.clone());
         }
         claimed(query.fetch_all(&mut **tx).await?)?;
     }
     // A document created at once through two nodes: the second insert waits for the first
     // and then finds it there, so that job is stale and is judged again.
-    for part in new.chunks(MAX_PARAMETERS) {
-        let values: Vec<String> = (1..=part.len()).map(|k| format!("(${k}, 1)")).collect();
+    for part in new.chunks(MAX_PARAMETERS / 2) {
+        let values: Vec<String> = (1..=part.len()).map(|k| format!("(${}, 1, ${})", 2 * k - 1, 2 * k)).collect();
         let sql = format!(
-            "INSERT INTO document_versions (document_id, version) VALUES {} ON CONFLICT (document_id) DO NOTHING
+            "INSERT INTO document_versions (document_id, version, heads) VALUES {}
+             ON CONFLICT (document_id) DO NOTHING
              RETURNING document_id, version",
             values.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in part {
-            query = query.bind(*id);
+        for (id, heads) in part {
+            query = query.bind(*id).bind(heads.clone());
         }
         claimed(query.fetch_all(&mut **tx).await?)?;
     }
     // Unconditional writes (tools and tests): whatever the version is.
-    for id in any {
+    for (id, heads) in any {
         let query = sqlx::query(
-            "INSERT INTO document_versions (document_id, version) VALUES ($1, 1)
-             ON CONFLICT (document_id) DO UPDATE SET version = document_versions.version + 1
+            "INSERT INTO document_versions (document_id, version, heads) VALUES ($1, 1, $2)
+             ON CONFLICT (document_id) DO UPDATE SET version = document_versions.version + 1, heads = $2
              RETURNING document_id, version",
         )
-        .bind(id);
+        .bind(id)
+        .bind(heads);
         claimed(query.fetch_all(&mut **tx).await?)?;
     }
     Ok(versions)

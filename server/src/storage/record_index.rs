@@ -3,6 +3,7 @@
 
 use fieldbook_sync_core::access::RecordFacts;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Database, MAX_PARAMETERS, StorageError};
 
@@ -47,14 +48,12 @@ impl Database {
         };
         let queries = [
             format!(
-                "SELECT document_url, observer_id AS author, practitioner_id AS subject, status, observed_at AS day_from,
-                        observed_at AS day_to, locked, change_seq, CAST(1 AS BIGINT) AS observation
+                "SELECT document_url, change_seq, {OBSERVATION_FACTS}
                  FROM observations WHERE change_seq > $1{} ORDER BY change_seq LIMIT $3",
                 filter("observer_id", "practitioner_id")
             ),
             format!(
-                "SELECT document_url, supervisor_id AS author, owner_id AS subject, status, period_from AS day_from,
-                        period_to AS day_to, CAST(0 AS BIGINT) AS locked, change_seq, CAST(0 AS BIGINT) AS observation
+                "SELECT document_url, change_seq, {PLAN_FACTS}
                  FROM development_plans WHERE change_seq > $1{} ORDER BY change_seq LIMIT $3",
                 filter("supervisor_id", "owner_id")
             ),
@@ -69,22 +68,11 @@ impl Database {
             let rows = query.fetch_all(self.pool()).await?;
             full |= rows.len() == limit;
             for r in rows {
-                let author: String = r.try_get("author")?;
-                let subject: String = r.try_get("subject")?;
-                let status: String = r.try_get("status")?;
-                let from: Option<String> = r.try_get("day_from")?;
-                let to: Option<String> = r.try_get("day_to")?;
-                let facts = if r.try_get::<i64, _>("observation")? == 1 {
-                    let locked = r.try_get::<i64, _>("locked")? != 0;
-                    RecordFacts::observation(&author, &subject, &status, from.as_deref(), locked)
-                } else {
-                    RecordFacts::plan(&author, &subject, &status, from.as_deref(), to.as_deref())
-                };
                 entries.push(IndexEntry {
                     document_url: r.try_get("document_url")?,
-                    status,
+                    status: r.try_get("status")?,
                     change_seq: r.try_get("change_seq")?,
-                    facts,
+                    facts: facts_of(&r)?,
                 });
             }
         }
@@ -94,4 +82,27 @@ impl Database {
         let cursor = entries.last().map_or(after, |e| e.change_seq);
         Ok(IndexPage { entries, cursor, more })
     }
+}
+
+/// The columns [`facts_of`] reads, from the `observations` projection.
+pub(super) const OBSERVATION_FACTS: &str = "observer_id AS author, practitioner_id AS subject, status,
+    observed_at AS day_from, observed_at AS day_to, locked, CAST(1 AS BIGINT) AS observation";
+/// The columns [`facts_of`] reads, from the `development_plans` projection.
+pub(super) const PLAN_FACTS: &str = "supervisor_id AS author, owner_id AS subject, status,
+    period_from AS day_from, period_to AS day_to, CAST(0 AS BIGINT) AS locked, CAST(0 AS BIGINT) AS observation";
+
+/// What access to a record depends on, from a row with the columns of [`OBSERVATION_FACTS`]
+/// or [`PLAN_FACTS`].
+pub(super) fn facts_of(row: &AnyRow) -> Result<RecordFacts, StorageError> {
+    let author: String = row.try_get("author")?;
+    let subject: String = row.try_get("subject")?;
+    let status: String = row.try_get("status")?;
+    let from: Option<String> = row.try_get("day_from")?;
+    Ok(if row.try_get::<i64, _>("observation")? == 1 {
+        let locked = row.try_get::<i64, _>("locked")? != 0;
+        RecordFacts::observation(&author, &subject, &status, from.as_deref(), locked)
+    } else {
+        let to: Option<String> = row.try_get("day_to")?;
+        RecordFacts::plan(&author, &subject, &status, from.as_deref(), to.as_deref())
+    })
 }

@@ -95,6 +95,14 @@ impl DocumentHub {
         }
     }
 
+    /// Notes what storage says a document is at, read without loading it.
+    pub(super) fn note_committed(&self, document: DocumentId, version: i64, facts: RecordFacts) {
+        if let Some(cached) = self.registry().cache.get_mut(&document) {
+            cached.facts = Some(Arc::new(facts));
+            cached.committed = cached.committed.max(version);
+        }
+    }
+
     fn committed_version(&self, document: DocumentId) -> i64 {
         self.registry().cache.get(&document).map_or(0, |c| c.committed)
     }
@@ -177,6 +185,16 @@ impl DocumentHub {
             let _turn = self.reads.acquire().await.expect("never closed");
             self.db.load_document(document).await?
         };
+        if stored.heads_unknown {
+            // Kept for next time, off this message's path: a device in sync is then
+            // answered without loading (see `super::in_sync`).
+            let (db, version, heads) = (self.db.clone(), stored.version, stored.doc.get_heads());
+            tokio::spawn(async move {
+                if let Err(e) = db.note_heads(document, version, &heads).await {
+                    tracing::debug!(%document, error = %e, "could not keep the heads of a loaded document");
+                }
+            });
+        }
         let record =
             if stored.doc.get_heads().is_empty() { None } else { Stored::of(&stored.doc, self.catalog().as_ref()) };
         let mut sync = DocSync::new(stored.doc);

@@ -5,6 +5,7 @@ mod cache;
 mod connection;
 mod fan_out;
 mod hub;
+mod in_sync;
 mod outbox;
 mod registry;
 mod subscriptions;

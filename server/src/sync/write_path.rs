@@ -44,6 +44,9 @@ impl DocumentHub {
     ) -> Result<(), HubError> {
         let Some((sender, viewer)) = self.who(from) else { return Ok(()) };
         let today = dates::today();
+        if guard.is_none() && self.answer_in_sync(from, &sender, &viewer, document, kind, data, &today).await? {
+            return Ok(());
+        }
         let mut attempt = 0;
         let received = loop {
             attempt += 1;
@@ -151,6 +154,7 @@ impl DocumentHub {
             expected_version: Some(loaded.version),
             kind,
             chunk,
+            heads: Some(staged.after().get_heads()),
             record: stored.record.clone(),
             new_actors: new_actors.clone(),
             audit,
