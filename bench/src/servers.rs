@@ -142,7 +142,8 @@ impl FieldbookServer {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url, "--signing-key-file"])
             .arg(key_file(database_url))
-            .env("RUST_LOG", "warn");
+            // FIELDBOOK_BENCH_LOG (a RUST_LOG filter) for diagnosis; the log goes to the temp dir.
+            .env("RUST_LOG", std::env::var("FIELDBOOK_BENCH_LOG").unwrap_or_else(|_| "warn".into()));
         spawn(command, "fieldbook listening on http://", log)
     }
 

@@ -496,3 +496,36 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// `fieldbook backup`: a consistent copy of the SQLite database, taken while serving.
+pub(crate) async fn backup(to: &std::path::Path, database_url: &str) -> anyhow::Result<()> {
+    let db = Database::connect(database_url).await?;
+    let summary = db.backup_into(to).await?;
+    let detail = json!({ "to": to.display().to_string(), "documents": summary.documents });
+    db.audit(cli_event("backup-taken", detail)).await?;
+    db.close().await;
+    println!("backed up {} records and {} audit events to", summary.documents, summary.audit_events);
+    println!("{}", to.display());
+    Ok(())
+}
+
+/// `fieldbook restore`: a backup in place of the SQLite database, with no process using it.
+pub(crate) async fn restore(from: &std::path::Path, database_url: &str) -> anyhow::Result<()> {
+    let Some(path) = crate::storage::sqlite_path(database_url) else {
+        anyhow::bail!("restore puts back SQLite backups; on PostgreSQL use pg_restore (see the README, \"Backups\")");
+    };
+    let kept = crate::storage::backup::restore_file(from, &path).await?;
+    // Connecting brings an older backup's schema up to date.
+    let db = Database::connect(database_url).await?;
+    let detail = json!({
+        "from": from.display().to_string(),
+        "replaced": kept.as_ref().map(|k| k.display().to_string()),
+    });
+    db.audit(cli_event("backup-restored", detail)).await?;
+    db.close().await;
+    println!("restored {} from {}", path.display(), from.display());
+    if let Some(kept) = kept {
+        println!("the database it replaced is kept as {}", kept.display());
+    }
+    Ok(())
+}

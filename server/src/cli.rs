@@ -99,6 +99,23 @@ enum Command {
         #[command(subcommand)]
         command: FrameworksCommand,
     },
+    /// Write a consistent copy of the SQLite database to a new file, while the server serves.
+    Backup {
+        /// The backup file to write (it must not exist).
+        #[arg(long, value_name = "PATH")]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Put a backup in place of the SQLite database (stop the server first). The database it
+    /// replaces is kept beside it as `<file>.before-restore-<time>`.
+    Restore {
+        /// A file written by `fieldbook backup`.
+        #[arg(long, value_name = "PATH")]
+        from: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Changes the server refused and kept aside.
     Quarantine {
         #[command(subcommand)]
@@ -287,6 +304,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit(args) => crate::admin::audit(args).await?,
         Command::Frameworks { command } => crate::admin::frameworks(command).await?,
         Command::Quarantine { command } => crate::admin::quarantine(command).await?,
+        Command::Backup { to, database } => crate::admin::backup(&to, &database.database_url).await?,
+        Command::Restore { from, database } => crate::admin::restore(&from, &database.database_url).await?,
         Command::Records { command: RecordsCommand::Show { practitioner, database } } => {
             let db = Database::connect(&database.database_url).await?;
             println!("{}", serde_json::to_string_pretty(&db.development_record(&practitioner).await?)?);

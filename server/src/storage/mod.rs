@@ -3,6 +3,7 @@
 
 mod actors;
 mod audit;
+pub mod backup;
 mod committer;
 mod development_record;
 mod devices;
@@ -125,6 +126,9 @@ pub enum Backend {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: a shared lock on the database's lock file while this handle lives (see
+    /// [`backup::in_use_lock`]).
+    _in_use: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Database {
@@ -140,8 +144,12 @@ impl Database {
             return Err(StorageError::UnsupportedUrl(url.to_owned()));
         };
         let mut url = url.to_owned();
+        let mut in_use = None;
         if backend == Backend::Sqlite {
             create_sqlite_parent_dir(&url)?;
+            if let Some(path) = sqlite_path(&url) {
+                in_use = Some(std::sync::Arc::new(backup::share(&path)?));
+            }
             if !url.contains("mode=") {
                 url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
             }
@@ -175,7 +183,7 @@ impl Database {
             }
             Backend::Postgres => pool_options.connect_with(options).await?,
         };
-        let db = Self { pool, backend };
+        let db = Self { pool, backend, _in_use: in_use };
         migrations::run(&db).await?;
         db.install_shipped_frameworks().await?;
         Ok(db)
@@ -228,13 +236,16 @@ impl Database {
     }
 }
 
-fn create_sqlite_parent_dir(url: &str) -> Result<(), StorageError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+/// The file of a `sqlite:` URL; `None` for an in-memory database or another URL.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
-    }
-    if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+fn create_sqlite_parent_dir(url: &str) -> Result<(), StorageError> {
+    let Some(path) = sqlite_path(url) else { return Ok(()) };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|source| StorageError::DataDir { path: parent.display().to_string(), source })?;
     }

@@ -1,0 +1,106 @@
+//! Backups of the embedded database: `fieldbook backup` while a device keeps writing, and
+//! `fieldbook restore` with the server stopped. PostgreSQL is backed up with its own tools.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use automerge::Automerge;
+use fieldbook_server::storage::Role;
+use fieldbook_sync_core::DocumentId;
+use fieldbook_tests::peer::{Outcome, Peer};
+use fieldbook_tests::records::{document, observation};
+use fieldbook_tests::{Backend, TempDir, TestDatabase, TestServer};
+use serde_json::json;
+
+type Acknowledged = Arc<Mutex<Vec<(DocumentId, Automerge)>>>;
+
+/// Waits until the writer has had at least `count` records acknowledged.
+async fn until_acknowledged(acknowledged: &Acknowledged, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < count {
+        assert!(Instant::now() < deadline, "the writer stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_writing_restores_everything_acknowledged_before_it() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let sam = db.user("sam", Role::Supervisor).await;
+    let mut server = TestServer::start(&db.url);
+
+    // A tablet keeps recording; each record counts once the server holds all of it.
+    let acknowledged: Acknowledged = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (url, acknowledged, stop) = (server.ws_url(&sam), acknowledged.clone(), stop.clone());
+        async move {
+            let mut tablet = Peer::connect(&url, "tablet").await;
+            for n in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (id, doc) =
+                    (DocumentId::random(), document(&observation(json!({ "notes": format!("record {n}") }))));
+                assert_eq!(tablet.push(id, &doc).await, Outcome::Accepted);
+                acknowledged.lock().unwrap().push((id, doc));
+            }
+        }
+    });
+    until_acknowledged(&acknowledged, 20).await;
+
+    let dir = TempDir::new("backup");
+    let backup = dir.path().join("monday.sqlite");
+    let before = acknowledged.lock().unwrap().len();
+    let mut command = db.fieldbook_command();
+    command.args(["backup", "--to"]).arg(&backup);
+    let taken = tokio::task::spawn_blocking(move || command.output().expect("run fieldbook backup")).await.unwrap();
+    assert!(taken.status.success(), "backup failed: {}", String::from_utf8_lossy(&taken.stderr));
+    assert_eq!(String::from_utf8_lossy(&taken.stdout).lines().last(), Some(backup.display().to_string().as_str()));
+    let after = acknowledged.lock().unwrap().len();
+    until_acknowledged(&acknowledged, after + 10).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let all = acknowledged.lock().unwrap().clone();
+
+    // A backup never overwrites a file, and a restore never replaces a database in use.
+    let again = db.fieldbook_command().args(["backup", "--to"]).arg(&backup).output().unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let refused = db.fieldbook_command().args(["restore", "--from"]).arg(&backup).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+    assert!(tablet.fetch(all[all.len() - 1].0).await.is_ok(), "the refused restore changed nothing");
+    drop(tablet);
+
+    assert!(db.fieldbook(&["audit", "--limit", "100000"]).contains("backup-taken"), "the backup is audited");
+
+    server.terminate();
+    let restored = db.fieldbook(&["restore", "--from", backup.to_str().unwrap()]);
+    let kept = restored.lines().last().and_then(|l| l.strip_prefix("the database it replaced is kept as ")).unwrap();
+    assert!(std::path::Path::new(kept).is_file(), "the replaced database is kept: {restored}");
+    let server = TestServer::start(&db.url);
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+    for (id, doc) in &all[..before] {
+        let held = tablet.fetch(*id).await.unwrap_or_else(|e| panic!("{id}, acknowledged before the backup: {e:?}"));
+        assert_eq!(held.get_heads(), doc.get_heads(), "{id} as acknowledged");
+    }
+    // What was written after the backup finished is not in it.
+    assert_eq!(tablet.fetch(all[all.len() - 1].0).await.err(), Some(Outcome::Unavailable));
+    let events = db.fieldbook(&["audit", "--limit", "100000"]);
+    assert!(events.contains("backup-restored"), "the restore is audited: {events}");
+}
+
+#[tokio::test]
+async fn postgres_is_backed_up_with_its_own_tools() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let dir = TempDir::new("backup");
+    let out = db.fieldbook_command().args(["backup", "--to"]).arg(dir.path().join("b.sqlite")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"), "{}", String::from_utf8_lossy(&out.stderr));
+}
