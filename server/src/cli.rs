@@ -99,6 +99,22 @@ enum Command {
         #[command(subcommand)]
         command: FrameworksCommand,
     },
+    /// Erase a record's history: rebuild it from its current state, with any named text fields
+    /// cleared, so deleted or cleared text is kept nowhere; devices holding the old history
+    /// are refused and told to take the server's copy. Prints the record's URL last.
+    Erase {
+        /// The record: an `automerge:` URL or document id.
+        #[arg(long)]
+        record: String,
+        /// Why (kept in the audit trail and the erasure ledger; do not repeat the erased text).
+        #[arg(long)]
+        reason: String,
+        /// A top-level text field to empty as well (repeatable), e.g. `--clear notes`.
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Write a consistent copy of the SQLite database to a new file, while the server serves.
     Backup {
         /// The backup file to write (it must not exist).
@@ -304,6 +320,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit(args) => crate::admin::audit(args).await?,
         Command::Frameworks { command } => crate::admin::frameworks(command).await?,
         Command::Quarantine { command } => crate::admin::quarantine(command).await?,
+        Command::Erase { record, reason, clear, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            let erased = crate::erasure::erase(&db, crate::org::Operator::CommandLine, &record, &reason, &clear).await;
+            db.close().await;
+            let url = erased?.url();
+            println!(
+                "erased the history of {url}{}",
+                if clear.is_empty() { String::new() } else { format!(" and cleared {}", clear.join(", ")) }
+            );
+            println!("{url}");
+        }
         Command::Backup { to, database } => crate::admin::backup(&to, &database.database_url).await?,
         Command::Restore { from, database } => crate::admin::restore(&from, &database.database_url).await?,
         Command::Records { command: RecordsCommand::Show { practitioner, database } } => {

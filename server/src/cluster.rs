@@ -3,13 +3,13 @@
 //! PostgreSQL holds the nodes together; there is no protocol of our own between them. Each
 //! commit announces itself on the channel `fieldbook` (`NOTIFY` is sent at commit, so only
 //! committed changes are heard): documents' new versions (by the committing node, one
-//! notice per batch), a revoked device, a change to who may see what, a framework import
-//! (by triggers, so `fieldbook` commands are heard too). A node listens, and:
-//! catches up its copy of the document and sends the new changes to its own connections;
-//! closes a revoked device's connections; reloads what connected users may see; reloads
-//! the frameworks. A node that lost its listening connection is not ready (see `/readyz`)
+//! notice per batch), a revoked device, a change to who may see what, a framework import,
+//! an erased record (by triggers, so `fieldbook` commands are heard too). A node listens,
+//! and: catches up its copy of the document and sends the new changes to its own
+//! connections; closes a revoked device's connections; reloads what connected users may
+//! see; reloads the frameworks; drops its copy of an erased record. A node that lost its listening connection is not ready (see `/readyz`)
 //! until it has listened again and checked everything it holds against the database.
-//! Revocations, access and frameworks are also polled as the fallback: while not listening
+//! Revocations, erasures, access and frameworks are also polled as the fallback: while not listening
 //! (and always on SQLite, where commands run beside the server on the same file), and every
 //! half minute regardless. Documents are not polled: a node that is not listening is not
 //! ready, its writes are still judged against the latest version (see `storage::projections`),
@@ -49,6 +49,8 @@ pub struct Cluster {
     first_listener: tokio::sync::Mutex<Option<PgListener>>,
     /// The last revocation acted on (an id in the revocation log).
     last_revocation: tokio::sync::Mutex<i64>,
+    /// The last erasure acted on (an id in the erasure ledger).
+    last_erasure: tokio::sync::Mutex<i64>,
     /// The organisation's access version connected users' views were loaded at.
     access_version: tokio::sync::Mutex<i64>,
 }
@@ -61,6 +63,7 @@ impl Cluster {
             tracing::warn!("FIELDBOOK_CLUSTER_LISTEN=off: not following other nodes' changes");
         }
         let last_revocation = tokio::sync::Mutex::new(db.last_revocation().await?);
+        let last_erasure = tokio::sync::Mutex::new(db.last_erasure().await?);
         let access_version = tokio::sync::Mutex::new(db.access_version().await?);
         let cluster = Arc::new(Self {
             db,
@@ -69,6 +72,7 @@ impl Cluster {
             listening: AtomicBool::new(false),
             first_listener: tokio::sync::Mutex::new(None),
             last_revocation,
+            last_erasure,
             access_version,
         });
         if let Some(url) = &cluster.listen_url {
@@ -137,6 +141,7 @@ impl Cluster {
         listener.listen(CHANNEL).await?;
         self.catch_up_documents().await?;
         self.revocations().await?;
+        self.erasures().await?;
         self.organisation().await?;
         self.hub.refresh_frameworks().await?;
         Ok(listener)
@@ -167,6 +172,7 @@ impl Cluster {
                 }
             }
             Some("r") => self.spawn_logged("revocations", |c| async move { c.revocations().await }),
+            Some("e") => self.spawn_logged("erasures", |c| async move { c.erasures().await }),
             Some("a") => self.spawn_logged("access", |c| async move { c.organisation().await }),
             Some("f") => self.spawn_logged("frameworks", |c| async move { c.hub.refresh_frameworks().await }),
             _ => tracing::warn!(payload, "unknown cross-node notice"),
@@ -213,6 +219,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Drops this node's copies of records erased (by any node or command) since the last
+    /// check.
+    async fn erasures(&self) -> Result<(), StorageError> {
+        let mut last = self.last_erasure.lock().await;
+        for erasure in self.db.erasures_after(*last).await? {
+            self.hub.erased(erasure.document).await;
+            tracing::info!(document = %erasure.document, "record erased; copy dropped");
+            *last = erasure.id;
+        }
+        Ok(())
+    }
+
     /// Reloads what connected users may see if the organisation changed (on any node), and
     /// disconnects users no longer active.
     async fn organisation(&self) -> Result<(), StorageError> {
@@ -246,6 +264,9 @@ impl Cluster {
             last_poll = Instant::now();
             if let Err(e) = self.revocations().await {
                 tracing::warn!(error = %e, "could not check for revoked devices; will retry");
+            }
+            if let Err(e) = self.erasures().await {
+                tracing::warn!(error = %e, "could not check for erased records; will retry");
             }
             if let Err(e) = self.organisation().await {
                 tracing::warn!(error = %e, "could not check for access changes; will retry");

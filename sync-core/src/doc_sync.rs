@@ -4,7 +4,7 @@
 //! [`DocSync::receive`] reports *before* it calls [`DocSync::outgoing`], because outgoing
 //! messages advertise our heads, and heads must only ever name stored changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use automerge::sync::{self, SyncDoc};
@@ -63,6 +63,8 @@ pub struct Staged<P> {
     completes_others: bool,
     /// The message carries more operations than allowed: it was not applied.
     too_many_operations: Option<(usize, usize)>,
+    /// The sender holds erased history (see [`DocSync::forbid_history`]): not applied.
+    holds_erased: bool,
 }
 
 impl<P: Clone> Staged<P> {
@@ -86,6 +88,7 @@ impl<P: Clone> Staged<P> {
             blocked_by_rejected: false,
             completes_others: false,
             too_many_operations,
+            holds_erased: false,
         }
     }
 }
@@ -133,7 +136,13 @@ impl<P> Staged<P> {
     /// A verdict that needs no check: accepted if nothing new arrives, refused if it
     /// builds on refused changes. `None`: the caller must check [`Self::after`].
     pub fn verdict(&self) -> Option<Result<(), Refusal>> {
-        if let Some((operations, limit)) = self.too_many_operations {
+        if self.holds_erased {
+            Some(Err(Refusal::new(
+                rule::ERASED,
+                "this record's earlier history was erased: take the server's copy in place of yours \
+                 (changes made on the old copy are refused and not kept)",
+            )))
+        } else if let Some((operations, limit)) = self.too_many_operations {
             let message =
                 format!("the changes carry {operations} operations, more than this server takes at once ({limit})");
             Some(Err(Refusal::new(rule::TOO_LARGE, message)))
@@ -165,6 +174,9 @@ struct PeerState {
     sync: sync::State,
     /// They asked for a document we did not have; stay quiet until we get it.
     waiting_for_document: bool,
+    /// They hold erased history: nothing is sent to them, so the two histories never mix
+    /// on their side either, until they come back without it.
+    holds_erased: bool,
 }
 
 pub struct DocSync<P> {
@@ -181,6 +193,8 @@ pub struct DocSync<P> {
     max_operations: usize,
     /// The last reply made to a peer that holds nothing (see [`FreshPeerReply`]).
     fresh_peer_reply: Option<FreshPeerReply>,
+    /// Changes of history erased from this document (see [`Self::forbid_history`]).
+    erased: HashSet<ChangeHash>,
 }
 
 /// A reply to a peer that holds none of the document: the whole document, saved and
@@ -204,7 +218,15 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             queued: HashMap::new(),
             max_operations: usize::MAX,
             fresh_peer_reply: None,
+            erased: HashSet::new(),
         }
+    }
+
+    /// Refuses, from now on, any message from a peer whose heads or changes include one of
+    /// `hashes` (history erased from this document): nothing of it is applied, and nothing is
+    /// sent to that peer until it comes back without it.
+    pub fn forbid_history(&mut self, hashes: impl IntoIterator<Item = ChangeHash>) {
+        self.erased.extend(hashes);
     }
 
     pub fn doc(&self) -> &Automerge {
@@ -252,7 +274,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
 
     /// Restore sync state saved from an earlier session with this peer.
     pub fn set_peer_state(&mut self, peer: P, state: sync::State) {
-        self.peers.insert(peer, PeerState { sync: state, waiting_for_document: false });
+        self.peers.insert(peer, PeerState { sync: state, waiting_for_document: false, holds_erased: false });
     }
 
     /// The sync state worth keeping across sessions with `peer`.
@@ -315,6 +337,14 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             message.changes.iter().filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok()).collect();
         let before = self.doc.get_heads();
         let mut sync_state = self.peers.entry(peer.clone()).or_default().sync.clone();
+        let erased = |h: &ChangeHash| self.erased.contains(h);
+        if !self.erased.is_empty()
+            && (message.heads.iter().any(erased) || chunk_changes.iter().any(|c| erased(&c.hash())))
+        {
+            let mut staged = Staged::unapplied(peer, kind, sync_state, Vec::new(), Vec::new(), None);
+            staged.holds_erased = true;
+            return Ok(staged);
+        }
         let operations: usize = chunk_changes.iter().map(Change::len).sum();
         if operations > self.max_operations {
             // Hear what the peer says of itself, without its changes.
@@ -331,6 +361,13 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         let mut scratch = self.doc.clone();
         scratch.receive_sync_message(&mut sync_state, message)?;
         let new_hashes: Vec<ChangeHash> = scratch.get_changes_meta(&before).iter().map(|c| c.hash).collect();
+        if new_hashes.iter().any(|h| self.erased.contains(h)) {
+            // Erased history inside a whole-document chunk: dropped with the scratch copy.
+            let state = self.peers.entry(peer.clone()).or_default().sync.clone();
+            let mut staged = Staged::unapplied(peer, kind, state, Vec::new(), Vec::new(), None);
+            staged.holds_erased = true;
+            return Ok(staged);
+        }
         let blocked_by_rejected = scratch.get_missing_deps(&[]).iter().any(|h| self.rejected.contains_key(h));
         // Changes another peer sent before their dependencies, completed by this message:
         // they would be checked as this sender's.
@@ -348,6 +385,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             blocked_by_rejected,
             completes_others,
             too_many_operations: None,
+            holds_erased: false,
         })
     }
 
@@ -373,6 +411,14 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
     /// Refuses a staged message's changes: they are remembered as refused (so sync with
     /// the peer settles) and handed back for quarantine.
     pub fn refuse(&mut self, staged: Staged<P>, refusal: Refusal) -> Received {
+        if staged.holds_erased {
+            // Nothing was applied, nothing is kept: only the peer is marked.
+            let state = self.peers.entry(staged.peer).or_default();
+            state.holds_erased = true;
+            state.sync.in_flight = false;
+            let rejected = Rejected { refusal, change_hashes: Vec::new(), bytes: Vec::new() };
+            return Received { rejected: Some(rejected), ..Received::default() };
+        }
         let Staged { peer, kind, scratch, mut sync_state, mut new_hashes, chunk_changes, received_bytes, .. } = staged;
         for hash in &new_hashes {
             let deps = scratch.as_ref().and_then(|s| s.get_change_meta_by_hash(hash)).map(|c| c.deps);
@@ -404,6 +450,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         let state = self.peers.entry(peer.clone()).or_default();
         state.sync = sync_state;
         state.waiting_for_document = received.unavailable;
+        state.holds_erased = false;
         received
     }
 
@@ -417,7 +464,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
     pub fn outgoing_for(&mut self, peer: &P) -> Option<Outgoing<P>> {
         let empty = self.is_empty();
         let state = self.peers.entry(peer.clone()).or_default();
-        if state.waiting_for_document && empty {
+        if (state.waiting_for_document && empty) || state.holds_erased {
             return None;
         }
         let heads = self.doc.get_heads();

@@ -10,6 +10,7 @@ pub mod access;
 pub mod connection;
 pub mod doc_sync;
 pub mod document_id;
+pub mod erasure;
 pub mod frameworks;
 pub mod in_sync;
 pub mod json;

@@ -34,6 +34,9 @@ pub mod rule {
     pub const TOO_LARGE: &str = "too-large";
     /// Sent by someone who may not see the record.
     pub const NO_ACCESS: &str = "no-access";
+    /// The record's history was erased and the sender holds (or builds on) it: its changes
+    /// are refused without being kept anywhere.
+    pub const ERASED: &str = "erased";
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
+use crate::erasure::{self, EraseError};
 use crate::error::AppError;
 use crate::org::{self, ImportError, ImportReport, Operator, OrgError};
 use crate::state::AppState;
@@ -28,6 +29,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/teams", get(list_teams).post(add_team))
         .route("/v1/admin/import", post(import))
         .route("/v1/admin/audit", get(audit_trail))
+        .route("/v1/admin/records/{id}/erase", post(erase_record))
 }
 
 /// An authenticated admin.
@@ -48,6 +50,16 @@ impl FromRequestParts<AppState> for Admin {
 impl Admin {
     fn operator(&self) -> Operator<'_> {
         Operator::Admin { user_id: &self.0.user.id, device_id: self.0.device.as_deref() }
+    }
+}
+
+impl From<EraseError> for AppError {
+    fn from(e: EraseError) -> Self {
+        match e {
+            EraseError::Invalid(message) => AppError::BadRequest(message),
+            EraseError::NotFound(_) => AppError::NotFound(e.to_string()),
+            EraseError::Storage(e) => e.into(),
+        }
     }
 }
 
@@ -218,6 +230,28 @@ async fn revoke_device(
     // This node's connections close now; other nodes follow within half a second.
     let closed = state.hub.revoke_device(&id, &device);
     Ok(Json(json!({ "user": id, "device": device, "revoked": true, "connectionsClosed": closed })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Erasure {
+    reason: String,
+    /// Top-level text fields to empty as well.
+    #[serde(default)]
+    clear: Vec<String>,
+}
+
+/// Erases a record's history (see `crate::erasure`). This node drops its copy now and tells
+/// the connections following it; other nodes follow at once (PostgreSQL).
+async fn erase_record(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Json(erasure): Json<Erasure>,
+) -> Result<Json<Value>, AppError> {
+    let document = erasure::erase(&state.db, admin.operator(), &id, &erasure.reason, &erasure.clear).await?;
+    state.hub.erased(document).await;
+    Ok(Json(json!({ "url": document.url(), "erased": true, "cleared": erasure.clear })))
 }
 
 async fn list_teams(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<Team>>, AppError> {

@@ -16,6 +16,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (5, "hardening", include_str!("../../../migrations/sqlite/0005_hardening.sql")),
     (6, "cluster", include_str!("../../../migrations/sqlite/0006_cluster.sql")),
     (7, "committed heads", include_str!("../../../migrations/sqlite/0007_committed_heads.sql")),
+    (8, "erasure", include_str!("../../../migrations/sqlite/0008_erasure.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -25,6 +26,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (5, "hardening", include_str!("../../../migrations/postgres/0005_hardening.sql")),
     (6, "cluster", include_str!("../../../migrations/postgres/0006_cluster.sql")),
     (7, "committed heads", include_str!("../../../migrations/postgres/0007_committed_heads.sql")),
+    (8, "erasure", include_str!("../../../migrations/postgres/0008_erasure.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

@@ -8,6 +8,7 @@ mod committer;
 mod development_record;
 mod devices;
 mod documents;
+mod erasure;
 mod feed;
 mod frameworks;
 mod hr_records;
@@ -34,6 +35,7 @@ pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
 pub use devices::Device;
 pub use documents::{Chunk, ChunkKind, CommittedState, DocumentDelta, StoredDocument};
+pub use erasure::{ErasureEntry, NewErasure};
 pub use feed::FeedEvent;
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use hr_records::{DevelopmentRecord, Practitioner, RecordSummary};
@@ -172,6 +174,8 @@ impl Database {
                             conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            // Deleted content is zeroed, not left in free pages (erasure).
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                             // The page cache stays at SQLite's default 2 MiB per connection:
                             // the OS caches the file anyway, and 16 MiB made national exports
                             // no faster while their memory grew by 4 connections × 16 MiB.

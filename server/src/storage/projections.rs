@@ -15,7 +15,7 @@ use super::rows::{Cell, Rows};
 use super::{Backend, ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis, query_in};
 
 /// Every table a record projects into, keyed by `document_url`.
-const PROJECTION_TABLES: [&str; 8] = [
+pub(super) const PROJECTION_TABLES: [&str; 8] = [
     "observations",
     "observation_components",
     "observation_judgements",
@@ -59,13 +59,27 @@ impl Database {
     /// holds each document at most once.
     pub async fn commit_batch(&self, jobs: &[CommitJob]) -> Result<Vec<CommitOutcome>, StorageError> {
         let mut tx = self.begin_write().await?;
-        let versions = claim_versions(&mut tx, jobs).await?;
+        let outcomes = self.write_batch(&mut tx, jobs).await?;
+        if outcomes.iter().all(|o| *o == CommitOutcome::Stale) {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// [`Self::commit_batch`] inside a transaction the caller commits.
+    pub(super) async fn write_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        jobs: &[CommitJob],
+    ) -> Result<Vec<CommitOutcome>, StorageError> {
+        let versions = claim_versions(tx, jobs).await?;
         let live: Vec<&CommitJob> = jobs.iter().zip(&versions).filter(|(_, v)| v.is_some()).map(|(j, _)| j).collect();
         if live.is_empty() {
-            tx.rollback().await?;
             return Ok(vec![CommitOutcome::Stale; jobs.len()]);
         }
-        let ids = insert_chunks(&mut tx, &live).await?;
+        let ids = insert_chunks(tx, &live).await?;
         let replaced: Vec<String> = live
             .iter()
             .filter(|j| j.expected_version != Some(0) && j.record.is_some())
@@ -75,7 +89,7 @@ impl Database {
             for table in PROJECTION_TABLES {
                 for urls in replaced.chunks(MAX_PARAMETERS) {
                     let sql = format!("DELETE FROM {table} WHERE document_url IN (LIST)");
-                    query_in(&sql, urls).execute(&mut *tx).await?;
+                    query_in(&sql, urls).execute(&mut **tx).await?;
                 }
             }
         }
@@ -100,17 +114,16 @@ impl Database {
             }
             super::audit::add_rows(&mut rows, &job.audit);
         }
-        super::feed::add_events(&mut tx, &mut rows, &live).await?;
-        rows.insert(&mut tx).await?;
+        super::feed::add_events(tx, &mut rows, &live).await?;
+        rows.insert(tx).await?;
         if self.backend() == Backend::Postgres {
             let committed: Vec<(String, i64)> = jobs
                 .iter()
                 .zip(&versions)
                 .filter_map(|(job, version)| Some((job.document.to_string(), (*version)?)))
                 .collect();
-            announce(&mut tx, &committed).await?;
+            announce(tx, &committed).await?;
         }
-        tx.commit().await?;
         let mut ids = ids.into_iter();
         Ok(versions
             .into_iter()

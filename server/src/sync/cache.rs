@@ -95,6 +95,23 @@ impl DocumentHub {
         }
     }
 
+    /// A record was erased (here or on another node): the copy in memory, its peers' sync
+    /// states with it, is dropped, and the next message loads the rebuilt record with its
+    /// erased history forbidden. Connections following it are told to replace their copies.
+    pub async fn erased(&self, document: DocumentId) {
+        let Some(cell) = self.registry().cache.get(&document).map(|c| c.document.clone()) else { return };
+        let readers = self.readers(document, &fieldbook_sync_core::records::dates::today());
+        *cell.lock().await = None;
+        let notice = fieldbook_sync_core::notice::RejectionNotice {
+            reason: "this record's earlier history was erased: take the server's copy in place of yours".into(),
+            rule: Some(fieldbook_sync_core::refusal::rule::ERASED.into()),
+            change_hashes: Vec::new(),
+        };
+        for connection in readers {
+            self.send_notice(connection, document, notice.clone().encode());
+        }
+    }
+
     /// Notes what storage says a document is at, read without loading it.
     pub(super) fn note_committed(&self, document: DocumentId, version: i64, facts: RecordFacts) {
         if let Some(cached) = self.registry().cache.get_mut(&document) {
@@ -181,9 +198,9 @@ impl DocumentHub {
     }
 
     pub(super) async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
-        let stored = {
+        let (stored, erased) = {
             let _turn = self.reads.acquire().await.expect("never closed");
-            self.db.load_document(document).await?
+            (self.db.load_document(document).await?, self.db.erased_changes(document).await?)
         };
         if stored.heads_unknown {
             // Kept for next time, off this message's path: a device in sync is then
@@ -199,6 +216,7 @@ impl DocumentHub {
             if stored.doc.get_heads().is_empty() { None } else { Stored::of(&stored.doc, self.catalog().as_ref()) };
         let mut sync = DocSync::new(stored.doc);
         sync.limit_operations(self.limits.max_operations_per_message());
+        sync.forbid_history(erased);
         let mut loaded = LoadedDocument {
             sync,
             stored: record,
@@ -221,6 +239,14 @@ impl DocumentHub {
             let _turn = self.reads.acquire().await.expect("never closed");
             self.db.document_since(document, loaded.last_chunk()).await?
         };
+        if loaded.chunks.iter().any(|(id, _)| !delta.chunks.iter().any(|(stored, _)| stored == id)) {
+            // Chunks this copy was built from are gone: the record was erased (its history
+            // replaced) or compacted on another node. Built again from what is stored, never
+            // merged with the old copy.
+            tracing::debug!(%document, "stored history replaced; loading again");
+            *loaded = self.load(document).await?;
+            return Ok(());
+        }
         for chunk in &delta.new_chunks {
             loaded.sync.apply_stored(chunk).map_err(|source| HubError::Sync { document, source })?;
         }

@@ -262,6 +262,19 @@ impl DocumentHub {
         rejected: Rejected,
     ) -> Result<(), HubError> {
         let Rejected { refusal, change_hashes, bytes } = rejected;
+        if refusal.rule == rule::ERASED {
+            // Erased history is not kept, not even aside; the attempt is audited without it.
+            let event = AuditEvent::new("erased-history-refused")
+                .by(&sender.user_id, sender.device_id.as_deref())
+                .document(document)
+                .detail(json!({ "rule": rule::ERASED }));
+            let audit = self.audit.clone();
+            tokio::spawn(async move { audit.record(event).await });
+            let notice =
+                RejectionNotice { reason: refusal.message, rule: Some(rule::ERASED.into()), change_hashes: vec![] };
+            self.send_notice(from, document, notice.encode());
+            return Ok(());
+        }
         let hashes: Vec<String> = change_hashes.iter().map(ToString::to_string).collect();
         let id = self
             .db

@@ -1,6 +1,6 @@
 // Per-record state in words: where it is stored, and any change the server refused.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
-import { dismissRejection, explainRejection, useRejections } from "../notices";
+import { dismissRejection, explainRejection, isErasure, useRejections } from "../notices";
 import { takeServerCopy } from "../server-copy";
 import { isSaving, useStoredOnServer } from "../sync-state";
 
@@ -45,10 +45,17 @@ export function Rejections({ documentId, askWho, onServer }: { documentId: strin
           <p>
             <strong>The server did not accept a change you made here.</strong> {explainRejection(r.reason)}
           </p>
-          <p>
-            Your other work is safe. The refused change is kept aside on the server for review, not lost: if it
-            mattered, ask your {askWho} to look at it.
-          </p>
+          {isErasure(r.reason) ? (
+            <p>
+              Use the server's version below to carry on. Anything you changed here since this device last reached the
+              server is not on the server: copy it out first if you need it, then add it again.
+            </p>
+          ) : (
+            <p>
+              Your other work is safe. The refused change is kept aside on the server for review, not lost: if it
+              mattered, ask your {askWho} to look at it.
+            </p>
+          )}
           <p class="hint">Details from the server: {r.reason}</p>
           <button type="button" class="secondary" onClick={() => dismissRejection(documentId, r.id)}>
             Dismiss this message

@@ -1,0 +1,142 @@
+//! Erasure: a record rebuilt from its current state alone. Automerge keeps every change ever
+//! made, so text typed and then deleted (a family's surname, say) stays in the history that
+//! every device syncs. Rebuilding writes the current state as one new change, after clearing
+//! any fields named; nothing of the old history is in the result.
+
+use automerge::{Automerge, ChangeHash};
+use serde_json::Value as Json;
+
+use crate::json::{put_object, to_json};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RebuildError {
+    #[error("the record has no field {0:?} to clear")]
+    NoSuchField(String),
+    #[error("field {0:?} is not text; only text fields can be cleared")]
+    NotText(String),
+    #[error("the document is empty or not a JSON object")]
+    NotARecord,
+}
+
+/// The record rebuilt: its new document (one change, by a new actor) and the state it holds.
+pub struct Rebuilt {
+    pub doc: Automerge,
+    pub state: Json,
+    /// Every change of the history it replaces, to be refused if a device brings it back.
+    pub erased: Vec<ChangeHash>,
+}
+
+/// Rebuilds `doc` from its current state, with each top-level text field in `clear` emptied.
+pub fn rebuild(doc: &Automerge, clear: &[String]) -> Result<Rebuilt, RebuildError> {
+    let mut state = to_json(doc);
+    let fields = state.as_object_mut().filter(|o| !o.is_empty()).ok_or(RebuildError::NotARecord)?;
+    for field in clear {
+        match fields.get_mut(field) {
+            None => return Err(RebuildError::NoSuchField(field.clone())),
+            Some(Json::String(text)) => text.clear(),
+            Some(_) => return Err(RebuildError::NotText(field.clone())),
+        }
+    }
+    let mut rebuilt = Automerge::new();
+    let mut tx = rebuilt.transaction();
+    put_object(&mut tx, &state).map_err(|_| RebuildError::NotARecord)?;
+    tx.commit();
+    let erased = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+    Ok(Rebuilt { doc: rebuilt, state, erased })
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    use serde_json::json;
+
+    use super::*;
+
+    fn edited() -> Automerge {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        put_object(&mut tx, &json!({ "type": "observation", "notes": "Visit.", "setting": "home-visit" })).unwrap();
+        tx.commit();
+        // A surname typed, then deleted: gone from the state, still in the history.
+        for notes in ["Visit. The Smithson family.", "Visit."] {
+            let mut tx = doc.transaction();
+            crate::json::set_path(&mut tx, "notes", &json!(notes)).unwrap();
+            tx.commit();
+        }
+        doc
+    }
+
+    /// Whether the notes held `text` at any point of the document's history.
+    fn history_mentions(doc: &Automerge, text: &str) -> bool {
+        doc.get_changes(&[]).iter().any(|c| {
+            crate::json::field_json_at(doc, "notes", &[c.hash()]).is_some_and(|n| n.to_string().contains(text))
+        })
+    }
+
+    #[test]
+    fn the_rebuilt_record_keeps_its_state_and_none_of_its_history() {
+        let doc = edited();
+        assert!(history_mentions(&doc, "Smithson"), "the old history holds the deleted name");
+        let rebuilt = rebuild(&doc, &[]).unwrap();
+        assert_eq!(to_json(&rebuilt.doc), to_json(&doc));
+        assert_eq!(rebuilt.doc.get_changes(&[]).len(), 1);
+        assert!(!history_mentions(&rebuilt.doc, "Smithson"));
+        assert_eq!(rebuilt.erased.len(), doc.get_changes(&[]).len());
+        assert!(rebuilt.erased.iter().all(|h| rebuilt.doc.get_change_by_hash(h).is_none()));
+        // Text stays collaborative text.
+        let (value, _) = rebuilt.doc.get(automerge::ROOT, "notes").unwrap().unwrap();
+        assert!(matches!(value, automerge::Value::Object(automerge::ObjType::Text)));
+    }
+
+    #[test]
+    fn a_device_with_the_erased_history_is_refused_sent_nothing_and_welcome_back_without_it() {
+        use crate::refusal::rule;
+        use crate::{DocSync, SyncKind};
+        let old = edited();
+        let rebuilt = rebuild(&old, &[]).unwrap();
+        let mut server = DocSync::new(rebuilt.doc.clone());
+        server.forbid_history(rebuilt.erased.clone());
+
+        // Its heads give it away; then its changes, sent outright.
+        let mut device = DocSync::new(old.clone());
+        let first = device.outgoing_for(&"server").unwrap();
+        for (kind, data) in [(first.kind, first.data), (SyncKind::Sync, crate::changes_message(&old, &[]))] {
+            let staged = server.stage(&"device", kind, &data).unwrap();
+            let refusal = staged.verdict().unwrap().unwrap_err();
+            assert_eq!(refusal.rule, rule::ERASED);
+            let rejected = server.refuse(staged, refusal).rejected.unwrap();
+            assert!(rejected.bytes.is_empty() && rejected.change_hashes.is_empty(), "nothing kept");
+            assert_eq!(server.heads(), rebuilt.doc.get_heads(), "nothing applied");
+            assert!(server.outgoing_for(&"device").is_none(), "nothing sent to mix with the old history");
+        }
+
+        // The same device after taking the server's copy.
+        let mut fresh = DocSync::new(Automerge::new());
+        for _ in 0..5 {
+            if let Some(m) = fresh.outgoing_for(&"server") {
+                server.receive(&"device", m.kind, &m.data).unwrap();
+            }
+            if let Some(m) = server.outgoing_for(&"device") {
+                fresh.receive(&"server", m.kind, &m.data).unwrap();
+            }
+        }
+        assert_eq!(fresh.heads(), rebuilt.doc.get_heads());
+    }
+
+    #[test]
+    fn named_text_fields_are_cleared_and_others_refused() {
+        let doc = edited();
+        let rebuilt = rebuild(&doc, &["notes".into()]).unwrap();
+        assert_eq!(rebuilt.state["notes"], "");
+        assert_eq!(rebuilt.state["setting"], "home-visit");
+        assert!(!history_mentions(&rebuilt.doc, "Visit."));
+        assert_eq!(rebuild(&doc, &["nope".into()]).err(), Some(RebuildError::NoSuchField("nope".into())));
+        let mut other = doc.clone();
+        let mut tx = other.transaction();
+        tx.put(automerge::ROOT, "count", 3).unwrap();
+        tx.commit();
+        assert_eq!(rebuild(&other, &["count".into()]).err(), Some(RebuildError::NotText("count".into())));
+        assert_eq!(rebuild(&Automerge::new(), &[]).err(), Some(RebuildError::NotARecord));
+    }
+}

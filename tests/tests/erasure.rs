@@ -1,0 +1,180 @@
+//! Erasure on both databases (`fieldbook erase`): a surname typed into an observation's notes
+//! and edited out, and one still present (`--clear notes`), are afterwards held by no stored
+//! chunk, quarantine row or audit row, nor by the copy a device fetches; a device that still
+//! holds the old history is refused and nothing of it is stored.
+
+use std::time::{Duration, Instant};
+
+use automerge::Automerge;
+use fieldbook_server::storage::Role;
+use fieldbook_sync_core::json::{field_json_at, set_path};
+use fieldbook_sync_core::{DocumentId, json};
+use fieldbook_tests::peer::{Outcome, Peer};
+use fieldbook_tests::records::{document, observation};
+use fieldbook_tests::{Backend, TestDatabase, TestServer};
+use serde_json::json as j;
+use sqlx::Row;
+
+const EDITED_OUT: &str = "Smithson";
+const PRESENT: &str = "Okonjo";
+
+fn edit_notes(doc: &mut Automerge, notes: &str) {
+    let mut tx = doc.transaction();
+    set_path(&mut tx, "notes", &j!(notes)).unwrap();
+    tx.commit();
+}
+
+/// Whether the notes held `text` at any point of `doc`'s history.
+fn history_mentions(doc: &Automerge, text: &str) -> bool {
+    doc.get_changes(&[])
+        .iter()
+        .any(|c| field_json_at(doc, "notes", &[c.hash()]).is_some_and(|n| n.to_string().contains(text)))
+}
+
+/// Whether `text` is anywhere the server stores data: on SQLite, any byte of the database
+/// file and its write-ahead log (free pages included); on PostgreSQL, the live rows of the
+/// chunks, the quarantine and the audit trail.
+async fn stored(db: &TestDatabase, text: &str) -> bool {
+    if let Some(path) = db.url.strip_prefix("sqlite:") {
+        let contains = |file: String| {
+            std::fs::read(file).is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+        };
+        return contains(path.to_owned()) || contains(format!("{path}-wal"));
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let mut found = false;
+    for sql in [
+        "SELECT COUNT(*) FROM document_chunks WHERE position(convert_to($1, 'UTF8') in data) > 0",
+        "SELECT COUNT(*) FROM quarantine WHERE position(convert_to($1, 'UTF8') in changes) > 0",
+        "SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%' || $1 || '%'",
+    ] {
+        let n: i64 = sqlx::query(sql).bind(text).fetch_one(&pool).await.unwrap().try_get(0).unwrap();
+        found |= n > 0;
+    }
+    pool.close().await;
+    found
+}
+
+/// A fresh device's copy of `id`, once the server has dropped its copy of the old history
+/// (at once on PostgreSQL; on SQLite the server polls the ledger twice a second).
+async fn fetch_rebuilt(server: &TestServer, token: &str, id: DocumentId) -> Automerge {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut fresh = Peer::connect(&server.ws_url(token), "fresh").await;
+        let doc = fresh.fetch(id).await.expect("the record is still there");
+        if doc.get_changes(&[]).len() == 1 || Instant::now() > deadline {
+            return doc;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn erased_text_is_kept_nowhere(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let sam = db.user("sam", Role::Supervisor).await;
+    let pat = db.user("pat", Role::Practitioner).await;
+    let server = TestServer::start(&db.url);
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+
+    // A surname typed into the notes and edited out a minute later.
+    let edited_id = DocumentId::random();
+    let mut edited = document(&observation(j!({ "notes": "Home visit." })));
+    assert_eq!(tablet.push(edited_id, &edited).await, Outcome::Accepted);
+    for notes in [format!("Home visit. The {EDITED_OUT} family."), "Home visit.".to_owned()] {
+        edit_notes(&mut edited, &notes);
+        assert_eq!(tablet.push(edited_id, &edited).await, Outcome::Accepted);
+    }
+    // A name still in the notes.
+    let present_id = DocumentId::random();
+    let present = document(&observation(j!({ "notes": format!("Met Ms {PRESENT} at home.") })));
+    assert_eq!(tablet.push(present_id, &present).await, Outcome::Accepted);
+    // Someone who may not see the record sends the name too: kept aside in the quarantine.
+    let mut phone = Peer::connect(&server.ws_url(&pat), "phone").await;
+    assert_eq!(phone.push(edited_id, &edited).await, Outcome::Unavailable);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.fieldbook(&["quarantine", "list"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the refused changes were kept aside");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored(&db, EDITED_OUT).await && stored(&db, PRESENT).await, "the check sees the names before");
+
+    let out = db.fieldbook(&["erase", "--record", &edited_id.url(), "--reason", "family name in the notes"]);
+    assert_eq!(out.lines().last(), Some(edited_id.url().as_str()));
+    let args = ["erase", "--record", &present_id.url(), "--reason", "family name", "--clear", "notes"];
+    assert_eq!(db.fieldbook(&args).lines().last(), Some(present_id.url().as_str()));
+
+    assert!(!stored(&db, EDITED_OUT).await, "{EDITED_OUT} is stored nowhere");
+    assert!(!stored(&db, PRESENT).await, "{PRESENT} is stored nowhere");
+    assert!(db.fieldbook(&["quarantine", "list"]).trim().is_empty(), "the record's quarantined changes went with it");
+
+    // A device fetching the records gets them without the names, in any version.
+    let copy = fetch_rebuilt(&server, &sam, edited_id).await;
+    assert_eq!(json::to_json(&copy)["notes"], "Home visit.");
+    assert!(!history_mentions(&copy, EDITED_OUT));
+    let copy = fetch_rebuilt(&server, &sam, present_id).await;
+    assert_eq!(json::to_json(&copy)["notes"], "");
+    assert!(!history_mentions(&copy, PRESENT));
+
+    // The tablet still holds the old history: refused, told why, and nothing of it stored.
+    match tablet.push(edited_id, &edited).await {
+        Outcome::Rejected(reason) => assert!(reason.contains("erased"), "{reason}"),
+        other => panic!("the old history was not refused: {other:?}"),
+    }
+    let mut again = Peer::connect(&server.ws_url(&sam), "tablet-again").await;
+    match again.push(edited_id, &edited).await {
+        Outcome::Rejected(reason) => assert!(reason.contains("erased"), "{reason}"),
+        other => panic!("the old history was not refused after a reconnect: {other:?}"),
+    }
+    assert!(!stored(&db, EDITED_OUT).await, "nothing of the old history was stored");
+    assert!(db.fieldbook(&["quarantine", "list"]).trim().is_empty(), "not even in the quarantine");
+
+    // Audited, without the text.
+    let audit = db.fieldbook(&["audit", "--record", &edited_id.url()]);
+    assert!(audit.contains("record-erased") && audit.contains("family name in the notes"), "{audit}");
+    assert!(!audit.contains(EDITED_OUT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_text_is_kept_nowhere_sqlite() {
+    erased_text_is_kept_nowhere(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_text_is_kept_nowhere_postgres() {
+    erased_text_is_kept_nowhere(Backend::Postgres).await;
+}
+
+/// The admin API erases as the command does, and the node that erased drops its copy at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_erase_through_the_api() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let sam = db.user("sam", Role::Supervisor).await;
+    let admin = db.user("ada", Role::Admin).await;
+    let server = TestServer::start(&db.url);
+    let id = DocumentId::random();
+    let mut doc = document(&observation(j!({ "notes": "Home visit." })));
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+    assert_eq!(tablet.push(id, &doc).await, Outcome::Accepted);
+    edit_notes(&mut doc, &format!("Home visit. The {EDITED_OUT} family."));
+    assert_eq!(tablet.push(id, &doc).await, Outcome::Accepted);
+
+    let path = format!("/v1/admin/records/{}/erase", id.url());
+    let body = j!({ "reason": "family name in the notes", "clear": ["notes"] });
+    assert_eq!(server.request("POST", &path, Some(&sam), Some(&body)).await.status, 403);
+    assert_eq!(server.request("POST", &path, Some(&admin), Some(&j!({ "reason": " " }))).await.status, 400);
+    let unknown = format!("/v1/admin/records/{}/erase", DocumentId::random().url());
+    assert_eq!(server.request("POST", &unknown, Some(&admin), Some(&body)).await.status, 404);
+    let nothing_to_clear = j!({ "reason": "x", "clear": ["noSuchField"] });
+    assert_eq!(server.request("POST", &path, Some(&admin), Some(&nothing_to_clear)).await.status, 400);
+
+    let erased = server.request("POST", &path, Some(&admin), Some(&body)).await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    assert_eq!(erased.json()["url"], id.url());
+    // No wait: the node that erased serves the rebuilt record at once.
+    let mut fresh = Peer::connect(&server.ws_url(&sam), "fresh").await;
+    let copy = fresh.fetch(id).await.unwrap();
+    assert_eq!(copy.get_changes(&[]).len(), 1);
+    assert_eq!(json::to_json(&copy)["notes"], "");
+    assert!(!stored(&db, EDITED_OUT).await);
+}
