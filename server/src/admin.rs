@@ -517,13 +517,25 @@ pub(crate) async fn restore(from: &std::path::Path, database_url: &str) -> anyho
     let kept = crate::storage::backup::restore_file(from, &path).await?;
     // Connecting brings an older backup's schema up to date.
     let db = Database::connect(database_url).await?;
+    // Erasures made after the backup was taken are made again.
+    let reapplied = match &kept {
+        Some(kept) => {
+            let source = Database::connect(&format!("sqlite:{}", kept.display())).await?;
+            let reapplied = crate::erasure::reapply_ledger(&db, &source).await;
+            source.close().await;
+            reapplied?
+        }
+        None => 0,
+    };
     let detail = json!({
         "from": from.display().to_string(),
         "replaced": kept.as_ref().map(|k| k.display().to_string()),
+        "erasuresReapplied": reapplied,
     });
     db.audit(cli_event("backup-restored", detail)).await?;
     db.close().await;
     println!("restored {} from {}", path.display(), from.display());
+    println!("re-applied {reapplied} erasures from the ledger of the database it replaced");
     if let Some(kept) = kept {
         println!("the database it replaced is kept as {}", kept.display());
     }

@@ -5,6 +5,8 @@
 //! second (a server beside the `fieldbook` command on SQLite polls the ledger); devices that
 //! still hold the old history are refused and told to take the server's copy.
 
+use std::collections::HashSet;
+
 use fieldbook_sync_core::erasure::{RebuildError, rebuild};
 use fieldbook_sync_core::{DocumentId, Record};
 use serde_json::json;
@@ -68,4 +70,27 @@ pub async fn erase(
     })
     .await?;
     Ok(document)
+}
+
+/// Re-applies to `db`, just restored from a backup, the erasures in the ledger of `source`
+/// (the database it replaced) that it lacks: each record the backup holds is erased again
+/// with the same fields cleared, and the history erased then is refused from now on, even
+/// for records the backup does not hold (a device could bring them back). Returns how many.
+pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, EraseError> {
+    let known: HashSet<(DocumentId, i64)> = db.ledger().await?.iter().map(|e| (e.document, e.erased_at)).collect();
+    let mut applied = 0;
+    for entry in source.ledger().await? {
+        if known.contains(&(entry.document, entry.erased_at)) {
+            continue;
+        }
+        let fields: Vec<String> = serde_json::from_str(&entry.fields).unwrap_or_default();
+        let reason = format!("{} (re-applied after a restore)", entry.reason);
+        match erase(db, Operator::CommandLine, &entry.document.to_string(), &reason, &fields).await {
+            Ok(_) | Err(EraseError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        db.add_to_ledger(&entry, &source.erased_by(entry.id).await?).await?;
+        applied += 1;
+    }
+    Ok(applied)
 }

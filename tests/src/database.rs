@@ -97,6 +97,32 @@ impl TestDatabase {
         result.map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// Whether `text` is anywhere the server stores data: on SQLite, any byte of the database
+    /// file and its write-ahead log (free pages included); on PostgreSQL, the live rows of the
+    /// chunks, the quarantine and the audit trail.
+    pub async fn stores(&self, text: &str) -> bool {
+        if let Some(path) = self.url.strip_prefix("sqlite:") {
+            let contains = |file: String| {
+                std::fs::read(file).is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+            };
+            return contains(path.to_owned()) || contains(format!("{path}-wal"));
+        }
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url).await.expect("connect");
+        let mut found = false;
+        for sql in [
+            "SELECT COUNT(*) FROM document_chunks WHERE position(convert_to($1, 'UTF8') in data) > 0",
+            "SELECT COUNT(*) FROM quarantine WHERE position(convert_to($1, 'UTF8') in changes) > 0",
+            "SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%' || $1 || '%'",
+        ] {
+            let n: i64 =
+                sqlx::Row::try_get(&sqlx::query(sql).bind(text).fetch_one(&pool).await.expect(sql), 0).expect("count");
+            found |= n > 0;
+        }
+        pool.close().await;
+        found
+    }
+
     pub async fn token(&self, _db: &Database, user: &str, ttl: std::time::Duration) -> String {
         self.keys().issue(user, Some("test-device"), ttl).expect("issue token")
     }

@@ -1,6 +1,7 @@
 //! Valid records to start tests from (DOMAIN.md "Records").
 
 use automerge::Automerge;
+use fieldbook_sync_core::json::{field_json_at, set_path};
 use serde_json::{Value, json};
 
 /// A document holding `value`, strings as Text (as JavaScript clients write them).
@@ -43,4 +44,18 @@ fn merge(mut base: Value, extra: Value) -> Value {
         base.extend(extra);
     }
     base
+}
+
+/// Sets a record's notes, as typing them would.
+pub fn edit_notes(doc: &mut Automerge, notes: &str) {
+    let mut tx = doc.transaction();
+    set_path(&mut tx, "notes", &json!(notes)).expect("notes");
+    tx.commit();
+}
+
+/// Whether the notes held `text` at any point of `doc`'s history.
+pub fn history_mentions(doc: &Automerge, text: &str) -> bool {
+    doc.get_changes(&[])
+        .iter()
+        .any(|c| field_json_at(doc, "notes", &[c.hash()]).is_some_and(|n| n.to_string().contains(text)))
 }

@@ -9,7 +9,7 @@ use automerge::Automerge;
 use fieldbook_server::storage::Role;
 use fieldbook_sync_core::DocumentId;
 use fieldbook_tests::peer::{Outcome, Peer};
-use fieldbook_tests::records::{document, observation};
+use fieldbook_tests::records::{document, edit_notes, history_mentions, observation};
 use fieldbook_tests::{Backend, TempDir, TestDatabase, TestServer};
 use serde_json::json;
 
@@ -49,6 +49,17 @@ async fn a_backup_taken_while_writing_restores_everything_acknowledged_before_it
         }
     });
     until_acknowledged(&acknowledged, 20).await;
+    // A surname typed into the notes and edited out, before the backup.
+    let named = DocumentId::random();
+    let mut named_doc = document(&observation(json!({ "notes": "Home visit." })));
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "laptop").await;
+    for notes in [None, Some("Home visit. The Smithson family."), Some("Home visit.")] {
+        if let Some(notes) = notes {
+            edit_notes(&mut named_doc, notes);
+        }
+        assert_eq!(tablet.push(named, &named_doc).await, Outcome::Accepted);
+    }
+    drop(tablet);
 
     let dir = TempDir::new("backup");
     let backup = dir.path().join("monday.sqlite");
@@ -79,9 +90,13 @@ async fn a_backup_taken_while_writing_restores_everything_acknowledged_before_it
     drop(tablet);
 
     assert!(db.fieldbook(&["audit", "--limit", "100000"]).contains("backup-taken"), "the backup is audited");
+    // Erased after the backup was taken.
+    db.fieldbook(&["erase", "--record", &named.url(), "--reason", "family name in the notes"]);
 
     server.terminate();
+    assert!(!db.stores("Smithson").await, "erased before the restore");
     let restored = db.fieldbook(&["restore", "--from", backup.to_str().unwrap()]);
+    assert!(restored.contains("re-applied 1 erasures"), "{restored}");
     let kept = restored.lines().last().and_then(|l| l.strip_prefix("the database it replaced is kept as ")).unwrap();
     assert!(std::path::Path::new(kept).is_file(), "the replaced database is kept: {restored}");
     let server = TestServer::start(&db.url);
@@ -90,6 +105,13 @@ async fn a_backup_taken_while_writing_restores_everything_acknowledged_before_it
         let held = tablet.fetch(*id).await.unwrap_or_else(|e| panic!("{id}, acknowledged before the backup: {e:?}"));
         assert_eq!(held.get_heads(), doc.get_heads(), "{id} as acknowledged");
     }
+    // The erasure made after the backup is made again: the name is nowhere, and a device
+    // holding the old history is refused.
+    assert!(!db.stores("Smithson").await, "the erasure was re-applied");
+    let copy = tablet.fetch(named).await.unwrap();
+    assert!(!history_mentions(&copy, "Smithson"));
+    let mut laptop = Peer::connect(&server.ws_url(&sam), "laptop").await;
+    assert!(matches!(laptop.push(named, &named_doc).await, Outcome::Rejected(r) if r.contains("erased")));
     // What was written after the backup finished is not in it.
     assert_eq!(tablet.fetch(all[all.len() - 1].0).await.err(), Some(Outcome::Unavailable));
     let events = db.fieldbook(&["audit", "--limit", "100000"]);

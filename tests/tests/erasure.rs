@@ -7,54 +7,14 @@ use std::time::{Duration, Instant};
 
 use automerge::Automerge;
 use fieldbook_server::storage::Role;
-use fieldbook_sync_core::json::{field_json_at, set_path};
 use fieldbook_sync_core::{DocumentId, json};
 use fieldbook_tests::peer::{Outcome, Peer};
-use fieldbook_tests::records::{document, observation};
+use fieldbook_tests::records::{document, edit_notes, history_mentions, observation};
 use fieldbook_tests::{Backend, TestDatabase, TestServer};
 use serde_json::json as j;
-use sqlx::Row;
 
 const EDITED_OUT: &str = "Smithson";
 const PRESENT: &str = "Okonjo";
-
-fn edit_notes(doc: &mut Automerge, notes: &str) {
-    let mut tx = doc.transaction();
-    set_path(&mut tx, "notes", &j!(notes)).unwrap();
-    tx.commit();
-}
-
-/// Whether the notes held `text` at any point of `doc`'s history.
-fn history_mentions(doc: &Automerge, text: &str) -> bool {
-    doc.get_changes(&[])
-        .iter()
-        .any(|c| field_json_at(doc, "notes", &[c.hash()]).is_some_and(|n| n.to_string().contains(text)))
-}
-
-/// Whether `text` is anywhere the server stores data: on SQLite, any byte of the database
-/// file and its write-ahead log (free pages included); on PostgreSQL, the live rows of the
-/// chunks, the quarantine and the audit trail.
-async fn stored(db: &TestDatabase, text: &str) -> bool {
-    if let Some(path) = db.url.strip_prefix("sqlite:") {
-        let contains = |file: String| {
-            std::fs::read(file).is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
-        };
-        return contains(path.to_owned()) || contains(format!("{path}-wal"));
-    }
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
-    let mut found = false;
-    for sql in [
-        "SELECT COUNT(*) FROM document_chunks WHERE position(convert_to($1, 'UTF8') in data) > 0",
-        "SELECT COUNT(*) FROM quarantine WHERE position(convert_to($1, 'UTF8') in changes) > 0",
-        "SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%' || $1 || '%'",
-    ] {
-        let n: i64 = sqlx::query(sql).bind(text).fetch_one(&pool).await.unwrap().try_get(0).unwrap();
-        found |= n > 0;
-    }
-    pool.close().await;
-    found
-}
 
 /// A fresh device's copy of `id`, once the server has dropped its copy of the old history
 /// (at once on PostgreSQL; on SQLite the server polls the ledger twice a second).
@@ -97,15 +57,15 @@ async fn erased_text_is_kept_nowhere(backend: Backend) {
         assert!(Instant::now() < deadline, "the refused changes were kept aside");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(stored(&db, EDITED_OUT).await && stored(&db, PRESENT).await, "the check sees the names before");
+    assert!(db.stores(EDITED_OUT).await && db.stores(PRESENT).await, "the check sees the names before");
 
     let out = db.fieldbook(&["erase", "--record", &edited_id.url(), "--reason", "family name in the notes"]);
     assert_eq!(out.lines().last(), Some(edited_id.url().as_str()));
     let args = ["erase", "--record", &present_id.url(), "--reason", "family name", "--clear", "notes"];
     assert_eq!(db.fieldbook(&args).lines().last(), Some(present_id.url().as_str()));
 
-    assert!(!stored(&db, EDITED_OUT).await, "{EDITED_OUT} is stored nowhere");
-    assert!(!stored(&db, PRESENT).await, "{PRESENT} is stored nowhere");
+    assert!(!db.stores(EDITED_OUT).await, "{EDITED_OUT} is stored nowhere");
+    assert!(!db.stores(PRESENT).await, "{PRESENT} is stored nowhere");
     assert!(db.fieldbook(&["quarantine", "list"]).trim().is_empty(), "the record's quarantined changes went with it");
 
     // A device fetching the records gets them without the names, in any version.
@@ -126,7 +86,7 @@ async fn erased_text_is_kept_nowhere(backend: Backend) {
         Outcome::Rejected(reason) => assert!(reason.contains("erased"), "{reason}"),
         other => panic!("the old history was not refused after a reconnect: {other:?}"),
     }
-    assert!(!stored(&db, EDITED_OUT).await, "nothing of the old history was stored");
+    assert!(!db.stores(EDITED_OUT).await, "nothing of the old history was stored");
     assert!(db.fieldbook(&["quarantine", "list"]).trim().is_empty(), "not even in the quarantine");
 
     // Audited, without the text.
@@ -176,5 +136,5 @@ async fn admins_erase_through_the_api() {
     let copy = fresh.fetch(id).await.unwrap();
     assert_eq!(copy.get_changes(&[]).len(), 1);
     assert_eq!(json::to_json(&copy)["notes"], "");
-    assert!(!stored(&db, EDITED_OUT).await);
+    assert!(!db.stores(EDITED_OUT).await);
 }

@@ -37,6 +37,30 @@ pub struct ErasureEntry {
     pub document: DocumentId,
 }
 
+/// One erasure in the ledger, in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub document: DocumentId,
+    pub erased_at: i64,
+    pub erased_by: String,
+    pub reason: String,
+    /// The fields cleared, as a JSON list.
+    pub fields: String,
+}
+
+fn ledger_entry(row: &sqlx::any::AnyRow) -> Result<Option<LedgerEntry>, StorageError> {
+    let Ok(document) = row.try_get::<String, _>("document_id")?.parse() else { return Ok(None) };
+    Ok(Some(LedgerEntry {
+        id: row.try_get("id")?,
+        document,
+        erased_at: row.try_get("erased_at")?,
+        erased_by: row.try_get("erased_by")?,
+        reason: row.try_get("reason")?,
+        fields: row.try_get("fields")?,
+    }))
+}
+
 impl Database {
     /// Replaces a document's history with its rebuilt snapshot, keeps the erasure in the
     /// ledger, and overwrites what the old rows leave behind. Returns the ledger id.
@@ -89,6 +113,56 @@ impl Database {
         tx.commit().await?;
         self.overwrite_freed().await?;
         Ok(id)
+    }
+
+    /// Adds to the ledger an erasure made elsewhere (a database restored from an older
+    /// backup): its row, and the hashes of the history it erased, to be refused from now on.
+    /// Returns the new ledger id.
+    pub async fn add_to_ledger(&self, entry: &LedgerEntry, erased: &[String]) -> Result<i64, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO erasures (document_id, erased_at, erased_by, reason, fields) VALUES ($1, $2, $3, $4, $5)
+             RETURNING id",
+        )
+        .bind(entry.document.to_string())
+        .bind(entry.erased_at)
+        .bind(&entry.erased_by)
+        .bind(&entry.reason)
+        .bind(&entry.fields)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        for hash in erased {
+            sqlx::query(
+                "INSERT INTO erased_changes (document_id, change_hash, erasure_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (document_id, change_hash) DO NOTHING",
+            )
+            .bind(entry.document.to_string())
+            .bind(hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The hashes of the history erasure `id` erased.
+    pub async fn erased_by(&self, id: i64) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query("SELECT change_hash FROM erased_changes WHERE erasure_id = $1")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("change_hash")?)).collect()
+    }
+
+    /// The whole ledger, oldest first.
+    pub async fn ledger(&self) -> Result<Vec<LedgerEntry>, StorageError> {
+        let rows =
+            sqlx::query("SELECT id, document_id, erased_at, erased_by, reason, fields FROM erasures ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().filter_map(|r| ledger_entry(r).transpose()).collect()
     }
 
     /// Hashes of the changes erased from a document (empty for nearly every document).
