@@ -115,6 +115,17 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Export everything held about one person (subject access), third parties' content
+    /// withheld: JSON to the file given, and a printable HTML page beside it (`.html`).
+    SubjectAccess {
+        #[arg(long)]
+        user: String,
+        /// The JSON file to write; the page goes beside it with the extension `.html`.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Write a consistent copy of the SQLite database to a new file, while the server serves.
     Backup {
         /// The backup file to write (it must not exist).
@@ -330,6 +341,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 if clear.is_empty() { String::new() } else { format!(" and cleared {}", clear.join(", ")) }
             );
             println!("{url}");
+        }
+        Command::SubjectAccess { user, out, database } => {
+            let db = Database::connect(&database.database_url).await?;
+            let export = crate::subject_access::export(&db, &user).await?;
+            let Some(export) = export else { anyhow::bail!("no user {user:?}") };
+            let page = out.with_extension("html");
+            anyhow::ensure!(page != out, "give the JSON file another extension than .html");
+            std::fs::write(&out, serde_json::to_string_pretty(&export)?)?;
+            std::fs::write(&page, crate::subject_access::html(&export))?;
+            db.audit(crate::admin::cli_event("subject-access-exported", serde_json::json!({ "user": user }))).await?;
+            db.close().await;
+            println!("{}", page.display());
+            println!("{}", out.display());
         }
         Command::Backup { to, database } => crate::admin::backup(&to, &database.database_url).await?,
         Command::Restore { from, database } => crate::admin::restore(&from, &database.database_url).await?,

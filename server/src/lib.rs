@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod org;
 pub mod state;
 pub mod storage;
+pub mod subject_access;
 pub mod sync;
 pub mod telemetry;
 pub mod web;

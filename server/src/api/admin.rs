@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::org::{self, ImportError, ImportReport, Operator, OrgError};
 use crate::state::AppState;
 use crate::storage::{AuditQuery, AuditRow, Device, Role, Supervision, Team, User, UserStatus};
+use crate::subject_access;
 
 const MAX_AUDIT_ROWS: i64 = 1000;
 
@@ -30,6 +31,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/import", post(import))
         .route("/v1/admin/audit", get(audit_trail))
         .route("/v1/admin/records/{id}/erase", post(erase_record))
+        .route("/v1/admin/users/{id}/subject-access", get(subject_access))
 }
 
 /// An authenticated admin.
@@ -252,6 +254,37 @@ async fn erase_record(
     let document = erasure::erase(&state.db, admin.operator(), &id, &erasure.reason, &erasure.clear).await?;
     state.hub.erased(document).await;
     Ok(Json(json!({ "url": document.url(), "erased": true, "cleared": erasure.clear })))
+}
+
+#[derive(Deserialize)]
+struct SubjectAccessFormat {
+    /// `json` (the default) or `html` (a printable page).
+    format: Option<String>,
+}
+
+/// Everything held about one person, third parties' content withheld (see
+/// `crate::subject_access`); audited.
+async fn subject_access(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(format): Query<SubjectAccessFormat>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    let html = match format.format.as_deref().filter(|f| !f.is_empty()) {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(other) => return Err(AppError::BadRequest(format!("format must be json or html, not {other:?}"))),
+    };
+    let export =
+        subject_access::export(&state.db, &id).await?.ok_or_else(|| AppError::NotFound(format!("no user {id:?}")))?;
+    state.db.audit(admin.operator().event("subject-access-exported", json!({ "user": id }))).await?;
+    Ok(if html {
+        ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], subject_access::html(&export))
+            .into_response()
+    } else {
+        Json(export).into_response()
+    })
 }
 
 async fn list_teams(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<Team>>, AppError> {

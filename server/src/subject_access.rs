@@ -1,0 +1,270 @@
+//! Subject access (UK GDPR article 15; DOMAIN.md, data protection 6): everything held about
+//! one person — their user record, supervision history, devices, every record in which they
+//! are a party with its narrative, and the audit events about them — with third parties'
+//! content withheld and each withholding listed with its reason. As JSON, and as a readable,
+//! printable HTML page built from the same JSON.
+
+use std::collections::HashSet;
+
+use fieldbook_sync_core::DocumentId;
+use fieldbook_sync_core::records::dates;
+use serde_json::{Value, json};
+
+use crate::storage::{AuditQuery, Database, StorageError};
+
+/// What replaces another person's identity.
+const ANOTHER_PERSON: &str = "[another person]";
+const FAMILY: &str = "feedback from a child or family: their information, not the subject's";
+const OTHER_PARTY: &str = "written by the other party to the record, about their own practice";
+const IDENTITY: &str = "another person's identity";
+
+/// The export for `user_id`, `None` if there is no such user.
+pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, StorageError> {
+    let Some(user) = db.user(user_id).await? else { return Ok(None) };
+    let mut withheld = Vec::new();
+    let other = |id: &str| if id == user_id { Value::from(id) } else { Value::from(ANOTHER_PERSON) };
+
+    let supervision: Vec<Value> = db
+        .supervision_history(user_id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "supervisee": other(&s.supervisee_id), "supervisor": other(&s.supervisor_id),
+                "from": s.started_on, "until": s.ended_on,
+            })
+        })
+        .collect();
+
+    let mut records = Vec::new();
+    let mut urls = HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = db.record_index(user_id, Some(&[]), after, 500).await?;
+        for entry in page.entries {
+            if !urls.insert(entry.document_url.clone()) {
+                continue;
+            }
+            let Ok(document) = DocumentId::parse_url_or_id(&entry.document_url) else { continue };
+            let doc = db.load_document(document).await?.doc;
+            let mut record = fieldbook_sync_core::json::to_json(&doc);
+            let withheld_here = redact(&mut record, user_id);
+            withheld.extend(
+                withheld_here
+                    .into_iter()
+                    .map(|(field, reason)| json!({ "record": entry.document_url, "field": field, "reason": reason })),
+            );
+            records.push(json!({ "url": entry.document_url, "record": record }));
+        }
+        if !page.more {
+            break;
+        }
+        after = page.cursor;
+    }
+
+    let mut events =
+        db.audit_trail(&AuditQuery { user_id: Some(user_id.into()), limit: 100_000, ..Default::default() }).await?;
+    for url in &urls {
+        let id = DocumentId::parse_url_or_id(url).map(|d| d.to_string()).unwrap_or_default();
+        events
+            .extend(db.audit_trail(&AuditQuery { document_id: Some(id), limit: 100_000, ..Default::default() }).await?);
+    }
+    events.sort_by_key(|e| e.id);
+    events.dedup_by_key(|e| e.id);
+    let audit: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            let mine = e.user_id.as_deref() == Some(user_id);
+            json!({
+                "at": dates::from_unix_millis(e.server_time),
+                "deviceTime": e.device_time.map(dates::from_unix_millis),
+                "by": e.user_id.as_deref().map(&other),
+                "device": if mine { e.device_id.map(Value::from) } else { None },
+                "action": e.action,
+                "record": e.document_id.and_then(|d| d.parse::<DocumentId>().ok()).map(|d| d.url()),
+                // Another person's event says what they did to the subject's record, not how.
+                "detail": if mine { e.detail } else { Value::Null },
+            })
+        })
+        .collect();
+    if supervision.iter().any(|s| s["supervisor"] == ANOTHER_PERSON || s["supervisee"] == ANOTHER_PERSON) {
+        withheld.push(json!({ "field": "supervision", "reason": IDENTITY }));
+    }
+
+    Ok(Some(json!({
+        "subject": user,
+        "generatedAt": dates::now(),
+        "supervision": supervision,
+        "devices": db.devices(user_id).await?,
+        "records": records,
+        "auditEvents": audit,
+        "withheld": withheld,
+    })))
+}
+
+/// Withholds third parties' content from one record, for `subject`; returns what was withheld
+/// (field, reason).
+fn redact(record: &mut Value, subject: &str) -> Vec<(String, &'static str)> {
+    let mut withheld = Vec::new();
+    let Some(fields) = record.as_object_mut() else { return withheld };
+    let mut hide = |fields: &mut serde_json::Map<String, Value>, field: &str, reason: &'static str| {
+        if let Some(value) = fields.get_mut(field).filter(|v| !v.is_null() && *v != "") {
+            *value = Value::from(format!("[withheld: {reason}]"));
+            withheld.push((field.to_owned(), reason));
+        }
+    };
+    hide(fields, "familyVoice", FAMILY);
+    if fields.get("observerId").and_then(Value::as_str) == Some(subject) {
+        hide(fields, "reflection", OTHER_PARTY);
+        hide(fields, "response", OTHER_PARTY);
+    }
+    for field in ["observerId", "practitionerId", "ownerId", "supervisorId"] {
+        if fields.get(field).and_then(Value::as_str).is_some_and(|id| id != subject) {
+            hide(fields, field, IDENTITY);
+        }
+    }
+    // Who signed or reviewed: another person by id.
+    for by in by_fields(record) {
+        if by.as_str().is_some_and(|id| id != subject) {
+            *by = Value::from(ANOTHER_PERSON);
+        }
+    }
+    withheld
+}
+
+/// Every `by` value of sign-offs and plan reviews.
+fn by_fields(record: &mut Value) -> Vec<&mut Value> {
+    let mut found = Vec::new();
+    let Some(fields) = record.as_object_mut() else { return found };
+    for (key, value) in fields.iter_mut() {
+        match (key.as_str(), value) {
+            ("signOff", Value::Object(sides)) => found.extend(sides.values_mut().filter_map(|s| s.get_mut("by"))),
+            ("reviews", Value::Array(reviews)) => found.extend(reviews.iter_mut().filter_map(|r| r.get_mut("by"))),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The export as a printable page.
+pub fn html(export: &Value) -> String {
+    let subject = &export["subject"];
+    let mut page = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Subject access export</title>\
+         <style>body{font:14px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem}\
+         table{border-collapse:collapse;width:100%}td,th{border:1px solid #bbb;padding:.25rem .5rem;text-align:left;vertical-align:top}\
+         section{break-inside:avoid}.withheld{font-style:italic;color:#555}</style></head><body>",
+    );
+    page += &format!(
+        "<h1>Subject access export: {}</h1><p>Generated {} for user <code>{}</code>. Everything Fieldbook holds about \
+         this person. Other people's information is withheld where marked, with the reason.</p>",
+        escape(subject["name"].as_str().unwrap_or_default()),
+        escape(export["generatedAt"].as_str().unwrap_or_default()),
+        escape(subject["id"].as_str().unwrap_or_default()),
+    );
+    page += "<h2>Personal details</h2>";
+    page += &table(subject);
+    page += "<h2>Supervision</h2>";
+    page += &rows(&export["supervision"]);
+    page += "<h2>Devices</h2>";
+    page += &rows(&export["devices"]);
+    page += "<h2>Records</h2>";
+    for record in export["records"].as_array().into_iter().flatten() {
+        page += &format!(
+            "<section><h3>{}</h3>{}</section>",
+            escape(record["url"].as_str().unwrap_or_default()),
+            table(&record["record"])
+        );
+    }
+    page += "<h2>Withheld</h2>";
+    page += &rows(&export["withheld"]);
+    page += "<h2>Activity (audit trail)</h2>";
+    page += &rows(&export["auditEvents"]);
+    page + "</body></html>"
+}
+
+/// An object as a two-column table (nested values as compact JSON).
+fn table(object: &Value) -> String {
+    let mut out = String::from("<table>");
+    for (key, value) in object.as_object().into_iter().flatten() {
+        out += &format!("<tr><th>{}</th><td>{}</td></tr>", escape(key), cell(value));
+    }
+    out + "</table>"
+}
+
+/// A list of objects as a table with a column per key.
+fn rows(list: &Value) -> String {
+    let items = list.as_array().map(Vec::as_slice).unwrap_or_default();
+    if items.is_empty() {
+        return "<p>None.</p>".into();
+    }
+    let mut keys: Vec<&String> = Vec::new();
+    for key in items.iter().filter_map(Value::as_object).flat_map(|o| o.keys()) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let mut out = String::from("<table><tr>");
+    for key in &keys {
+        out += &format!("<th>{}</th>", escape(key));
+    }
+    out += "</tr>";
+    for item in items {
+        out += "<tr>";
+        for key in &keys {
+            out += &format!("<td>{}</td>", cell(&item[key.as_str()]));
+        }
+        out += "</tr>";
+    }
+    out + "</table>"
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) if s.starts_with("[withheld") => format!("<span class=\"withheld\">{}</span>", escape(s)),
+        Value::String(s) => escape(s),
+        other => escape(&other.to_string()),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_voice_the_other_partys_words_and_other_people_are_withheld() {
+        let record = json!({
+            "type": "observation", "observerId": "sam", "practitionerId": "pat",
+            "notes": "Good rapport.", "familyVoice": "Mum said it helped", "reflection": "I listened.",
+            "signOff": { "observer": { "at": "2026-11-20T10:00:00Z", "by": "sam" } },
+        });
+        let mut for_pat = record.clone();
+        let withheld = redact(&mut for_pat, "pat");
+        assert_eq!(for_pat["notes"], "Good rapport.");
+        assert_eq!(for_pat["reflection"], "I listened.");
+        assert!(for_pat["familyVoice"].as_str().unwrap().starts_with("[withheld"));
+        assert!(for_pat["observerId"].as_str().unwrap().starts_with("[withheld"));
+        assert_eq!(for_pat["signOff"]["observer"]["by"], ANOTHER_PERSON);
+        assert_eq!(withheld.len(), 2);
+        let mut for_sam = record;
+        redact(&mut for_sam, "sam");
+        assert_eq!(for_sam["notes"], "Good rapport.");
+        assert!(for_sam["reflection"].as_str().unwrap().starts_with("[withheld"));
+        assert_eq!(for_sam["signOff"]["observer"]["by"], "sam");
+        assert!(!for_sam.to_string().contains("pat"));
+    }
+
+    #[test]
+    fn the_page_escapes_what_records_hold() {
+        let export = json!({ "subject": { "id": "pat", "name": "<script>x</script>" }, "records": [
+            { "url": "automerge:1", "record": { "notes": "a < b & c" } } ] });
+        let page = html(&export);
+        assert!(!page.contains("<script>x"));
+        assert!(page.contains("a &lt; b &amp; c"));
+    }
+}
