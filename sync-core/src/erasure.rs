@@ -45,6 +45,27 @@ pub fn rebuild(doc: &Automerge, clear: &[String]) -> Result<Rebuilt, RebuildErro
     Ok(Rebuilt { doc: rebuilt, state, erased })
 }
 
+/// What a device changed in `doc` since `confirmed` (the heads the server last confirmed it
+/// held): the top-level fields whose value differs, as they are now, in a new document with no
+/// history. When the server erased the record's history, this is the user's unsent work to
+/// keep aside, without the old history (which holds the erased text). With nothing confirmed,
+/// every field counts as changed.
+pub fn unsent_work(doc: &Automerge, confirmed: &[ChangeHash]) -> Automerge {
+    let now = to_json(doc);
+    let mut changed = serde_json::Map::new();
+    for (field, value) in now.as_object().into_iter().flatten() {
+        let before = if confirmed.is_empty() { None } else { crate::json::field_json_at(doc, field, confirmed) };
+        if before.as_ref() != Some(value) {
+            changed.insert(field.clone(), value.clone());
+        }
+    }
+    let mut kept = Automerge::new();
+    let mut tx = kept.transaction();
+    put_object(&mut tx, &Json::Object(changed)).expect("a JSON object");
+    tx.commit();
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use automerge::ReadDoc;
@@ -122,6 +143,20 @@ mod tests {
             }
         }
         assert_eq!(fresh.heads(), rebuilt.doc.get_heads());
+    }
+
+    #[test]
+    fn unsent_work_is_what_changed_since_the_server_confirmed_without_history() {
+        let mut doc = edited();
+        let confirmed = doc.get_heads();
+        let mut tx = doc.transaction();
+        crate::json::set_path(&mut tx, "setting", &json!("office-visit")).unwrap();
+        tx.commit();
+        let kept = unsent_work(&doc, &confirmed);
+        assert_eq!(to_json(&kept), json!({ "setting": "office-visit" }));
+        assert_eq!(kept.get_changes(&[]).len(), 1);
+        assert!(!history_mentions(&kept, "Smithson"));
+        assert_eq!(to_json(&unsent_work(&doc, &[])), to_json(&doc), "nothing confirmed: everything");
     }
 
     #[test]

@@ -138,3 +138,51 @@ async fn admins_erase_through_the_api() {
     assert_eq!(json::to_json(&copy)["notes"], "");
     assert!(!db.stores(EDITED_OUT).await);
 }
+
+/// `fieldbook-device` holding the old history: refused, it takes the server's copy, keeps
+/// only its unsent work aside, and nothing of the old history stays in its store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_client_takes_the_servers_copy_and_keeps_only_its_unsent_work() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let sam = db.user("sam", Role::Supervisor).await;
+    let server = TestServer::start(&db.url);
+    let url = server.http_url();
+    let (device, out, shown) = tokio::task::spawn_blocking(move || {
+        let device = fieldbook_tests::Device::new();
+        let record = device.create(&observation(j!({ "notes": "Home visit." })));
+        device.sync(&url, &sam, &[]);
+        for notes in [format!("Home visit. The {EDITED_OUT} family."), "Home visit.".to_owned()] {
+            device.edit(&record, &[("notes", &notes)]);
+            device.sync(&url, &sam, &[]);
+        }
+        // Work done offline, not yet sent when the record is erased.
+        device.edit(&record, &[("setting", "office-visit")]);
+        db.fieldbook(&["erase", "--record", &record, "--reason", "family name in the notes"]);
+        let out = device.try_sync(&url, &sam, &[]);
+        let shown = device.show(&record);
+        (device, out, shown)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && stdout.contains("REJECTED") && stdout.contains("erased"), "{stdout}");
+    assert_eq!(shown["notes"], "Home visit.", "the server's copy");
+    assert_eq!(shown["setting"], "home-visit", "the server's copy");
+    let store_path = device.store_path();
+    // The device's copy is the rebuilt one (its store keeps documents compressed, so this is
+    // read from the documents themselves, not from the file's bytes).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("sqlite:{}?mode=ro", store_path.display())).await.unwrap();
+    let held = sqlx::query("SELECT data FROM documents").fetch_all(&pool).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let copy = Automerge::load(&sqlx::Row::get::<Vec<u8>, _>(&held[0], 0)).unwrap();
+    assert_eq!(copy.get_changes(&[]).len(), 1, "the old history is gone from the device");
+    assert!(!history_mentions(&copy, EDITED_OUT));
+    // Set aside: exactly the unsent work, in a document without history.
+    let rows = sqlx::query("SELECT data FROM set_aside").fetch_all(&pool).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let kept = Automerge::load(&sqlx::Row::get::<Vec<u8>, _>(&rows[0], 0)).unwrap();
+    assert_eq!(json::to_json(&kept), j!({ "setting": "office-visit" }));
+    assert_eq!(kept.get_changes(&[]).len(), 1);
+    pool.close().await;
+}

@@ -39,7 +39,10 @@ impl Store {
         let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // Deleted content is zeroed, not left in free pages: a copy whose history the
+            // server erased must not linger in the file.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePool::connect_with(options).await?;
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
@@ -145,13 +148,14 @@ impl Store {
         Ok(())
     }
 
-    /// Moves the local copy of a document aside (the server refused some of its changes);
-    /// the next sync fetches the server's copy.
-    pub async fn set_aside(&self, id: DocumentId, doc: &Automerge, reason: &str) -> anyhow::Result<()> {
+    /// Moves the local copy of a document aside (the server refused some of its changes):
+    /// `kept` is what is kept of it, and the copy itself goes. The next sync fetches the
+    /// server's copy.
+    pub async fn set_aside(&self, id: DocumentId, kept: &Automerge, reason: &str) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO set_aside (document_id, data, reason, set_aside_at) VALUES ($1, $2, $3, $4)")
             .bind(id.to_string())
-            .bind(doc.save())
+            .bind(kept.save())
             .bind(reason)
             .bind(now_millis())
             .execute(&mut *tx)
@@ -164,6 +168,13 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Copies the write-ahead log into the file and truncates it, so what was deleted (zeroed
+    /// in the file) is not left in the log either.
+    pub async fn overwrite_freed(&self) -> anyhow::Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
         Ok(())
     }
 

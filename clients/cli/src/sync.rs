@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use automerge::Automerge;
+use fieldbook_sync_core::erasure::unsent_work;
 use fieldbook_sync_core::notice::{self, RejectionNotice};
+use fieldbook_sync_core::refusal::rule;
 use fieldbook_sync_core::{DocSync, DocumentId, Message, PROTOCOL_VERSION, PeerMetadata, SyncKind};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -197,8 +199,24 @@ async fn run(
                 let Some(notice) = RejectionNotice::decode(&data) else { continue };
                 let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
                 // Keep our copy aside and take the server's: the refused changes can never
-                // merge, and every later edit on top of them would be refused too.
-                store.set_aside(document_id, doc_sync.doc(), &notice.reason).await?;
+                // merge, and every later edit on top of them would be refused too. If the
+                // server erased the record's history, only our unsent work is kept (the old
+                // history holds the erased text), and nothing of the copy stays in the file.
+                let erased = notice.rule.as_deref() == Some(rule::ERASED);
+                let kept = if erased {
+                    let confirmed = doc_sync
+                        .encoded_peer_state(&SERVER)
+                        .and_then(|s| automerge::sync::State::decode(&s).ok())
+                        .map(|s| s.shared_heads)
+                        .unwrap_or_default();
+                    unsent_work(doc_sync.doc(), &confirmed)
+                } else {
+                    doc_sync.doc().clone()
+                };
+                store.set_aside(document_id, &kept, &notice.reason).await?;
+                if erased {
+                    store.overwrite_freed().await?;
+                }
                 report.documents.entry(document_id).or_default().rejected = Some(notice.reason);
                 *doc_sync = DocSync::new(Automerge::new());
                 if let Some(out) = doc_sync.outgoing_for(&SERVER) {
