@@ -510,30 +510,29 @@ pub(crate) async fn backup(to: &std::path::Path, database_url: &str) -> anyhow::
 }
 
 /// `fieldbook restore`: a backup in place of the SQLite database, with no process using it.
+/// Erasures the backup lacks are made again on its copy before it is put in place, so a
+/// server never serves the backup without them.
 pub(crate) async fn restore(from: &std::path::Path, database_url: &str) -> anyhow::Result<()> {
     let Some(path) = crate::storage::sqlite_path(database_url) else {
         anyhow::bail!("restore puts back SQLite backups; on PostgreSQL use pg_restore (see the README, \"Backups\")");
     };
-    let kept = crate::storage::backup::restore_file(from, &path).await?;
-    // Connecting brings an older backup's schema up to date.
-    let db = Database::connect(database_url).await?;
-    // Erasures made after the backup was taken are made again.
-    let reapplied = match &kept {
-        Some(kept) => {
-            let source = Database::connect(&format!("sqlite:{}", kept.display())).await?;
-            let reapplied = crate::erasure::reapply_ledger(&db, &source).await;
+    let restore = crate::storage::backup::Restore::begin(from, &path).await?;
+    // Opening the copy brings an older backup's schema up to date.
+    let staged = Database::open_for_restore(&restore.staged_url()).await?;
+    let reapplied = match restore.live_url() {
+        Some(live) => {
+            let source = Database::open_for_restore(&live).await?;
+            let reapplied = crate::erasure::reapply_ledger(&staged, &source).await;
             source.close().await;
             reapplied?
         }
         None => 0,
     };
-    let detail = json!({
-        "from": from.display().to_string(),
-        "replaced": kept.as_ref().map(|k| k.display().to_string()),
-        "erasuresReapplied": reapplied,
-    });
-    db.audit(cli_event("backup-restored", detail)).await?;
-    db.close().await;
+    let detail = json!({ "from": from.display().to_string(), "erasuresReapplied": reapplied });
+    staged.audit(cli_event("backup-restored", detail)).await?;
+    staged.truncate_log().await?;
+    staged.close().await;
+    let kept = restore.finish()?;
     println!("restored {} from {}", path.display(), from.display());
     println!("re-applied {reapplied} erasures from the ledger of the database it replaced");
     if let Some(kept) = kept {

@@ -45,49 +45,86 @@ pub async fn erase(
     if reason.is_empty() {
         return Err(EraseError::Invalid("give a reason: it is kept in the audit trail and the erasure ledger".into()));
     }
-    let stored = db.load_document(document).await?;
-    if stored.doc.get_heads().is_empty() {
-        return Err(EraseError::NotFound(document.url()));
-    }
-    let rebuilt = rebuild(&stored.doc, clear)?;
-    let record = Record::parse(&rebuilt.state, &db.framework_catalog().await?)
-        .map_err(|e| EraseError::Invalid(format!("the record would not be valid with those fields cleared: {e}")))?;
-    let detail = json!({ "reason": reason, "fields": clear, "changesErased": rebuilt.erased.len() });
     let erased_by = match &operator {
         Operator::Admin { user_id, .. } => (*user_id).to_owned(),
         Operator::CommandLine => format!("command line ({})", std::env::var("USER").unwrap_or_default()),
     };
-    db.erase(NewErasure {
-        document,
-        reason,
-        fields: clear,
-        erased_by: &erased_by,
-        snapshot: rebuilt.doc.save(),
-        heads: rebuilt.doc.get_heads(),
-        record,
-        erased: &rebuilt.erased,
-        audit: operator.event("record-erased", detail).document(document),
-    })
-    .await?;
-    Ok(document)
+    // Devices may commit while the record is rebuilt: then it is rebuilt again from that.
+    for _ in 0..MAX_ATTEMPTS {
+        let stored = db.load_document(document).await?;
+        if stored.doc.get_heads().is_empty() {
+            return Err(EraseError::NotFound(document.url()));
+        }
+        let rebuilt = rebuild(&stored.doc, clear)?;
+        let record = Record::parse(&rebuilt.state, &db.framework_catalog().await?).map_err(|e| {
+            EraseError::Invalid(format!("the record would not be valid with those fields cleared: {e}"))
+        })?;
+        let detail = json!({ "reason": reason, "fields": clear, "changesErased": rebuilt.erased.len() });
+        let erasure = NewErasure {
+            document,
+            reason,
+            fields: clear,
+            erased_by: &erased_by,
+            snapshot: rebuilt.doc.save(),
+            heads: rebuilt.doc.get_heads(),
+            version: stored.version,
+            record,
+            erased: &rebuilt.erased,
+            audit: operator.event("record-erased", detail).document(document),
+        };
+        if db.erase(erasure).await?.is_some() {
+            return Ok(document);
+        }
+    }
+    Err(EraseError::Storage(StorageError::Internal(format!(
+        "{} kept changing while it was erased; try again",
+        document.url()
+    ))))
 }
 
+/// Most times an erasure is rebuilt because devices kept committing to the record.
+const MAX_ATTEMPTS: usize = 8;
+
 /// Re-applies to `db`, just restored from a backup, the erasures in the ledger of `source`
-/// (the database it replaced) that it lacks: each record the backup holds is erased again
-/// with the same fields cleared, and the history erased then is refused from now on, even
-/// for records the backup does not hold (a device could bring them back). Returns how many.
+/// (the database it replaces) that it lacks. A record the backup holds gets the record as
+/// `source` holds it now — rebuilt at the erasure, so none of the history erased, and
+/// never the backup's state, which may still hold text deleted after the backup and then
+/// erased. The history erased then is refused from now on, even for records the backup does
+/// not hold (a device could bring them back). Returns how many.
 pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, EraseError> {
     let known: HashSet<(DocumentId, i64)> = db.ledger().await?.iter().map(|e| (e.document, e.erased_at)).collect();
+    let catalog = db.framework_catalog().await?;
     let mut applied = 0;
     for entry in source.ledger().await? {
         if known.contains(&(entry.document, entry.erased_at)) {
             continue;
         }
-        let fields: Vec<String> = serde_json::from_str(&entry.fields).unwrap_or_default();
-        let reason = format!("{} (re-applied after a restore)", entry.reason);
-        match erase(db, Operator::CommandLine, &entry.document.to_string(), &reason, &fields).await {
-            Ok(_) | Err(EraseError::NotFound(_)) => {}
-            Err(e) => return Err(e),
+        let restored = db.load_document(entry.document).await?;
+        let current = source.load_document(entry.document).await?.doc;
+        if !restored.doc.get_heads().is_empty() && !current.get_heads().is_empty() {
+            let keep: HashSet<_> = current.get_changes(&[]).iter().map(|c| c.hash()).collect();
+            let erased: Vec<_> =
+                restored.doc.get_changes(&[]).iter().map(|c| c.hash()).filter(|h| !keep.contains(h)).collect();
+            let record = Record::parse(&fieldbook_sync_core::json::to_json(&current), &catalog)
+                .map_err(|e| EraseError::Invalid(format!("{}: {e}", entry.document.url())))?;
+            let detail = json!({ "reason": entry.reason, "reappliedFrom": entry.id, "changesErased": erased.len() });
+            let erasure = NewErasure {
+                document: entry.document,
+                reason: &format!("{} (re-applied after a restore)", entry.reason),
+                fields: &serde_json::from_str::<Vec<String>>(&entry.fields).unwrap_or_default(),
+                erased_by: &entry.erased_by,
+                snapshot: current.save(),
+                heads: current.get_heads(),
+                version: restored.version,
+                record,
+                erased: &erased,
+                audit: Operator::CommandLine.event("record-erased", detail).document(entry.document),
+            };
+            if db.erase(erasure).await?.is_none() {
+                return Err(EraseError::Storage(StorageError::Internal(
+                    "the restored database changed during the restore".into(),
+                )));
+            }
         }
         db.add_to_ledger(&entry, &source.erased_by(entry.id).await?).await?;
         applied += 1;

@@ -17,6 +17,10 @@ const ANOTHER_PERSON: &str = "[another person]";
 const FAMILY: &str = "feedback from a child or family: their information, not the subject's";
 const OTHER_PARTY: &str = "written by the other party to the record, about their own practice";
 const IDENTITY: &str = "another person's identity";
+const PRESENT: &str = "who else was there: information about a child or family";
+const CONSENT: &str = "who in the family gave consent, and how: their information";
+const AUDIT_DETAIL: &str = "what an event changed may name other people; ask the data protection officer";
+const OTHER_RECORD: &str = "a record about another person";
 
 /// The export for `user_id`, `None` if there is no such user.
 pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, StorageError> {
@@ -75,20 +79,33 @@ pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, Stora
         .into_iter()
         .map(|e| {
             let mine = e.user_id.as_deref() == Some(user_id);
+            // A record the subject is not a party to (one a supervisor opened, say) is named
+            // only as such; what an event changed is left out (it can name other people).
+            let record = e.document_id.and_then(|d| d.parse::<DocumentId>().ok()).map(|d| {
+                if urls.contains(&d.url()) {
+                    Value::from(d.url())
+                } else {
+                    Value::from(format!("[withheld: {OTHER_RECORD}]"))
+                }
+            });
             json!({
                 "at": dates::from_unix_millis(e.server_time),
                 "deviceTime": e.device_time.map(dates::from_unix_millis),
                 "by": e.user_id.as_deref().map(&other),
                 "device": if mine { e.device_id.map(Value::from) } else { None },
                 "action": e.action,
-                "record": e.document_id.and_then(|d| d.parse::<DocumentId>().ok()).map(|d| d.url()),
-                // Another person's event says what they did to the subject's record, not how.
-                "detail": if mine { e.detail } else { Value::Null },
+                "record": record,
             })
         })
         .collect();
     if supervision.iter().any(|s| s["supervisor"] == ANOTHER_PERSON || s["supervisee"] == ANOTHER_PERSON) {
         withheld.push(json!({ "field": "supervision", "reason": IDENTITY }));
+    }
+    if !audit.is_empty() {
+        withheld.push(json!({ "field": "auditEvents.detail", "reason": AUDIT_DETAIL }));
+    }
+    if audit.iter().any(|e| e["by"] == ANOTHER_PERSON) {
+        withheld.push(json!({ "field": "auditEvents.by", "reason": IDENTITY }));
     }
 
     Ok(Some(json!({
@@ -107,6 +124,14 @@ pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, Stora
 fn redact(record: &mut Value, subject: &str) -> Vec<(String, &'static str)> {
     let mut withheld = Vec::new();
     let Some(fields) = record.as_object_mut() else { return withheld };
+    if let Some(Value::Object(consent)) = fields.get_mut("consent") {
+        for field in ["by", "how"] {
+            if let Some(value) = consent.get_mut(field).filter(|v| !v.is_null() && *v != "") {
+                *value = Value::from(format!("[withheld: {CONSENT}]"));
+                withheld.push((format!("consent.{field}"), CONSENT));
+            }
+        }
+    }
     let mut hide = |fields: &mut serde_json::Map<String, Value>, field: &str, reason: &'static str| {
         if let Some(value) = fields.get_mut(field).filter(|v| !v.is_null() && *v != "") {
             *value = Value::from(format!("[withheld: {reason}]"));
@@ -114,6 +139,7 @@ fn redact(record: &mut Value, subject: &str) -> Vec<(String, &'static str)> {
         }
     };
     hide(fields, "familyVoice", FAMILY);
+    hide(fields, "present", PRESENT);
     if fields.get("observerId").and_then(Value::as_str) == Some(subject) {
         hide(fields, "reflection", OTHER_PARTY);
         hide(fields, "response", OTHER_PARTY);
@@ -124,10 +150,15 @@ fn redact(record: &mut Value, subject: &str) -> Vec<(String, &'static str)> {
         }
     }
     // Who signed or reviewed: another person by id.
+    let mut others = false;
     for by in by_fields(record) {
         if by.as_str().is_some_and(|id| id != subject) {
             *by = Value::from(ANOTHER_PERSON);
+            others = true;
         }
+    }
+    if others {
+        withheld.push(("signOff.*.by, reviews.*.by".to_owned(), IDENTITY));
     }
     withheld
 }
@@ -241,6 +272,7 @@ mod tests {
         let record = json!({
             "type": "observation", "observerId": "sam", "practitionerId": "pat",
             "notes": "Good rapport.", "familyVoice": "Mum said it helped", "reflection": "I listened.",
+            "present": "mother, two children", "consent": { "given": true, "by": "mother", "how": "at the door" },
             "signOff": { "observer": { "at": "2026-11-20T10:00:00Z", "by": "sam" } },
         });
         let mut for_pat = record.clone();
@@ -250,7 +282,12 @@ mod tests {
         assert!(for_pat["familyVoice"].as_str().unwrap().starts_with("[withheld"));
         assert!(for_pat["observerId"].as_str().unwrap().starts_with("[withheld"));
         assert_eq!(for_pat["signOff"]["observer"]["by"], ANOTHER_PERSON);
-        assert_eq!(withheld.len(), 2);
+        for family in ["mother", "two children", "at the door"] {
+            assert!(!for_pat.to_string().contains(family), "{family}");
+        }
+        assert_eq!(for_pat["consent"]["given"], true);
+        // familyVoice, present, consent.by, consent.how, observerId, who signed.
+        assert_eq!(withheld.len(), 6);
         let mut for_sam = record;
         redact(&mut for_sam, "sam");
         assert_eq!(for_sam["notes"], "Good rapport.");

@@ -45,6 +45,22 @@ pub fn rebuild(doc: &Automerge, clear: &[String]) -> Result<Rebuilt, RebuildErro
     Ok(Rebuilt { doc: rebuilt, state, erased })
 }
 
+/// Whether a sync message holds or claims erased history: its heads, or any change it
+/// carries (one per chunk, or a whole document in one), is among `erased`.
+pub fn touches_erased(message: &automerge::sync::Message, erased: &std::collections::HashSet<ChangeHash>) -> bool {
+    if erased.is_empty() {
+        return false;
+    }
+    message.heads.iter().any(|h| erased.contains(h))
+        || message.changes.iter().any(|chunk| match automerge::Change::from_bytes(chunk.to_vec()) {
+            Ok(change) => erased.contains(&change.hash()),
+            // Not one change: a whole document (or unreadable, which is refused anyway).
+            Err(_) => {
+                Automerge::load(chunk).is_ok_and(|doc| doc.get_changes(&[]).iter().any(|c| erased.contains(&c.hash())))
+            }
+        })
+}
+
 /// What a device changed in `doc` since `confirmed` (the heads the server last confirmed it
 /// held): the top-level fields whose value differs, as they are now, in a new document with no
 /// history. When the server erased the record's history, this is the user's unsent work to

@@ -76,6 +76,8 @@ async fn erased_text_is_kept_nowhere(backend: Backend) {
     assert_eq!(json::to_json(&copy)["notes"], "");
     assert!(!history_mentions(&copy, PRESENT));
 
+    // Someone who may not see the record sends the old history again: not kept aside this time.
+    assert_eq!(phone.push(edited_id, &edited).await, Outcome::Unavailable);
     // The tablet still holds the old history: refused, told why, and nothing of it stored.
     match tablet.push(edited_id, &edited).await {
         Outcome::Rejected(reason) => assert!(reason.contains("erased"), "{reason}"),

@@ -35,7 +35,11 @@ async fn chunks_compaction_and_ids(backend: Backend) {
     let mut other = Automerge::new();
     let foreign = db.append_chunk(id, ChunkKind::Incremental, &change(&mut other, "foreign", 1)).await.unwrap();
 
-    db.compact(id, &doc.save(), &ids).await.unwrap();
+    let version = db.document_versions(&[id]).await.unwrap()[0].1;
+    // A copy behind the stored version (another commit, or an erasure, came in) compacts nothing.
+    assert_eq!(db.compact(id, &doc.save(), &ids, version - 1).await.unwrap(), None);
+    assert_eq!(db.load_chunks(id).await.unwrap().len(), 6);
+    assert!(db.compact(id, &doc.save(), &ids, version).await.unwrap().is_some());
     let chunks = db.load_chunks(id).await.unwrap();
     assert_eq!(chunks.len(), 2, "snapshot plus the foreign chunk");
     assert!(chunks.iter().any(|c| c.id == foreign && c.kind == ChunkKind::Incremental));

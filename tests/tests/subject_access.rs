@@ -15,6 +15,8 @@ const NOTES: &str = "Explained the plan clearly";
 const REFLECTION: &str = "I listened before I explained";
 const FAMILY_VOICE: &str = "Mum said the visit helped";
 const SOMEONE_ELSES: &str = "Kim kept good records";
+const PRESENT: &str = "grandmother and two children";
+const CONSENT_HOW: &str = "asked at the door";
 
 fn set(doc: &mut Automerge, path: &str, value: Value) {
     let mut tx = doc.transaction();
@@ -38,7 +40,8 @@ async fn organisation(db: &TestDatabase) -> Org {
     let server = TestServer::start(&db.url);
     let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
     let observed = DocumentId::random();
-    let mut doc = document(&observation(json!({ "notes": NOTES })));
+    let family = json!({ "given": true, "by": "mother", "how": CONSENT_HOW });
+    let mut doc = document(&observation(json!({ "notes": NOTES, "present": PRESENT, "consent": family })));
     assert_eq!(tablet.push(observed, &doc).await, Outcome::Accepted);
     set(&mut doc, "status", json!("shared"));
     assert_eq!(tablet.push(observed, &doc).await, Outcome::Accepted);
@@ -62,6 +65,7 @@ fn assert_pats_export(export: &str, org: &Org) {
     assert!(!export.contains(&org.other.url()), "someone else's record is not");
     assert!(export.contains(NOTES) && export.contains(REFLECTION), "the narrative about pat is there");
     assert!(!export.contains(FAMILY_VOICE), "the family's voice is withheld");
+    assert!(!export.contains(PRESENT) && !export.contains(CONSENT_HOW), "the family's details are withheld");
     assert!(!export.contains(SOMEONE_ELSES));
     assert!(!export.contains("\"sam\"") && !export.contains(">sam<"), "other people's identities are withheld");
 }
@@ -85,6 +89,12 @@ async fn exports_everything_about_a_person_and_nothing_of_others(backend: Backen
     assert!(page.starts_with("<!doctype html>"));
     assert_pats_export(&page, &org);
     assert!(db.fieldbook(&["audit", "--limit", "100000"]).contains("subject-access-exported"), "the export is audited");
+    // The observer's export: their narrative, not the practitioner's own words or identity.
+    let sams = dir.path().join("sam.json");
+    db.fieldbook(&["subject-access", "--user", "sam", "--out", sams.to_str().unwrap()]);
+    let export = std::fs::read_to_string(&sams).unwrap();
+    assert!(export.contains(NOTES) && !export.contains(REFLECTION) && !export.contains(FAMILY_VOICE));
+    assert!(!export.contains("\"pat\"") && !export.contains("\"kim\""), "other people's identities are withheld");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,46 +70,87 @@ pub async fn inspect(backup: &Path) -> Result<BackupSummary, StorageError> {
     summary
 }
 
-/// Puts the backup `from` in place of the SQLite database at `database`, which no process
-/// may be using. The database it replaces is kept beside it (returned), with its
-/// write-ahead log. The caller connects afterwards, which brings an older backup's schema up
-/// to date.
-pub async fn restore_file(from: &Path, database: &Path) -> Result<Option<PathBuf>, StorageError> {
-    inspect(from).await?;
-    let lock = lock_file(database)?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(StorageError::Conflict(format!(
-                "{} is in use by a running Fieldbook server or command: stop it, then restore",
-                database.display()
-            )));
-        }
-        Err(TryLockError::Error(e)) => return Err(io("lock", database, e)),
-    }
-    let staged = with_suffix(database, ".restoring");
-    std::fs::copy(from, &staged).map_err(|e| io("copy the backup to", &staged, e))?;
-    File::open(&staged).and_then(|f| f.sync_all()).map_err(|e| io("sync", &staged, e))?;
-    let kept = if database.exists() {
-        let kept = with_suffix(database, &format!(".before-restore-{}", now_millis()));
-        // The log goes with its database: left behind, it would be replayed into the backup.
-        for suffix in ["-wal", "-shm"] {
-            let file = with_suffix(database, suffix);
-            if file.exists() {
-                let to = with_suffix(&kept, suffix);
-                std::fs::rename(&file, &to).map_err(|e| io("move aside", &file, e))?;
+/// A restore in progress: the SQLite database at `database` held exclusively (no server or
+/// command may use it meanwhile), and the backup copied beside it, not yet in place. Dropped
+/// without [`Self::finish`], it leaves the database as it was (the copy is removed).
+pub struct Restore {
+    database: PathBuf,
+    staged: PathBuf,
+    _exclusive: File,
+}
+
+impl Restore {
+    /// Checks the backup, takes the database, and copies the backup beside it. The live
+    /// database's write-ahead log is copied into it first, so it can be moved aside whole.
+    pub async fn begin(from: &Path, database: &Path) -> Result<Self, StorageError> {
+        inspect(from).await?;
+        let lock = lock_file(database)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StorageError::Conflict(format!(
+                    "{} is in use by a running Fieldbook server or command: stop it, then restore",
+                    database.display()
+                )));
             }
+            Err(TryLockError::Error(e)) => return Err(io("lock", database, e)),
         }
-        std::fs::rename(database, &kept).map_err(|e| io("move aside", database, e))?;
-        Some(kept)
-    } else {
-        None
-    };
-    std::fs::rename(&staged, database).map_err(|e| io("put the backup in place at", database, e))?;
-    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("sync", dir, e))?;
+        if database.exists() {
+            let url = format!("sqlite:{}", database.display());
+            let mut conn = sqlx::AnyConnection::connect(&url).await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await?;
+            conn.close().await?;
+        }
+        let staged = with_suffix(database, ".restoring");
+        std::fs::copy(from, &staged).map_err(|e| io("copy the backup to", &staged, e))?;
+        Ok(Self { database: database.to_owned(), staged, _exclusive: lock })
     }
-    Ok(kept)
+
+    /// The backup's copy, to open (with [`Database::open_for_restore`]) before it is put in place.
+    pub fn staged_url(&self) -> String {
+        format!("sqlite:{}", self.staged.display())
+    }
+
+    /// The database being replaced, likewise.
+    pub fn live_url(&self) -> Option<String> {
+        self.database.exists().then(|| format!("sqlite:{}", self.database.display()))
+    }
+
+    /// Puts the copy in place; the database it replaces is kept beside it (returned).
+    pub fn finish(self) -> Result<Option<PathBuf>, StorageError> {
+        let (database, staged) = (&self.database, &self.staged);
+        File::open(staged).and_then(|f| f.sync_all()).map_err(|e| io("sync", staged, e))?;
+        let kept = if database.exists() {
+            let kept = with_suffix(database, &format!(".before-restore-{}", now_millis()));
+            std::fs::rename(database, &kept).map_err(|e| io("move aside", database, e))?;
+            // Left behind, a log would be replayed into the backup (it is empty: see `begin`).
+            for suffix in ["-wal", "-shm"] {
+                let file = with_suffix(database, suffix);
+                if file.exists() {
+                    std::fs::rename(&file, with_suffix(&kept, suffix)).map_err(|e| io("move aside", &file, e))?;
+                }
+            }
+            Some(kept)
+        } else {
+            None
+        };
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(with_suffix(staged, suffix));
+        }
+        std::fs::rename(staged, database).map_err(|e| io("put the backup in place at", database, e))?;
+        if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("sync", dir, e))?;
+        }
+        Ok(kept)
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(with_suffix(&self.staged, suffix));
+        }
+    }
 }
 
 /// A shared hold on a SQLite database, for as long as the file is kept open.

@@ -137,10 +137,29 @@ impl Database {
         self.commit_changes(document, kind, data, None).await
     }
 
-    /// Replaces exactly the chunks in `replaces` with one snapshot, atomically. Chunks not
-    /// listed (e.g. written meanwhile by another node) are kept.
-    pub async fn compact(&self, document: DocumentId, snapshot: &[u8], replaces: &[i64]) -> Result<i64, StorageError> {
+    /// Replaces exactly the chunks in `replaces` with one snapshot, atomically, if the
+    /// document is still at `version` (the one the snapshot was saved from) and every one of
+    /// those chunks is still there; false (nothing written) otherwise. Chunks not listed
+    /// (e.g. written meanwhile by another node) are kept. The version row is held to the
+    /// commit, so an erasure cannot replace the history between the check and the write.
+    pub async fn compact(
+        &self,
+        document: DocumentId,
+        snapshot: &[u8],
+        replaces: &[i64],
+        version: i64,
+    ) -> Result<Option<i64>, StorageError> {
         let mut tx = self.begin_write().await?;
+        let held =
+            sqlx::query("UPDATE document_versions SET version = version WHERE document_id = $1 AND version = $2")
+                .bind(document.to_string())
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        if held.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let row = sqlx::query(
             "INSERT INTO document_chunks (document_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -151,14 +170,18 @@ impl Database {
         .fetch_one(&mut *tx)
         .await?;
         for id in replaces {
-            sqlx::query("DELETE FROM document_chunks WHERE id = $1 AND document_id = $2")
+            let deleted = sqlx::query("DELETE FROM document_chunks WHERE id = $1 AND document_id = $2")
                 .bind(*id)
                 .bind(document.to_string())
                 .execute(&mut *tx)
                 .await?;
+            if deleted.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
         }
         tx.commit().await?;
-        Ok(row.try_get("id")?)
+        Ok(Some(row.try_get("id")?))
     }
 
     /// The committed versions of these documents (those that have one).

@@ -24,6 +24,9 @@ pub struct NewErasure<'a> {
     pub erased_by: &'a str,
     pub snapshot: Vec<u8>,
     pub heads: Vec<ChangeHash>,
+    /// The version the snapshot was rebuilt from: if another commit came in since, nothing is
+    /// written ([`StorageError::Stale`]-like `Ok(None)`), and the caller rebuilds again.
+    pub version: i64,
     pub record: Record,
     pub erased: &'a [ChangeHash],
     /// The audit event, without the erased text.
@@ -63,8 +66,9 @@ fn ledger_entry(row: &sqlx::any::AnyRow) -> Result<Option<LedgerEntry>, StorageE
 
 impl Database {
     /// Replaces a document's history with its rebuilt snapshot, keeps the erasure in the
-    /// ledger, and overwrites what the old rows leave behind. Returns the ledger id.
-    pub async fn erase(&self, erasure: NewErasure<'_>) -> Result<i64, StorageError> {
+    /// ledger, and overwrites what the old rows leave behind. Returns the ledger id, or
+    /// `None` (nothing written) if the document changed since the version it was rebuilt from.
+    pub async fn erase(&self, erasure: NewErasure<'_>) -> Result<Option<i64>, StorageError> {
         let document = erasure.document.to_string();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
@@ -90,15 +94,11 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         }
-        for table in ["document_chunks", "quarantine"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE document_id = $1")))
-                .bind(&document)
-                .execute(&mut *tx)
-                .await?;
-        }
         let job = CommitJob {
             document: erasure.document,
-            expected_version: None,
+            // Claims the version row first (on PostgreSQL it stays locked to the commit), so no
+            // commit can slip in between the rebuild and the rows it replaces.
+            expected_version: Some(erasure.version),
             kind: ChunkKind::Snapshot,
             chunk: erasure.snapshot,
             heads: Some(erasure.heads),
@@ -107,12 +107,24 @@ impl Database {
             audit: vec![erasure.audit],
             events: Vec::new(),
         };
-        if self.write_batch(&mut tx, std::slice::from_ref(&job)).await?[0] == CommitOutcome::Stale {
-            return Err(StorageError::Internal("an unconditional write found a stale version".into()));
-        }
+        let CommitOutcome::Committed { chunk, .. } = self.write_batch(&mut tx, std::slice::from_ref(&job)).await?[0]
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM document_chunks WHERE document_id = $1 AND id <> $2")
+            .bind(&document)
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM quarantine WHERE document_id = $1").bind(&document).execute(&mut *tx).await?;
         tx.commit().await?;
-        self.overwrite_freed().await?;
-        Ok(id)
+        // The erasure is made; what follows only overwrites freed space, and is retried by the
+        // next erasure or checkpoint if it fails now.
+        if let Err(e) = self.overwrite_freed().await {
+            tracing::warn!(error = %e, %document, "erased, but freed space is not overwritten yet");
+        }
+        Ok(Some(id))
     }
 
     /// Adds to the ledger an erasure made elsewhere (a database restored from an older
@@ -199,22 +211,8 @@ impl Database {
     /// Overwrites what deleted rows left behind, as far as the database allows.
     async fn overwrite_freed(&self) -> Result<(), StorageError> {
         match self.backend() {
-            Backend::Sqlite => {
-                // Freed pages were zeroed (`secure_delete`); the log still holds the old pages
-                // until it is copied back and truncated. A reader in the middle of a snapshot
-                // holds it up, so try a few times.
-                for _ in 0..50 {
-                    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(self.pool()).await?;
-                    if row.try_get::<i64, _>(0)? == 0 {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                Err(StorageError::Internal(
-                    "the write-ahead log could not be truncated (a reader kept it busy); it is on the next checkpoint"
-                        .into(),
-                ))
-            }
+            // Freed pages were zeroed (`secure_delete`); the log still holds the old pages.
+            Backend::Sqlite => self.truncate_log().await,
             Backend::Postgres => {
                 let projection = super::projections::PROJECTION_TABLES;
                 for table in ["document_chunks", "quarantine"].into_iter().chain(projection) {

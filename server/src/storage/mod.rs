@@ -137,6 +137,16 @@ impl Database {
     /// Connects, creating the SQLite file (and its directory) if needed, and applies the
     /// migrations for the backend.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        Self::open(url, true).await
+    }
+
+    /// Like [`Self::connect`], without the shared hold on a SQLite database: only for
+    /// `fieldbook restore`, which holds it exclusively meanwhile (see [`backup`]).
+    pub async fn open_for_restore(url: &str) -> Result<Self, StorageError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, hold: bool) -> Result<Self, StorageError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -149,7 +159,7 @@ impl Database {
         let mut in_use = None;
         if backend == Backend::Sqlite {
             create_sqlite_parent_dir(&url)?;
-            if let Some(path) = sqlite_path(&url) {
+            if let Some(path) = sqlite_path(&url).filter(|_| hold) {
                 in_use = Some(std::sync::Arc::new(backup::share(&path)?));
             }
             if !url.contains("mode=") {
@@ -233,6 +243,23 @@ impl Database {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
         }
         Ok(())
+    }
+
+    /// Copies the SQLite write-ahead log into the database and truncates it, so nothing the
+    /// log held stays on disk (a no-op on PostgreSQL). A reader in the middle of a snapshot
+    /// holds it up, so it is tried for a few seconds.
+    pub async fn truncate_log(&self) -> Result<(), StorageError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        for _ in 0..50 {
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+            if sqlx::Row::try_get::<i64, _>(&row, 0)? == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(StorageError::Internal("the write-ahead log could not be truncated: a reader kept it busy".into()))
     }
 
     pub async fn close(&self) {

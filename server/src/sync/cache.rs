@@ -266,8 +266,9 @@ impl DocumentHub {
     pub(super) async fn compact(&self, document: DocumentId, loaded: &mut LoadedDocument) {
         let snapshot = loaded.sync.doc().save();
         let ids: Vec<i64> = loaded.chunks.iter().map(|(id, _)| *id).collect();
-        match self.db.compact(document, &snapshot, &ids).await {
-            Ok(id) => loaded.chunks = vec![(id, snapshot.len())],
+        match self.db.compact(document, &snapshot, &ids, loaded.version).await {
+            Ok(Some(id)) => loaded.chunks = vec![(id, snapshot.len())],
+            Ok(None) => tracing::debug!(%document, "changed meanwhile; not compacted"),
             Err(e) => tracing::warn!(%document, error = %e, "compaction failed; will retry"),
         }
     }

@@ -313,10 +313,12 @@ impl DocumentHub {
         kind: SyncKind,
         data: &[u8],
     ) -> Result<(), HubError> {
-        let changes: Vec<u8> = automerge::sync::Message::decode(data)
-            .map(|m| m.changes.iter().flatten().copied().collect())
-            .map_err(|e| HubError::Sync { document, source: e.into() })?;
-        if changes.is_empty() {
+        let message =
+            automerge::sync::Message::decode(data).map_err(|e| HubError::Sync { document, source: e.into() })?;
+        // Erased history is never kept, not even aside.
+        let erased = fieldbook_sync_core::erasure::touches_erased(&message, &self.db.erased_changes(document).await?);
+        let changes: Vec<u8> = if erased { Vec::new() } else { message.changes.iter().flatten().copied().collect() };
+        if changes.is_empty() && !erased {
             let mut nothing = DocSync::new(automerge::Automerge::new());
             let received = nothing.receive(&from, kind, data).map_err(|source| HubError::Sync { document, source })?;
             if received.unavailable {
