@@ -188,3 +188,44 @@ async fn the_device_client_takes_the_servers_copy_and_keeps_only_its_unsent_work
     assert_eq!(kept.get_changes(&[]).len(), 1);
     pool.close().await;
 }
+
+/// Devices following a record are told it was erased even when their server no longer holds
+/// it in memory; followers who may not see the record are not told anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_are_told_and_only_those_who_may_see_it() {
+    use fieldbook_sync_core::Message;
+    use fieldbook_sync_core::notice::RejectionNotice;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let sam = db.user("sam", Role::Supervisor).await;
+    let pat = db.user("pat", Role::Practitioner).await;
+    // Room for one record in memory.
+    let server = TestServer::start_with(&db.url, &["--cache-documents", "1"]);
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+    let erased = DocumentId::random();
+    let doc = document(&observation(j!({ "notes": "Home visit." })));
+    assert_eq!(tablet.push(erased, &doc).await, Outcome::Accepted);
+    // Pat may not see sam's draft, but asking makes the connection follow it.
+    let mut phone = Peer::connect(&server.ws_url(&pat), "phone").await;
+    assert_eq!(phone.push(erased, &doc).await, Outcome::Unavailable);
+    // Another record takes the only place in memory.
+    let other = document(&observation(j!({ "notes": "Office visit." })));
+    assert_eq!(tablet.push(DocumentId::random(), &other).await, Outcome::Accepted);
+
+    db.fieldbook(&["erase", "--record", &erased.url(), "--reason", "family name in the notes"]);
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tablet.next_message().await {
+                Some(Message::Ephemeral { document_id, data, .. }) if document_id == erased => {
+                    return RejectionNotice::decode(&data).expect("a notice");
+                }
+                Some(_) => {}
+                None => panic!("the tablet's connection closed"),
+            }
+        }
+    })
+    .await
+    .expect("the tablet was told");
+    assert_eq!(told.rule.as_deref(), Some("erased"));
+    let heard = tokio::time::timeout(Duration::from_secs(1), phone.next_message()).await;
+    assert!(heard.is_err(), "someone who may not see the record hears nothing of it: {heard:?}");
+}

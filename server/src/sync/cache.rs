@@ -97,17 +97,31 @@ impl DocumentHub {
 
     /// A record was erased (here or on another node): the copy in memory, its peers' sync
     /// states with it, is dropped, and the next message loads the rebuilt record with its
-    /// erased history forbidden. Connections following it are told to replace their copies.
+    /// erased history forbidden. Connections following it that may read it are told to
+    /// replace their copies, whether or not the record is in memory.
     pub async fn erased(&self, document: DocumentId) {
-        let Some(cell) = self.registry().cache.get(&document).map(|c| c.document.clone()) else { return };
-        let readers = self.readers(document, &fieldbook_sync_core::records::dates::today());
-        *cell.lock().await = None;
+        let cell = self.registry().cache.get(&document).map(|c| c.document.clone());
+        if let Some(cell) = cell {
+            *cell.lock().await = None;
+        }
+        let facts = match self.facts(document) {
+            Some(facts) => Some(facts),
+            None => match self.db.committed_state(document).await {
+                Ok(state) => state.map(|s| Arc::new(s.facts)),
+                Err(e) => {
+                    tracing::warn!(%document, error = %e, "could not read who may see an erased record");
+                    None
+                }
+            },
+        };
+        let Some(facts) = facts else { return };
+        let today = fieldbook_sync_core::records::dates::today();
         let notice = fieldbook_sync_core::notice::RejectionNotice {
             reason: "this record's earlier history was erased: take the server's copy in place of yours".into(),
             rule: Some(fieldbook_sync_core::refusal::rule::ERASED.into()),
             change_hashes: Vec::new(),
         };
-        for connection in readers {
+        for connection in self.followers_who_may_read(document, &facts, &today) {
             self.send_notice(connection, document, notice.clone().encode());
         }
     }

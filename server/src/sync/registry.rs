@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use fieldbook_sync_core::access::Viewer;
+use fieldbook_sync_core::access::{RecordFacts, Viewer};
 use fieldbook_sync_core::{DocumentId, PeerId, notice};
 use tokio::sync::Notify;
 
@@ -173,12 +173,22 @@ impl DocumentHub {
 
     /// The document's subscribers that may see it.
     pub(super) fn readers(&self, document: DocumentId, today: &str) -> HashSet<ConnectionId> {
+        let facts = self.registry().cache.get(&document).and_then(|c| c.facts.clone());
+        facts.map(|facts| self.followers_who_may_read(document, &facts, today)).unwrap_or_default()
+    }
+
+    /// The document's subscribers that may see a record with these facts.
+    pub(super) fn followers_who_may_read(
+        &self,
+        document: DocumentId,
+        facts: &RecordFacts,
+        today: &str,
+    ) -> HashSet<ConnectionId> {
         let registry = self.registry();
-        let Some(facts) = registry.cache.get(&document).and_then(|c| c.facts.clone()) else { return HashSet::new() };
         let Some(subscribers) = registry.subscribers.get(&document) else { return HashSet::new() };
         subscribers
             .iter()
-            .filter(|c| registry.peers.get(c).is_some_and(|p| p.viewer.may_read(&facts, today)))
+            .filter(|c| registry.peers.get(c).is_some_and(|p| p.viewer.may_read(facts, today)))
             .copied()
             .collect()
     }
