@@ -223,7 +223,7 @@ impl Cluster {
     /// check.
     async fn erasures(&self) -> Result<(), StorageError> {
         let mut last = self.last_erasure.lock().await;
-        for erasure in self.db.erasures_after(*last).await? {
+        for erasure in self.db.ledger_after(*last).await? {
             self.hub.erased(erasure.document).await;
             tracing::info!(document = %erasure.document, "record erased; copy dropped");
             *last = erasure.id;

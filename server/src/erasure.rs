@@ -92,10 +92,11 @@ const MAX_ATTEMPTS: usize = 8;
 /// erased. The history erased then is refused from now on, even for records the backup does
 /// not hold (a device could bring them back). Returns how many.
 pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, EraseError> {
-    let known: HashSet<(DocumentId, i64)> = db.ledger().await?.iter().map(|e| (e.document, e.erased_at)).collect();
+    let known: HashSet<(DocumentId, i64)> =
+        db.ledger_after(0).await?.iter().map(|e| (e.document, e.erased_at)).collect();
     let catalog = db.framework_catalog().await?;
     let mut applied = 0;
-    for entry in source.ledger().await? {
+    for entry in source.ledger_after(0).await? {
         if known.contains(&(entry.document, entry.erased_at)) {
             continue;
         }

@@ -137,11 +137,7 @@ impl<P> Staged<P> {
     /// builds on refused changes. `None`: the caller must check [`Self::after`].
     pub fn verdict(&self) -> Option<Result<(), Refusal>> {
         if self.holds_erased {
-            Some(Err(Refusal::new(
-                rule::ERASED,
-                "this record's earlier history was erased: take the server's copy in place of yours \
-                 (changes made on the old copy are refused and not kept)",
-            )))
+            Some(Err(Refusal::new(rule::ERASED, crate::erasure::REFUSED)))
         } else if let Some((operations, limit)) = self.too_many_operations {
             let message =
                 format!("the changes carry {operations} operations, more than this server takes at once ({limit})");

@@ -8,6 +8,20 @@ use serde_json::Value as Json;
 
 use crate::json::{put_object, to_json};
 
+/// Why a device holding erased history is refused (and what it should do), as the server
+/// tells it; the web app recognises it by "history was erased".
+pub const REFUSED: &str = "this record's earlier history was erased: take the server's copy in place of yours \
+                           (changes made on the old copy are refused and not kept)";
+
+/// The notice a device holding erased history gets (rule `erased`).
+pub fn notice() -> crate::notice::RejectionNotice {
+    crate::notice::RejectionNotice {
+        reason: REFUSED.into(),
+        rule: Some(crate::refusal::rule::ERASED.into()),
+        change_hashes: Vec::new(),
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RebuildError {
     #[error("the record has no field {0:?} to clear")]

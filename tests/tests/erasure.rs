@@ -229,3 +229,45 @@ async fn followers_are_told_and_only_those_who_may_see_it() {
     let heard = tokio::time::timeout(Duration::from_secs(1), phone.next_message()).await;
     assert!(heard.is_err(), "someone who may not see the record hears nothing of it: {heard:?}");
 }
+
+/// An erasure rebuilt from a version that is no longer the record's (a device committed
+/// meanwhile) writes nothing, and `fieldbook erase` rebuilds it from the new version.
+async fn an_erasure_from_a_stale_version_writes_nothing(backend: Backend) {
+    use fieldbook_server::storage::{AuditEvent, ChunkKind, NewErasure};
+    let test_db = TestDatabase::new(backend).await;
+    let db = test_db.connect().await;
+    let id = DocumentId::random();
+    let value = observation(j!({ "notes": "Home visit." }));
+    let doc = document(&value);
+    let record = fieldbook_sync_core::Record::parse(&value, &db.framework_catalog().await.unwrap()).unwrap();
+    db.commit_changes(id, ChunkKind::Snapshot, &doc.save(), Some(&record)).await.unwrap();
+    let version = db.document_versions(&[id]).await.unwrap()[0].1;
+    let rebuilt = fieldbook_sync_core::erasure::rebuild(&doc, &[]).unwrap();
+    let erasure = |version| NewErasure {
+        document: id,
+        reason: "family name in the notes",
+        fields: &[],
+        erased_by: "test",
+        snapshot: rebuilt.doc.save(),
+        heads: rebuilt.doc.get_heads(),
+        version,
+        record: record.clone(),
+        erased: &rebuilt.erased,
+        audit: AuditEvent::new("record-erased"),
+    };
+    assert_eq!(db.erase(erasure(version - 1)).await.unwrap(), None);
+    assert!(db.ledger_after(0).await.unwrap().is_empty(), "no ledger entry");
+    assert_eq!(db.load_chunks(id).await.unwrap()[0].data, doc.save(), "the history is untouched");
+    assert!(db.erase(erasure(version)).await.unwrap().is_some());
+    assert_eq!(db.load_chunks(id).await.unwrap()[0].data, rebuilt.doc.save());
+}
+
+#[tokio::test]
+async fn an_erasure_from_a_stale_version_writes_nothing_sqlite() {
+    an_erasure_from_a_stale_version_writes_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_erasure_from_a_stale_version_writes_nothing_postgres() {
+    an_erasure_from_a_stale_version_writes_nothing(Backend::Postgres).await;
+}

@@ -139,7 +139,7 @@ impl Database {
 
     /// Replaces exactly the chunks in `replaces` with one snapshot, atomically, if the
     /// document is still at `version` (the one the snapshot was saved from) and every one of
-    /// those chunks is still there; false (nothing written) otherwise. Chunks not listed
+    /// those chunks is still there; `None` (nothing written) otherwise. Chunks not listed
     /// (e.g. written meanwhile by another node) are kept. The version row is held to the
     /// commit, so an erasure cannot replace the history between the check and the write.
     pub async fn compact(

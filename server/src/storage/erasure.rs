@@ -34,13 +34,6 @@ pub struct NewErasure<'a> {
 }
 
 /// One erasure in the ledger.
-#[derive(Debug, Clone)]
-pub struct ErasureEntry {
-    pub id: i64,
-    pub document: DocumentId,
-}
-
-/// One erasure in the ledger, in full.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub id: i64,
@@ -50,6 +43,39 @@ pub struct LedgerEntry {
     pub reason: String,
     /// The fields cleared, as a JSON list.
     pub fields: String,
+}
+
+/// Writes one erasure into the ledger with the hashes of the history it erased; returns its id.
+async fn insert_ledger(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    entry: &LedgerEntry,
+    erased: &[String],
+) -> Result<i64, StorageError> {
+    let document = entry.document.to_string();
+    let row = sqlx::query(
+        "INSERT INTO erasures (document_id, erased_at, erased_by, reason, fields) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id",
+    )
+    .bind(&document)
+    .bind(entry.erased_at)
+    .bind(&entry.erased_by)
+    .bind(&entry.reason)
+    .bind(&entry.fields)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = row.try_get("id")?;
+    for hash in erased {
+        sqlx::query(
+            "INSERT INTO erased_changes (document_id, change_hash, erasure_id) VALUES ($1, $2, $3)
+             ON CONFLICT (document_id, change_hash) DO NOTHING",
+        )
+        .bind(&document)
+        .bind(hash)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(id)
 }
 
 fn ledger_entry(row: &sqlx::any::AnyRow) -> Result<Option<LedgerEntry>, StorageError> {
@@ -71,29 +97,16 @@ impl Database {
     pub async fn erase(&self, erasure: NewErasure<'_>) -> Result<Option<i64>, StorageError> {
         let document = erasure.document.to_string();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "INSERT INTO erasures (document_id, erased_at, erased_by, reason, fields) VALUES ($1, $2, $3, $4, $5)
-             RETURNING id",
-        )
-        .bind(&document)
-        .bind(now_millis())
-        .bind(erasure.erased_by)
-        .bind(erasure.reason)
-        .bind(json!(erasure.fields).to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        let id: i64 = row.try_get("id")?;
-        for hash in erasure.erased {
-            sqlx::query(
-                "INSERT INTO erased_changes (document_id, change_hash, erasure_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (document_id, change_hash) DO NOTHING",
-            )
-            .bind(&document)
-            .bind(hash.to_string())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let entry = LedgerEntry {
+            id: 0,
+            document: erasure.document,
+            erased_at: now_millis(),
+            erased_by: erasure.erased_by.to_owned(),
+            reason: erasure.reason.to_owned(),
+            fields: json!(erasure.fields).to_string(),
+        };
+        let hashes: Vec<String> = erasure.erased.iter().map(ToString::to_string).collect();
+        let id = insert_ledger(&mut tx, &entry, &hashes).await?;
         let job = CommitJob {
             document: erasure.document,
             // Claims the version row first (on PostgreSQL it stays locked to the commit), so no
@@ -132,29 +145,7 @@ impl Database {
     /// Returns the new ledger id.
     pub async fn add_to_ledger(&self, entry: &LedgerEntry, erased: &[String]) -> Result<i64, StorageError> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "INSERT INTO erasures (document_id, erased_at, erased_by, reason, fields) VALUES ($1, $2, $3, $4, $5)
-             RETURNING id",
-        )
-        .bind(entry.document.to_string())
-        .bind(entry.erased_at)
-        .bind(&entry.erased_by)
-        .bind(&entry.reason)
-        .bind(&entry.fields)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id: i64 = row.try_get("id")?;
-        for hash in erased {
-            sqlx::query(
-                "INSERT INTO erased_changes (document_id, change_hash, erasure_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (document_id, change_hash) DO NOTHING",
-            )
-            .bind(entry.document.to_string())
-            .bind(hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let id = insert_ledger(&mut tx, entry, erased).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -168,12 +159,14 @@ impl Database {
         rows.iter().map(|r| Ok(r.try_get("change_hash")?)).collect()
     }
 
-    /// The whole ledger, oldest first.
-    pub async fn ledger(&self) -> Result<Vec<LedgerEntry>, StorageError> {
-        let rows =
-            sqlx::query("SELECT id, document_id, erased_at, erased_by, reason, fields FROM erasures ORDER BY id")
-                .fetch_all(self.pool())
-                .await?;
+    /// The ledger after id `after` (0: all of it), oldest first.
+    pub async fn ledger_after(&self, after: i64) -> Result<Vec<LedgerEntry>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, document_id, erased_at, erased_by, reason, fields FROM erasures WHERE id > $1 ORDER BY id",
+        )
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().filter_map(|r| ledger_entry(r).transpose()).collect()
     }
 
@@ -192,20 +185,6 @@ impl Database {
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get("id")?)
-    }
-
-    /// Erasures after ledger id `after`, oldest first, for every node to drop its copies.
-    pub async fn erasures_after(&self, after: i64) -> Result<Vec<ErasureEntry>, StorageError> {
-        let rows = sqlx::query("SELECT id, document_id FROM erasures WHERE id > $1 ORDER BY id")
-            .bind(after)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .filter_map(|r| {
-                let document = r.try_get::<String, _>("document_id").ok()?.parse().ok()?;
-                Some(r.try_get("id").map(|id| ErasureEntry { id, document }).map_err(StorageError::from))
-            })
-            .collect()
     }
 
     /// Overwrites what deleted rows left behind, as far as the database allows.

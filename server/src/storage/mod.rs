@@ -35,7 +35,7 @@ pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
 pub use devices::Device;
 pub use documents::{Chunk, ChunkKind, CommittedState, DocumentDelta, StoredDocument};
-pub use erasure::{ErasureEntry, LedgerEntry, NewErasure};
+pub use erasure::{LedgerEntry, NewErasure};
 pub use feed::FeedEvent;
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use hr_records::{DevelopmentRecord, Practitioner, RecordSummary};

@@ -116,13 +116,9 @@ impl DocumentHub {
         };
         let Some(facts) = facts else { return };
         let today = fieldbook_sync_core::records::dates::today();
-        let notice = fieldbook_sync_core::notice::RejectionNotice {
-            reason: "this record's earlier history was erased: take the server's copy in place of yours".into(),
-            rule: Some(fieldbook_sync_core::refusal::rule::ERASED.into()),
-            change_hashes: Vec::new(),
-        };
+        let notice = fieldbook_sync_core::erasure::notice().encode();
         for connection in self.followers_who_may_read(document, &facts, &today) {
-            self.send_notice(connection, document, notice.clone().encode());
+            self.send_notice(connection, document, notice.clone());
         }
     }
 

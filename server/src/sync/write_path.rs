@@ -270,9 +270,7 @@ impl DocumentHub {
                 .detail(json!({ "rule": rule::ERASED }));
             let audit = self.audit.clone();
             tokio::spawn(async move { audit.record(event).await });
-            let notice =
-                RejectionNotice { reason: refusal.message, rule: Some(rule::ERASED.into()), change_hashes: vec![] };
-            self.send_notice(from, document, notice.encode());
+            self.send_notice(from, document, fieldbook_sync_core::erasure::notice().encode());
             return Ok(());
         }
         let hashes: Vec<String> = change_hashes.iter().map(ToString::to_string).collect();
