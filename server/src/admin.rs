@@ -534,7 +534,7 @@ pub(crate) async fn restore(from: &std::path::Path, database_url: &str) -> anyho
     staged.close().await;
     let kept = restore.finish()?;
     println!("restored {} from {}", path.display(), from.display());
-    println!("re-applied {reapplied} erasures from the ledger of the database it replaced");
+    println!("re-applied {reapplied} erasures and deletions from the ledger of the database it replaced");
     if let Some(kept) = kept {
         println!("the database it replaced is kept as {}", kept.display());
     }

@@ -32,6 +32,7 @@ pub struct Server {
     state: AppState,
     /// The metrics endpoint, if `--metrics-listen` asked for one.
     metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
+    retention_every: Duration,
 }
 
 impl Server {
@@ -84,7 +85,7 @@ impl Server {
             api_rate_limit,
         };
         let router = router(state.clone()).merge(crate::web::app(&config.web_dir));
-        Ok(Self { listener, router, state, metrics })
+        Ok(Self { listener, router, state, metrics, retention_every: config.retention_every })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -101,6 +102,7 @@ impl Server {
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.db.clone()));
         let key_refresher = tokio::spawn(reload_keys_periodically(self.state.tokens.clone()));
         let cluster = tokio::spawn(self.state.cluster.clone().run());
+        let retention = tokio::spawn(apply_retention_periodically(self.state.db.clone(), self.retention_every));
         let metrics = self
             .metrics
             .map(|(listener, handle)| tokio::spawn(crate::metrics::serve(listener, handle, self.state.db.clone())));
@@ -123,6 +125,7 @@ impl Server {
         checkpointer.abort();
         key_refresher.abort();
         cluster.abort();
+        retention.abort();
         for task in [jwks_refresher, metrics].into_iter().flatten() {
             task.abort();
         }
@@ -232,6 +235,21 @@ async fn checkpoint_periodically(db: Database) {
         tick.tick().await;
         if let Err(e) = db.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+    }
+}
+
+/// The retention job: at start, then every `every` (a day by default). Several nodes on one
+/// database may run it at once: a record is deleted once, the others find it gone. Devices
+/// are told by each node as it hears of the deletion from the ledger (see `cluster`).
+async fn apply_retention_periodically(db: Database, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match crate::retention::run(&db, crate::org::Operator::Scheduled("retention"), false).await {
+            Ok(report) if report.deleted.is_empty() && report.held.is_empty() => {}
+            Ok(report) => tracing::info!(deleted = report.deleted.len(), held = report.held.len(), "retention applied"),
+            Err(e) => tracing::warn!(error = %e, "retention job failed; will retry at its next run"),
         }
     }
 }

@@ -66,6 +66,9 @@ enum Command {
         /// public network).
         #[arg(long, env = "FIELDBOOK_METRICS_LISTEN")]
         metrics_listen: Option<SocketAddr>,
+        /// How often to delete records whose retention has ended (at start, then this often).
+        #[arg(long, env = "FIELDBOOK_RETENTION_EVERY", default_value = "24h", value_parser = parse_ttl)]
+        retention_every: Duration,
     },
     /// People: add, list, change, import a whole authority from CSV.
     Users {
@@ -142,6 +145,16 @@ enum Command {
         from: std::path::PathBuf,
         #[command(flatten)]
         database: DatabaseArg,
+    },
+    /// How long each record type is kept, and deleting what has expired.
+    Retention {
+        #[command(subcommand)]
+        command: crate::retention::commands::RetentionCommand,
+    },
+    /// Legal holds: records kept past their retention.
+    Holds {
+        #[command(subcommand)]
+        command: crate::retention::commands::HoldsCommand,
     },
     /// Changes the server refused and kept aside.
     Quarantine {
@@ -271,6 +284,29 @@ enum RecordsCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Delete one record everywhere (devices holding it are told to remove it), unless a
+    /// legal hold covers it.
+    Delete {
+        /// An `automerge:` URL or document id.
+        #[arg(long)]
+        record: String,
+        /// Why (kept in the audit trail and the ledger).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Observations whose family withdrew consent (JSON lines), for review; `--delete`
+    /// deletes them all (except what a legal hold keeps).
+    ConsentWithdrawn {
+        #[arg(long, requires = "reason")]
+        delete: bool,
+        /// Why, with `--delete`.
+        #[arg(long, requires = "delete")]
+        reason: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -306,12 +342,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             public_url,
             web_dir,
             metrics_listen,
+            retention_every,
         } => {
             let mut config = ServerConfig::new(listen, database.database_url);
             config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;
             config.public_url = public_url;
             config.web_dir = web_dir;
             config.metrics_listen = metrics_listen;
+            config.retention_every = retention_every;
             config.limits.max_frame_bytes = max_frame_bytes;
             sync_limits.apply(&mut config.limits);
             config.limits.api_calls_per_minute = api_calls_per_minute.max(1);
@@ -357,6 +395,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Backup { to, database } => crate::admin::backup(&to, &database.database_url).await?,
         Command::Restore { from, database } => crate::admin::restore(&from, &database.database_url).await?,
+        Command::Retention { command } => crate::retention::commands::retention(command).await?,
+        Command::Holds { command } => crate::retention::commands::holds(command).await?,
+        Command::Records { command: RecordsCommand::Delete { record, reason, database } } => {
+            crate::retention::commands::delete_record(&record, &reason, &database).await?
+        }
+        Command::Records { command: RecordsCommand::ConsentWithdrawn { delete, reason, database } } => {
+            let reason = reason.filter(|_| delete);
+            crate::retention::commands::consent_withdrawn(reason.as_deref(), &database).await?
+        }
         Command::Records { command: RecordsCommand::Show { practitioner, database } } => {
             let db = Database::connect(&database.database_url).await?;
             println!("{}", serde_json::to_string_pretty(&db.development_record(&practitioner).await?)?);

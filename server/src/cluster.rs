@@ -4,10 +4,10 @@
 //! commit announces itself on the channel `fieldbook` (`NOTIFY` is sent at commit, so only
 //! committed changes are heard): documents' new versions (by the committing node, one
 //! notice per batch), a revoked device, a change to who may see what, a framework import,
-//! an erased record (by triggers, so `fieldbook` commands are heard too). A node listens,
+//! an erased or deleted record (by triggers, so `fieldbook` commands are heard too). A node listens,
 //! and: catches up its copy of the document and sends the new changes to its own
 //! connections; closes a revoked device's connections; reloads what connected users may
-//! see; reloads the frameworks; drops its copy of an erased record. A node that lost its listening connection is not ready (see `/readyz`)
+//! see; reloads the frameworks; drops its copy of an erased or deleted record. A node that lost its listening connection is not ready (see `/readyz`)
 //! until it has listened again and checked everything it holds against the database.
 //! Revocations, erasures, access and frameworks are also polled as the fallback: while not listening
 //! (and always on SQLite, where commands run beside the server on the same file), and every
@@ -219,13 +219,13 @@ impl Cluster {
         Ok(())
     }
 
-    /// Drops this node's copies of records erased (by any node or command) since the last
-    /// check.
+    /// Drops this node's copies of records erased or deleted (by any node or command) since
+    /// the last check.
     async fn erasures(&self) -> Result<(), StorageError> {
         let mut last = self.last_erasure.lock().await;
         for erasure in self.db.ledger_after(*last).await? {
-            self.hub.erased(erasure.document).await;
-            tracing::info!(document = %erasure.document, "record erased; copy dropped");
+            self.hub.removed(erasure.document).await;
+            tracing::info!(document = %erasure.document, kind = erasure.kind.as_str(), "record erased or deleted; copy dropped");
             *last = erasure.id;
         }
         Ok(())

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub web_dir: PathBuf,
     /// Where to serve Prometheus metrics (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
+    /// How often the retention job deletes what has expired (see [`crate::retention`]).
+    pub retention_every: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +97,7 @@ impl ServerConfig {
             public_url: None,
             web_dir: PathBuf::from(crate::web::DEFAULT_WEB_DIR),
             metrics_listen: None,
+            retention_every: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

@@ -12,7 +12,7 @@ use fieldbook_sync_core::{DocumentId, Record};
 use serde_json::json;
 
 use crate::org::Operator;
-use crate::storage::{Database, NewErasure, StorageError};
+use crate::storage::{Database, DeleteOutcome, Deletion, LedgerKind, NewErasure, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EraseError {
@@ -45,10 +45,7 @@ pub async fn erase(
     if reason.is_empty() {
         return Err(EraseError::Invalid("give a reason: it is kept in the audit trail and the erasure ledger".into()));
     }
-    let erased_by = match &operator {
-        Operator::Admin { user_id, .. } => (*user_id).to_owned(),
-        Operator::CommandLine => format!("command line ({})", std::env::var("USER").unwrap_or_default()),
-    };
+    let erased_by = operator.name();
     // Devices may commit while the record is rebuilt: then it is rebuilt again from that.
     for _ in 0..MAX_ATTEMPTS {
         let stored = db.load_document(document).await?;
@@ -85,12 +82,13 @@ pub async fn erase(
 /// Most times an erasure is rebuilt because devices kept committing to the record.
 const MAX_ATTEMPTS: usize = 8;
 
-/// Re-applies to `db`, just restored from a backup, the erasures in the ledger of `source`
-/// (the database it replaces) that it lacks. A record the backup holds gets the record as
-/// `source` holds it now — rebuilt at the erasure, so none of the history erased, and
-/// never the backup's state, which may still hold text deleted after the backup and then
-/// erased. The history erased then is refused from now on, even for records the backup does
-/// not hold (a device could bring them back). Returns how many.
+/// Re-applies to `db`, just restored from a backup, the entries in the ledger of `source`
+/// (the database it replaces) that it lacks. A record deleted since is deleted again. A
+/// record erased since gets the record as `source` holds it now — rebuilt at the erasure,
+/// so none of the history erased, and never the backup's state, which may still hold text
+/// deleted after the backup and then erased. The history erased (or the record deleted)
+/// is refused from now on, even for records the backup does not hold (a device could bring
+/// them back). Returns how many.
 pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, EraseError> {
     let known: HashSet<(DocumentId, i64)> =
         db.ledger_after(0).await?.iter().map(|e| (e.document, e.erased_at)).collect();
@@ -98,6 +96,21 @@ pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, E
     let mut applied = 0;
     for entry in source.ledger_after(0).await? {
         if known.contains(&(entry.document, entry.erased_at)) {
+            continue;
+        }
+        if entry.kind == LedgerKind::Deleted {
+            let deletion = Deletion {
+                document: entry.document,
+                reason: &format!("{} (re-applied after a restore)", entry.reason),
+                deleted_by: &entry.erased_by,
+                audit: Operator::CommandLine
+                    .event("record-deleted", json!({ "reason": entry.reason, "reappliedFrom": entry.id })),
+                despite_holds: true,
+            };
+            if db.delete_record(deletion).await? == DeleteOutcome::NotFound {
+                db.add_to_ledger(&entry, &[]).await?;
+            }
+            applied += 1;
             continue;
         }
         let restored = db.load_document(entry.document).await?;

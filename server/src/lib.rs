@@ -12,6 +12,7 @@ pub mod erasure;
 pub mod error;
 pub mod metrics;
 pub mod org;
+pub mod retention;
 pub mod state;
 pub mod storage;
 pub mod subject_access;

@@ -16,15 +16,29 @@ pub enum Operator<'a> {
     Admin { user_id: &'a str, device_id: Option<&'a str> },
     /// Whoever runs `fieldbook` on the server (they hold the database itself).
     CommandLine,
+    /// The server itself, running a scheduled job (e.g. `retention`).
+    Scheduled(&'static str),
 }
 
 impl Operator<'_> {
+    /// Who this is, in words, for ledgers that name who acted.
+    pub fn name(&self) -> String {
+        match self {
+            Operator::Admin { user_id, .. } => (*user_id).to_owned(),
+            Operator::CommandLine => format!("command line ({})", std::env::var("USER").unwrap_or_default()),
+            Operator::Scheduled(job) => format!("scheduled job ({job})"),
+        }
+    }
+
     pub fn event(&self, action: &'static str, detail: Value) -> AuditEvent {
         match self {
             Operator::Admin { user_id, device_id } => AuditEvent::new(action).by(user_id, *device_id).detail(detail),
             Operator::CommandLine => {
                 let operator = std::env::var("USER").unwrap_or_default();
                 AuditEvent::new(action).detail(json!({ "via": "command line", "operator": operator, "change": detail }))
+            }
+            Operator::Scheduled(job) => {
+                AuditEvent::new(action).detail(json!({ "via": "scheduled job", "job": job, "change": detail }))
             }
         }
     }

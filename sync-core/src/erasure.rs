@@ -1,7 +1,8 @@
 //! Erasure: a record rebuilt from its current state alone. Automerge keeps every change ever
 //! made, so text typed and then deleted (a family's surname, say) stays in the history that
 //! every device syncs. Rebuilding writes the current state as one new change, after clearing
-//! any fields named; nothing of the old history is in the result.
+//! any fields named; nothing of the old history is in the result. A record can also be
+//! deleted outright (retention): then devices are told to remove their copies.
 
 use automerge::{Automerge, ChangeHash};
 use serde_json::Value as Json;
@@ -18,6 +19,20 @@ pub fn notice() -> crate::notice::RejectionNotice {
     crate::notice::RejectionNotice {
         reason: REFUSED.into(),
         rule: Some(crate::refusal::rule::ERASED.into()),
+        change_hashes: Vec::new(),
+    }
+}
+
+/// Why a device is refused a deleted record (and what it should do); the web app
+/// recognises it by "record was deleted".
+pub const DELETED: &str = "this record was deleted from the server (its retention period ended, or it was deleted \
+                           for data protection): remove your copy (changes to it are refused and not kept)";
+
+/// The notice a device asking about a deleted record gets (rule `deleted`).
+pub fn deletion_notice() -> crate::notice::RejectionNotice {
+    crate::notice::RejectionNotice {
+        reason: DELETED.into(),
+        rule: Some(crate::refusal::rule::DELETED.into()),
         change_hashes: Vec::new(),
     }
 }

@@ -37,6 +37,9 @@ pub mod rule {
     /// The record's history was erased and the sender holds (or builds on) it: its changes
     /// are refused without being kept anywhere.
     pub const ERASED: &str = "erased";
+    /// The record was deleted (its retention period ended, or for data protection): every
+    /// change to it is refused without being kept, and devices remove their copies.
+    pub const DELETED: &str = "deleted";
 }
 
 #[derive(Debug, Clone, PartialEq)]

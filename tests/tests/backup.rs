@@ -93,7 +93,7 @@ async fn a_backup_taken_while_writing_restores_everything_acknowledged_before_it
     server.terminate();
     assert!(!db.stores("Smithson").await, "erased before the restore");
     let restored = db.fieldbook(&["restore", "--from", backup.to_str().unwrap()]);
-    assert!(restored.contains("re-applied 1 erasures"), "{restored}");
+    assert!(restored.contains("re-applied 1 erasures and deletions"), "{restored}");
     let kept = restored.lines().last().and_then(|l| l.strip_prefix("the database it replaced is kept as ")).unwrap();
     assert!(std::path::Path::new(kept).is_file(), "the replaced database is kept: {restored}");
     let server = TestServer::start(&db.url);

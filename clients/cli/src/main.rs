@@ -175,7 +175,12 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
             let mut unavailable = Vec::new();
             let mut rejected = Vec::new();
             for (id, doc) in &report.documents {
-                if let Some(reason) = &doc.rejected {
+                if doc.deleted {
+                    println!(
+                        "{}\tdeleted on the server (retention or data protection): removed from this device",
+                        id.url()
+                    );
+                } else if let Some(reason) = &doc.rejected {
                     rejected.push(id.url());
                     println!("{}\tREJECTED: {reason}", id.url());
                     println!(
@@ -195,7 +200,7 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
             }
             println!(
                 "synced {} documents with {} (storage {})",
-                report.documents.len() - unavailable.len(),
+                report.documents.values().filter(|d| !d.deleted).count() - unavailable.len(),
                 server,
                 report.server_storage_id.as_deref().unwrap_or("unknown")
             );

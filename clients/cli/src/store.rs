@@ -171,6 +171,20 @@ impl Store {
         Ok(())
     }
 
+    /// Removes every trace of a document the server deleted: its copy, sync states and
+    /// anything set aside from it, with the freed bytes zeroed and the log truncated.
+    pub async fn forget(&self, id: DocumentId) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (table, column) in [("documents", "id"), ("sync_states", "document_id"), ("set_aside", "document_id")] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = $1")))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.overwrite_freed().await
+    }
+
     /// Copies the write-ahead log into the file and truncates it, so what was deleted (zeroed
     /// in the file) is not left in the log either.
     pub async fn overwrite_freed(&self) -> anyhow::Result<()> {

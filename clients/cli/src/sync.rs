@@ -29,6 +29,9 @@ pub struct DocReport {
     /// The server refused our changes for this reason; our copy was set aside and the
     /// server's fetched instead.
     pub rejected: Option<String>,
+    /// The server deleted the record (retention, or data protection): this device's copy,
+    /// and anything set aside from it, is gone too.
+    pub deleted: bool,
 }
 
 /// The server ended the session because its access token expired (close code 4401); a
@@ -197,6 +200,14 @@ async fn run(
             // Notices come from the server itself, never relayed from another peer.
             Message::Ephemeral { document_id, data, sender_id, .. } if sender_id == server_peer => {
                 let Some(notice) = RejectionNotice::decode(&data) else { continue };
+                if notice.rule.as_deref() == Some(rule::DELETED) {
+                    if docs.remove(&document_id).is_some() {
+                        store.forget(document_id).await?;
+                        report.documents.entry(document_id).or_default().deleted = true;
+                    }
+                    pending.remove(&document_id);
+                    continue;
+                }
                 let Some(doc_sync) = docs.get_mut(&document_id) else { continue };
                 // Keep our copy aside and take the server's: the refused changes can never
                 // merge, and every later edit on top of them would be refused too. If the

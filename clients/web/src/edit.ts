@@ -21,6 +21,12 @@ export function setValue(parent: Record<string, unknown>, key: string, value: un
   else if (parent[key] !== value) parent[key] = value;
 }
 
+/** Puts a top-level field back as it was kept aside (text merges as a text edit). */
+export function putBackField(doc: Record<string, unknown>, field: string, value: unknown): void {
+  if (typeof value === "string") setText(doc, [field], value);
+  else setValue(doc, field, value);
+}
+
 /** Where the item with `id` is now: list items are edited by id, since a concurrent insert
  *  or removal elsewhere in the list moves positions. -1 if it was removed meanwhile. */
 export function indexById(list: readonly { id: string }[], id: string): number {

@@ -53,17 +53,8 @@ export function useRejections(documentId: string): Rejection[] {
   return list;
 }
 
-/** Whether the server refused this device's copy because the record's history was erased
- *  there (data protection): nothing this copy sends is kept, not even aside. */
-export function isErasure(reason: string): boolean {
-  return /history was erased/.test(reason);
-}
-
 /** The server's reason, in plain words for the person holding the device. */
 export function explainRejection(reason: string): string {
-  if (isErasure(reason)) {
-    return "Text was removed from this record's history on the server, for data protection. This device still holds the old history, so the server no longer accepts changes from it, and does not keep them.";
-  }
   if (/covered by your sign-off/.test(reason)) {
     return "You had signed off this record when your change reached the server, so your part could no longer change. Withdraw your sign-off first if it must change.";
   }

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
 import { api } from "./api";
 import { addRejection } from "./notices";
+import { removeDeletedCopy, replaceErasedCopy } from "./removed";
 import { markChangedHere, storedOnServer, trackSave } from "./sync-state";
 import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc } from "./types";
 
@@ -139,11 +140,28 @@ export class RecordStore {
     this.completeSignOff(handle);
     confirm();
     handle.on("ephemeral-message", ({ message }) => {
-      const notice = message as { type?: string; reason?: string; changeHashes?: string[] };
-      if (notice?.type === "fieldbook/rejected") {
-        addRejection(handle.documentId, notice.reason ?? "no reason given", notice.changeHashes ?? []);
-      }
+      const notice = message as { type?: string; reason?: string; rule?: string; changeHashes?: string[] };
+      if (notice?.type !== "fieldbook/rejected") return;
+      if (notice.rule === "deleted") this.removeDeleted(handle);
+      else if (notice.rule === "erased") replaceErasedCopy(handle as DocHandle<unknown>);
+      else addRejection(handle.documentId, notice.reason ?? "no reason given", notice.changeHashes ?? []);
     });
+  }
+
+  /** The server deleted the record: it leaves this device's lists, and its copy goes. */
+  private removeDeleted(handle: DocHandle<RecordDoc>): void {
+    const doc = handle.isReady() ? handle.doc() : undefined;
+    const what =
+      doc?.type === "observation"
+        ? `An observation of ${this.personName(doc.practitionerId)}`
+        : doc?.type === "development-plan"
+          ? `The development plan of ${this.personName(doc.ownerId)}`
+          : "A record";
+    this.index.entries = this.index.entries.filter((e) => e.url !== handle.url);
+    this.persistIndex();
+    this.handles.delete(handle.url);
+    removeDeletedCopy(handle.documentId, what);
+    this.notify();
   }
 
   /** Both parties signed off before either saw the other's signature, so neither set the

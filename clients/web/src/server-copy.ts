@@ -1,8 +1,9 @@
-// Taking the server's copy of a record back after the server refused some of this device's
-// changes: the local copy holds them for good (automerge never forgets a change), so it
-// would never match the server's again. The refused changes are kept aside on the server.
-// The local copy is deleted at the next start, before the repo opens the database (no
-// in-flight save can write it back), and the record is fetched again from the server.
+// Dropping this device's copy of a record: after the server refused some of its changes (the
+// copy holds them for good, since automerge never forgets a change, so it would never match
+// the server's again; the refused changes are kept aside on the server), after the server
+// erased the record's history, or after it deleted the record. The copy is deleted at the
+// next start, before the repo opens the database (no in-flight save can write it back); a
+// record still listed is then fetched again from the server.
 import { DATABASE, STORE } from "./repo";
 
 const KEY = "fb.takeServerCopy";
@@ -15,13 +16,17 @@ function pending(): string[] {
   }
 }
 
-/** Marks `documentId` to be replaced by the server's copy, and restarts the app to do it. */
-export function takeServerCopy(documentId: string): void {
+let restart: ReturnType<typeof setTimeout> | undefined;
+
+/** Marks `documentId`'s copy to be deleted, and restarts the app to do it (once for several
+ *  copies dropped together, as when the server deleted many records). */
+export function dropLocalCopy(documentId: string): void {
   localStorage.setItem(KEY, JSON.stringify([...new Set([...pending(), documentId])]));
-  location.reload();
+  clearTimeout(restart);
+  restart = setTimeout(() => location.reload(), 300);
 }
 
-/** Deletes the local copies marked by `takeServerCopy`. Call before the repo starts. */
+/** Deletes the local copies marked by `dropLocalCopy`. Call before the repo starts. */
 export async function applyServerCopies(): Promise<void> {
   const ids = pending();
   if (ids.length === 0) return;

@@ -53,6 +53,23 @@ function confirmedHeads(): Record<string, string[]> {
   }
 }
 
+/** The heads the server last confirmed for a document, if it ever did. */
+export function confirmedHeadsOf(documentId: string): string[] | undefined {
+  return confirmedHeads()[documentId];
+}
+
+/** The local copy is going (replaced or deleted): what the server confirmed of it, and whether
+ *  it held changes made here, no longer apply. */
+export function forgetServerState(documentId: string): void {
+  const known = confirmedHeads();
+  if (known[documentId]) {
+    delete known[documentId];
+    localStorage.setItem(HEADS_KEY, JSON.stringify(known));
+  }
+  const ids = dirty();
+  if (ids.includes(documentId)) localStorage.setItem(DIRTY_KEY, JSON.stringify(ids.filter((id) => id !== documentId)));
+}
+
 function sameHeads(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && [...a].sort().join() === [...b].sort().join();
 }

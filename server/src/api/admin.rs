@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use fieldbook_sync_core::DocumentId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,7 +15,7 @@ use crate::erasure::{self, EraseError};
 use crate::error::AppError;
 use crate::org::{self, ImportError, ImportReport, Operator, OrgError};
 use crate::state::AppState;
-use crate::storage::{AuditQuery, AuditRow, Device, Role, Supervision, Team, User, UserStatus};
+use crate::storage::{AuditQuery, AuditRow, DeleteOutcome, Device, Role, Supervision, Team, User, UserStatus};
 use crate::subject_access;
 
 const MAX_AUDIT_ROWS: i64 = 1000;
@@ -31,6 +32,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/import", post(import))
         .route("/v1/admin/audit", get(audit_trail))
         .route("/v1/admin/records/{id}/erase", post(erase_record))
+        .route("/v1/admin/records/{id}/delete", post(delete_record))
         .route("/v1/admin/users/{id}/subject-access", get(subject_access))
 }
 
@@ -252,8 +254,39 @@ async fn erase_record(
     Json(erasure): Json<Erasure>,
 ) -> Result<Json<Value>, AppError> {
     let document = erasure::erase(&state.db, admin.operator(), &id, &erasure.reason, &erasure.clear).await?;
-    state.hub.erased(document).await;
+    state.hub.removed(document).await;
     Ok(Json(json!({ "url": document.url(), "erased": true, "cleared": erasure.clear })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RecordDeletion {
+    reason: String,
+}
+
+/// Deletes a record everywhere (see `crate::retention::delete`), unless a legal hold covers
+/// it (409). Devices following it here are told at once; others when they next ask for it.
+async fn delete_record(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Json(deletion): Json<RecordDeletion>,
+) -> Result<Json<Value>, AppError> {
+    let document = DocumentId::parse_url_or_id(&id).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let reason = deletion.reason.trim();
+    if reason.is_empty() {
+        return Err(AppError::BadRequest("give a reason: it is kept in the audit trail and the ledger".into()));
+    }
+    match crate::retention::delete(&state.db, admin.operator(), document, reason).await? {
+        DeleteOutcome::Deleted(_) => {
+            state.hub.removed(document).await;
+            Ok(Json(json!({ "url": document.url(), "deleted": true })))
+        }
+        DeleteOutcome::Held(holds) => {
+            Err(AppError::Conflict(format!("{} is kept under legal holds {holds:?}", document.url())))
+        }
+        DeleteOutcome::NotFound => Err(AppError::NotFound(format!("no record {}", document.url()))),
+    }
 }
 
 #[derive(Deserialize)]

@@ -114,7 +114,7 @@ pub(crate) fn add_rows(rows: &mut Rows, events: &[AuditEvent]) {
     }
 }
 
-async fn append(tx: &mut Transaction<'static, Any>, events: &[AuditEvent]) -> Result<(), StorageError> {
+pub(super) async fn append(tx: &mut Transaction<'static, Any>, events: &[AuditEvent]) -> Result<(), StorageError> {
     let mut rows = Rows::default();
     add_rows(&mut rows, events);
     rows.insert(tx).await

@@ -33,10 +33,38 @@ pub struct NewErasure<'a> {
     pub audit: AuditEvent,
 }
 
-/// One erasure in the ledger.
+/// What a ledger entry did to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerKind {
+    /// Its history was erased (rebuilt from its current state).
+    Erased,
+    /// It was deleted (see [`Database::delete_record`]).
+    Deleted,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Erased => "erased",
+            LedgerKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// What the ledger refuses of one document (see [`Database::refused_history`]).
+#[derive(Debug, Default)]
+pub struct RefusedHistory {
+    /// Hashes of the changes erased from it (empty for nearly every document).
+    pub erased: HashSet<ChangeHash>,
+    /// It was deleted: everything about it is refused.
+    pub deleted: bool,
+}
+
+/// One erasure or deletion in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub id: i64,
+    pub kind: LedgerKind,
     pub document: DocumentId,
     pub erased_at: i64,
     pub erased_by: String,
@@ -45,22 +73,23 @@ pub struct LedgerEntry {
     pub fields: String,
 }
 
-/// Writes one erasure into the ledger with the hashes of the history it erased; returns its id.
-async fn insert_ledger(
+/// Writes one entry into the ledger with the hashes of the history it erased; returns its id.
+pub(super) async fn insert_ledger(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     entry: &LedgerEntry,
     erased: &[String],
 ) -> Result<i64, StorageError> {
     let document = entry.document.to_string();
     let row = sqlx::query(
-        "INSERT INTO erasures (document_id, erased_at, erased_by, reason, fields) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id",
+        "INSERT INTO erasures (document_id, erased_at, erased_by, reason, fields, kind)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(&document)
     .bind(entry.erased_at)
     .bind(&entry.erased_by)
     .bind(&entry.reason)
     .bind(&entry.fields)
+    .bind(entry.kind.as_str())
     .fetch_one(&mut **tx)
     .await?;
     let id: i64 = row.try_get("id")?;
@@ -80,8 +109,10 @@ async fn insert_ledger(
 
 fn ledger_entry(row: &sqlx::any::AnyRow) -> Result<Option<LedgerEntry>, StorageError> {
     let Ok(document) = row.try_get::<String, _>("document_id")?.parse() else { return Ok(None) };
+    let kind = if row.try_get::<String, _>("kind")? == "deleted" { LedgerKind::Deleted } else { LedgerKind::Erased };
     Ok(Some(LedgerEntry {
         id: row.try_get("id")?,
+        kind,
         document,
         erased_at: row.try_get("erased_at")?,
         erased_by: row.try_get("erased_by")?,
@@ -99,6 +130,7 @@ impl Database {
         let mut tx = self.begin_write().await?;
         let entry = LedgerEntry {
             id: 0,
+            kind: LedgerKind::Erased,
             document: erasure.document,
             erased_at: now_millis(),
             erased_by: erasure.erased_by.to_owned(),
@@ -162,7 +194,7 @@ impl Database {
     /// The ledger after id `after` (0: all of it), oldest first.
     pub async fn ledger_after(&self, after: i64) -> Result<Vec<LedgerEntry>, StorageError> {
         let rows = sqlx::query(
-            "SELECT id, document_id, erased_at, erased_by, reason, fields FROM erasures WHERE id > $1 ORDER BY id",
+            "SELECT id, kind, document_id, erased_at, erased_by, reason, fields FROM erasures WHERE id > $1 ORDER BY id",
         )
         .bind(after)
         .fetch_all(self.pool())
@@ -170,13 +202,24 @@ impl Database {
         rows.iter().filter_map(|r| ledger_entry(r).transpose()).collect()
     }
 
-    /// Hashes of the changes erased from a document (empty for nearly every document).
-    pub async fn erased_changes(&self, document: DocumentId) -> Result<HashSet<ChangeHash>, StorageError> {
-        let rows = sqlx::query("SELECT change_hash FROM erased_changes WHERE document_id = $1")
-            .bind(document.to_string())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().filter_map(|r| r.try_get::<String, _>("change_hash").ok()?.parse().ok()).map(Ok).collect()
+    /// What the ledger refuses of a document: the changes erased from it, or all of it if it
+    /// was deleted (one statement; nothing, for nearly every document).
+    pub async fn refused_history(&self, document: DocumentId) -> Result<RefusedHistory, StorageError> {
+        let rows = sqlx::query(
+            "SELECT change_hash FROM erased_changes WHERE document_id = $1
+             UNION ALL SELECT NULL FROM erasures WHERE document_id = $1 AND kind = 'deleted'",
+        )
+        .bind(document.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let mut refused = RefusedHistory::default();
+        for row in rows {
+            match row.try_get::<Option<String>, _>("change_hash")? {
+                Some(hash) => refused.erased.extend(hash.parse::<ChangeHash>().ok()),
+                None => refused.deleted = true,
+            }
+        }
+        Ok(refused)
     }
 
     /// The newest ledger id (0: none).
@@ -188,7 +231,7 @@ impl Database {
     }
 
     /// Overwrites what deleted rows left behind, as far as the database allows.
-    async fn overwrite_freed(&self) -> Result<(), StorageError> {
+    pub(super) async fn overwrite_freed(&self) -> Result<(), StorageError> {
         match self.backend() {
             // Freed pages were zeroed (`secure_delete`); the log still holds the old pages.
             Backend::Sqlite => self.truncate_log().await,

@@ -17,6 +17,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (6, "cluster", include_str!("../../../migrations/sqlite/0006_cluster.sql")),
     (7, "committed heads", include_str!("../../../migrations/sqlite/0007_committed_heads.sql")),
     (8, "erasure", include_str!("../../../migrations/sqlite/0008_erasure.sql")),
+    (9, "retention", include_str!("../../../migrations/sqlite/0009_retention.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -27,6 +28,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (6, "cluster", include_str!("../../../migrations/postgres/0006_cluster.sql")),
     (7, "committed heads", include_str!("../../../migrations/postgres/0007_committed_heads.sql")),
     (8, "erasure", include_str!("../../../migrations/postgres/0008_erasure.sql")),
+    (9, "retention", include_str!("../../../migrations/postgres/0009_retention.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

@@ -5,6 +5,7 @@ mod actors;
 mod audit;
 pub mod backup;
 mod committer;
+mod deletion;
 mod development_record;
 mod devices;
 mod documents;
@@ -18,6 +19,7 @@ mod projections;
 mod quarantine;
 mod record_index;
 mod refresh_tokens;
+mod retention;
 mod rows;
 mod service_accounts;
 mod settings;
@@ -33,9 +35,10 @@ use sqlx::{AnyPool, Executor};
 pub use actors::Author;
 pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRow};
 pub use committer::{CommitJob, Committer};
+pub use deletion::{DeleteOutcome, Deletion};
 pub use devices::Device;
 pub use documents::{Chunk, ChunkKind, CommittedState, DocumentDelta, StoredDocument};
-pub use erasure::{LedgerEntry, NewErasure};
+pub use erasure::{LedgerEntry, LedgerKind, NewErasure, RefusedHistory};
 pub use feed::FeedEvent;
 pub use frameworks::{FrameworkSummary, ImportReport};
 pub use hr_records::{DevelopmentRecord, Practitioner, RecordSummary};
@@ -44,6 +47,7 @@ pub use projections::CommitOutcome;
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use record_index::{IndexEntry, IndexPage};
 pub use refresh_tokens::RefreshToken;
+pub use retention::{ConsentWithdrawn, LegalHold, RetainedRecord, RetentionPolicy};
 pub use rows::{Cell, Rows};
 pub use service_accounts::{Scope, ServiceAccount};
 pub use sign_in_throttle::{ThrottlePolicy, Throttled};
@@ -200,6 +204,7 @@ impl Database {
         let db = Self { pool, backend, _in_use: in_use };
         migrations::run(&db).await?;
         db.install_shipped_frameworks().await?;
+        db.project_consent_withdrawn().await?;
         Ok(db)
     }
 

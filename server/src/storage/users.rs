@@ -118,8 +118,8 @@ impl Database {
         let now = now_millis();
         sqlx::query(
             "INSERT INTO users (id, name, role, team_id, status, external_id, employee_number, registration_number,
-                                created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                                created_at, updated_at, left_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, CASE WHEN $5 = 'deleted' THEN $9 END)",
         )
         .bind(&user.id)
         .bind(&user.name)
@@ -140,7 +140,8 @@ impl Database {
         self.check_team(user.team_id.as_deref()).await?;
         let done = sqlx::query(
             "UPDATE users SET name = $2, role = $3, team_id = $4, status = $5, external_id = $6,
-                              employee_number = $7, registration_number = $8, updated_at = $9
+                              employee_number = $7, registration_number = $8, updated_at = $9,
+                              left_at = CASE WHEN $5 = 'deleted' THEN COALESCE(left_at, $9) END
              WHERE id = $1",
         )
         .bind(&user.id)

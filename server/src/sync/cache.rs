@@ -25,6 +25,8 @@ pub(super) struct LoadedDocument {
     pub(super) version: i64,
     /// Actor bindings already checked for this document (hex actor id → author).
     pub(super) authors: HashMap<String, Author>,
+    /// The record was deleted: everything about it is refused (see `super::write_path`).
+    pub(super) deleted: bool,
 }
 
 impl LoadedDocument {
@@ -95,17 +97,28 @@ impl DocumentHub {
         }
     }
 
-    /// A record was erased (here or on another node): the copy in memory, its peers' sync
-    /// states with it, is dropped, and the next message loads the rebuilt record with its
-    /// erased history forbidden. Connections following it that may read it are told to
-    /// replace their copies, whether or not the record is in memory.
-    pub async fn erased(&self, document: DocumentId) {
+    /// A record was erased or deleted (here or on another node): the copy in memory, its
+    /// peers' sync states with it, is dropped, and the next message loads the record as
+    /// stored now, with its erased history forbidden (or, deleted, refused whole).
+    /// Connections following it that may read it are told to replace (or remove) their
+    /// copies. Who may read a deleted record is known only while it is in memory here;
+    /// other devices are told when they next ask about it.
+    pub async fn removed(&self, document: DocumentId) {
+        let known = self.facts(document);
         let cell = self.registry().cache.get(&document).map(|c| c.document.clone());
         if let Some(cell) = cell {
             *cell.lock().await = None;
         }
-        let facts = match self.facts(document) {
+        let deleted = match self.db.refused_history(document).await {
+            Ok(refused) => refused.deleted,
+            Err(e) => {
+                tracing::warn!(%document, error = %e, "could not read whether a record was deleted");
+                return;
+            }
+        };
+        let facts = match known {
             Some(facts) => Some(facts),
+            None if deleted => None,
             None => match self.db.committed_state(document).await {
                 Ok(state) => state.map(|s| Arc::new(s.facts)),
                 Err(e) => {
@@ -116,7 +129,12 @@ impl DocumentHub {
         };
         let Some(facts) = facts else { return };
         let today = fieldbook_sync_core::records::dates::today();
-        let notice = fieldbook_sync_core::erasure::notice().encode();
+        let notice = if deleted {
+            fieldbook_sync_core::erasure::deletion_notice()
+        } else {
+            fieldbook_sync_core::erasure::notice()
+        };
+        let notice = notice.encode();
         for connection in self.followers_who_may_read(document, &facts, &today) {
             self.send_notice(connection, document, notice.clone());
         }
@@ -208,10 +226,22 @@ impl DocumentHub {
     }
 
     pub(super) async fn load(&self, document: DocumentId) -> Result<LoadedDocument, HubError> {
-        let (stored, erased) = {
+        let (stored, refused) = {
             let _turn = self.reads.acquire().await.expect("never closed");
-            (self.db.load_document(document).await?, self.db.erased_changes(document).await?)
+            (self.db.load_document(document).await?, self.db.refused_history(document).await?)
         };
+        if refused.deleted {
+            let loaded = LoadedDocument {
+                sync: DocSync::new(automerge::Automerge::new()),
+                stored: None,
+                chunks: Vec::new(),
+                version: stored.version,
+                authors: HashMap::new(),
+                deleted: true,
+            };
+            self.note_loaded(document, &loaded);
+            return Ok(loaded);
+        }
         if stored.heads_unknown {
             // Kept for next time, off this message's path: a device in sync is then
             // answered without loading (see `super::in_sync`).
@@ -226,13 +256,14 @@ impl DocumentHub {
             if stored.doc.get_heads().is_empty() { None } else { Stored::of(&stored.doc, self.catalog().as_ref()) };
         let mut sync = DocSync::new(stored.doc);
         sync.limit_operations(self.limits.max_operations_per_message());
-        sync.forbid_history(erased);
+        sync.forbid_history(refused.erased);
         let mut loaded = LoadedDocument {
             sync,
             stored: record,
             chunks: stored.chunks,
             version: stored.version,
             authors: HashMap::new(),
+            deleted: false,
         };
         self.note_loaded(document, &loaded);
         if loaded.chunks.len() > self.config.compact_after_chunks {

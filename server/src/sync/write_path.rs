@@ -58,6 +58,9 @@ impl DocumentHub {
                     return Err(e);
                 }
             };
+            if loaded.deleted {
+                return self.refuse_deleted(from, &sender, document, data).await;
+            }
             if let Some(stored) = &loaded.stored {
                 // Need to know: to anyone else the document does not exist.
                 if !viewer.may_read(&stored.facts, &today) {
@@ -300,6 +303,31 @@ impl DocumentHub {
         Ok(())
     }
 
+    /// Answers a message about a deleted record: the sender is told to remove its copy, and
+    /// any changes it sent are refused without being kept anywhere (the attempt is audited).
+    async fn refuse_deleted(
+        &self,
+        from: ConnectionId,
+        sender: &Sender,
+        document: DocumentId,
+        data: &[u8],
+    ) -> Result<(), HubError> {
+        let message =
+            automerge::sync::Message::decode(data).map_err(|e| HubError::Sync { document, source: e.into() })?;
+        crate::metrics::changes_refused(rule::DELETED, message.changes.len());
+        self.send_notice(from, document, fieldbook_sync_core::erasure::deletion_notice().encode());
+        self.send_unavailable(from, document);
+        if !message.changes.is_empty() {
+            let event = AuditEvent::new("deleted-record-refused")
+                .by(&sender.user_id, sender.device_id.as_deref())
+                .document(document)
+                .detail(json!({ "rule": rule::DELETED }));
+            let audit = self.audit.clone();
+            tokio::spawn(async move { audit.record(event).await });
+        }
+        Ok(())
+    }
+
     /// Answers someone who may not see a document exactly as if it did not exist (as an
     /// empty document would answer), then keeps aside any changes they sent (never merged,
     /// never dropped) and audits the attempt, off the document's lock.
@@ -314,7 +342,8 @@ impl DocumentHub {
         let message =
             automerge::sync::Message::decode(data).map_err(|e| HubError::Sync { document, source: e.into() })?;
         // Erased history is never kept, not even aside.
-        let erased = fieldbook_sync_core::erasure::touches_erased(&message, &self.db.erased_changes(document).await?);
+        let refused = self.db.refused_history(document).await?;
+        let erased = fieldbook_sync_core::erasure::touches_erased(&message, &refused.erased);
         let changes: Vec<u8> = if erased { Vec::new() } else { message.changes.iter().flatten().copied().collect() };
         if changes.is_empty() && !erased {
             let mut nothing = DocSync::new(automerge::Automerge::new());

@@ -6,12 +6,12 @@
 // (the other party sees it). After both sign-offs nothing is editable.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { useEffect, useState } from "preact/hooks";
-import { formatDateTime, fromLocalInput, indexById, newId, setText, setValue, toLocalInput } from "../edit";
+import { formatDateTime, fromLocalInput, indexById, newId, putBackField, setText, setValue, toLocalInput } from "../edit";
 import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
 import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type RecordDoc } from "../types";
 import { CheckboxField, Section, SelectField, TextField, TextListField } from "../ui/fields";
-import { Rejections, SyncText, useRefused } from "../ui/record-status";
+import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 
 const SETTINGS = [
   ["home-visit", "Home visit"],
@@ -173,6 +173,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
           askWho={isObserver ? "admin" : "supervisor"}
           onServer={store.onServer(handle.url)}
         />
+        <SetAsideWork documentId={handle.documentId} putBack={(field, value) => change((d) => putBackField(d as never, field, value))} />
       </div>
 
       <Section title="Context">

@@ -1,13 +1,13 @@
 // A development plan: goals with their status and the observations that evidence them. The
 // plan's supervisor shapes the goals and agrees the plan; its owner updates goal progress.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
-import { formatDate, formatDateTime, indexById, newId, setText, setValue } from "../edit";
+import { formatDate, formatDateTime, indexById, newId, putBackField, setText, setValue } from "../edit";
 import { type RecordStore, useStore } from "../records";
 import { observationHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, Goal, GoalStatus, Observation } from "../types";
 import { SelectField, TextField } from "../ui/fields";
-import { Rejections, SyncText, useRefused } from "../ui/record-status";
+import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
 
 const GOAL_STATUSES: { value: GoalStatus; label: string }[] = [
@@ -67,6 +67,7 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
           askWho={isSupervisor ? "admin" : "supervisor"}
           onServer={store.onServer(handle.url)}
         />
+        <SetAsideWork documentId={handle.documentId} putBack={(field, value) => change((d) => putBackField(d as never, field, value))} />
       </div>
 
       <section class="card" aria-labelledby="goals-heading">

@@ -1,7 +1,8 @@
 // Per-record state in words: where it is stored, and any change the server refused.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
-import { dismissRejection, explainRejection, isErasure, useRejections } from "../notices";
-import { takeServerCopy } from "../server-copy";
+import { dismissRejection, explainRejection, useRejections } from "../notices";
+import { dismissRemoved, dropSetAside, useRemoved, useSetAside } from "../removed";
+import { dropLocalCopy } from "../server-copy";
 import { isSaving, useStoredOnServer } from "../sync-state";
 
 export const STORED = "Stored on the server";
@@ -45,17 +46,10 @@ export function Rejections({ documentId, askWho, onServer }: { documentId: strin
           <p>
             <strong>The server did not accept a change you made here.</strong> {explainRejection(r.reason)}
           </p>
-          {isErasure(r.reason) ? (
-            <p>
-              Use the server's version below to carry on. Anything you changed here since this device last reached the
-              server is not on the server: copy it out first if you need it, then add it again.
-            </p>
-          ) : (
-            <p>
-              Your other work is safe. The refused change is kept aside on the server for review, not lost: if it
-              mattered, ask your {askWho} to look at it.
-            </p>
-          )}
+          <p>
+            Your other work is safe. The refused change is kept aside on the server for review, not lost: if it
+            mattered, ask your {askWho} to look at it.
+          </p>
           <p class="hint">Details from the server: {r.reason}</p>
           <button type="button" class="secondary" onClick={() => dismissRejection(documentId, r.id)}>
             Dismiss this message
@@ -66,7 +60,7 @@ export function Rejections({ documentId, askWho, onServer }: { documentId: strin
         <p>
           This device's copy still shows the refused change and will not match the server's until you take the
           server's version back.{" "}
-          <button type="button" onClick={() => takeServerCopy(documentId)}>
+          <button type="button" onClick={() => dropLocalCopy(documentId)}>
             Use the server's version
           </button>
         </p>
@@ -80,4 +74,115 @@ export function Rejections({ documentId, askWho, onServer }: { documentId: strin
  *  the user takes the server's version back. */
 export function useRefused(documentId: string, onServer: boolean): boolean {
   return useRejections(documentId).length > 0 && onServer;
+}
+
+/** Field names as the forms label them, for work kept aside. */
+const FIELD_LABELS: Record<string, string> = {
+  observedAt: "Date and time observed",
+  setting: "Setting",
+  present: "Who was present",
+  purpose: "Purpose of the visit or meeting",
+  consent: "Consent",
+  components: "Framework areas",
+  notes: "Notes",
+  strengths: "Strengths",
+  developmentAreas: "Development areas",
+  judgements: "Judgements",
+  feedback: "Feedback to the practitioner",
+  feedbackGivenAt: "Feedback given at",
+  actions: "Actions",
+  reflection: "Reflection",
+  response: "Response to feedback",
+  familyVoice: "Family voice",
+  signOff: "Sign-off",
+  status: "Status",
+  goals: "Goals",
+  period: "Period",
+  reviews: "Reviews",
+  gapAnalysis: "Gap analysis",
+};
+
+function preview(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value.join("; ");
+  return JSON.stringify(value, null, 1);
+}
+
+/** After the server erased the record's history, this device took the server's copy: the
+ *  work it had not sent yet is shown here, to put back (as a new change) or discard. */
+export function SetAsideWork({ documentId, putBack }: { documentId: string; putBack: (field: string, value: unknown) => void }) {
+  const setAside = useSetAside(documentId);
+  if (!setAside) return null;
+  const fields = Object.entries(setAside.fields);
+  return (
+    <div class="notices" role="alert">
+      <div class="notice">
+        <p>
+          <strong>Text was removed from this record's history on the server, for data protection.</strong> This device
+          has replaced its copy with the server's.
+        </p>
+        {fields.length === 0 ? (
+          <p>Everything you had changed here was already on the server, so nothing was lost.</p>
+        ) : (
+          <>
+            <p>
+              You had changed the following here, and it had not reached the server. It is kept on this device for you:
+              put it back into the record, or discard it.
+            </p>
+            <dl class="set-aside">
+              {fields.map(([field, value]) => {
+                const label = FIELD_LABELS[field] ?? field;
+                return (
+                  <div key={field}>
+                    <dt>{label}</dt>
+                    <dd>
+                      <p class="value">{preview(value)}</p>
+                      <button
+                        type="button"
+                        onClick={() => {
+                          putBack(field, value);
+                          dropSetAside(documentId, field);
+                        }}
+                      >
+                        Put back {label}
+                      </button>{" "}
+                      <button type="button" class="secondary" onClick={() => dropSetAside(documentId, field)}>
+                        Discard {label}
+                      </button>
+                    </dd>
+                  </div>
+                );
+              })}
+            </dl>
+          </>
+        )}
+        {fields.length === 0 && (
+          <button type="button" class="secondary" onClick={() => dropSetAside(documentId)}>
+            Dismiss this message
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}
+
+/** Records the server deleted, which this device removed too. */
+export function RemovedRecords() {
+  const removed = useRemoved();
+  if (removed.length === 0) return null;
+  return (
+    <div class="notices" role="alert">
+      {removed.map((r) => (
+        <div class="notice" key={r.documentId}>
+          <p>
+            <strong>{r.what} was deleted from the server</strong> (its retention period ended, or it was removed for
+            data protection), so this device removed its copy too.
+          </p>
+          <button type="button" class="secondary" onClick={() => dismissRemoved(r.documentId)}>
+            Dismiss this message
+          </button>
+        </div>
+      ))}
+    </div>
+  );
 }

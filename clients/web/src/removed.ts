@@ -1,0 +1,119 @@
+// When the server erased a record's history, or deleted the record (its retention period
+// ended, or for data protection), this device's copy must go too: the old history holds the
+// erased text, and a deleted record must not stay on devices. Both happen by themselves (the
+// copy is deleted at the next start, see server-copy.ts). What the user changed here and had
+// not sent is kept aside for them to put back, and both are explained in plain words.
+import { useEffect, useState } from "preact/hooks";
+import type { DocHandle, UrlHeads } from "@automerge/automerge-repo/slim";
+import { dropLocalCopy } from "./server-copy";
+import { confirmedHeadsOf, forgetServerState } from "./sync-state";
+
+const SET_ASIDE_KEY = "fb.setAside";
+const REMOVED_KEY = "fb.removedHere";
+
+/** Unsent work kept from a copy replaced after an erasure: top-level fields as they were here. */
+export interface SetAside {
+  fields: Record<string, unknown>;
+  at: string;
+}
+
+/** A record the server deleted, removed from this device. */
+export interface Removed {
+  documentId: string;
+  what: string;
+  at: string;
+}
+
+const listeners = new Set<() => void>();
+
+function read<T>(key: string, fallback: T): T {
+  try {
+    const raw = localStorage.getItem(key);
+    return raw ? (JSON.parse(raw) as T) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function write(key: string, value: unknown): void {
+  localStorage.setItem(key, JSON.stringify(value));
+  for (const listener of [...listeners]) listener();
+}
+
+/** The top-level fields of the handle's document that differ from the state the server last
+ *  confirmed (all of them if it never confirmed one), as they are now. */
+export function unsentWork(handle: DocHandle<unknown>): Record<string, unknown> {
+  const doc = handle.doc() as Record<string, unknown> | undefined;
+  if (!doc) return {};
+  let confirmed: Record<string, unknown> = {};
+  const heads = confirmedHeadsOf(handle.documentId);
+  if (heads) {
+    try {
+      confirmed = (handle.view(heads as UrlHeads).doc() as Record<string, unknown> | undefined) ?? {};
+    } catch {
+      confirmed = {};
+    }
+  }
+  const kept: Record<string, unknown> = {};
+  for (const key of Object.keys(doc)) {
+    const now = JSON.stringify(doc[key]);
+    if (now !== JSON.stringify(confirmed[key])) kept[key] = JSON.parse(now);
+  }
+  return kept;
+}
+
+/** The server erased the record's history: keep the unsent work aside, take the server's copy. */
+export function replaceErasedCopy(handle: DocHandle<unknown>): void {
+  const all = read<Record<string, SetAside>>(SET_ASIDE_KEY, {});
+  all[handle.documentId] = { fields: unsentWork(handle), at: new Date().toISOString() };
+  write(SET_ASIDE_KEY, all);
+  forgetServerState(handle.documentId);
+  dropLocalCopy(handle.documentId);
+}
+
+/** The server deleted the record: this device's copy, and anything kept from it, goes too. */
+export function removeDeletedCopy(documentId: string, what: string): void {
+  const removed = read<Removed[]>(REMOVED_KEY, []);
+  if (!removed.some((r) => r.documentId === documentId)) {
+    write(REMOVED_KEY, [...removed, { documentId, what, at: new Date().toISOString() }]);
+  }
+  dropSetAside(documentId);
+  forgetServerState(documentId);
+  dropLocalCopy(documentId);
+}
+
+export function dropSetAside(documentId: string, field?: string): void {
+  const all = read<Record<string, SetAside>>(SET_ASIDE_KEY, {});
+  const entry = all[documentId];
+  if (!entry) return;
+  if (field !== undefined) delete entry.fields[field];
+  if (field === undefined || Object.keys(entry.fields).length === 0) delete all[documentId];
+  write(SET_ASIDE_KEY, all);
+}
+
+export function dismissRemoved(documentId: string): void {
+  write(
+    REMOVED_KEY,
+    read<Removed[]>(REMOVED_KEY, []).filter((r) => r.documentId !== documentId),
+  );
+}
+
+function useStored<T>(get: () => T, deps: unknown[]): T {
+  const [value, setValue] = useState(get);
+  useEffect(() => {
+    const update = () => setValue(get());
+    update();
+    listeners.add(update);
+    return () => listeners.delete(update);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, deps);
+  return value;
+}
+
+export function useSetAside(documentId: string): SetAside | undefined {
+  return useStored(() => read<Record<string, SetAside>>(SET_ASIDE_KEY, {})[documentId], [documentId]);
+}
+
+export function useRemoved(): Removed[] {
+  return useStored(() => read<Removed[]>(REMOVED_KEY, []), []);
+}
