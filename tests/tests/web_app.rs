@@ -69,3 +69,37 @@ async fn supervisor_and_practitioner_complete_an_observation_in_the_browser() {
         assert!(!response.body.contains(text.as_str()), "HR saw narrative {text:?}: {}", response.body);
     }
 }
+
+/// Erasure and deletion reach the web app's offline copies (`clients/web/tests/data-protection.mjs`):
+/// the tablet replaces an erased record's copy by itself and puts its unsent work back; a
+/// deleted record leaves the tablet following it and the phone coming back online.
+#[tokio::test]
+async fn erased_and_deleted_records_leave_the_browsers_copies() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.db.user("pat", Role::Practitioner).await;
+    app.fieldbook(&["users", "update", "--id", "sam", "--name", "Sam Okafor"]);
+    app.fieldbook(&["users", "update", "--id", "pat", "--name", "Pat Reid"]);
+    app.fieldbook(&["supervision", "set", "--user", "pat", "--supervisor", "sam", "--from", "2025-01-01"]);
+    for user in ["sam", "pat"] {
+        let out = app.fieldbook_with_stdin(&["users", "set-password", "--id", user], PASSWORD);
+        assert!(out.status.success(), "set-password: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let admin = app.db.user("ada", Role::Admin).await;
+    let out = Command::new("node")
+        .arg(repo_root().join("clients/web/tests/data-protection.mjs"))
+        .env("FIELDBOOK_URL", app.http_url())
+        .env("SUPERVISOR_ID", "sam")
+        .env("SUPERVISOR_PASSWORD", PASSWORD)
+        .env("PRACTITIONER_ID", "pat")
+        .env("PRACTITIONER_PASSWORD", PASSWORD)
+        .env("ADMIN_TOKEN", &admin)
+        .output()
+        .expect("run node clients/web/tests/data-protection.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let url = stdout.lines().find_map(|l| l.strip_prefix("DELETED_URL=")).expect("the browser test names the record");
+    let audit = app.fieldbook(&["audit", "--record", url.trim()]);
+    assert!(audit.contains("record-erased") && audit.contains("record-deleted"), "{audit}");
+    assert!(!app.db.stores("Zyxwell").await, "the server keeps the surname nowhere");
+}

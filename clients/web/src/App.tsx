@@ -14,6 +14,7 @@ import { ObservationScreen } from "./screens/ObservationScreen";
 import { PlanScreen } from "./screens/PlanScreen";
 import { SignIn } from "./screens/SignIn";
 import { changedHereCount, storedOnServer } from "./sync-state";
+import { RemovedRecords } from "./ui/record-status";
 import { wipeLocalData } from "./wipe";
 
 const OWNER_KEY = "fb.owner";
@@ -286,6 +287,7 @@ function SignedIn({
           </div>
         </section>
       )}
+      <RemovedRecords />
       {route.name === "observation" ? (
         <ObservationScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
       ) : route.name === "plan" ? (

@@ -56,10 +56,18 @@ export function unsentWork(handle: DocHandle<unknown>): Record<string, unknown> 
   }
   const kept: Record<string, unknown> = {};
   for (const key of Object.keys(doc)) {
-    const now = JSON.stringify(doc[key]);
-    if (now !== JSON.stringify(confirmed[key])) kept[key] = JSON.parse(now);
+    if (canonical(doc[key]) !== canonical(confirmed[key])) kept[key] = JSON.parse(JSON.stringify(doc[key]));
   }
   return kept;
+}
+
+/** JSON with object keys sorted: two versions of a map may list the same keys in another order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }
 
 /** The server erased the record's history: keep the unsent work aside, take the server's copy. */

@@ -7,7 +7,7 @@ import { type Loaded, type RecordStore, useStore } from "../records";
 import { navigate, observationHref, planHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, Observation } from "../types";
-import { RemovedRecords, SyncText } from "../ui/record-status";
+import { SyncText } from "../ui/record-status";
 
 const STATUS_WORDS: Record<string, string> = {
   draft: "Draft",
@@ -44,7 +44,6 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
   return (
     <div class="home">
       <h1 tabIndex={-1}>{observes ? "Supervisor home" : "Your observations"}</h1>
-      <RemovedRecords />
       {observes && (
         <>
           <div class="actions">

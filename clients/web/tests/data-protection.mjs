@@ -1,0 +1,186 @@
+// Browser test of erasure and deletion reaching the web app's offline copies.
+//
+//   FIELDBOOK_URL=… SUPERVISOR_ID=sam SUPERVISOR_PASSWORD=… PRACTITIONER_ID=pat PRACTITIONER_PASSWORD=… \
+//   ADMIN_TOKEN=… node tests/data-protection.mjs
+//
+// Needs a fresh server with those users (the supervisor supervising the practitioner, named
+// "Pat Reid") and an admin's access token, as tests/tests/web_app.rs sets up.
+//
+// A supervisor types a family's surname into an observation's notes and edits it out; the
+// practitioner's phone holds the record and goes offline; the tablet goes offline and changes
+// the purpose. An admin erases the record's history: back online, the tablet replaces its
+// copy by itself, keeps the unsent purpose aside and puts it back on request, and nothing in
+// its IndexedDB holds the surname in any version. Then the admin deletes the record: the
+// tablet (following it) and the phone (coming back online) remove their copies and say so.
+import assert from "node:assert/strict";
+import * as Automerge from "@automerge/automerge";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (value === undefined) throw new Error(`set ${name}`);
+  return value;
+};
+const BASE = env("FIELDBOOK_URL").replace(/\/$/, "");
+const SUPERVISOR = { id: env("SUPERVISOR_ID"), password: env("SUPERVISOR_PASSWORD") };
+const PRACTITIONER = { id: env("PRACTITIONER_ID"), password: env("PRACTITIONER_PASSWORD") };
+const ADMIN_TOKEN = env("ADMIN_TOKEN");
+const LONG = { timeout: 60_000 };
+const SURNAME = "Zyxwell";
+
+const log = (...args) => console.error("[data-protection]", ...args);
+
+async function newPage(browser, viewport) {
+  const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "Europe/London" });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => log("page error:", e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") log("console:", m.text().replace(/token=[^&'" ]+/g, "token=…"));
+  });
+  return { context, page };
+}
+
+async function signIn(page, user) {
+  await page.goto(`${BASE}/`);
+  await page.getByLabel("User id").fill(user.id);
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
+}
+
+/** The document's chunks as this browser's IndexedDB holds them (sync states aside). */
+const storedChunks = (page, documentId) =>
+  page.evaluate(async (id) => {
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open("fieldbook");
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    try {
+      if (!db.objectStoreNames.contains("documents")) return [];
+      const rows = await new Promise((resolve, reject) => {
+        const request = db.transaction("documents").objectStore("documents").getAll(IDBKeyRange.bound([id], [id, "\uffff"]));
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      return rows.filter((r) => r.key[1] !== "sync-state").map((r) => Array.from(r.binary));
+    } finally {
+      db.close();
+    }
+  }, documentId);
+
+/** Whether any version of the document this browser holds mentions `text`. */
+async function historyMentions(page, documentId, text) {
+  const chunks = await storedChunks(page, documentId);
+  if (chunks.length === 0) return false;
+  const bytes = Uint8Array.from(chunks.flat());
+  const doc = Automerge.load(bytes);
+  return Automerge.getHistory(doc).some((state) => JSON.stringify(state.snapshot).includes(text));
+}
+
+/** Waits until the browser holds nothing of the document (the app drops it as it restarts). */
+async function holdsNothing(page, documentId, who) {
+  const deadline = Date.now() + LONG.timeout;
+  while ((await storedChunks(page, documentId).catch(() => [null])).length > 0) {
+    assert.ok(Date.now() < deadline, `${who} still holds the record`);
+    await page.waitForTimeout(200);
+  }
+}
+
+async function admin(path, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, `${path}: ${await response.text()}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu"],
+});
+let failed = false;
+try {
+  // The supervisor records an observation, types the surname into the notes, edits it out.
+  const tablet = await newPage(browser, { width: 820, height: 1180 });
+  const t = tablet.page;
+  await signIn(t, SUPERVISOR);
+  await t.getByRole("button", { name: "New observation" }).and(t.locator(":enabled")).waitFor(LONG);
+  await t.getByRole("button", { name: "New observation" }).click();
+  await t.getByLabel("Practitioner observed").selectOption({ label: "Pat Reid" });
+  await t.getByRole("button", { name: "Start observation" }).click();
+  await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  const documentId = decodeURIComponent(new URL(t.url()).hash.replace("#/observations/", ""));
+  await t.getByLabel("Purpose of the visit or meeting").fill("Review of the child's plan");
+  await t.getByLabel("The family agreed to the observation").check();
+  await t.getByLabel("Notes", { exact: true }).fill(`Home visit. The ${SURNAME} family were welcoming.`);
+  await t.getByText("Stored on the server").first().waitFor(LONG);
+  await t.getByLabel("Notes", { exact: true }).fill("Home visit. The family were welcoming.");
+  await t.getByRole("button", { name: "Share with practitioner" }).click();
+  await t.getByText("Shared with practitioner").first().waitFor(LONG);
+  await t.getByText("Stored on the server").first().waitFor(LONG);
+  assert.ok(await historyMentions(t, documentId, SURNAME), "the check sees the surname in the tablet's history before");
+  log("observation stored", documentId);
+
+  // The practitioner's phone holds the record, then goes offline.
+  const phone = await newPage(browser, { width: 390, height: 844 });
+  const p = phone.page;
+  await signIn(p, PRACTITIONER);
+  await p.goto(`${BASE}/#/observations/${documentId}`);
+  await p.getByLabel("Reflection", { exact: true }).waitFor(LONG);
+  await p.getByText("Stored on the server").first().waitFor(LONG);
+  await phone.context.setOffline(true);
+
+  // The tablet, offline, changes the purpose: unsent work when the record is erased.
+  await tablet.context.setOffline(true);
+  await t.getByLabel("Purpose of the visit or meeting").fill("Review of the child's plan, changed offline");
+  await t.getByText("Saved on this device only").first().waitFor(LONG);
+  await admin(`/v1/admin/records/automerge:${documentId}/erase`, { reason: "family name in the notes" });
+  log("erased");
+
+  // Back online: the tablet takes the server's copy by itself and keeps its unsent work aside.
+  await tablet.context.setOffline(false);
+  await t.getByText("Text was removed from this record's history on the server").waitFor({ timeout: 90_000 });
+  await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  await t.getByText("it had not reached the server. It is kept on this device for you").waitFor(LONG);
+  assert.equal(await t.getByLabel("Purpose of the visit or meeting").inputValue(), "Review of the child's plan", "the server's copy");
+  assert.equal(await t.getByLabel("Notes", { exact: true }).inputValue(), "Home visit. The family were welcoming.");
+  await t.getByText("Review of the child's plan, changed offline").waitFor(LONG);
+  const keptAside = await t.evaluate((id) => JSON.parse(localStorage.getItem("fb.setAside"))[id].fields, documentId);
+  assert.deepEqual(keptAside, { purpose: "Review of the child's plan, changed offline" }, "exactly the unsent work is kept aside");
+  assert.equal(await historyMentions(t, documentId, SURNAME), false, "no version the tablet holds mentions the surname");
+  await t.getByRole("button", { name: "Put back Purpose of the visit or meeting" }).click();
+  await t.getByText("Text was removed from this record's history on the server").waitFor({ state: "detached", ...LONG });
+  assert.equal(await t.getByLabel("Purpose of the visit or meeting").inputValue(), "Review of the child's plan, changed offline");
+  await t.getByText("Stored on the server").first().waitFor(LONG);
+  assert.equal(await historyMentions(t, documentId, SURNAME), false, "nor after the work was put back");
+  log("the tablet replaced its copy and put its unsent work back");
+
+  // The admin deletes the record: the tablet, following it, removes its copy.
+  await admin(`/v1/admin/records/automerge:${documentId}/delete`, { reason: "recorded in error" });
+  await t.getByText("An observation of Pat Reid was deleted from the server").waitFor({ timeout: 90_000 });
+  await t.goto(`${BASE}/#/`);
+  await t.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
+  await t.getByText("An observation of Pat Reid was deleted from the server").waitFor(LONG);
+  assert.equal(await t.getByRole("link", { name: /Observation of/ }).count(), 0, "the tablet lists no observation");
+  await holdsNothing(t, documentId, "the tablet");
+  await t.getByRole("button", { name: "Dismiss this message" }).click();
+  assert.equal(await t.getByText("was deleted from the server").count(), 0);
+
+  // The phone, back online, is told when it syncs, and removes its copy too.
+  await phone.context.setOffline(false);
+  await p.getByText(/was deleted from the server/).waitFor({ timeout: 90_000 });
+  await p.goto(`${BASE}/#/`);
+  await p.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
+  assert.equal(await p.getByRole("link", { name: /Observation by/ }).count(), 0, "the phone lists no observation");
+  await holdsNothing(p, documentId, "the phone");
+  log("both devices removed the deleted record");
+  console.log(`DELETED_URL=automerge:${documentId}`);
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
