@@ -10,9 +10,11 @@
 // practitioner's phone holds the record and goes offline; the tablet goes offline and changes
 // the purpose. An admin erases the record's history: back online, the tablet replaces its
 // copy by itself, keeps the unsent purpose aside and puts it back on request, and nothing in
-// its IndexedDB holds the surname in any version. Then the admin deletes the record: the
-// tablet (following it) and the phone (coming back online) remove their copies and say so.
+// its IndexedDB holds the surname in any version. The practitioner downloads a copy of their
+// records on the phone, offline. Then the admin deletes the record: the tablet (following it)
+// and the phone (coming back online) remove their copies and say so.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as Automerge from "@automerge/automerge";
 import { chromium } from "playwright-core";
 
@@ -156,6 +158,23 @@ try {
   await t.getByText("Stored on the server").first().waitFor(LONG);
   assert.equal(await historyMentions(t, documentId, SURNAME), false, "nor after the work was put back");
   log("the tablet replaced its copy and put its unsent work back");
+
+  // The practitioner downloads a copy of their records on the phone, offline.
+  await p.goto(`${BASE}/#/`);
+  await p.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
+  const downloaded = async (button) => {
+    const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: button }).click()]);
+    return readFileSync(await download.path(), "utf8");
+  };
+  const data = JSON.parse(await downloaded("Download as data (JSON)"));
+  assert.equal(data.person.id, PRACTITIONER.id);
+  const mine = data.records.find((r) => r.url === `automerge:${documentId}`);
+  assert.ok(mine, `the download holds the observation: ${JSON.stringify(data)}`);
+  assert.equal(mine.notes, "Home visit. The family were welcoming.");
+  const page = await downloaded("Download a page to print");
+  assert.match(page, /Home visit\. The family were welcoming\./);
+  assert.doesNotMatch(page, /<script/i, "the printable page runs nothing");
+  log("the practitioner downloaded their records offline");
 
   // The admin deletes the record: the tablet, following it, removes its copy.
   await admin(`/v1/admin/records/automerge:${documentId}/delete`, { reason: "recorded in error" });

@@ -1,7 +1,9 @@
 // Home: for supervisors, their supervisees and the observations they made; for everyone
 // observed, the inbox of observations shared with them; and development plans.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
+import { useState } from "preact/hooks";
 import { createPlan } from "../create";
+import { exportOwnRecords, exportPage, saveFile } from "../download";
 import { formatDateTime } from "../edit";
 import { type Loaded, type RecordStore, useStore } from "../records";
 import { navigate, observationHref, planHref } from "../router";
@@ -111,7 +113,38 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
           )}
         </section>
       )}
+      <DownloadOwnRecords store={store} me={me} />
     </div>
+  );
+}
+
+/** A copy of the person's own records, made on the device (so it works offline). */
+function DownloadOwnRecords({ store, me }: { store: RecordStore; me: Me }) {
+  const [busy, setBusy] = useState(false);
+  const download = async (format: "json" | "html") => {
+    setBusy(true);
+    try {
+      const data = await exportOwnRecords(store, me);
+      const day = data.exportedAt.slice(0, 10);
+      if (format === "json") saveFile(`fieldbook-records-${me.id}-${day}.json`, "application/json", JSON.stringify(data, null, 2));
+      else saveFile(`fieldbook-records-${me.id}-${day}.html`, "text/html", exportPage(data));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="card" aria-labelledby="download-heading">
+      <h2 id="download-heading">A copy of your records</h2>
+      <p>Every record you are part of, as this device holds it. This works offline too.</p>
+      <div class="row">
+        <button type="button" class="secondary" disabled={busy} onClick={() => void download("json")}>
+          Download as data (JSON)
+        </button>
+        <button type="button" class="secondary" disabled={busy} onClick={() => void download("html")}>
+          Download a page to print
+        </button>
+      </div>
+    </section>
   );
 }
 
