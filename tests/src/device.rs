@@ -4,6 +4,9 @@ use std::process::{Command, Output};
 
 use crate::{TempDir, binary};
 
+/// The passphrase test devices keep their stores encrypted with.
+pub const PASSPHRASE: &str = "test device passphrase";
+
 pub struct Device {
     dir: TempDir,
 }
@@ -21,13 +24,22 @@ impl Device {
         device
     }
 
+    /// The passphrase the next commands give (the store's, or a wrong one).
+    pub fn set_passphrase(&self, passphrase: &str) {
+        std::fs::write(self.dir.path().join("passphrase"), passphrase).expect("write passphrase");
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run fieldbook-device")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// A command with this device's store and user, and its passphrase (see
+    /// [`Self::set_passphrase`]).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("fieldbook-device"));
         command.arg("--store").arg(self.store_path());
+        let passphrase = std::fs::read_to_string(self.dir.path().join("passphrase"));
+        command.env("FIELDBOOK_DEVICE_PASSPHRASE", passphrase.as_deref().unwrap_or(PASSPHRASE));
         if let Ok(user) = std::fs::read_to_string(self.dir.path().join("user")) {
             command.args(["--user", &user]);
         }

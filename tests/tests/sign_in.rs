@@ -142,6 +142,11 @@ async fn login_refresh_logout(backend: Backend) {
     let refresh_2 = rotated.json()["refreshToken"].as_str().unwrap().to_owned();
     assert_ne!(refresh_2, refresh_1);
     assert_eq!(me(server, rotated.json()["accessToken"].as_str().unwrap()).await.status, 200);
+    // The device's storage key comes with a password sign-in only, never with a refresh, and
+    // stays the same for the device.
+    let device_key = tokens["deviceKey"].as_str().expect("a password sign-in gives the device key").to_owned();
+    assert_eq!(device_key.len(), 43, "32 bytes, base64url");
+    assert!(rotated.json().get("deviceKey").is_none(), "a refresh must not give the device key: {rotated:?}");
 
     // Reuse of a rotated token: refused, and the device's current refresh token dies too.
     assert_refused(&refresh(server, &refresh_1).await, "already used", "reused refresh token");
@@ -150,6 +155,9 @@ async fn login_refresh_logout(backend: Backend) {
 
     // Logout revokes the refresh token.
     let tokens = login(server, "pat", PASSWORD, "pat-phone").await.json();
+    assert_eq!(tokens["deviceKey"], device_key.as_str(), "the same device keeps its key");
+    let other = login(server, "pat", PASSWORD, "pat-laptop").await.json();
+    assert_ne!(other["deviceKey"], device_key.as_str(), "each device has its own");
     let refresh_3 = tokens["refreshToken"].as_str().unwrap();
     assert_eq!(server.post("/v1/auth/logout", &json!({ "refreshToken": refresh_3 })).await.status, 204);
     assert_eq!(refresh(server, refresh_3).await.status, 401);
@@ -166,7 +174,7 @@ async fn login_refresh_logout(backend: Backend) {
     );
     assert!(!format!("{trail:?}").contains("nobody"));
     let text = format!("{trail:?}");
-    for secret in [PASSWORD, "wrong password here", &access, &refresh_1, refresh_3] {
+    for secret in [PASSWORD, "wrong password here", &access, &refresh_1, refresh_3, &device_key] {
         assert!(!text.contains(secret), "the audit trail holds a secret");
     }
     db.close().await;

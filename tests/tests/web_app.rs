@@ -103,3 +103,25 @@ async fn erased_and_deleted_records_leave_the_browsers_copies() {
     assert!(audit.contains("record-erased") && audit.contains("record-deleted"), "{audit}");
     assert!(!app.db.stores("Zyxwell").await, "the server keeps the surname nowhere");
 }
+
+/// Encryption at rest (`clients/web/tests/encryption.mjs`): what the app keeps in IndexedDB is
+/// sealed, a reload asks for the PIN, no file of the browser profile holds the narrative, and too
+/// many wrong PINs delete the local data.
+#[tokio::test]
+async fn the_browser_keeps_records_encrypted_and_unlocks_with_a_pin() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.db.user("pat", Role::Practitioner).await;
+    app.fieldbook(&["users", "update", "--id", "pat", "--name", "Pat Reid"]);
+    app.fieldbook(&["supervision", "set", "--user", "pat", "--supervisor", "sam", "--from", "2025-01-01"]);
+    let out = app.fieldbook_with_stdin(&["users", "set-password", "--id", "sam"], PASSWORD);
+    assert!(out.status.success(), "set-password: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("node")
+        .arg(repo_root().join("clients/web/tests/encryption.mjs"))
+        .env("FIELDBOOK_URL", app.http_url())
+        .env("SUPERVISOR_ID", "sam")
+        .env("SUPERVISOR_PASSWORD", PASSWORD)
+        .output()
+        .expect("run node clients/web/tests/encryption.mjs");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser test failed:\n{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -5,6 +5,7 @@ mod records;
 mod session;
 mod store;
 mod sync;
+mod vault;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -101,8 +102,23 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = Store::open(&cli.store).await.with_context(|| format!("cannot open the store {}", cli.store))?;
-    let result = execute(&store, cli.user.as_deref(), cli.command).await;
+    let (mut store, locked) = match Store::open(&cli.store).await {
+        Ok(store) => (store, false),
+        Err(e) => match e.downcast_ref::<vault::Locked>() {
+            Some(vault::Locked::TooManyTries) => {
+                store::delete(&cli.store)?;
+                anyhow::bail!("too many wrong passphrases: this device's store {} was deleted", cli.store);
+            }
+            // A forgotten passphrase: signing in with the password unlocks the store.
+            Some(vault::Locked::Wrong { .. } | vault::Locked::TooSoon { .. })
+                if matches!(cli.command, Command::Login { .. }) =>
+            {
+                (Store::open_locked(&cli.store).await?, true)
+            }
+            _ => return Err(e.context(format!("cannot open the store {}", cli.store))),
+        },
+    };
+    let result = execute(&mut store, cli.user.as_deref(), cli.command, locked).await;
     store.close().await;
     if let Err(e) = &result
         && (e.downcast_ref::<sync::WipeRequested>().is_some()
@@ -115,13 +131,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow::Result<()> {
+async fn execute(store: &mut Store, user: Option<&str>, command: Command, locked: bool) -> anyhow::Result<()> {
     match command {
         Command::Observation { command } => records::observation(store, user, command).await?,
         Command::Plan { command } => records::plan(store, user, command).await?,
         Command::SetAside => {
-            for (id, reason, at) in store.set_aside_list().await? {
-                println!("{}\t{at}\t{reason}", id.url());
+            for kept in store.set_aside_list().await? {
+                let changes = kept.kept.get_changes(&[]).len();
+                let json = json::to_json(&kept.kept);
+                println!("{}\t{}\t{}\t{changes} changes\t{json}", kept.document.url(), kept.at, kept.reason);
             }
         }
         Command::Create { document } => {
@@ -158,7 +176,7 @@ async fn execute(store: &Store, user: Option<&str>, command: Command) -> anyhow:
         }
         Command::Login { server, device } => {
             let user = user.context("--user is required: the user id to sign in as")?;
-            println!("{}", session::login(store, &server, user, device).await?);
+            println!("{}", session::login(store, &server, user, device, locked).await?);
         }
         Command::Logout => println!("{}", session::logout(store).await?),
         Command::Sync { server, token, fetch, timeout_secs } => {

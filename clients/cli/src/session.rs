@@ -112,11 +112,22 @@ impl Session {
     }
 }
 
-/// `fieldbook-device login`: reads the password from stdin (first line).
-pub async fn login(store: &Store, server: &str, user: &str, device: Option<String>) -> anyhow::Result<String> {
+/// `fieldbook-device login`: reads the password from stdin (first line). The server's device
+/// key then also wraps the store's data key (see `vault`); a store whose passphrase was
+/// forgotten (`locked`) is unlocked by it and wrapped under the passphrase given now.
+pub async fn login(
+    store: &mut Store,
+    server: &str,
+    user: &str,
+    device: Option<String>,
+    locked: bool,
+) -> anyhow::Result<String> {
     let base = base_url(server)?;
     let device = match device {
         Some(device) => device,
+        None if locked => anyhow::bail!(
+            "this store is locked (the passphrase is not right): sign in with --device and this device's id to choose a new passphrase"
+        ),
         None => match store.setting(DEVICE).await? {
             Some(device) => device,
             None => format!("device-{}", store.storage_id().await?),
@@ -127,6 +138,8 @@ pub async fn login(store: &Store, server: &str, user: &str, device: Option<Strin
         post(format!("{base}/v1/auth/login"), json!({ "userId": user, "password": password, "deviceId": device }))
             .await?;
     let tokens = expect_ok(reply, "sign-in")?;
+    let device_key = tokens["deviceKey"].as_str().context("the server did not give this device its storage key")?;
+    store.signed_in(device_key).await?;
     store.set_settings(&[(SERVER, &base), (USER, user), (DEVICE, &device)]).await?;
     save_tokens(store, &tokens).await?;
     Ok(format!("signed in to {base} as {user} on device {device}"))

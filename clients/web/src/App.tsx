@@ -5,30 +5,57 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { onAuthSignal } from "./events";
 import { useOnline } from "./online";
 import { RecordStore } from "./records";
-import { setSyncToken, startRepo, stopRepo } from "./repo";
+import { sealStoredRecords, setSyncToken, startRepo, stopRepo } from "./repo";
 import { useRoute } from "./router";
-import { AuthError, clearSession, loadSession, login, logout, type Me, onTokens, refreshSession, type Session, withinOfflineGrace } from "./session";
+import {
+  AuthError,
+  clearSession,
+  loadSession,
+  login,
+  logout,
+  type Me,
+  onTokens,
+  refreshSession,
+  saveSession,
+  type Session,
+  type StoredSession,
+  storedSession,
+  unsealSession,
+  withinOfflineGrace,
+} from "./session";
 import { Home } from "./screens/Home";
 import { NewObservation } from "./screens/NewObservation";
+import { ChoosePin, Unlock } from "./screens/Pin";
 import { ObservationScreen } from "./screens/ObservationScreen";
 import { PlanScreen } from "./screens/PlanScreen";
 import { SignIn } from "./screens/SignIn";
 import { changedHereCount, storedOnServer } from "./sync-state";
 import { RemovedRecords } from "./ui/record-status";
+import { openWithDeviceKey, unlockWithPin, vaultOwner } from "./vault";
 import { wipeLocalData } from "./wipe";
 
 const OWNER_KEY = "fb.owner";
 const POLL_MS = 15_000;
 
-type State = { phase: "out"; message?: string } | { phase: "in"; session: Session; me: Me; store: RecordStore };
+type State =
+  | { phase: "out"; message?: string }
+  | { phase: "locked"; stored: StoredSession }
+  | { phase: "choose-pin"; session: Session; deviceKey: string }
+  | { phase: "in"; session: Session; me: Me; store: RecordStore };
 
 function initialState(): State {
-  const session = loadSession();
-  if (!session || !session.me) return { phase: "out" };
-  if (!withinOfflineGrace(session)) {
+  const stored = storedSession();
+  if (!stored || !stored.me) {
+    // Signed in before the records here were encrypted: they are sealed at the next sign-in.
+    return localStorage.getItem("fb.session")
+      ? { phase: "out", message: "Fieldbook now encrypts the records kept on this device. Sign in again to choose a PIN." }
+      : { phase: "out" };
+  }
+  if (!withinOfflineGrace(stored)) {
     return { phase: "out", message: "It is more than 7 days since the server last confirmed your sign-in. Sign in again to carry on." };
   }
-  return start(session);
+  if (vaultOwner() !== stored.userId) return { phase: "out" };
+  return { phase: "locked", stored };
 }
 
 const NOT_ALL_DELETED = " Some data could not be removed while another Fieldbook tab had it open: close other Fieldbook tabs and reload.";
@@ -82,15 +109,11 @@ export function App() {
           return `This device holds ${unsynced === 1 ? "1 record" : `${unsynced} records`} of ${owner} that ${unsynced === 1 ? "is" : "are"} not on the server yet. ${owner} must sign in here and sync before anyone else can use this device; or an admin can revoke the device, which deletes ${unsynced === 1 ? "it" : "them"}.`;
         }
       }
-      let session = await login(userId, password);
-      if (owner && owner !== userId) {
-        await wipeLocalData({ keepDevice: true, reason: "another person signed in" });
-        localStorage.setItem("fb.session", JSON.stringify(session));
-        session = loadSession()!;
-      }
+      const { session, deviceKey } = await login(userId, password);
+      if (owner && owner !== userId) await wipeLocalData({ keepDevice: true, reason: "another person signed in" });
       localStorage.setItem(OWNER_KEY, userId);
       if (!session.me) return "Signed in, but the server did not say who you are. Try again.";
-      setState(start(session));
+      setState({ phase: "choose-pin", session, deviceKey });
       return null;
     } catch (e) {
       if (e instanceof AuthError && e.kind === "revoked") {
@@ -102,6 +125,47 @@ export function App() {
       }
       return e instanceof Error ? e.message : "Signing in failed. Try again.";
     }
+  };
+
+  /** After a password sign-in: the vault opens with the device key and is wrapped under the PIN. */
+  const choosePin = async (pin: string): Promise<string | null> => {
+    if (state.phase !== "choose-pin") return null;
+    try {
+      await openWithDeviceKey(state.session.userId, state.deviceKey, pin);
+      await sealStoredRecords();
+      await saveSession(state.session);
+      setState(start(state.session));
+      return null;
+    } catch (e) {
+      console.warn("opening the local store", e);
+      return "Fieldbook could not protect the records on this device. Sign in again.";
+    }
+  };
+
+  const unlock = async (pin: string): Promise<string | null> => {
+    const result = await unlockWithPin(pin);
+    if (result.ok) {
+      const session = await unsealSession().catch(() => null);
+      if (!session?.me) {
+        setState({ phase: "out", message: "Your sign-in on this device could not be read. Sign in again." });
+        return null;
+      }
+      await sealStoredRecords();
+      setState(start(session));
+      return null;
+    }
+    if ("wipe" in result) {
+      const deleted = await wipeLocalData({ keepDevice: true, reason: "too many wrong PINs" });
+      setState({
+        phase: "out",
+        message: "Too many wrong PINs, so Fieldbook deleted its data from this device. Sign in with your password to carry on." + (deleted ? "" : NOT_ALL_DELETED),
+      });
+      return null;
+    }
+    const tries = `${result.triesLeft} ${result.triesLeft === 1 ? "try" : "tries"} left before Fieldbook deletes its data from this device.`;
+    const wait = Math.ceil((result.retryAt - Date.now()) / 1000);
+    if (result.early) return `Too soon: wait ${wait} seconds before trying again. ${tries}`;
+    return wait > 0 ? `That PIN is not right. Wait ${wait} seconds, then try again. ${tries}` : `That PIN is not right. ${tries}`;
   };
 
   const signOut = async () => {
@@ -126,6 +190,21 @@ export function App() {
     return (
       <Layout>
         <SignIn message={state.message} onSignIn={signIn} />
+      </Layout>
+    );
+  }
+  if (state.phase === "choose-pin") {
+    return (
+      <Layout>
+        <ChoosePin onChosen={choosePin} />
+      </Layout>
+    );
+  }
+  if (state.phase === "locked") {
+    const forgot = () => setState({ phase: "out", message: "Sign in with your password to choose a new PIN. Your records stay on this device." });
+    return (
+      <Layout>
+        <Unlock name={state.stored.me?.name ?? state.stored.userId} onUnlock={unlock} onForgot={forgot} />
       </Layout>
     );
   }

@@ -1,10 +1,12 @@
-// The automerge repo: documents in IndexedDB, synced with the server over one WebSocket.
+// The automerge repo: documents in IndexedDB (encrypted, see encrypted-storage.ts), synced with
+// the server over one WebSocket.
 // Uses the /slim entry points so Vite loads the wasm as an ordinary hashed asset (the service
 // worker precaches it); the storage and network adapters import the same /slim module.
 import { Repo, initializeWasm, type PeerId } from "@automerge/automerge-repo/slim";
 import wasmUrl from "@automerge/automerge/automerge.wasm?url";
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { EncryptedStorageAdapter } from "./encrypted-storage";
 import { emitAuthSignal } from "./events";
 import { setServerStorageId } from "./sync-state";
 
@@ -42,7 +44,7 @@ export function startRepo(accessToken: string): Repo {
       emitAuthSignal({ kind: "wipe", reason: message.reason ?? "This device was revoked." });
     }
   });
-  const repo = new Repo({ storage, network: [socket] });
+  const repo = new Repo({ storage: new EncryptedStorageAdapter(storage), network: [socket] });
   repo.networkSubsystem.on("peer", ({ peerMetadata }) => {
     if (peerMetadata?.storageId && !peerMetadata.isEphemeral) setServerStorageId(peerMetadata.storageId);
   });
@@ -52,6 +54,17 @@ export function startRepo(accessToken: string): Repo {
   window.addEventListener("offline", offline);
   running = { repo, socket, storage, stop: () => window.removeEventListener("offline", offline) };
   return repo;
+}
+
+/** Encrypts what this browser stored before encryption was on. Call once unlocked, before
+ *  the repo starts. */
+export async function sealStoredRecords(): Promise<void> {
+  const storage = new IndexedDBStorageAdapter(DATABASE, STORE);
+  try {
+    await new EncryptedStorageAdapter(storage).sealExisting();
+  } finally {
+    (await (storage as unknown as { dbPromise: Promise<IDBDatabase> }).dbPromise).close();
+  }
 }
 
 export function currentRepo(): Repo {

@@ -1,7 +1,9 @@
 // Sign-in state: tokens, the device id, and the offline grace period. Kept in localStorage so
 // the app reopens signed in with no network, for at most OFFLINE_GRACE_MS after the server
-// last confirmed the session (a login or a refresh).
+// last confirmed the session (a login or a refresh). The tokens are stored sealed with the
+// data key (see vault.ts): after a reload they are usable only once the user has unlocked.
 import { emitAuthSignal } from "./events";
+import { currentKey, seal, unseal } from "./vault";
 
 export const OFFLINE_GRACE_MS = 7 * 24 * 60 * 60 * 1000;
 const SESSION_KEY = "fb.session";
@@ -55,26 +57,71 @@ export function deviceId(): string {
   return id;
 }
 
-export function loadSession(): Session | null {
+/** What is stored in clear about the session: who, and when it was confirmed and expires. */
+export type StoredSession = Omit<Session, "accessToken" | "refreshToken"> & { sealed: string };
+
+const SEALED_WHAT = "session tokens";
+let current: Session | null = null;
+
+/** The stored session's clear part, if someone is signed in here (locked or not). */
+export function storedSession(): StoredSession | null {
   try {
     const raw = localStorage.getItem(SESSION_KEY);
-    return raw ? (JSON.parse(raw) as Session) : null;
+    const stored = raw ? (JSON.parse(raw) as StoredSession) : null;
+    return stored && typeof stored.sealed === "string" ? stored : null;
   } catch {
     return null;
   }
 }
 
-export function saveSession(session: Session): void {
-  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+/** The session in use (unlocked), or null. */
+export function loadSession(): Session | null {
+  const stored = storedSession();
+  return current && stored && stored.userId === current.userId ? current : null;
+}
+
+/** Reads the stored session, tokens included (the vault must be unlocked). */
+export async function unsealSession(): Promise<Session | null> {
+  const stored = storedSession();
+  if (!stored) return null;
+  const bytes = Uint8Array.from(atob(stored.sealed), (c) => c.charCodeAt(0));
+  const tokens = JSON.parse(new TextDecoder().decode(await unseal(currentKey(), bytes, SEALED_WHAT))) as {
+    accessToken: string;
+    refreshToken: string;
+  };
+  const { sealed: _sealed, ...rest } = stored;
+  current = { ...rest, ...tokens };
+  return current;
+}
+
+/** Stores the session, its tokens sealed (the vault must be unlocked). */
+export async function saveSession(session: Session): Promise<void> {
+  const tokens = JSON.stringify({ accessToken: session.accessToken, refreshToken: session.refreshToken });
+  const sealed = await seal(currentKey(), new TextEncoder().encode(tokens), SEALED_WHAT);
+  const { accessToken: _a, refreshToken: _r, ...rest } = session;
+  const stored: StoredSession = { ...rest, sealed: btoa(Array.from(sealed, (b) => String.fromCharCode(b)).join("")) };
+  current = session;
+  localStorage.setItem(SESSION_KEY, JSON.stringify(stored));
   for (const listener of [...tokenListeners]) listener(session);
 }
 
 export function clearSession(): void {
+  current = null;
   localStorage.removeItem(SESSION_KEY);
 }
 
+// Another tab renewed the tokens: use its (the refresh token it spent is void now).
+if (typeof window !== "undefined") {
+  window.addEventListener("storage", (event) => {
+    if (event.key !== SESSION_KEY || !current) return;
+    unsealSession()
+      .then((session) => session && tokenListeners.forEach((listener) => listener(session)))
+      .catch(() => undefined);
+  });
+}
+
 /** Whether the session may still be used offline (confirmed by the server within the grace period). */
-export function withinOfflineGrace(session: Session, now = Date.now()): boolean {
+export function withinOfflineGrace(session: { confirmedAt: number }, now = Date.now()): boolean {
   return now - session.confirmedAt < OFFLINE_GRACE_MS;
 }
 
@@ -119,7 +166,8 @@ function sessionFrom(userId: string, tokens: TokenResponse, me?: Me): Session {
   };
 }
 
-export async function login(userId: string, password: string): Promise<Session> {
+/** A password sign-in: the session (not stored yet: the vault opens first) and the device key. */
+export async function login(userId: string, password: string): Promise<{ session: Session; deviceKey: string }> {
   const response = await postJson("/v1/auth/login", { userId, password, deviceId: deviceId() });
   if (!response.ok) {
     if (response.status === 401) {
@@ -139,12 +187,12 @@ export async function login(userId: string, password: string): Promise<Session> 
     }
     throw await errorFrom(response, `The server could not sign you in (error ${response.status}).`);
   }
-  const tokens = (await response.json()) as TokenResponse;
+  const tokens = (await response.json()) as TokenResponse & { deviceKey?: string };
+  if (!tokens.deviceKey) throw new AuthError("The server did not give this device its storage key. Try again.", "rejected");
   const session = sessionFrom(userId, tokens);
   const meResponse = await fetch("/v1/auth/me", { headers: { authorization: `Bearer ${session.accessToken}` } });
   if (meResponse.ok) session.me = (await meResponse.json()) as Me;
-  saveSession(session);
-  return session;
+  return { session, deviceKey: tokens.deviceKey };
 }
 
 /**
@@ -163,7 +211,8 @@ export function needsRenewal(session: Session, now = Date.now()): boolean {
  */
 export async function refreshSession(): Promise<Session> {
   const run = async (): Promise<Session> => {
-    const before = loadSession();
+    // As stored now: another tab may have spent the refresh token this one holds.
+    const before = await unsealSession().catch(() => null);
     if (!before) throw new AuthError("You are signed out.", "rejected");
     // Another tab (or call) renewed it just now.
     if (!needsRenewal(before) && Date.now() - before.confirmedAt < 5_000) return before;
@@ -181,8 +230,8 @@ export async function refreshSession(): Promise<Session> {
     }
     const session = sessionFrom(before.userId, (await response.json()) as TokenResponse, before.me);
     // Signed out (or in as someone else) while the request was out: keep nothing.
-    if (loadSession()?.refreshToken !== before.refreshToken) throw new AuthError("You are signed out.", "rejected");
-    saveSession(session);
+    if (storedSession()?.confirmedAt !== before.confirmedAt) throw new AuthError("You are signed out.", "rejected");
+    await saveSession(session);
     return session;
   };
   return navigator.locks ? navigator.locks.request("fieldbook-refresh", run) : run();

@@ -49,6 +49,7 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { chromium } from "playwright-core";
+import { choosePin, unlock } from "./steps.mjs";
 
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
@@ -170,7 +171,7 @@ async function signIn(page) {
   await page.getByLabel("User id").fill(USER.id);
   await page.getByLabel("Password").fill(USER.password);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
+  await choosePin(page);
 }
 
 const seconds = (from, to) => Math.round((to - from) / 10) / 100;
@@ -257,6 +258,7 @@ try {
   };
   const morningStart = performance.now();
   await page.goto(`${BASE}/`);
+  await unlock(page);
   home = await pollHome(page, `the home screen with ${RECORDS} rows (morning)`, (h) => h.title === "Supervisor home" && h.rows >= RECORDS, {
     deadline: morningStart + TIMEOUT_MS,
     onSignIn,

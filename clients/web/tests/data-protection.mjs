@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as Automerge from "@automerge/automerge";
 import { chromium } from "playwright-core";
+import { rawRecordStore, readRecordStore, signIn as signInWithPin, unlock } from "./steps.mjs";
 
 const env = (name) => {
   const value = process.env[name];
@@ -42,40 +43,17 @@ async function newPage(browser, viewport) {
   return { context, page };
 }
 
-async function signIn(page, user) {
-  await page.goto(`${BASE}/`);
-  await page.getByLabel("User id").fill(user.id);
-  await page.getByLabel("Password").fill(user.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
-}
+const signIn = (page, user) => signInWithPin(page, BASE, user);
 
-/** The document's chunks as this browser's IndexedDB holds them (sync states aside). */
-const storedChunks = (page, documentId) =>
-  page.evaluate(async (id) => {
-    const db = await new Promise((resolve, reject) => {
-      const request = indexedDB.open("fieldbook");
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-    try {
-      if (!db.objectStoreNames.contains("documents")) return [];
-      const rows = await new Promise((resolve, reject) => {
-        const request = db.transaction("documents").objectStore("documents").getAll(IDBKeyRange.bound([id], [id, "\uffff"]));
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => reject(request.error);
-      });
-      return rows.filter((r) => r.key[1] !== "sync-state").map((r) => Array.from(r.binary));
-    } finally {
-      db.close();
-    }
-  }, documentId);
+/** The document's chunks as this browser's IndexedDB holds them (sync states aside), decrypted. */
+const storedChunks = (page, documentId) => readRecordStore(page, [documentId]);
 
 /** Whether any version of the document this browser holds mentions `text`. */
 async function historyMentions(page, documentId, text) {
   const chunks = await storedChunks(page, documentId);
   if (chunks.length === 0) return false;
-  const bytes = Uint8Array.from(chunks.flat());
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  chunks.reduce((at, c) => (bytes.set(c, at), at + c.length), 0);
   const doc = Automerge.load(bytes);
   return Automerge.getHistory(doc).some((state) => JSON.stringify(state.snapshot).includes(text));
 }
@@ -83,7 +61,7 @@ async function historyMentions(page, documentId, text) {
 /** Waits until the browser holds nothing of the document (the app drops it as it restarts). */
 async function holdsNothing(page, documentId, who) {
   const deadline = Date.now() + LONG.timeout;
-  while ((await storedChunks(page, documentId).catch(() => [null])).length > 0) {
+  while ((await rawRecordStore(page, [documentId]).catch(() => [null])).length > 0) {
     assert.ok(Date.now() < deadline, `${who} still holds the record`);
     await page.waitForTimeout(200);
   }
@@ -143,7 +121,8 @@ try {
 
   // Back online: the tablet takes the server's copy by itself and keeps its unsent work aside.
   await tablet.context.setOffline(false);
-  await t.getByText("Text was removed from this record's history on the server").waitFor({ timeout: 90_000 });
+  await unlock(t); // the app restarts to take the server's copy
+  await t.getByText("Text was removed from this record's history on the server").waitFor(LONG);
   await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
   await t.getByText("it had not reached the server. It is kept on this device for you").waitFor(LONG);
   assert.equal(await t.getByLabel("Purpose of the visit or meeting").inputValue(), "Review of the child's plan", "the server's copy");
@@ -178,7 +157,8 @@ try {
 
   // The admin deletes the record: the tablet, following it, removes its copy.
   await admin(`/v1/admin/records/automerge:${documentId}/delete`, { reason: "recorded in error" });
-  await t.getByText("An observation of Pat Reid was deleted from the server").waitFor({ timeout: 90_000 });
+  await unlock(t); // the app restarts to drop its copy
+  await t.getByText("An observation of Pat Reid was deleted from the server").waitFor(LONG);
   await t.goto(`${BASE}/#/`);
   await t.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
   await t.getByText("An observation of Pat Reid was deleted from the server").waitFor(LONG);
@@ -189,7 +169,8 @@ try {
 
   // The phone, back online, is told when it syncs, and removes its copy too.
   await phone.context.setOffline(false);
-  await p.getByText(/was deleted from the server/).waitFor({ timeout: 90_000 });
+  await unlock(p);
+  await p.getByText(/was deleted from the server/).waitFor(LONG);
   await p.goto(`${BASE}/#/`);
   await p.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
   assert.equal(await p.getByRole("link", { name: /Observation by/ }).count(), 0, "the phone lists no observation");

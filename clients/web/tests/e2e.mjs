@@ -20,6 +20,7 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { choosePin, signIn as signInWithPin, unlock } from "./steps.mjs";
 
 const require = createRequire(import.meta.url);
 const axeSource = require("axe-core").source;
@@ -116,13 +117,7 @@ async function newPage(browser, viewport) {
   return { context, page };
 }
 
-async function signIn(page, user) {
-  await page.goto(`${BASE}/`);
-  await page.getByLabel("User id").fill(user.id);
-  await page.getByLabel("Password").fill(user.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
-}
+const signIn = (page, user) => signInWithPin(page, BASE, user);
 
 /** Signs in with the keyboard alone: Tab through the form in order, type, press Enter. */
 async function signInByKeyboard(page, user) {
@@ -144,7 +139,9 @@ async function signInByKeyboard(page, user) {
   const at = (name) => order.indexOf(name);
   assert.ok(at("User id") >= 0 && at("User id") < at("Password") && at("Password") < at("Sign in"), `focus order: ${order.join(" → ")}`);
   await page.keyboard.press("Enter");
-  await page.getByRole("button", { name: "Sign out" }).waitFor(LONG);
+  await page.getByRole("heading", { name: "Choose a PIN for this device" }).waitFor(LONG);
+  await screen(page, "choose-pin");
+  await choosePin(page);
 }
 
 async function noEditableFields(page, who) {
@@ -244,6 +241,9 @@ try {
 
   // Reload with the network still off: the app and the record are still there.
   await p.reload();
+  await p.getByRole("heading", { name: "Unlock Fieldbook" }).waitFor(LONG);
+  await screen(p, "unlock");
+  await unlock(p);
   await p.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
   await p.getByText("Saved on this device only").first().waitFor(LONG);
   assert.match(await p.getByLabel("Notes", { exact: true }).inputValue(), /drawings with the older child/);
@@ -325,6 +325,7 @@ try {
   await screen(r, "rejected-change");
   // Taking the server's version back: the tablet's copy matches the server's again.
   await r.getByRole("button", { name: "Use the server's version" }).click();
+  await unlock(r);
   await r.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
   await r.getByText("Stored on the server").first().waitFor(LONG);
   await r.getByText("Signed off by both — locked").waitFor(LONG);

@@ -52,6 +52,10 @@ struct TokenResponse {
     expires_in: u64,
     refresh_token: String,
     refresh_expires_in: u64,
+    /// The device's storage key, on a password sign-in only (never on a refresh): it unlocks
+    /// the key that encrypts the device's local copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_key: Option<String>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -126,7 +130,8 @@ async fn login(
         return Err(AppError::DeviceRevoked);
     }
     guard.succeeded(&state.db, attempt).await;
-    let response = issue_session(&state, &user.id, device).await?;
+    let mut response = issue_session(&state, &user.id, device).await?;
+    response.device_key = Some(state.db.device_storage_key(&user.id, device, &new_secret().0).await?);
     state.db.audit(AuditEvent::new("login").by(&user.id, Some(device)).detail(json!({ "method": "password" }))).await?;
     Ok(response)
 }
@@ -229,6 +234,7 @@ fn token_response(
         expires_in: state.auth.access_token_ttl.as_secs(),
         refresh_token,
         refresh_expires_in: state.auth.refresh_token_ttl.as_secs(),
+        device_key: None,
     })
 }
 

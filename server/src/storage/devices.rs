@@ -31,6 +31,28 @@ impl Database {
         Ok(!self.device_revoked(user_id, device_id).await?)
     }
 
+    /// The device's storage key (see migration 0010): `candidate` is kept the first time it is
+    /// asked for, and the same key is returned ever after.
+    pub async fn device_storage_key(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        candidate: &str,
+    ) -> Result<String, StorageError> {
+        sqlx::query("UPDATE devices SET storage_key = COALESCE(storage_key, $3) WHERE user_id = $1 AND device_id = $2")
+            .bind(user_id)
+            .bind(device_id)
+            .bind(candidate)
+            .execute(self.pool())
+            .await?;
+        let row = sqlx::query("SELECT storage_key FROM devices WHERE user_id = $1 AND device_id = $2")
+            .bind(user_id)
+            .bind(device_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("storage_key")?)
+    }
+
     pub async fn device_revoked(&self, user_id: &str, device_id: &str) -> Result<bool, StorageError> {
         let row = sqlx::query("SELECT revoked_at FROM devices WHERE user_id = $1 AND device_id = $2")
             .bind(user_id)

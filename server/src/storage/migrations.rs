@@ -18,6 +18,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (7, "committed heads", include_str!("../../../migrations/sqlite/0007_committed_heads.sql")),
     (8, "erasure", include_str!("../../../migrations/sqlite/0008_erasure.sql")),
     (9, "retention", include_str!("../../../migrations/sqlite/0009_retention.sql")),
+    (10, "device storage keys", include_str!("../../../migrations/sqlite/0010_device_storage_keys.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -29,6 +30,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (7, "committed heads", include_str!("../../../migrations/postgres/0007_committed_heads.sql")),
     (8, "erasure", include_str!("../../../migrations/postgres/0008_erasure.sql")),
     (9, "retention", include_str!("../../../migrations/postgres/0009_retention.sql")),
+    (10, "device storage keys", include_str!("../../../migrations/postgres/0010_device_storage_keys.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {
