@@ -47,6 +47,25 @@ impl Peer {
         raw::next(&mut self.socket).await
     }
 
+    /// The next `fieldbook/rejected` notice the server sends about `id` (other messages are
+    /// skipped), within `within`; `None` if none came.
+    pub async fn notice_about(&mut self, id: DocumentId, within: std::time::Duration) -> Option<RejectionNotice> {
+        let wait = async {
+            loop {
+                match self.next_message().await {
+                    Some(Message::Ephemeral { document_id, data, .. }) if document_id == id => {
+                        if let Some(notice) = RejectionNotice::decode(&data) {
+                            return Some(notice);
+                        }
+                    }
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+        };
+        tokio::time::timeout(within, wait).await.ok().flatten()
+    }
+
     /// Sends `doc` to the server until it holds all of it, or refuses.
     pub async fn push(&mut self, id: DocumentId, doc: &Automerge) -> Outcome {
         let mut sync = DocSync::new(doc.clone());

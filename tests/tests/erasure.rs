@@ -185,8 +185,6 @@ async fn the_device_client_takes_the_servers_copy_and_keeps_only_its_unsent_work
 /// it in memory; followers who may not see the record are not told anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_are_told_and_only_those_who_may_see_it() {
-    use fieldbook_sync_core::Message;
-    use fieldbook_sync_core::notice::RejectionNotice;
     let db = TestDatabase::new(Backend::Sqlite).await;
     let sam = db.user("sam", Role::Supervisor).await;
     let pat = db.user("pat", Role::Practitioner).await;
@@ -204,19 +202,7 @@ async fn followers_are_told_and_only_those_who_may_see_it() {
     assert_eq!(tablet.push(DocumentId::random(), &other).await, Outcome::Accepted);
 
     db.fieldbook(&["erase", "--record", &erased.url(), "--reason", "family name in the notes"]);
-    let told = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match tablet.next_message().await {
-                Some(Message::Ephemeral { document_id, data, .. }) if document_id == erased => {
-                    return RejectionNotice::decode(&data).expect("a notice");
-                }
-                Some(_) => {}
-                None => panic!("the tablet's connection closed"),
-            }
-        }
-    })
-    .await
-    .expect("the tablet was told");
+    let told = tablet.notice_about(erased, Duration::from_secs(5)).await.expect("the tablet was told");
     assert_eq!(told.rule.as_deref(), Some("erased"));
     let heard = tokio::time::timeout(Duration::from_secs(1), phone.next_message()).await;
     assert!(heard.is_err(), "someone who may not see the record hears nothing of it: {heard:?}");

@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use fieldbook_server::storage::{ChunkKind, Database, Role};
-use fieldbook_sync_core::notice::RejectionNotice;
-use fieldbook_sync_core::{DocumentId, Message, Record};
+use fieldbook_sync_core::{DocumentId, Record};
 use fieldbook_tests::peer::{Outcome, Peer};
 use fieldbook_tests::records::{document, observation, plan};
 use fieldbook_tests::{Backend, TempDir, TestDatabase, TestServer};
@@ -193,19 +192,10 @@ async fn the_daily_job_deletes_and_devices_drop_their_copies() {
     tablet.fetch(followed).await.expect("the tablet follows the record");
 
     test_db.fieldbook(&["retention", "set", "--type", "observation", "--keep", "6y", "--after", "sign-off"]);
-    let told = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match tablet.next_message().await {
-                Some(Message::Ephemeral { document_id, data, .. }) if document_id == followed => {
-                    return RejectionNotice::decode(&data).expect("a notice");
-                }
-                Some(_) => {}
-                None => panic!("the tablet's connection closed"),
-            }
-        }
-    })
-    .await
-    .expect("the tablet was told the record was deleted");
+    let told = tablet
+        .notice_about(followed, Duration::from_secs(10))
+        .await
+        .expect("the tablet was told the record was deleted");
     assert_eq!(told.rule.as_deref(), Some("deleted"));
     assert!(!test_db.stores("ZQXOLD").await);
     let audit = test_db.fieldbook(&["audit", "--record", &followed.url()]);
@@ -298,19 +288,7 @@ async fn admins_delete_through_the_api() {
     let deleted = server.request("POST", &path(id), Some(&admin), Some(&body)).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
     // The tablet following it hears at once.
-    let told = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match tablet.next_message().await {
-                Some(Message::Ephemeral { document_id, data, .. }) if document_id == id => {
-                    return RejectionNotice::decode(&data).expect("a notice");
-                }
-                Some(_) => {}
-                None => panic!("closed"),
-            }
-        }
-    })
-    .await
-    .expect("told");
+    let told = tablet.notice_about(id, Duration::from_secs(5)).await.expect("told");
     assert_eq!(told.rule.as_deref(), Some("deleted"));
     assert_eq!(server.request("POST", &path(id), Some(&admin), Some(&body)).await.status, 404, "deleted once");
 }

@@ -4,9 +4,10 @@ import { useEffect, useState } from "preact/hooks";
 import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
 import { api } from "./api";
 import { addRejection } from "./notices";
-import { removeDeletedCopy, replaceErasedCopy } from "./removed";
+import { removeDeletedCopy, replaceErasedCopy, wasRemoved } from "./removed";
 import { markChangedHere, storedOnServer, trackSave } from "./sync-state";
 import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc } from "./types";
+import { readJson as read } from "./local";
 
 const INDEX_KEY = "fb.index";
 const PEOPLE_KEY = "fb.people";
@@ -20,15 +21,6 @@ interface StoredIndex {
   entries: IndexEntry[];
   cursor: number;
   accessVersion: number | null;
-}
-
-function read<T>(key: string, fallback: T): T {
-  try {
-    const raw = localStorage.getItem(key);
-    return raw ? (JSON.parse(raw) as T) : fallback;
-  } catch {
-    return fallback;
-  }
 }
 
 export interface Loaded {
@@ -101,6 +93,10 @@ export class RecordStore {
   open(url: string): Promise<DocHandle<RecordDoc> | undefined> {
     const known = this.handles.get(url);
     if (known) return Promise.resolve(known);
+    if (wasRemoved(url.replace(/^automerge:/, ""))) {
+      this.unavailable.add(url);
+      return Promise.resolve(undefined);
+    }
     let pending = this.opening.get(url);
     if (!pending) {
       pending = this.repo

@@ -7,6 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { DocHandle, UrlHeads } from "@automerge/automerge-repo/slim";
 import { dropLocalCopy } from "./server-copy";
 import { confirmedHeadsOf, forgetServerState } from "./sync-state";
+import { readJson as read } from "./local";
 
 const SET_ASIDE_KEY = "fb.setAside";
 const REMOVED_KEY = "fb.removedHere";
@@ -22,18 +23,11 @@ export interface Removed {
   documentId: string;
   what: string;
   at: string;
+  /** The user dismissed the message; the record stays listed so it is never asked for again. */
+  dismissed?: boolean;
 }
 
 const listeners = new Set<() => void>();
-
-function read<T>(key: string, fallback: T): T {
-  try {
-    const raw = localStorage.getItem(key);
-    return raw ? (JSON.parse(raw) as T) : fallback;
-  } catch {
-    return fallback;
-  }
-}
 
 function write(key: string, value: unknown): void {
   localStorage.setItem(key, JSON.stringify(value));
@@ -90,6 +84,11 @@ export function removeDeletedCopy(documentId: string, what: string): void {
   dropLocalCopy(documentId);
 }
 
+/** Whether the server deleted this record and this device removed it: not to be asked for again. */
+export function wasRemoved(documentId: string): boolean {
+  return read<Removed[]>(REMOVED_KEY, []).some((r) => r.documentId === documentId);
+}
+
 export function dropSetAside(documentId: string, field?: string): void {
   const all = read<Record<string, SetAside>>(SET_ASIDE_KEY, {});
   const entry = all[documentId];
@@ -102,7 +101,7 @@ export function dropSetAside(documentId: string, field?: string): void {
 export function dismissRemoved(documentId: string): void {
   write(
     REMOVED_KEY,
-    read<Removed[]>(REMOVED_KEY, []).filter((r) => r.documentId !== documentId),
+    read<Removed[]>(REMOVED_KEY, []).map((r) => (r.documentId === documentId ? { ...r, dismissed: true } : r)),
   );
 }
 
@@ -122,6 +121,7 @@ export function useSetAside(documentId: string): SetAside | undefined {
   return useStored(() => read<Record<string, SetAside>>(SET_ASIDE_KEY, {})[documentId], [documentId]);
 }
 
+/** Removed records whose message the user has not dismissed. */
 export function useRemoved(): Removed[] {
-  return useStored(() => read<Removed[]>(REMOVED_KEY, []), []);
+  return useStored(() => read<Removed[]>(REMOVED_KEY, []).filter((r) => !r.dismissed), []);
 }

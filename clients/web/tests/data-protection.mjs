@@ -17,13 +17,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as Automerge from "@automerge/automerge";
 import { chromium } from "playwright-core";
-import { rawRecordStore, readRecordStore, signIn as signInWithPin, unlock } from "./steps.mjs";
+import { env, rawRecordStore, readRecordStore, signIn as signInWithPin, unlock } from "./steps.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`set ${name}`);
-  return value;
-};
 const BASE = env("FIELDBOOK_URL").replace(/\/$/, "");
 const SUPERVISOR = { id: env("SUPERVISOR_ID"), password: env("SUPERVISOR_PASSWORD") };
 const PRACTITIONER = { id: env("PRACTITIONER_ID"), password: env("PRACTITIONER_PASSWORD") };

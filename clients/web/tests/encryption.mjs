@@ -12,13 +12,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { PIN, rawRecordStore, readRecordStore, signIn, unlock } from "./steps.mjs";
+import { env, PIN, rawRecordStore, readRecordStore, signIn, unlock } from "./steps.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`set ${name}`);
-  return value;
-};
 const BASE = env("FIELDBOOK_URL").replace(/\/$/, "");
 const SUPERVISOR = { id: env("SUPERVISOR_ID"), password: env("SUPERVISOR_PASSWORD") };
 const LONG = { timeout: 60_000 };

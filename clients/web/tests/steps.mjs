@@ -1,6 +1,13 @@
 // Steps the browser tests share: signing in (which asks for a PIN for the device) and unlocking
 // after a reload.
 export const PIN = "482913";
+
+/** An environment variable the test needs. */
+export function env(name) {
+  const value = process.env[name];
+  if (value === undefined) throw new Error(`set ${name}`);
+  return value;
+}
 const LONG = { timeout: 60_000 };
 
 /** Chooses the device's PIN, as the app asks after every password sign-in. */
