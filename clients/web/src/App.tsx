@@ -30,6 +30,7 @@ import { ObservationScreen } from "./screens/ObservationScreen";
 import { PlanScreen } from "./screens/PlanScreen";
 import { SignIn } from "./screens/SignIn";
 import { changedHereCount, storedOnServer } from "./sync-state";
+import { unsealAll } from "./sealed-local";
 import { RemovedRecords } from "./ui/record-status";
 import { openWithDeviceKey, unlockWithPin, vaultOwner } from "./vault";
 import { wipeLocalData } from "./wipe";
@@ -133,6 +134,7 @@ export function App() {
     try {
       await openWithDeviceKey(state.session.userId, state.deviceKey, pin);
       await sealStoredRecords();
+      await unsealAll();
       await saveSession(state.session);
       setState(start(state.session));
       return null;
@@ -151,6 +153,7 @@ export function App() {
         return null;
       }
       await sealStoredRecords();
+      await unsealAll();
       setState(start(session));
       return null;
     }

@@ -1,6 +1,7 @@
-// Server notices about a document ("fieldbook/rejected"): kept in localStorage until the
-// user dismisses them, so they survive a reload.
+// Server notices about a document ("fieldbook/rejected"): kept (sealed, see sealed-local.ts)
+// until the user dismisses them, so they survive a reload.
 import { useEffect, useState } from "preact/hooks";
+import { SealedJson } from "./sealed-local";
 
 export interface Rejection {
   id: string;
@@ -9,20 +10,14 @@ export interface Rejection {
   receivedAt: string;
 }
 
-const KEY = "fb.notices";
-const listeners = new Set<() => void>();
+const notices = new SealedJson<Record<string, Rejection[]>>("fb.notices", {});
 
 function all(): Record<string, Rejection[]> {
-  try {
-    return JSON.parse(localStorage.getItem(KEY) ?? "{}");
-  } catch {
-    return {};
-  }
+  return structuredClone(notices.get());
 }
 
-function save(notices: Record<string, Rejection[]>): void {
-  localStorage.setItem(KEY, JSON.stringify(notices));
-  for (const listener of [...listeners]) listener();
+function save(value: Record<string, Rejection[]>): void {
+  void notices.set(value);
 }
 
 export function addRejection(documentId: string, reason: string, changeHashes: string[]): void {
@@ -47,8 +42,7 @@ export function useRejections(documentId: string): Rejection[] {
   useEffect(() => {
     const update = () => setList(all()[documentId] ?? []);
     update();
-    listeners.add(update);
-    return () => listeners.delete(update);
+    return notices.subscribe(update);
   }, [documentId]);
   return list;
 }

@@ -139,7 +139,7 @@ export class RecordStore {
       const notice = message as { type?: string; reason?: string; rule?: string; changeHashes?: string[] };
       if (notice?.type !== "fieldbook/rejected") return;
       if (notice.rule === "deleted") this.removeDeleted(handle);
-      else if (notice.rule === "erased") replaceErasedCopy(handle as DocHandle<unknown>);
+      else if (notice.rule === "erased") void replaceErasedCopy(handle as DocHandle<unknown>);
       else addRejection(handle.documentId, notice.reason ?? "no reason given", notice.changeHashes ?? []);
     });
   }

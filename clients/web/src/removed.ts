@@ -2,14 +2,16 @@
 // ended, or for data protection), this device's copy must go too: the old history holds the
 // erased text, and a deleted record must not stay on devices. Both happen by themselves (the
 // copy is deleted at the next start, see server-copy.ts). What the user changed here and had
-// not sent is kept aside for them to put back, and both are explained in plain words.
+// not sent is kept aside, sealed, for them to put back, and both are explained in plain words.
 import { useEffect, useState } from "preact/hooks";
 import type { DocHandle, UrlHeads } from "@automerge/automerge-repo/slim";
+import { SealedJson } from "./sealed-local";
 import { dropLocalCopy } from "./server-copy";
 import { confirmedHeadsOf, forgetServerState } from "./sync-state";
 import { readJson as read } from "./local";
 
-const SET_ASIDE_KEY = "fb.setAside";
+/** Unsent work by document id: it may hold narrative, so it is kept sealed. */
+const setAsideWork = new SealedJson<Record<string, SetAside>>("fb.setAside", {});
 const REMOVED_KEY = "fb.removedHere";
 
 /** Unsent work kept from a copy replaced after an erasure: top-level fields as they were here. */
@@ -65,10 +67,9 @@ function canonical(value: unknown): string {
 }
 
 /** The server erased the record's history: keep the unsent work aside, take the server's copy. */
-export function replaceErasedCopy(handle: DocHandle<unknown>): void {
-  const all = read<Record<string, SetAside>>(SET_ASIDE_KEY, {});
-  all[handle.documentId] = { fields: unsentWork(handle), at: new Date().toISOString() };
-  write(SET_ASIDE_KEY, all);
+export async function replaceErasedCopy(handle: DocHandle<unknown>): Promise<void> {
+  const all = { ...setAsideWork.get(), [handle.documentId]: { fields: unsentWork(handle), at: new Date().toISOString() } };
+  await setAsideWork.set(all); // kept before the copy goes
   forgetServerState(handle.documentId);
   dropLocalCopy(handle.documentId);
 }
@@ -90,12 +91,12 @@ export function wasRemoved(documentId: string): boolean {
 }
 
 export function dropSetAside(documentId: string, field?: string): void {
-  const all = read<Record<string, SetAside>>(SET_ASIDE_KEY, {});
+  const all = structuredClone(setAsideWork.get());
   const entry = all[documentId];
   if (!entry) return;
   if (field !== undefined) delete entry.fields[field];
   if (field === undefined || Object.keys(entry.fields).length === 0) delete all[documentId];
-  write(SET_ASIDE_KEY, all);
+  void setAsideWork.set(all);
 }
 
 export function dismissRemoved(documentId: string): void {
@@ -118,7 +119,13 @@ function useStored<T>(get: () => T, deps: unknown[]): T {
 }
 
 export function useSetAside(documentId: string): SetAside | undefined {
-  return useStored(() => read<Record<string, SetAside>>(SET_ASIDE_KEY, {})[documentId], [documentId]);
+  const [value, setValue] = useState(() => setAsideWork.get()[documentId]);
+  useEffect(() => {
+    const update = () => setValue(setAsideWork.get()[documentId]);
+    update();
+    return setAsideWork.subscribe(update);
+  }, [documentId]);
+  return value;
 }
 
 /** Removed records whose message the user has not dismissed. */

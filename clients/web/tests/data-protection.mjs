@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as Automerge from "@automerge/automerge";
 import { chromium } from "playwright-core";
-import { env, rawRecordStore, readRecordStore, signIn as signInWithPin, unlock } from "./steps.mjs";
+import { env, rawRecordStore, readRecordStore, readSealedLocal, signIn as signInWithPin, unlock } from "./steps.mjs";
 
 const BASE = env("FIELDBOOK_URL").replace(/\/$/, "");
 const SUPERVISOR = { id: env("SUPERVISOR_ID"), password: env("SUPERVISOR_PASSWORD") };
@@ -123,7 +123,7 @@ try {
   assert.equal(await t.getByLabel("Purpose of the visit or meeting").inputValue(), "Review of the child's plan", "the server's copy");
   assert.equal(await t.getByLabel("Notes", { exact: true }).inputValue(), "Home visit. The family were welcoming.");
   await t.getByText("Review of the child's plan, changed offline").waitFor(LONG);
-  const keptAside = await t.evaluate((id) => JSON.parse(localStorage.getItem("fb.setAside"))[id].fields, documentId);
+  const keptAside = (await readSealedLocal(t, "fb.setAside"))[documentId].fields;
   assert.deepEqual(keptAside, { purpose: "Review of the child's plan, changed offline" }, "exactly the unsent work is kept aside");
   assert.equal(await historyMentions(t, documentId, SURNAME), false, "no version the tablet holds mentions the surname");
   await t.getByRole("button", { name: "Put back Purpose of the visit or meeting" }).click();

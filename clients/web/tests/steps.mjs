@@ -1,5 +1,6 @@
-// Steps the browser tests share: signing in (which asks for a PIN for the device) and unlocking
-// after a reload.
+// Steps the browser tests share: signing in (which asks for a PIN for the device), unlocking
+// after a reload, and reading what the app keeps encrypted.
+import assert from "node:assert/strict";
 export const PIN = "482913";
 
 /** An environment variable the test needs. */
@@ -69,10 +70,8 @@ async function unseal(key, sealed, what) {
   return new Uint8Array(await subtle.decrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(what) }, key, sealed.slice(13)));
 }
 
-/** Decrypts the browser's records store from outside the app, as someone who knows the PIN
- *  could (the format is the app's, see clients/web/src/vault.ts): checks that what is stored
- *  is sealed, and what it holds. Returns the chunks' plaintext, sync states left out. */
-export async function readRecordStore(page, prefix = [], pin = PIN) {
+/** The browser's data key, unwrapped with the PIN from outside the app. */
+async function dataKeyOf(page, pin) {
   const vault = JSON.parse(await page.evaluate(() => localStorage.getItem("fb.vault")));
   const material = await subtle.importKey("raw", encoder.encode(pin), "PBKDF2", false, ["deriveKey"]);
   const pinKey = await subtle.deriveKey(
@@ -83,7 +82,22 @@ export async function readRecordStore(page, prefix = [], pin = PIN) {
     ["decrypt"],
   );
   const raw = await unseal(pinKey, fromBase64(vault.byPin), "data key by PIN");
-  const dataKey = await subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"]);
+  return subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"]);
+}
+
+/** A value the app keeps sealed in localStorage (clients/web/src/sealed-local.ts), decrypted. */
+export async function readSealedLocal(page, key, pin = PIN) {
+  const stored = await page.evaluate((k) => localStorage.getItem(k), key);
+  if (stored === null) return null;
+  assert.equal(fromBase64(stored)[0], 1, `${key} is sealed`);
+  return JSON.parse(new TextDecoder().decode(await unseal(await dataKeyOf(page, pin), fromBase64(stored), key)));
+}
+
+/** Decrypts the browser's records store from outside the app, as someone who knows the PIN
+ *  could (the format is the app's, see clients/web/src/vault.ts): checks that what is stored
+ *  is sealed, and what it holds. Returns the chunks' plaintext, sync states left out. */
+export async function readRecordStore(page, prefix = [], pin = PIN) {
+  const dataKey = await dataKeyOf(page, pin);
   const chunks = [];
   for (const { key, data } of await rawRecordStore(page, prefix)) {
     const plain = await unseal(dataKey, Uint8Array.from(data), `record store:${key.join("/")}`);

@@ -1,0 +1,64 @@
+// JSON kept in localStorage sealed with the data key (see vault.ts), for what may hold
+// narrative: work kept aside after an erasure, the server's refusals (which may quote what was
+// sent). Read once the vault is unlocked (`unsealAll`), then served from memory; every change
+// is written sealed.
+import { currentKey, seal, unseal } from "./vault";
+
+const encoder = new TextEncoder();
+const toBase64 = (bytes: Uint8Array) => btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+export class SealedJson<T> {
+  private value: T;
+  private listeners = new Set<() => void>();
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private key: string,
+    private empty: T,
+  ) {
+    this.value = empty;
+    all.push(this as SealedJson<unknown>);
+  }
+
+  get(): T {
+    return this.value;
+  }
+
+  /** Keeps `value` now (in memory) and sealed in localStorage; resolves once written. */
+  set(value: T): Promise<void> {
+    this.value = value;
+    for (const listener of [...this.listeners]) listener();
+    const text = JSON.stringify(value);
+    this.writing = this.writing
+      .then(async () => localStorage.setItem(this.key, toBase64(await seal(currentKey(), encoder.encode(text), this.key))))
+      .catch((e) => console.warn(`keeping ${this.key}`, e));
+    return this.writing;
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async unseal(): Promise<void> {
+    const stored = localStorage.getItem(this.key);
+    let value = this.empty;
+    if (stored) {
+      try {
+        value = JSON.parse(new TextDecoder().decode(await unseal(currentKey(), fromBase64(stored), this.key))) as T;
+      } catch {
+        value = this.empty; // not sealed with this key (another person's, or from before sealing)
+      }
+    }
+    this.value = value;
+    for (const listener of [...this.listeners]) listener();
+  }
+}
+
+const all: SealedJson<unknown>[] = [];
+
+/** Reads every sealed value, once the vault is unlocked. */
+export async function unsealAll(): Promise<void> {
+  await Promise.all(all.map((sealed) => sealed.unseal()));
+}
