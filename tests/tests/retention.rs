@@ -314,3 +314,36 @@ async fn a_restore_deletes_again_what_was_deleted_after_the_backup() {
     let server = TestServer::start(&test_db.url);
     refused_as_deleted(&server, &sam, id).await;
 }
+
+/// Two nodes on one PostgreSQL database run the job at the same time: each expired record is
+/// deleted once (one ledger entry, one audit event), and both keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_running_the_job_together_delete_each_record_once() {
+    let test_db = TestDatabase::new(Backend::Postgres).await;
+    let sam = test_db.user("sam", Role::Supervisor).await;
+    test_db.user("pat", Role::Practitioner).await;
+    let db = test_db.connect().await;
+    let mut expired = Vec::new();
+    for n in 0..20 {
+        expired.push(store(&db, signed_off("pat", "2019-06-01", &format!("Old visit {n}"))).await);
+    }
+    test_db.fieldbook(&["retention", "set", "--type", "observation", "--keep", "6y", "--after", "sign-off"]);
+    let nodes: Vec<TestServer> =
+        (0..2).map(|_| TestServer::start_with(&test_db.url, &["--retention-every", "1s"])).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while db.ledger_after(0).await.unwrap().len() < expired.len() {
+        assert!(std::time::Instant::now() < deadline, "the nodes did not delete every expired record");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // further runs on both nodes
+    let ledger = db.ledger_after(0).await.unwrap();
+    assert_eq!(ledger.len(), expired.len(), "one ledger entry per record: {ledger:?}");
+    for id in &expired {
+        let audit = test_db.fieldbook(&["audit", "--record", &id.url()]);
+        assert_eq!(audit.matches("record-deleted").count(), 1, "{audit}");
+    }
+    for node in &nodes {
+        refused_as_deleted(node, &sam, expired[0]).await;
+    }
+    db.close().await;
+}
