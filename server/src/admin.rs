@@ -522,7 +522,10 @@ pub(crate) async fn restore(from: &std::path::Path, database_url: &str) -> anyho
     let reapplied = match restore.live_url() {
         Some(live) => {
             let source = Database::open_for_restore(&live).await?;
-            let reapplied = crate::erasure::reapply_ledger(&staged, &source).await;
+            let reapplied = match crate::erasure::foreign_ledger(&source).await {
+                Ok(ledger) => crate::erasure::reapply_ledger(&staged, &ledger).await,
+                Err(e) => Err(e),
+            };
             source.close().await;
             reapplied?
         }

@@ -129,6 +129,12 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// The erasure ledger as a file, for PostgreSQL restores: export it from the database a
+    /// restore replaces, replay it on the restored one.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Write a consistent copy of the SQLite database to a new file, while the server serves.
     Backup {
         /// The backup file to write (it must not exist).
@@ -252,6 +258,25 @@ pub(crate) enum FrameworksCommand {
     },
     /// List frameworks with their versions and sources.
     List {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Write every erasure and deletion (with erased records as they are now) to a new file.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Re-apply the erasures and deletions of a ledger file that this database lacks (after
+    /// restoring a dump taken before them).
+    Replay {
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -392,6 +417,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db.close().await;
             println!("{}", page.display());
             println!("{}", out.display());
+        }
+        Command::Ledger { command: LedgerCommand::Export { to, database } } => {
+            let db = Database::connect(&database.database_url).await?;
+            let exported = crate::ledger_file::export(&db, &to).await;
+            db.close().await;
+            println!("exported {} ledger entries to", exported?);
+            println!("{}", to.display());
+        }
+        Command::Ledger { command: LedgerCommand::Replay { from, database } } => {
+            let db = Database::connect(&database.database_url).await?;
+            let replayed = crate::ledger_file::replay(&db, &from).await;
+            if let Ok(n) = &replayed {
+                let detail = serde_json::json!({ "from": from.display().to_string(), "reapplied": n });
+                db.audit(crate::admin::cli_event("ledger-replayed", detail)).await?;
+            }
+            db.close().await;
+            println!("re-applied {} erasures and deletions from {}", replayed?, from.display());
         }
         Command::Backup { to, database } => crate::admin::backup(&to, &database.database_url).await?,
         Command::Restore { from, database } => crate::admin::restore(&from, &database.database_url).await?,

@@ -7,12 +7,13 @@
 
 use std::collections::HashSet;
 
+use automerge::Automerge;
 use fieldbook_sync_core::erasure::{RebuildError, rebuild};
 use fieldbook_sync_core::{DocumentId, Record};
 use serde_json::json;
 
 use crate::org::Operator;
-use crate::storage::{Database, DeleteOutcome, Deletion, LedgerKind, NewErasure, StorageError};
+use crate::storage::{Database, DeleteOutcome, Deletion, LedgerEntry, LedgerKind, NewErasure, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EraseError {
@@ -82,20 +83,46 @@ pub async fn erase(
 /// Most times an erasure is rebuilt because devices kept committing to the record.
 const MAX_ATTEMPTS: usize = 8;
 
-/// Re-applies to `db`, just restored from a backup, the entries in the ledger of `source`
-/// (the database it replaces) that it lacks. A record deleted since is deleted again. A
-/// record erased since gets the record as `source` holds it now — rebuilt at the erasure,
-/// so none of the history erased, and never the backup's state, which may still hold text
-/// deleted after the backup and then erased. The history erased (or the record deleted)
+/// An entry of another database's ledger (the one a restore replaces), with what re-applying
+/// it needs: the hashes of the history it erased, and for an erasure the record as that
+/// database holds it now.
+pub struct ForeignEntry {
+    pub entry: LedgerEntry,
+    pub erased: Vec<String>,
+    pub current: Option<Automerge>,
+}
+
+/// The whole ledger of `source`, ready to re-apply elsewhere (see [`reapply_ledger`]).
+pub async fn foreign_ledger(source: &Database) -> Result<Vec<ForeignEntry>, EraseError> {
+    let mut entries = Vec::new();
+    for entry in source.ledger_after(0).await? {
+        let current = match entry.kind {
+            LedgerKind::Erased => Some(source.load_document(entry.document).await?.doc),
+            LedgerKind::Deleted => None,
+        };
+        let erased = source.erased_by(entry.id).await?;
+        entries.push(ForeignEntry { entry, erased, current });
+    }
+    Ok(entries)
+}
+
+/// Re-applies to `db`, just restored from a backup, the entries of `source` (the ledger of the
+/// database it replaces) that it lacks. A record deleted since is deleted again. A record
+/// erased since gets the record as the replaced database holds it now — rebuilt at the
+/// erasure, so none of the history erased, and never the backup's state, which may still hold
+/// text deleted after the backup and then erased. The history erased (or the record deleted)
 /// is refused from now on, even for records the backup does not hold (a device could bring
 /// them back). Returns how many.
-pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, EraseError> {
-    let known: HashSet<(DocumentId, i64)> =
-        db.ledger_after(0).await?.iter().map(|e| (e.document, e.erased_at)).collect();
+pub async fn reapply_ledger(db: &Database, source: &[ForeignEntry]) -> Result<usize, EraseError> {
+    let ledger = db.ledger_after(0).await?;
+    let known: HashSet<(DocumentId, i64)> = ledger.iter().map(|e| (e.document, e.erased_at)).collect();
+    // A record deleted here already (by an earlier replay, say) is not deleted again.
+    let deleted: HashSet<DocumentId> =
+        ledger.iter().filter(|e| e.kind == LedgerKind::Deleted).map(|e| e.document).collect();
     let catalog = db.framework_catalog().await?;
     let mut applied = 0;
-    for entry in source.ledger_after(0).await? {
-        if known.contains(&(entry.document, entry.erased_at)) {
+    for ForeignEntry { entry, erased: erased_hashes, current } in source {
+        if known.contains(&(entry.document, entry.erased_at)) || deleted.contains(&entry.document) {
             continue;
         }
         if entry.kind == LedgerKind::Deleted {
@@ -108,13 +135,13 @@ pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, E
                 despite_holds: true,
             };
             if db.delete_record(deletion).await? == DeleteOutcome::NotFound {
-                db.add_to_ledger(&entry, &[]).await?;
+                db.add_to_ledger(entry, &[]).await?;
             }
             applied += 1;
             continue;
         }
         let restored = db.load_document(entry.document).await?;
-        let current = source.load_document(entry.document).await?.doc;
+        let current = current.clone().unwrap_or_default();
         if !restored.doc.get_heads().is_empty() && !current.get_heads().is_empty() {
             let keep: HashSet<_> = current.get_changes(&[]).iter().map(|c| c.hash()).collect();
             let erased: Vec<_> =
@@ -140,8 +167,12 @@ pub async fn reapply_ledger(db: &Database, source: &Database) -> Result<usize, E
                 )));
             }
         }
-        db.add_to_ledger(&entry, &source.erased_by(entry.id).await?).await?;
+        db.add_to_ledger(entry, erased_hashes).await?;
         applied += 1;
+    }
+    if applied > 0 {
+        // Deletions leave freed space behind (erasures overwrite theirs as they go).
+        db.overwrite_freed().await?;
     }
     Ok(applied)
 }

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod erasure;
 pub mod error;
+pub mod ledger_file;
 pub mod metrics;
 pub mod org;
 pub mod retention;

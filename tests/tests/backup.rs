@@ -123,3 +123,53 @@ async fn postgres_is_backed_up_with_its_own_tools() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// PostgreSQL: a dump taken before an erasure and a deletion, restored into a new database,
+/// gets both again from the ledger exported from the database it replaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restore_replays_the_ledger() {
+    let live = TestDatabase::new(Backend::Postgres).await;
+    let sam = live.user("sam", Role::Supervisor).await;
+    let server = TestServer::start(&live.url);
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+    let (named, deleted) = (DocumentId::random(), DocumentId::random());
+    let mut named_doc = document(&observation(json!({ "notes": "Home visit. The Smithson family." })));
+    assert_eq!(tablet.push(named, &named_doc).await, Outcome::Accepted);
+    let deleted_doc = document(&observation(json!({ "notes": "Recorded in error ZQXERROR" })));
+    assert_eq!(tablet.push(deleted, &deleted_doc).await, Outcome::Accepted);
+
+    let dir = TempDir::new("pg-backup");
+    let dump = dir.path().join("monday.dump");
+    let out = std::process::Command::new("pg_dump").args(["-Fc", "-f"]).arg(&dump).arg(&live.url).output().unwrap();
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    // After the dump: the name is edited out and erased, the other record deleted.
+    edit_notes(&mut named_doc, "Home visit.");
+    assert_eq!(tablet.push(named, &named_doc).await, Outcome::Accepted);
+    drop(tablet);
+    live.fieldbook(&["erase", "--record", &named.url(), "--reason", "family name in the notes"]);
+    live.fieldbook(&["records", "delete", "--record", &deleted.url(), "--reason", "recorded in error"]);
+    let ledger = dir.path().join("ledger.json");
+    let exported = live.fieldbook(&["ledger", "export", "--to", ledger.to_str().unwrap()]);
+    assert!(exported.contains("exported 2 ledger entries"), "{exported}");
+    drop(server);
+
+    // Restored into a new database, then the ledger replayed.
+    let restored = TestDatabase::new(Backend::Postgres).await;
+    let out = std::process::Command::new("pg_restore").arg("-d").arg(&restored.url).arg(&dump).output().unwrap();
+    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(restored.stores("Smithson").await && restored.stores("ZQXERROR").await, "the dump holds both");
+    let replayed = restored.fieldbook(&["ledger", "replay", "--from", ledger.to_str().unwrap()]);
+    assert!(replayed.contains("re-applied 2 erasures and deletions"), "{replayed}");
+    assert!(!restored.stores("Smithson").await && !restored.stores("ZQXERROR").await, "both are gone again");
+    let again = restored.fieldbook(&["ledger", "replay", "--from", ledger.to_str().unwrap()]);
+    assert!(again.contains("re-applied 0 erasures"), "replaying twice changes nothing: {again}");
+
+    let sam = restored.token(&restored.connect().await, "sam", std::time::Duration::from_secs(600)).await;
+    let server = TestServer::start(&restored.url);
+    let mut fresh = Peer::connect(&server.ws_url(&sam), "fresh").await;
+    let copy = fresh.fetch(named).await.expect("the erased record is there");
+    assert!(!history_mentions(&copy, "Smithson"));
+    assert!(matches!(fresh.fetch(deleted).await, Err(Outcome::Rejected(r)) if r.contains("deleted")));
+    let mut old_tablet = Peer::connect(&server.ws_url(&sam), "old-tablet").await;
+    assert!(matches!(old_tablet.push(named, &named_doc).await, Outcome::Rejected(r) if r.contains("erased")));
+}

@@ -183,6 +183,9 @@ pub async fn run(db: &Database, operator: Operator<'_>, dry_run: bool) -> Result
         report.deleted.push(record);
     }
     if !dry_run {
+        if !report.deleted.is_empty() {
+            overwrite_freed(db).await;
+        }
         let deleted: Vec<&str> = report.deleted.iter().map(|e| e.record.as_str()).collect();
         let held: Vec<&str> = report.held.iter().map(|e| e.record.as_str()).collect();
         db.audit(operator.event("retention-run", json!({ "deleted": deleted, "held": held }))).await?;
@@ -204,7 +207,19 @@ pub async fn delete(
         audit: operator.event("record-deleted", json!({ "reason": reason })),
         despite_holds: false,
     };
-    db.delete_record(deletion).await
+    let outcome = db.delete_record(deletion).await?;
+    if matches!(outcome, DeleteOutcome::Deleted(_)) {
+        overwrite_freed(db).await;
+    }
+    Ok(outcome)
+}
+
+/// Overwrites the space deleted records freed (once for a whole run: on PostgreSQL it vacuums
+/// the tables). The deletions are made; a failure here is retried by the next one.
+async fn overwrite_freed(db: &Database) {
+    if let Err(e) = db.overwrite_freed().await {
+        tracing::warn!(error = %e, "records deleted, but the space they freed is not overwritten yet");
+    }
 }
 
 /// A `YYYY-MM-DD` day.

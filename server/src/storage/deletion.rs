@@ -1,7 +1,9 @@
 //! Deleting a record (retention, withdrawn consent, or by hand): its chunks, quarantined
 //! changes, projection and actor bindings go, in one transaction that also keeps it in the
 //! ledger (so it is refused for good, and a restore from an older backup deletes it again)
-//! and audits it with minimal metadata. A record under a legal hold is not deleted.
+//! and audits it with minimal metadata. A record under a legal hold is not deleted. The
+//! caller then overwrites the freed space, once for a whole batch
+//! ([`Database::overwrite_freed`]).
 
 use fieldbook_sync_core::DocumentId;
 use serde_json::json;
@@ -119,9 +121,6 @@ impl Database {
         }
         super::audit::append(&mut tx, std::slice::from_ref(&audit)).await?;
         tx.commit().await?;
-        if let Err(e) = self.overwrite_freed().await {
-            tracing::warn!(error = %e, document = %id, "deleted, but freed space is not overwritten yet");
-        }
         Ok(DeleteOutcome::Deleted(ledger_id))
     }
 }

@@ -231,7 +231,7 @@ impl Database {
     }
 
     /// Overwrites what deleted rows left behind, as far as the database allows.
-    pub(super) async fn overwrite_freed(&self) -> Result<(), StorageError> {
+    pub async fn overwrite_freed(&self) -> Result<(), StorageError> {
         match self.backend() {
             // Freed pages were zeroed (`secure_delete`); the log still holds the old pages.
             Backend::Sqlite => self.truncate_log().await,
