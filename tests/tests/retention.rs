@@ -347,3 +347,33 @@ async fn nodes_running_the_job_together_delete_each_record_once() {
     }
     db.close().await;
 }
+
+/// Devices following a record are told it was deleted even when their server no longer holds
+/// it in memory (who could read it is kept in the ledger); followers who may not see it are
+/// told nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_are_told_of_a_deletion_and_only_those_who_may_see_it() {
+    let test_db = TestDatabase::new(Backend::Sqlite).await;
+    let sam = test_db.user("sam", Role::Supervisor).await;
+    let pat = test_db.user("pat", Role::Practitioner).await;
+    // Room for one record in memory.
+    let server = TestServer::start_with(&test_db.url, &["--cache-documents", "1"]);
+    let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+    let deleted = DocumentId::random();
+    let doc = document(&observation(json!({ "notes": "Home visit." })));
+    assert_eq!(tablet.push(deleted, &doc).await, Outcome::Accepted);
+    // Pat may not see sam's draft, but asking makes the connection follow it.
+    let mut phone = Peer::connect(&server.ws_url(&pat), "phone").await;
+    assert_eq!(phone.push(deleted, &doc).await, Outcome::Unavailable);
+    // Another record takes the only place in memory.
+    let other = document(&observation(json!({ "notes": "Office visit." })));
+    assert_eq!(tablet.push(DocumentId::random(), &other).await, Outcome::Accepted);
+
+    test_db.fieldbook(&["records", "delete", "--record", &deleted.url(), "--reason", "recorded in error"]);
+    let told = tablet.notice_about(deleted, Duration::from_secs(5)).await.expect("the tablet was told");
+    assert_eq!(told.rule.as_deref(), Some("deleted"));
+    assert!(
+        phone.notice_about(deleted, Duration::from_secs(1)).await.is_none(),
+        "someone who may not see the record hears nothing of it"
+    );
+}

@@ -9,7 +9,10 @@ use fieldbook_sync_core::DocumentId;
 use serde_json::json;
 use sqlx::Row;
 
+use fieldbook_sync_core::access::RecordFacts;
+
 use super::erasure::{LedgerEntry, LedgerKind, insert_ledger};
+use super::record_index::{OBSERVATION_FACTS, PLAN_FACTS};
 use super::{AuditEvent, Database, StorageError, now_millis};
 
 /// A deletion to make (see [`Database::delete_record`]).
@@ -36,7 +39,54 @@ pub enum DeleteOutcome {
     NotFound,
 }
 
+/// What access to a deleted record depended on, as its ledger entry keeps it (the columns of
+/// `record_index::facts_of`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct KeptFacts {
+    observation: bool,
+    author: String,
+    subject: String,
+    status: String,
+    from: Option<String>,
+    to: Option<String>,
+    locked: bool,
+}
+
+impl KeptFacts {
+    fn of(row: &sqlx::any::AnyRow) -> Result<Self, StorageError> {
+        Ok(Self {
+            observation: row.try_get::<i64, _>("observation")? == 1,
+            author: row.try_get("author")?,
+            subject: row.try_get("subject")?,
+            status: row.try_get("status")?,
+            from: row.try_get("day_from")?,
+            to: row.try_get("day_to")?,
+            locked: row.try_get::<i64, _>("locked")? != 0,
+        })
+    }
+
+    fn facts(&self) -> RecordFacts {
+        if self.observation {
+            RecordFacts::observation(&self.author, &self.subject, &self.status, self.from.as_deref(), self.locked)
+        } else {
+            RecordFacts::plan(&self.author, &self.subject, &self.status, self.from.as_deref(), self.to.as_deref())
+        }
+    }
+}
+
 impl Database {
+    /// Who could read a record before it was deleted (`None`: not deleted, or deleted before
+    /// the ledger kept it).
+    pub async fn deleted_facts(&self, document: DocumentId) -> Result<Option<RecordFacts>, StorageError> {
+        let row = sqlx::query("SELECT fields FROM erasures WHERE document_id = $1 AND kind = 'deleted' LIMIT 1")
+            .bind(document.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kept: Result<KeptFacts, _> = serde_json::from_str(&row.try_get::<String, _>("fields")?);
+        Ok(kept.ok().map(|k| k.facts()))
+    }
+
     /// Deletes a record everywhere the server keeps it, unless a legal hold covers it (on
     /// the record, or on anyone who is a party to it).
     pub async fn delete_record(&self, deletion: Deletion<'_>) -> Result<DeleteOutcome, StorageError> {
@@ -56,14 +106,13 @@ impl Database {
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
-        let about = sqlx::query(
-            "SELECT 'observation' AS record_type, practitioner_id AS subject FROM observations WHERE document_url = $1
-             UNION ALL
-             SELECT 'development-plan', owner_id FROM development_plans WHERE document_url = $1",
-        )
-        .bind(&url)
-        .fetch_optional(&mut *tx)
-        .await?;
+        // Who may read it, kept in the ledger: any node can then tell the devices following it.
+        let facts_sql = format!(
+            "SELECT {OBSERVATION_FACTS} FROM observations WHERE document_url = $1
+             UNION ALL SELECT {PLAN_FACTS} FROM development_plans WHERE document_url = $1"
+        );
+        let about = sqlx::query(sqlx::AssertSqlSafe(facts_sql)).bind(&url).fetch_optional(&mut *tx).await?;
+        let facts = about.as_ref().map(KeptFacts::of).transpose()?;
         let deleted_already = sqlx::query("SELECT 1 AS x FROM erasures WHERE document_id = $1 AND kind = 'deleted'")
             .bind(&id)
             .fetch_optional(&mut *tx)
@@ -97,7 +146,7 @@ impl Database {
             erased_at: now_millis(),
             erased_by: deletion.deleted_by.to_owned(),
             reason: deletion.reason.to_owned(),
-            fields: "[]".into(),
+            fields: facts.as_ref().map_or_else(|| "[]".to_owned(), |f| json!(f).to_string()),
         };
         let ledger_id = insert_ledger(&mut tx, &entry, &[]).await?;
         for (table, key) in [("document_chunks", &id), ("quarantine", &id), ("actors", &id)] {
@@ -113,11 +162,9 @@ impl Database {
                 .await?;
         }
         let mut audit = deletion.audit.document(deletion.document);
-        if let Some(about) = about {
-            let record_type: String = about.try_get("record_type")?;
-            let subject: String = about.try_get("subject")?;
-            audit.detail["recordType"] = json!(record_type);
-            audit.detail["about"] = json!(subject);
+        if let Some(facts) = &facts {
+            audit.detail["recordType"] = json!(if facts.observation { "observation" } else { "development-plan" });
+            audit.detail["about"] = json!(facts.subject);
         }
         super::audit::append(&mut tx, std::slice::from_ref(&audit)).await?;
         tx.commit().await?;

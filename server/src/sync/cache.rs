@@ -101,8 +101,7 @@ impl DocumentHub {
     /// peers' sync states with it, is dropped, and the next message loads the record as
     /// stored now, with its erased history forbidden (or, deleted, refused whole).
     /// Connections following it that may read it are told to replace (or remove) their
-    /// copies. Who may read a deleted record is known only while it is in memory here;
-    /// other devices are told when they next ask about it.
+    /// copies (for a deleted record, who could read it is kept in its ledger entry).
     pub async fn removed(&self, document: DocumentId) {
         let known = self.facts(document);
         let cell = self.registry().cache.get(&document).map(|c| c.document.clone());
@@ -118,7 +117,13 @@ impl DocumentHub {
         };
         let facts = match known {
             Some(facts) => Some(facts),
-            None if deleted => None,
+            None if deleted => match self.db.deleted_facts(document).await {
+                Ok(facts) => facts.map(Arc::new),
+                Err(e) => {
+                    tracing::warn!(%document, error = %e, "could not read who could see a deleted record");
+                    None
+                }
+            },
             None => match self.db.committed_state(document).await {
                 Ok(state) => state.map(|s| Arc::new(s.facts)),
                 Err(e) => {
