@@ -141,6 +141,27 @@ async fn retention_deletes_what_has_expired_except_what_is_on_hold(backend: Back
         "the central store dropped it: {record}"
     );
 
+    // The HR change feed tells systems that keep copies; xAPI statements leave it out.
+    let hr = test_db.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]);
+    let hr = hr.lines().find_map(|l| l.strip_prefix("key: ")).expect("a key").trim().to_owned();
+    let feed = server.get_with("/v1/api/feed?after=0&limit=5000", Some(&hr)).await;
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    let deletions: Vec<(String, String)> = feed.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().ends_with(".deleted"))
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["record"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut expected_feed =
+        vec![("observation.deleted".to_owned(), expired.url()), ("plan.deleted".to_owned(), leavers_plan.url())];
+    expected_feed.sort();
+    let mut deletions_sorted = deletions.clone();
+    deletions_sorted.sort();
+    assert_eq!(deletions_sorted, expected_feed, "{}", feed.body);
+    let statements = server.get_with("/v1/api/xapi/statements?after=0&limit=5000", Some(&hr)).await;
+    assert!(!statements.body.contains(&expired.to_string()), "no statement about a deleted record");
+
     // Audited with minimal metadata, never the text.
     let audit = test_db.fieldbook(&["audit", "--record", &expired.url()]);
     assert!(audit.contains("record-deleted") && audit.contains("retention: observation"), "{audit}");

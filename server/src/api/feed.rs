@@ -42,7 +42,8 @@ pub(super) struct FeedQuery {
 pub(super) struct FeedItem {
     seq: i64,
     /// `observation.created`, `observation.shared`, `observation.signed-off`, `plan.created`,
-    /// `plan.status-changed`, `goal.added`, `goal.status-changed`, `goal.removed`.
+    /// `plan.status-changed`, `goal.added`, `goal.status-changed`, `goal.removed`, and
+    /// `observation.deleted`, `plan.deleted` (retention or data protection: delete your copy).
     kind: String,
     /// RFC 3339, server time.
     at: String,
@@ -157,7 +158,12 @@ pub(super) async fn statements(
     let events = state.db.feed(page.after, page.since, page.limit).await?;
     let people = people(&state, &events).await?;
     let base = &state.public_url;
-    let statements: Vec<Value> = events.iter().map(|e| statement(base, &state.storage_id, &people, e)).collect();
+    // A record deleted (retention, data protection) is no learning experience to report.
+    let statements: Vec<Value> = events
+        .iter()
+        .filter(|e| !e.kind.ends_with(".deleted"))
+        .map(|e| statement(base, &state.storage_id, &people, e))
+        .collect();
     let more = match events.last() {
         Some(last) if events.len() as i64 == page.limit => {
             format!("/v1/api/xapi/statements?after={}&limit={}", last.seq, page.limit)

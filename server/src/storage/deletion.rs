@@ -1,7 +1,8 @@
 //! Deleting a record (retention, withdrawn consent, or by hand): its chunks, quarantined
 //! changes, projection and actor bindings go, in one transaction that also keeps it in the
 //! ledger (so it is refused for good, and a restore from an older backup deletes it again)
-//! and audits it with minimal metadata. A record under a legal hold is not deleted. The
+//! audits it with minimal metadata, and announces it in the HR change feed. A record under a
+//! legal hold is not deleted. The
 //! caller then overwrites the freed space, once for a whole batch
 //! ([`Database::overwrite_freed`]).
 
@@ -167,6 +168,24 @@ impl Database {
             audit.detail["about"] = json!(facts.subject);
         }
         super::audit::append(&mut tx, std::slice::from_ref(&audit)).await?;
+        // The HR change feed says so, for systems that keep copies (a draft never was in it).
+        if let Some(facts) = facts.as_ref().filter(|f| !(f.observation && f.status == "draft")) {
+            let kind = if facts.observation { "observation.deleted" } else { "plan.deleted" };
+            let row = sqlx::query("UPDATE feed_state SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO record_events (seq, document_url, practitioner_id, kind, at, detail)
+                 VALUES ($1, $2, $3, $4, $5, '{}')",
+            )
+            .bind(row.try_get::<i64, _>("last_seq")?)
+            .bind(&url)
+            .bind(&facts.subject)
+            .bind(kind)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(DeleteOutcome::Deleted(ledger_id))
     }
