@@ -346,3 +346,86 @@ async fn frameworks_are_data_and_corrections_keep_old_ids_valid() {
 
     assert!(app.fieldbook(&["frameworks", "list"]).contains("2018-corrected"));
 }
+
+/// The same loop one level up: a manager observes the practice supervisor they supervise
+/// against the practice supervisor standards (`kss-ps-2018`), both sign off, a development
+/// plan links the observation as evidence, and the supervisor's development record shows it.
+#[tokio::test]
+async fn a_manager_observes_a_supervisor_against_their_own_standards() {
+    let app = TestApp::spawn(Backend::Sqlite).await; // sam, a practice supervisor
+    let mia_token = app.db.user("mia", Role::Manager).await;
+    app.fieldbook(&["supervision", "set", "--user", "sam", "--supervisor", "mia", "--from", "2025-01-01"]);
+    let server = app.http_url();
+
+    let laptop = Device::for_user("mia");
+    let obs = last_url(&laptop.run_ok(&[
+        "observation",
+        "new",
+        "--practitioner",
+        "sam",
+        "--framework",
+        "kss-ps-2018",
+        "--components",
+        "kss-ps-2018/2,kss-ps-2018/7",
+        "--setting",
+        "supervision-session",
+    ]));
+    laptop.run_ok(&["observation", "notes", &obs, "--text", "Sam held the reflective space well."]);
+    laptop.run_ok(&["observation", "judge", &obs, "--component", "kss-ps-2018/7", "--judgement", "met"]);
+    laptop.run_ok(&["observation", "share", &obs]);
+    let plan_url = last_url(&laptop.run_ok(&[
+        "plan",
+        "new",
+        "--owner",
+        "sam",
+        "--framework",
+        "kss-ps-2018",
+        "--from",
+        "2026-09-01",
+        "--to",
+        "2027-08-31",
+        "--source",
+        "observation",
+    ]));
+    laptop.run_ok(&[
+        "plan",
+        "goal",
+        "add",
+        &plan_url,
+        "--id",
+        "g1",
+        "--title",
+        "Group supervision",
+        "--components",
+        "kss-ps-2018/2",
+    ]);
+    laptop.run_ok(&["plan", "goal", "link", &plan_url, "--goal", "g1", "--observation", &obs]);
+    laptop.run_ok(&["plan", "status", &plan_url, "--status", "agreed"]);
+    laptop.sync(&server, &mia_token, &[]);
+
+    let tablet = Device::for_user("sam");
+    tablet.sync(&server, &app.token, &[&obs, &plan_url]);
+    tablet.run_ok(&["observation", "reflect", &obs, "--text", "I let the silence work.", "--response", "Yes."]);
+    tablet.run_ok(&["observation", "sign-off", &obs, "--as", "practitioner"]);
+    tablet.sync(&server, &app.token, &[]);
+    laptop.sync(&server, &mia_token, &[]);
+    laptop.run_ok(&["observation", "sign-off", &obs, "--as", "observer"]);
+    laptop.sync(&server, &mia_token, &[]);
+    tablet.sync(&server, &app.token, &[]);
+    assert_eq!(tablet.show(&obs)["status"], "signed-off");
+
+    let record: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "sam"])).unwrap();
+    let projected = &record["observations"][0];
+    assert_eq!(projected["url"], obs.as_str(), "{record:#}");
+    assert_eq!(projected["framework"], "kss-ps-2018");
+    assert_eq!(projected["locked"], true);
+    assert_eq!(projected["judgements"], json!({"kss-ps-2018/7": "met"}));
+    assert_eq!(record["plans"][0]["goals"][0]["evidence"], json!([{"observation": obs, "via": "plan"}]));
+    // Someone outside the line (another supervisor's practitioner) may not see it.
+    let pat = app.db.user("pat", Role::Practitioner).await;
+    let phone = Device::for_user("pat");
+    let out = phone.try_sync(&server, &pat, &[&obs]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("not yours to see"), "{said}");
+    assert!(phone.run(&["show", &obs]).stdout.is_empty(), "nothing of it reached the outsider");
+}
