@@ -26,9 +26,10 @@ CREATE TABLE legal_holds (
     CHECK ((user_id IS NULL) <> (document_id IS NULL))
 );
 
--- When a person left (their status became `deleted`); NULL while they are here.
+-- When a person left (their status became `deleted`); NULL while they are here. Not filled in
+-- for people who left before: when is not known (`updated_at` may be any later edit, or their
+-- creation), and retention must not count from a wrong day. Marking them deleted again sets it.
 ALTER TABLE users ADD COLUMN left_at BIGINT;
-UPDATE users SET left_at = updated_at WHERE status = 'deleted';
 
 -- When the family withdrew consent to the observation (`consent.withdrawnAt`), for review.
 -- Filled for records stored before this migration by the server on its next start.

@@ -243,7 +243,7 @@ async fn checkpoint_periodically(db: Database) {
 /// database may run it at once: a record is deleted once, the others find it gone. Devices
 /// are told by each node as it hears of the deletion from the ledger (see `cluster`).
 async fn apply_retention_periodically(db: Database, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
     loop {
         tick.tick().await;
         match crate::retention::run(&db, crate::org::Operator::Scheduled("retention"), false).await {

@@ -58,11 +58,12 @@ pub async fn export(db: &Database, to: &Path) -> anyhow::Result<usize> {
         .collect();
     let count = entries.len();
     let file = LedgerFile { format: FORMAT.into(), exported_at: now_millis(), entries };
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(to)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e} (it must not exist)", to.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // it holds records' text
+    let mut out =
+        options.open(to).map_err(|e| anyhow::anyhow!("cannot create {}: {e} (it must not exist)", to.display()))?;
     serde_json::to_writer(&mut out, &file)?;
     out.sync_all()?;
     Ok(count)

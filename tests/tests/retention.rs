@@ -295,9 +295,26 @@ async fn admins_delete_through_the_api() {
     let server = TestServer::start(&test_db.url);
     let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
     let (id, held) = (DocumentId::random(), DocumentId::random());
-    let doc = document(&observation(json!({ "notes": "Home visit." })));
+    // Shared, so the HR feed has events about it.
+    let doc = document(&observation(json!({ "notes": "Home visit.", "status": "shared" })));
     assert_eq!(tablet.push(id, &doc).await, Outcome::Accepted);
     assert_eq!(tablet.push(held, &doc).await, Outcome::Accepted);
+    let hr = test_db.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]);
+    let hr = hr.lines().find_map(|l| l.strip_prefix("key: ")).expect("a key").trim().to_owned();
+    let feed_about = |body: String| -> Vec<String> {
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["record"] == id.url().as_str())
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = server.get_with("/v1/api/feed?after=0", Some(&hr)).await.body;
+    assert!(feed_about(before).contains(&"observation.shared".to_owned()), "the feed had events about it");
+    let statements = server.get_with("/v1/api/xapi/statements?after=0", Some(&hr)).await.body;
+    assert!(statements.contains(&id.to_string()), "and so did the statements");
     test_db.fieldbook(&["holds", "add", "--record", &held.url(), "--reason", "claim"]);
 
     let body = json!({ "reason": "recorded in error" });
@@ -312,6 +329,11 @@ async fn admins_delete_through_the_api() {
     let told = tablet.notice_about(id, Duration::from_secs(5)).await.expect("told");
     assert_eq!(told.rule.as_deref(), Some("deleted"));
     assert_eq!(server.request("POST", &path(id), Some(&admin), Some(&body)).await.status, 404, "deleted once");
+    // The feed keeps only that it was deleted; no statement names it any more.
+    let after = server.get_with("/v1/api/feed?after=0", Some(&hr)).await.body;
+    assert_eq!(feed_about(after), vec!["observation.deleted".to_owned()]);
+    let statements = server.get_with("/v1/api/xapi/statements?after=0", Some(&hr)).await.body;
+    assert!(!statements.contains(&id.to_string()), "a statement still names the deleted record: {statements}");
 }
 
 /// A restore from a backup taken before a deletion deletes the record again.
@@ -397,4 +419,9 @@ async fn followers_are_told_of_a_deletion_and_only_those_who_may_see_it() {
         phone.notice_about(deleted, Duration::from_secs(1)).await.is_none(),
         "someone who may not see the record hears nothing of it"
     );
+    // Nor when they ask: to them it never existed.
+    let mut asking = Peer::connect(&server.ws_url(&pat), "asking").await;
+    assert_eq!(asking.fetch(deleted).await.err(), Some(Outcome::Unavailable));
+    let mut fresh = Peer::connect(&server.ws_url(&sam), "fresh").await;
+    assert!(matches!(fresh.fetch(deleted).await, Err(Outcome::Rejected(r)) if r.contains("deleted")));
 }

@@ -1,11 +1,13 @@
-// "Download my records": every record the signed-in person is a party to, as this device holds
-// it, saved as JSON and as a readable page to print. Made on the device from its own copies, so it
+// "Download my records": every record about the signed-in person, as this device holds it,
+// saved as JSON and as a readable page to print. Made on the device from its own copies, so it
 // works offline; the server's formal subject access export is `fieldbook subject-access`.
 import type { RecordStore } from "./records";
 import type { Me } from "./session";
 import type { RecordDoc } from "./types";
 
-const OWN = new Set(["observer", "practitioner", "plan-owner", "plan-supervisor"]);
+/** Records about the person: observations of their practice and their own plans. (What they
+ *  wrote about others is those people's to ask for.) */
+const ABOUT_THEM = new Set(["practitioner", "plan-owner"]);
 
 export interface Export {
   exportedAt: string;
@@ -15,7 +17,7 @@ export interface Export {
 
 /** The person's records, opened from this device's store (or the server) as needed. */
 export async function exportOwnRecords(store: RecordStore, me: Me): Promise<Export> {
-  const own = store.entries().filter((item) => OWN.has(item.entry.party) || item.entry.local);
+  const own = store.entries().filter((item) => ABOUT_THEM.has(item.entry.party));
   const records: Export["records"] = [];
   for (const item of own) {
     const handle = item.handle ?? (await store.open(item.entry.url));

@@ -44,15 +44,29 @@ export class SealedJson<T> {
   async unseal(): Promise<void> {
     const stored = localStorage.getItem(this.key);
     let value = this.empty;
+    let legacy = false;
     if (stored) {
       try {
         value = JSON.parse(new TextDecoder().decode(await unseal(currentKey(), fromBase64(stored), this.key))) as T;
       } catch {
-        value = this.empty; // not sealed with this key (another person's, or from before sealing)
+        // Kept in clear before sealing was on: sealed now. Anything else (sealed with another
+        // key) is not this person's to read.
+        try {
+          value = JSON.parse(stored) as T;
+          legacy = true;
+        } catch {
+          value = this.empty;
+        }
       }
     }
+    if (legacy) await this.set(value);
     this.value = value;
     for (const listener of [...this.listeners]) listener();
+  }
+
+  /** Forgets the value in memory (signed out): nothing of it stays readable. */
+  forget(): void {
+    this.value = this.empty;
   }
 }
 
@@ -61,4 +75,9 @@ const all: SealedJson<unknown>[] = [];
 /** Reads every sealed value, once the vault is unlocked. */
 export async function unsealAll(): Promise<void> {
   await Promise.all(all.map((sealed) => sealed.unseal()));
+}
+
+/** Forgets every sealed value held in memory. */
+export function forgetAll(): void {
+  for (const sealed of all) sealed.forget();
 }

@@ -160,7 +160,11 @@ export async function unlockWithPin(pin: string): Promise<Unlock> {
     raw = await unseal(key, fromBase64(vault.byPin), "data key by PIN");
   } catch {
     vault.failures += 1;
-    if (vault.failures >= MAX_TRIES) return { ok: false, wipe: true };
+    if (vault.failures >= MAX_TRIES) {
+      // The key goes at once, before the (slower) wipe of the data: no more tries.
+      localStorage.removeItem(VAULT_KEY);
+      return { ok: false, wipe: true };
+    }
     vault.retryAt = vault.failures >= FREE_TRIES ? Date.now() + 1000 * (vault.failures - FREE_TRIES + 1) : 0;
     write(vault);
     return { ok: false, triesLeft: MAX_TRIES - vault.failures, retryAt: vault.retryAt, early: false };

@@ -4,7 +4,9 @@
 // connection anywhere would block its deletion).
 import { emitAuthSignal } from "./events";
 import { DATABASE, stopRepo } from "./repo";
+import { forgetAll } from "./sealed-local";
 import { DEVICE_STORAGE_KEY } from "./session";
+import { lock } from "./vault";
 
 const channel = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel("fieldbook-wipe");
 channel?.addEventListener("message", (event: MessageEvent<{ reason: string }>) => {
@@ -26,6 +28,8 @@ function deleteDatabase(name: string): Promise<boolean> {
 export async function wipeLocalData({ keepDevice, reason }: { keepDevice: boolean; reason: string }): Promise<boolean> {
   channel?.postMessage({ reason });
   await stopRepo();
+  lock();
+  forgetAll();
   const names = new Set<string>([DATABASE]);
   try {
     for (const db of await indexedDB.databases()) if (db.name) names.add(db.name);

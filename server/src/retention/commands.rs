@@ -117,7 +117,7 @@ pub(crate) async fn retention(command: RetentionCommand) -> anyhow::Result<()> {
             db.close().await;
             let report = report?;
             let deleted = if dry_run { "would delete" } else { "deleted" };
-            for (action, records) in [(deleted, &report.deleted), ("held", &report.held)] {
+            for (action, records) in [(deleted, &report.deleted), ("held", &report.held), ("failed", &report.failed)] {
                 for record in records {
                     let mut line = serde_json::to_value(record)?;
                     line["action"] = json!(action);
@@ -125,6 +125,7 @@ pub(crate) async fn retention(command: RetentionCommand) -> anyhow::Result<()> {
                 }
             }
             println!("{deleted} {} records; {} kept under legal holds", report.deleted.len(), report.held.len());
+            anyhow::ensure!(report.failed.is_empty(), "{} expired records could not be deleted", report.failed.len());
         }
     }
     Ok(())

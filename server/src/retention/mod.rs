@@ -93,6 +93,8 @@ pub struct RunReport {
     pub dry_run: bool,
     pub deleted: Vec<Expired>,
     pub held: Vec<Expired>,
+    /// Expired, but the deletion failed (tried again at the next run).
+    pub failed: Vec<Expired>,
 }
 
 /// Records whose retention ended on or before `today` (`YYYY-MM-DD`), with the holds that
@@ -136,9 +138,12 @@ pub async fn expired(db: &Database, today: &str) -> Result<Vec<Expired>, Storage
 /// it does not run yet (its practitioner has not left).
 fn ends(policy: &RetentionPolicy, record: &RetainedRecord) -> Option<(Date, Date)> {
     let from = match policy.after.as_str() {
-        LEAVING => millis_day(record.subject_left_at?)?,
+        LEAVING => millis_day(record.subject_left_at.filter(|at| *at > 0)?)?,
         _ => match &record.signed_off_at {
             Some(at) => parse_day(&dates::utc_day(at)?)?,
+            // 0: the projection was written before it kept when (it is set on the next change);
+            // a record whose date is unknown is kept, never deleted as if changed in 1970.
+            None if record.last_change <= 0 => return None,
             None => millis_day(record.last_change)?,
         },
     };
@@ -169,15 +174,22 @@ pub async fn run(db: &Database, operator: Operator<'_>, dry_run: bool) -> Result
                 audit: operator.event("record-deleted", detail),
                 despite_holds: false,
             };
-            match db.delete_record(deletion).await? {
-                DeleteOutcome::Deleted(_) => {}
+            match db.delete_record(deletion).await {
+                Ok(DeleteOutcome::Deleted(_)) => {}
                 // A hold placed since the records were listed.
-                DeleteOutcome::Held(holds) => {
+                Ok(DeleteOutcome::Held(holds)) => {
                     record.holds = holds;
                     report.held.push(record);
                     continue;
                 }
-                DeleteOutcome::NotFound => continue,
+                Ok(DeleteOutcome::NotFound) => continue,
+                // The others still go, and the run is still audited; this one is tried again
+                // at the next run.
+                Err(e) => {
+                    tracing::warn!(record = %record.record, error = %e, "could not delete an expired record");
+                    report.failed.push(record);
+                    continue;
+                }
             }
         }
         report.deleted.push(record);
@@ -188,7 +200,9 @@ pub async fn run(db: &Database, operator: Operator<'_>, dry_run: bool) -> Result
         }
         let deleted: Vec<&str> = report.deleted.iter().map(|e| e.record.as_str()).collect();
         let held: Vec<&str> = report.held.iter().map(|e| e.record.as_str()).collect();
-        db.audit(operator.event("retention-run", json!({ "deleted": deleted, "held": held }))).await?;
+        let failed: Vec<&str> = report.failed.iter().map(|e| e.record.as_str()).collect();
+        db.audit(operator.event("retention-run", json!({ "deleted": deleted, "held": held, "failed": failed })))
+            .await?;
     }
     Ok(report)
 }
@@ -300,5 +314,8 @@ mod tests {
         assert_eq!(ends(&policy("1y", LEAVING), &unsigned), None, "not left: it does not run");
         let left = record(None, "2021-05-04", Some("2023-01-31"));
         assert_eq!(ends(&policy("1m", LEAVING), &left), Some((date("2023-01-31"), date("2023-02-28"))));
+        let unknown = RetainedRecord { last_change: 0, subject_left_at: Some(0), ..unsigned };
+        assert_eq!(ends(&policy("1y", SIGN_OFF), &unknown), None, "an unknown date is not 1970");
+        assert_eq!(ends(&policy("1y", LEAVING), &unknown), None);
     }
 }

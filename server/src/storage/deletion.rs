@@ -168,7 +168,9 @@ impl Database {
             audit.detail["about"] = json!(facts.subject);
         }
         super::audit::append(&mut tx, std::slice::from_ref(&audit)).await?;
-        // The HR change feed says so, for systems that keep copies (a draft never was in it).
+        // The feed's earlier events about it go (they name the record and who it was about);
+        // one event says it was deleted, for systems that keep copies (a draft never was in it).
+        sqlx::query("DELETE FROM record_events WHERE document_url = $1").bind(&url).execute(&mut *tx).await?;
         if let Some(facts) = facts.as_ref().filter(|f| !(f.observation && f.status == "draft")) {
             let kind = if facts.observation { "observation.deleted" } else { "plan.deleted" };
             let row = sqlx::query("UPDATE feed_state SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")

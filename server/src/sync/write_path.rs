@@ -59,7 +59,7 @@ impl DocumentHub {
                 }
             };
             if loaded.deleted {
-                return self.refuse_deleted(from, &sender, document, data).await;
+                return self.refuse_deleted(from, &sender, &viewer, document, data, &today).await;
             }
             if let Some(stored) = &loaded.stored {
                 // Need to know: to anyone else the document does not exist.
@@ -303,19 +303,25 @@ impl DocumentHub {
         Ok(())
     }
 
-    /// Answers a message about a deleted record: the sender is told to remove its copy, and
-    /// any changes it sent are refused without being kept anywhere (the attempt is audited).
+    /// Answers a message about a deleted record: someone who could read it is told to remove
+    /// their copy (anyone else is answered as for a record that never existed), and any
+    /// changes sent are refused without being kept anywhere (the attempt is audited).
     async fn refuse_deleted(
         &self,
         from: ConnectionId,
         sender: &Sender,
+        viewer: &Viewer,
         document: DocumentId,
         data: &[u8],
+        today: &str,
     ) -> Result<(), HubError> {
         let message =
             automerge::sync::Message::decode(data).map_err(|e| HubError::Sync { document, source: e.into() })?;
         crate::metrics::changes_refused(rule::DELETED, message.changes.len());
-        self.send_notice(from, document, fieldbook_sync_core::erasure::deletion_notice().encode());
+        let could_read = self.db.deleted_facts(document).await?.is_some_and(|facts| viewer.may_read(&facts, today));
+        if could_read {
+            self.send_notice(from, document, fieldbook_sync_core::erasure::deletion_notice().encode());
+        }
         self.send_unavailable(from, document);
         if !message.changes.is_empty() {
             let event = AuditEvent::new("deleted-record-refused")

@@ -135,7 +135,7 @@ function DownloadOwnRecords({ store, me }: { store: RecordStore; me: Me }) {
   return (
     <section class="card" aria-labelledby="download-heading">
       <h2 id="download-heading">A copy of your records</h2>
-      <p>Every record you are part of, as this device holds it. This works offline too.</p>
+      <p>Every observation of your practice and your own development plans, as this device holds them. This works offline too.</p>
       <div class="row">
         <button type="button" class="secondary" disabled={busy} onClick={() => void download("json")}>
           Download as data (JSON)
