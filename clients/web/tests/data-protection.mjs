@@ -107,11 +107,13 @@ try {
   await p.getByText("Stored on the server").first().waitFor(LONG);
   await phone.context.setOffline(true);
 
-  // The tablet, offline, changes the purpose: unsent work when the record is erased.
+  // The tablet, offline, changes the purpose and the notes: unsent work when the record is
+  // erased, with the notes cleared.
   await tablet.context.setOffline(true);
   await t.getByLabel("Purpose of the visit or meeting").fill("Review of the child's plan, changed offline");
+  await t.getByLabel("Notes", { exact: true }).fill("Home visit, notes changed offline.");
   await t.getByText("Saved on this device only").first().waitFor(LONG);
-  await admin(`/v1/admin/records/automerge:${documentId}/erase`, { reason: "family name in the notes" });
+  await admin(`/v1/admin/records/automerge:${documentId}/erase`, { reason: "family name in the notes", clear: ["notes"] });
   log("erased");
 
   // Back online: the tablet takes the server's copy by itself and keeps its unsent work aside.
@@ -121,10 +123,19 @@ try {
   await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
   await t.getByText("it had not reached the server. It is kept on this device for you").waitFor(LONG);
   assert.equal(await t.getByLabel("Purpose of the visit or meeting").inputValue(), "Review of the child's plan", "the server's copy");
-  assert.equal(await t.getByLabel("Notes", { exact: true }).inputValue(), "Home visit. The family were welcoming.");
+  assert.equal(await t.getByLabel("Notes", { exact: true }).inputValue(), "", "cleared on the server");
   await t.getByText("Review of the child's plan, changed offline").waitFor(LONG);
   const keptAside = (await readSealedLocal(t, "fb.setAside"))[documentId].fields;
-  assert.deepEqual(keptAside, { purpose: "Review of the child's plan, changed offline" }, "exactly the unsent work is kept aside");
+  assert.deepEqual(
+    keptAside,
+    { purpose: "Review of the child's plan, changed offline", notes: "Home visit, notes changed offline." },
+    "exactly the unsent work is kept aside",
+  );
+  // The notes were cleared on the server: the app says to check them before putting them back.
+  const warnings = t.getByText("This field was emptied on the server for data protection");
+  assert.equal(await warnings.count(), 1, "a warning on the cleared field only");
+  await t.getByRole("button", { name: "Discard Notes" }).click();
+  assert.equal(await warnings.count(), 0);
   assert.equal(await historyMentions(t, documentId, SURNAME), false, "no version the tablet holds mentions the surname");
   await t.getByRole("button", { name: "Put back Purpose of the visit or meeting" }).click();
   await t.getByText("Text was removed from this record's history on the server").waitFor({ state: "detached", ...LONG });

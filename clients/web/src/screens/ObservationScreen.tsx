@@ -173,7 +173,11 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
           askWho={isObserver ? "admin" : "supervisor"}
           onServer={store.onServer(handle.url)}
         />
-        <SetAsideWork documentId={handle.documentId} putBack={(field, value) => change((d) => putBackField(d as never, field, value))} />
+        <SetAsideWork
+          documentId={handle.documentId}
+          current={doc as unknown as Record<string, unknown>}
+          putBack={(field, value) => change((d) => putBackField(d as never, field, value))}
+        />
       </div>
 
       <Section title="Context">

@@ -67,7 +67,11 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
           askWho={isSupervisor ? "admin" : "supervisor"}
           onServer={store.onServer(handle.url)}
         />
-        <SetAsideWork documentId={handle.documentId} putBack={(field, value) => change((d) => putBackField(d as never, field, value))} />
+        <SetAsideWork
+          documentId={handle.documentId}
+          current={doc as unknown as Record<string, unknown>}
+          putBack={(field, value) => change((d) => putBackField(d as never, field, value))}
+        />
       </div>
 
       <section class="card" aria-labelledby="goals-heading">

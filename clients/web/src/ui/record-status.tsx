@@ -110,7 +110,16 @@ function preview(value: unknown): string {
 
 /** After the server erased the record's history, this device took the server's copy: the
  *  work it had not sent yet is shown here, to put back (as a new change) or discard. */
-export function SetAsideWork({ documentId, putBack }: { documentId: string; putBack: (field: string, value: unknown) => void }) {
+export function SetAsideWork({
+  documentId,
+  current,
+  putBack,
+}: {
+  documentId: string;
+  /** The record as the server has it now. */
+  current: Record<string, unknown>;
+  putBack: (field: string, value: unknown) => void;
+}) {
   const setAside = useSetAside(documentId);
   if (!setAside) return null;
   const fields = Object.entries(setAside.fields);
@@ -132,10 +141,18 @@ export function SetAsideWork({ documentId, putBack }: { documentId: string; putB
             <dl class="set-aside">
               {fields.map(([field, value]) => {
                 const label = FIELD_LABELS[field] ?? field;
+                // Emptied on the server while it holds text here: the erasure may have cleared it.
+                const cleared = current[field] === "" && typeof value === "string" && value !== "";
                 return (
                   <div key={field}>
                     <dt>{label}</dt>
                     <dd>
+                      {cleared && (
+                        <p class="warning">
+                          This field was emptied on the server for data protection. Check that this text holds nothing that must not be
+                          recorded (such as a family's name) before you put it back.
+                        </p>
+                      )}
                       <p class="value">{preview(value)}</p>
                       <button
                         type="button"
