@@ -38,7 +38,7 @@ function write(key: string, value: unknown): void {
 
 /** The top-level fields of the handle's document that differ from the state the server last
  *  confirmed (all of them if it never confirmed one), as they are now. */
-export function unsentWork(handle: DocHandle<unknown>): Record<string, unknown> {
+function unsentWork(handle: DocHandle<unknown>): Record<string, unknown> {
   const doc = handle.doc() as Record<string, unknown> | undefined;
   if (!doc) return {};
   let confirmed: Record<string, unknown> = {};

@@ -2,11 +2,7 @@
 // narrative: work kept aside after an erasure, the server's refusals (which may quote what was
 // sent). Read once the vault is unlocked (`unsealAll`), then served from memory; every change
 // is written sealed.
-import { currentKey, seal, unseal } from "./vault";
-
-const encoder = new TextEncoder();
-const toBase64 = (bytes: Uint8Array) => btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
-const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+import { sealText, unsealText } from "./vault";
 
 export class SealedJson<T> {
   private value: T;
@@ -31,7 +27,7 @@ export class SealedJson<T> {
     for (const listener of [...this.listeners]) listener();
     const text = JSON.stringify(value);
     this.writing = this.writing
-      .then(async () => localStorage.setItem(this.key, toBase64(await seal(currentKey(), encoder.encode(text), this.key))))
+      .then(async () => localStorage.setItem(this.key, await sealText(text, this.key)))
       .catch((e) => console.warn(`keeping ${this.key}`, e));
     return this.writing;
   }
@@ -47,7 +43,7 @@ export class SealedJson<T> {
     let legacy = false;
     if (stored) {
       try {
-        value = JSON.parse(new TextDecoder().decode(await unseal(currentKey(), fromBase64(stored), this.key))) as T;
+        value = JSON.parse(await unsealText(stored, this.key)) as T;
       } catch {
         // Kept in clear before sealing was on: sealed now. Anything else (sealed with another
         // key) is not this person's to read.

@@ -3,7 +3,7 @@
 // last confirmed the session (a login or a refresh). The tokens are stored sealed with the
 // data key (see vault.ts): after a reload they are usable only once the user has unlocked.
 import { emitAuthSignal } from "./events";
-import { currentKey, seal, unseal } from "./vault";
+import { sealText, unsealText } from "./vault";
 
 export const OFFLINE_GRACE_MS = 7 * 24 * 60 * 60 * 1000;
 const SESSION_KEY = "fb.session";
@@ -84,8 +84,7 @@ export function loadSession(): Session | null {
 export async function unsealSession(): Promise<Session | null> {
   const stored = storedSession();
   if (!stored) return null;
-  const bytes = Uint8Array.from(atob(stored.sealed), (c) => c.charCodeAt(0));
-  const tokens = JSON.parse(new TextDecoder().decode(await unseal(currentKey(), bytes, SEALED_WHAT))) as {
+  const tokens = JSON.parse(await unsealText(stored.sealed, SEALED_WHAT)) as {
     accessToken: string;
     refreshToken: string;
   };
@@ -97,9 +96,8 @@ export async function unsealSession(): Promise<Session | null> {
 /** Stores the session, its tokens sealed (the vault must be unlocked). */
 export async function saveSession(session: Session): Promise<void> {
   const tokens = JSON.stringify({ accessToken: session.accessToken, refreshToken: session.refreshToken });
-  const sealed = await seal(currentKey(), new TextEncoder().encode(tokens), SEALED_WHAT);
   const { accessToken: _a, refreshToken: _r, ...rest } = session;
-  const stored: StoredSession = { ...rest, sealed: btoa(Array.from(sealed, (b) => String.fromCharCode(b)).join("")) };
+  const stored: StoredSession = { ...rest, sealed: await sealText(tokens, SEALED_WHAT) };
   current = session;
   localStorage.setItem(SESSION_KEY, JSON.stringify(stored));
   for (const listener of [...tokenListeners]) listener(session);

@@ -58,10 +58,6 @@ export function vaultOwner(): string | null {
   return read()?.userId ?? null;
 }
 
-export function isUnlocked(): boolean {
-  return dataKey !== null;
-}
-
 /** Forgets the data key (the vault stays, locked). */
 export function lock(): void {
   dataKey = null;
@@ -102,6 +98,16 @@ export async function unseal(key: CryptoKey, sealed: Uint8Array, what: string): 
   return new Uint8Array(
     await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(what) }, key, sealed.slice(13)),
   );
+}
+
+/** `text` sealed with the data key, as base64 (for localStorage). */
+export async function sealText(text: string, what: string): Promise<string> {
+  return toBase64(await seal(currentKey(), encoder.encode(text), what));
+}
+
+/** What `sealText` sealed. */
+export async function unsealText(sealed: string, what: string): Promise<string> {
+  return new TextDecoder().decode(await unseal(currentKey(), fromBase64(sealed), what));
 }
 
 /** Whether `bytes` were made by `seal` (records stored before encryption was on are not). */
