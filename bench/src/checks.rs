@@ -29,7 +29,7 @@ pub struct ChecksArgs {
 
 pub async fn run(args: ChecksArgs) -> anyhow::Result<()> {
     let catalog = Catalog::shipped();
-    let observer = Viewer { user_id: "sam".into(), role: Role::Supervisor, line: vec![] };
+    let observer = Viewer { user_id: "sam".into(), role: Role::Supervisor, line: vec![], team: None };
     let mut rows = Vec::new();
     println!(
         "{:>9} {:>8} | {:>21} | {:>21} | {:>10}",

@@ -141,7 +141,7 @@ fn viewer(who: u8) -> Viewer {
         2 => ("lee", Role::Manager, vec![LineGrant { subject_id: "pat".into(), from: "2000-01-01".into(), to: None }]),
         _ => ("eve", Role::Practitioner, vec![]),
     };
-    Viewer { user_id: user_id.into(), role, line }
+    Viewer { user_id: user_id.into(), role, line, team: None }
 }
 
 fn base(draft: bool) -> Automerge {

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use fieldbook_sync_core::DocumentId;
-use fieldbook_sync_core::records::dates;
+use fieldbook_sync_core::records::{RecordKind, dates};
 use serde_json::{Value, json};
 
 use crate::storage::{AuditQuery, Database, StorageError};
@@ -21,6 +21,7 @@ const PRESENT: &str = "who else was there: information about a child or family";
 const CONSENT: &str = "who in the family gave consent, and how: their information";
 const AUDIT_DETAIL: &str = "what an event changed may name other people; ask the data protection officer";
 const OTHER_RECORD: &str = "a record about another person";
+const OTHER_PARTICIPANT: &str = "other participants' own reflections";
 
 /// The export for `user_id`, `None` if there is no such user.
 pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, StorageError> {
@@ -46,7 +47,9 @@ pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, Stora
     loop {
         let page = db.record_index(user_id, Some(&[]), after, 500).await?;
         for entry in page.entries {
-            if !urls.insert(entry.document_url.clone()) {
+            // The index holds every theme; a theme is the subject's if they raised it.
+            let theirs = entry.facts.kind != RecordKind::PracticeTheme || entry.facts.author_id == user_id;
+            if !theirs || !urls.insert(entry.document_url.clone()) {
                 continue;
             }
             let Ok(document) = DocumentId::parse_url_or_id(&entry.document_url) else { continue };
@@ -144,9 +147,27 @@ fn redact(record: &mut Value, subject: &str) -> Vec<(String, &'static str)> {
         hide(fields, "reflection", OTHER_PARTY);
         hide(fields, "response", OTHER_PARTY);
     }
-    for field in ["observerId", "practitionerId", "ownerId", "supervisorId"] {
+    for field in ["observerId", "practitionerId", "ownerId", "supervisorId", "facilitatorId", "raisedBy"] {
         if fields.get(field).and_then(Value::as_str).is_some_and(|id| id != subject) {
             hide(fields, field, IDENTITY);
+        }
+    }
+    // A group session: the subject's own reflection; the others only as "another person".
+    if let Some(Value::Object(reflections)) = fields.get_mut("reflections") {
+        let before = reflections.len();
+        reflections.retain(|who, _| who == subject);
+        if reflections.len() < before {
+            withheld.push(("reflections".to_owned(), OTHER_PARTICIPANT));
+        }
+    }
+    if let Some(Value::Array(participants)) = fields.get_mut("participantIds") {
+        let mut others = false;
+        for id in participants.iter_mut().filter(|id| id.as_str() != Some(subject)) {
+            *id = Value::from(ANOTHER_PERSON);
+            others = true;
+        }
+        if others {
+            withheld.push(("participantIds".to_owned(), IDENTITY));
         }
     }
     // Who signed or reviewed: another person by id.
@@ -158,19 +179,24 @@ fn redact(record: &mut Value, subject: &str) -> Vec<(String, &'static str)> {
         }
     }
     if others {
-        withheld.push(("signOff.*.by, reviews.*.by".to_owned(), IDENTITY));
+        withheld.push(("signOff.*.by, reviews.*.by, responses.*.by, actions.*.ownerId".to_owned(), IDENTITY));
     }
     withheld
 }
 
-/// Every `by` value of sign-offs and plan reviews.
+/// Every `by` value of sign-offs, plan reviews and theme responses, and every action's owner.
 fn by_fields(record: &mut Value) -> Vec<&mut Value> {
     let mut found = Vec::new();
     let Some(fields) = record.as_object_mut() else { return found };
     for (key, value) in fields.iter_mut() {
         match (key.as_str(), value) {
             ("signOff", Value::Object(sides)) => found.extend(sides.values_mut().filter_map(|s| s.get_mut("by"))),
-            ("reviews", Value::Array(reviews)) => found.extend(reviews.iter_mut().filter_map(|r| r.get_mut("by"))),
+            ("reviews" | "responses", Value::Array(items)) => {
+                found.extend(items.iter_mut().filter_map(|r| r.get_mut("by")));
+            }
+            ("actions", Value::Array(actions)) => {
+                found.extend(actions.iter_mut().filter_map(|a| a.get_mut("ownerId")));
+            }
             _ => {}
         }
     }
@@ -294,6 +320,24 @@ mod tests {
         assert!(for_sam["reflection"].as_str().unwrap().starts_with("[withheld"));
         assert_eq!(for_sam["signOff"]["observer"]["by"], "sam");
         assert!(!for_sam.to_string().contains("pat"));
+    }
+
+    #[test]
+    fn a_participant_gets_their_own_reflection_and_nobody_elses() {
+        let mut session = json!({
+            "type": "group-session", "facilitatorId": "sam", "participantIds": ["pat", "kim"],
+            "summary": "We talked about analysis.", "actions": [{"id": "a1", "text": "Read", "ownerId": "kim"}],
+            "reflections": { "pat": "I will slow down.", "kim": "Kim's own words" },
+        });
+        let withheld = redact(&mut session, "pat");
+        assert_eq!(session["reflections"], json!({ "pat": "I will slow down." }));
+        assert_eq!(session["participantIds"], json!(["pat", ANOTHER_PERSON]));
+        assert_eq!(session["actions"][0]["ownerId"], ANOTHER_PERSON);
+        assert!(session["facilitatorId"].as_str().unwrap().starts_with("[withheld"));
+        assert_eq!(session["summary"], "We talked about analysis.");
+        assert!(!session.to_string().contains("kim") && !session.to_string().contains("Kim"), "{session}");
+        let fields: Vec<&str> = withheld.iter().map(|(field, _)| field.as_str()).collect();
+        assert!(fields.contains(&"reflections") && fields.contains(&"participantIds"), "{fields:?}");
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! Who may see and write what, through the real sync path: every role against every field of
-//! both record types, need-to-know reads, authorship and the stock JavaScript client.
+//! every record type, need-to-know reads, authorship and the stock JavaScript client.
 
 use automerge::Automerge;
 use automerge::transaction::Transactable;
-use fieldbook_server::storage::Role;
+use fieldbook_server::storage::{Role, Team};
 use fieldbook_sync_core::{DocumentId, json};
 use fieldbook_tests::peer::{Outcome, Peer};
 use fieldbook_tests::records::{document, observation, plan};
 use fieldbook_tests::{Backend, TestApp, js};
 use serde_json::{Value, json};
 
-/// The organisation: pat is supervised by sam, sam by mo (so mo is in pat's line).
+/// The organisation: pat is supervised by sam, sam by mo (so mo is in pat's line); kim is
+/// supervised by nobody here; eve and sam are in team north.
 const PEOPLE: &[(&str, Role)] = &[
     ("pat", Role::Practitioner),
     ("mo", Role::Manager),
@@ -18,7 +19,9 @@ const PEOPLE: &[(&str, Role)] = &[
     ("hana", Role::Hr),
     ("ada", Role::Admin),
     ("eve", Role::Practitioner),
+    ("kim", Role::Practitioner),
 ];
+const USERS: [&str; 8] = ["sam", "pat", "mo", "pip", "hana", "ada", "eve", "kim"];
 
 struct Org {
     app: TestApp,
@@ -35,6 +38,12 @@ impl Org {
         let db = app.db.connect().await;
         db.set_supervisor("pat", Some("sam"), "2020-01-01").await.unwrap();
         db.set_supervisor("sam", Some("mo"), "2020-01-01").await.unwrap();
+        db.add_team(&Team { id: "north".into(), name: "North".into() }).await.unwrap();
+        for id in ["sam", "eve"] {
+            let mut user = db.user(id).await.unwrap().unwrap();
+            user.team_id = Some("north".into());
+            db.update_user(&user).await.unwrap();
+        }
         db.close().await;
         Self { app, tokens }
     }
@@ -180,7 +189,7 @@ async fn check_field(
     let id = DocumentId::random();
     let mut owner = org.peer(creator).await;
     assert_eq!(owner.push(id, &document(base)).await, Outcome::Accepted, "{path}: create");
-    let users = ["sam", "pat", "mo", "pip", "hana", "ada", "eve"];
+    let users = USERS;
     let mut expected = lookup(base, path).cloned();
     let mut checked = 0;
     for user in users {
@@ -260,7 +269,169 @@ async fn every_role_against_every_field_through_sync() {
         };
         checked += check_field(&org, &base, path, &values, allowed, "sam").await;
     }
-    assert_eq!(checked, 7 * (observation_fields().len() + plan_fields().len()));
+    assert_eq!(checked, USERS.len() * (observation_fields().len() + plan_fields().len()));
+}
+
+/// A group session sam runs with pat and kim.
+fn group_session_base() -> Value {
+    json!({
+        "type": "group-session", "schemaVersion": 1, "facilitatorId": "sam", "participantIds": ["pat", "kim"],
+        "heldAt": "2026-11-20T10:00:00Z", "kind": "group-supervision", "framework": "kss-cf-2018",
+        "components": [], "themes": [], "summary": "base", "actions": [], "reflections": {}, "status": "shared",
+    })
+}
+
+fn group_session_fields() -> Vec<(&'static str, [Value; 2], &'static [&'static str])> {
+    const FACILITATOR: &[&str] = &["sam"];
+    const NOBODY: &[&str] = &[];
+    vec![
+        ("facilitatorId", [json!("mo"), json!("eve")], NOBODY),
+        ("participantIds", [json!(["pat", "kim", "eve"]), json!(["pat", "kim", "mo"])], FACILITATOR),
+        ("heldAt", [json!("2026-11-21T10:00:00Z"), json!("2026-11-22T10:00:00Z")], FACILITATOR),
+        ("kind", [json!("team-development"), json!("practice-discussion")], FACILITATOR),
+        ("components", [json!(["kss-cf-2018/2"]), json!(["kss-cf-2018/3"])], FACILITATOR),
+        ("themes", [json!(["TEXT"]), json!(["TEXT", "again"])], FACILITATOR),
+        ("summary", [json!("TEXT"), json!("TEXT, again")], FACILITATOR),
+        ("actions", [json!([{"id": "a1", "text": "TEXT"}]), json!([{"id": "a2", "text": "TEXT"}])], FACILITATOR),
+        // Each participant their own entry, nobody else's.
+        ("reflections.pat", [json!("TEXT"), json!("TEXT, again")], &["pat"]),
+        ("reflections.kim", [json!("TEXT"), json!("TEXT, again")], &["kim"]),
+    ]
+}
+
+/// A theme sam raised for team north (mo is above sam; pip answers every theme).
+fn practice_theme_base() -> Value {
+    json!({
+        "type": "practice-theme", "schemaVersion": 1, "raisedBy": "sam", "raisedAt": "2026-11-20T10:00:00Z",
+        "team": "north", "category": "environment", "summary": "base", "evidence": {}, "responses": [],
+        "status": "raised",
+    })
+}
+
+fn practice_theme_fields() -> Vec<(&'static str, [Value; 2], &'static [&'static str])> {
+    const RAISER: &[&str] = &["sam"];
+    const RESPONDERS: &[&str] = &["mo", "pip"];
+    const NOBODY: &[&str] = &[];
+    vec![
+        ("raisedBy", [json!("mo"), json!("eve")], NOBODY),
+        ("category", [json!("workload"), json!("organisation")], RAISER),
+        ("summary", [json!("TEXT"), json!("TEXT, again")], RAISER),
+        ("evidence", [json!({"observations": 12}), json!({"observations": 14})], RAISER),
+        // Responses: see `group_sessions_and_themes_are_need_to_know` (each in its writer's name).
+        ("status", [json!("acknowledged"), json!("acted")], RESPONDERS),
+    ]
+}
+
+#[tokio::test]
+async fn group_sessions_and_themes_every_role_against_every_field() {
+    let org = Org::spawn().await;
+    let mut checked = 0;
+    for (path, values, allowed) in group_session_fields() {
+        checked += check_field(&org, &group_session_base(), path, &values, allowed, "sam").await;
+    }
+    for (path, values, allowed) in practice_theme_fields() {
+        checked += check_field(&org, &practice_theme_base(), path, &values, allowed, "sam").await;
+    }
+    assert_eq!(checked, USERS.len() * (group_session_fields().len() + practice_theme_fields().len()));
+}
+
+#[tokio::test]
+async fn group_sessions_and_themes_are_need_to_know() {
+    let org = Org::spawn().await;
+    let mut sam = org.peer("sam").await;
+    let session = DocumentId::random();
+    let mut draft = group_session_base();
+    draft["status"] = json!("draft");
+    assert_eq!(sam.push(session, &document(&draft)).await, Outcome::Accepted);
+    assert_eq!(org.peer("pat").await.fetch(session).await.err(), Some(Outcome::Unavailable), "a draft is sam's");
+    let shared = edited(&sam.fetch(session).await.unwrap(), "status", &json!("shared"));
+    assert_eq!(sam.push(session, &shared).await, Outcome::Accepted);
+    // Participants and a participant's line read it; nobody else, not even a PSW.
+    for user in ["pat", "kim", "mo"] {
+        let copy = org.peer(user).await.fetch(session).await.unwrap_or_else(|o| panic!("{user}: {o:?}"));
+        assert_eq!(json::to_json(&copy)["summary"], "base");
+    }
+    for user in ["pip", "eve", "hana", "ada"] {
+        assert_eq!(org.peer(user).await.fetch(session).await.err(), Some(Outcome::Unavailable), "{user}");
+    }
+    // A participant may not write another's reflection, nor the summary.
+    let mut pat = org.peer("pat").await;
+    let copy = pat.fetch(session).await.unwrap();
+    for (path, value) in [("reflections.kim", "for kim"), ("summary", "mine")] {
+        match pat.push(session, &edited(&copy, path, &json!(value))).await {
+            Outcome::Rejected(reason) => assert!(reason.contains("participant may not change"), "{reason}"),
+            other => panic!("{path} by pat: {other:?}"),
+        }
+    }
+    assert_eq!(pat.push(session, &edited(&copy, "reflections.pat", &json!("I learnt"))).await, Outcome::Accepted);
+
+    let theme = DocumentId::random();
+    assert_eq!(sam.push(theme, &document(&practice_theme_base())).await, Outcome::Accepted);
+    // The raiser, responders (mo above sam, pip) and team north (eve) read it.
+    for user in ["mo", "pip", "eve"] {
+        org.peer(user).await.fetch(theme).await.unwrap_or_else(|o| panic!("{user}: {o:?}"));
+    }
+    for user in ["pat", "kim", "hana", "ada"] {
+        assert_eq!(org.peer(user).await.fetch(theme).await.err(), Some(Outcome::Unavailable), "{user}");
+    }
+    // Responders answer in their own name; nobody else answers.
+    let response =
+        |by: &str, id: &str| json!({"id": id, "at": "2026-11-22T09:00:00Z", "by": by, "text": "Rooms booked"});
+    let appended = |copy: &Automerge, value: Value| {
+        let mut doc = copy.fork();
+        let mut tx = doc.transaction();
+        json::append(&mut tx, "responses", &value).unwrap();
+        tx.commit();
+        doc
+    };
+    let mut mo = org.peer("mo").await;
+    let copy = mo.fetch(theme).await.unwrap();
+    assert_eq!(mo.push(theme, &appended(&copy, response("mo", "r1"))).await, Outcome::Accepted);
+    let mut pip = org.peer("pip").await;
+    let copy = pip.fetch(theme).await.unwrap();
+    match pip.push(theme, &appended(&copy, response("mo", "r2"))).await {
+        Outcome::Rejected(reason) => assert!(reason.contains("own name"), "{reason}"),
+        other => panic!("pip answering as mo: {other:?}"),
+    }
+    match pip.push(theme, &edited(&copy, "responses.0.text", &json!("Changed"))).await {
+        Outcome::Rejected(reason) => assert!(reason.contains("own name"), "{reason}"),
+        other => panic!("pip changing mo's response: {other:?}"),
+    }
+    assert_eq!(pip.push(theme, &appended(&copy, response("pip", "r2"))).await, Outcome::Accepted);
+    for user in ["sam", "eve"] {
+        let mut peer = org.peer(user).await;
+        let copy = peer.fetch(theme).await.unwrap();
+        match peer.push(theme, &appended(&copy, response(user, "r3"))).await {
+            Outcome::Rejected(reason) => assert!(reason.contains("may not change responses"), "{user}: {reason}"),
+            other => panic!("{user} answering: {other:?}"),
+        }
+    }
+    // The team reads the answers.
+    let read = json::to_json(&org.peer("eve").await.fetch(theme).await.unwrap());
+    assert_eq!(read["responses"].as_array().map(Vec::len), Some(2), "{read}");
+
+    // A practitioner may not raise one.
+    let mut by_practitioner = practice_theme_base();
+    by_practitioner["raisedBy"] = json!("eve");
+    match org.peer("eve").await.push(DocumentId::random(), &document(&by_practitioner)).await {
+        Outcome::Rejected(reason) => assert!(reason.contains("may raise"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // The index lists each record to those who may read it, with their part.
+    let index = |user: &'static str| {
+        let org = &org;
+        async move {
+            let response = org.app.server.get_with("/v1/records", Some(org.token(user))).await.json();
+            let records = response["records"].as_array().unwrap().clone();
+            records.into_iter().map(|r| (r["url"].as_str().unwrap().to_owned(), r["party"].clone())).collect::<Vec<_>>()
+        }
+    };
+    assert!(index("kim").await.contains(&(session.url(), json!("participant"))));
+    assert!(index("eve").await.contains(&(theme.url(), json!("team"))));
+    assert!(index("mo").await.contains(&(theme.url(), json!("responder"))));
+    assert!(index("pip").await.contains(&(theme.url(), json!("responder"))));
+    assert!(!index("pip").await.iter().any(|(url, _)| *url == session.url()));
+    assert!(!index("pat").await.iter().any(|(url, _)| *url == theme.url()));
 }
 
 #[tokio::test]

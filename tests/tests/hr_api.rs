@@ -47,6 +47,36 @@ async fn records_full_of_narrative(app: &TestApp) -> (String, String) {
     );
     phone.edit(&plan, &[("goals.0.reflection", &s("goals.reflection"))]);
     phone.sync(&app.http_url(), &pat, &[]);
+    // A group session pat reflected in, closed; a theme sam raised and mo answered.
+    let session = tablet.create(&json!({
+        "type": "group-session", "schemaVersion": 1, "facilitatorId": "sam", "participantIds": ["pat"],
+        "heldAt": "2026-11-20T10:00:00Z", "kind": "group-supervision", "framework": "kss-cf-2018",
+        "components": ["kss-cf-2018/6"], "themes": [s("themes")], "summary": s("summary"),
+        "actions": [{"id": "a1", "text": s("session.actions.text"), "ownerId": "pat"}], "reflections": {},
+        "status": "shared",
+    }));
+    app.db.user("mo", Role::Manager).await;
+    app.fieldbook(&["supervision", "set", "--user", "sam", "--supervisor", "mo", "--from", "2025-01-01"]);
+    let theme = tablet.create(&json!({
+        "type": "practice-theme", "schemaVersion": 1, "raisedBy": "sam", "raisedAt": "2026-11-20T10:00:00Z",
+        "category": "practice", "framework": "kss-cf-2018", "components": ["kss-cf-2018/6"],
+        "summary": s("theme.summary"), "evidence": {"kss-cf-2018/6:observations": 7}, "responses": [],
+        "status": "raised",
+    }));
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    phone.sync(&app.http_url(), &pat, &[&session]);
+    phone.edit(&session, &[("reflections.pat", &s("reflections"))]);
+    phone.sync(&app.http_url(), &pat, &[]);
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    tablet.edit(&session, &[("closedAt", "2026-11-21T09:00:00Z"), ("status", "closed")]);
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    let db = app.db.connect().await;
+    let mo = app.db.token(&db, "mo", std::time::Duration::from_secs(600)).await;
+    let laptop = Device::new();
+    laptop.sync(&app.http_url(), &mo, &[&theme]);
+    let response = json!({"id": "r1", "at": "2026-11-22T09:00:00Z", "by": "mo", "text": s("responses.text")});
+    laptop.edit(&theme, &[("responses.0", &response.to_string()), ("status", "acted")]);
+    laptop.sync(&app.http_url(), &mo, &[]);
     (observation, plan)
 }
 
@@ -98,6 +128,20 @@ async fn no_narrative_leaves_through_any_endpoint_or_format(backend: Backend) {
     assert_eq!(record["observations"][0]["url"], observation.as_str());
     assert_eq!(record["observations"][0]["observerRole"], "supervisor");
     assert_eq!(record["observations"][0]["componentsEvidenced"], json!(["kss-cf-2018/1"]));
+    // Group sessions as counts with components, never text.
+    assert_eq!(
+        record["groupSessions"],
+        json!({"attended": 1, "facilitated": 0, "byKind": {"group-supervision": 1}, "components": {"kss-cf-2018/6": 1}})
+    );
+    let feed: Value = serde_json::from_str(&bodies[6].1).unwrap();
+    let attended: Vec<&str> = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "group-session.attended")
+        .map(|e| e["practitionerId"].as_str().unwrap())
+        .collect();
+    assert_eq!(attended, ["sam", "pat"], "{feed:#}");
     assert_eq!(record["plans"][0]["url"], plan.as_str());
     assert_eq!(record["plans"][0]["goals"][0]["status"], "in-progress");
     assert_eq!(record["counts"]["goalsByStatus"]["in-progress"], 1);
@@ -306,7 +350,12 @@ async fn the_feed_replays_record_events_in_order_and_as_xapi(backend: Backend) {
     // The same events as xAPI statements.
     let xapi = server.get_with("/v1/api/xapi/statements", Some(&key)).await.json();
     let statements = xapi["statements"].as_array().unwrap();
-    assert_eq!(statements.len(), 6);
+    // Six about the observation and plan, and two attendances of the closed group session.
+    assert_eq!(statements.len(), 8);
+    let attended: Vec<&Value> =
+        statements.iter().filter(|s| s["verb"]["id"] == "http://adlnet.gov/expapi/verbs/attended").collect();
+    assert_eq!(attended.len(), 2, "{xapi}");
+    assert_eq!(attended[0]["object"]["definition"]["name"]["en-GB"], "Group session");
     let signed = statements.iter().find(|s| s["verb"]["id"] == "http://adlnet.gov/expapi/verbs/completed").unwrap();
     assert_eq!(signed["actor"]["account"]["name"], "E100");
     assert_eq!(signed["actor"]["account"]["homePage"], app.http_url());
@@ -393,6 +442,12 @@ async fn insights_count_by_team_and_component_and_suppress_small_numbers(backend
     let p0 = app.db.token(&db, "p0", std::time::Duration::from_secs(600)).await;
     let in_line = server.get_with("/v1/api/insights", Some(&mo)).await.json();
     assert_eq!(in_line["cells"].as_array().unwrap().len(), 2, "{in_line}");
+    // A supervisor sees their own line too (to attach counts to a theme they raise).
+    let sams = server.get_with("/v1/api/insights", Some(&app.token)).await.json();
+    assert_eq!(sams["cells"], in_line["cells"], "{sams}");
+    app.db.user("sue", Role::Supervisor).await;
+    let sue = app.db.token(&db, "sue", std::time::Duration::from_secs(600)).await;
+    assert_eq!(server.get_with("/v1/api/insights", Some(&sue)).await.json()["cells"], json!([]));
     let outside = server.get_with("/v1/api/insights", Some(&other)).await.json();
     assert_eq!(outside["cells"], json!([]));
     assert_eq!(server.get_with("/v1/api/insights", Some(&p0)).await.status, 403);

@@ -425,3 +425,68 @@ async fn followers_are_told_of_a_deletion_and_only_those_who_may_see_it() {
     let mut fresh = Peer::connect(&server.ws_url(&sam), "fresh").await;
     assert!(matches!(fresh.fetch(deleted).await, Err(Outcome::Rejected(r)) if r.contains("deleted")));
 }
+
+/// Group sessions count from their closing, themes from their last change; a hold on any
+/// participant keeps a session; the feed says which people's sessions went.
+#[tokio::test]
+async fn group_sessions_and_themes_expire_too() {
+    let test_db = TestDatabase::new(Backend::Sqlite).await;
+    test_db.user("sam", Role::Supervisor).await;
+    for user in ["pat", "kim"] {
+        test_db.user(user, Role::Practitioner).await;
+    }
+    let session = |participants: Value| {
+        json!({
+            "type": "group-session", "schemaVersion": 1, "facilitatorId": "sam", "participantIds": participants,
+            "heldAt": "2019-05-01T10:00:00Z", "kind": "team-development", "summary": "ZQXSESSION", "reflections": {},
+            "status": "closed", "closedAt": "2019-05-02T10:00:00Z",
+        })
+    };
+    let db = test_db.connect().await;
+    let closed = store(&db, session(json!(["pat"]))).await;
+    let with_kim = store(&db, session(json!(["pat", "kim"]))).await;
+    let mut open = session(json!(["pat"]));
+    open["status"] = json!("shared");
+    open.as_object_mut().unwrap().remove("closedAt");
+    let open = store(&db, open).await;
+    let theme = store(
+        &db,
+        json!({"type": "practice-theme", "schemaVersion": 1, "raisedBy": "sam", "category": "workload",
+               "summary": "ZQXTHEME", "status": "raised"}),
+    )
+    .await;
+    db.close().await;
+    drop(db);
+    // The theme last changed in 2019 (2019-06-01); the open session changed today.
+    test_db.raw_execute("UPDATE practice_themes SET updated_at = 1559347200000").await.unwrap();
+    test_db.fieldbook(&["retention", "set", "--type", "group-session", "--keep", "6y", "--after", "sign-off"]);
+    test_db.fieldbook(&["retention", "set", "--type", "practice-theme", "--keep", "1y", "--after", "sign-off"]);
+    test_db.fieldbook(&["holds", "add", "--user", "kim", "--reason", "grievance"]);
+
+    let dry = actions(&test_db.fieldbook(&["retention", "run", "--dry-run"]));
+    let mut expected = vec![
+        (closed.url(), "would delete".to_owned()),
+        (with_kim.url(), "held".to_owned()),
+        (theme.url(), "would delete".to_owned()),
+    ];
+    expected.sort();
+    let mut planned = dry.clone();
+    planned.sort();
+    assert_eq!(planned, expected, "the open session is kept; a hold on a participant keeps theirs");
+    test_db.fieldbook(&["retention", "run"]);
+    assert!(!test_db.stores("ZQXTHEME").await, "the theme is gone");
+    let db = test_db.connect().await;
+    let events = db.feed(0, None, 100).await.unwrap();
+    let deleted: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.document_url == closed.url())
+        .map(|e| (e.kind.as_str(), e.practitioner_id.as_str()))
+        .collect();
+    assert_eq!(deleted, [("group-session.deleted", "sam"), ("group-session.deleted", "pat")]);
+    let left: Vec<DocumentId> = db.retained_records().await.unwrap().into_iter().map(|r| r.document).collect();
+    let mut expected = vec![with_kim, open];
+    expected.sort_by_key(|d| d.url());
+    let mut left = left;
+    left.sort_by_key(|d| d.url());
+    assert_eq!(left, expected, "the held and the open session are kept; the closed one and the theme are gone");
+}

@@ -7,8 +7,9 @@
 use std::process::Command;
 
 use fieldbook_server::storage::Role;
-use fieldbook_tests::{Backend, TestApp, repo_root, target_dir};
-use serde_json::Value;
+use fieldbook_tests::records::observation;
+use fieldbook_tests::{Backend, Device, TestApp, repo_root, target_dir};
+use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -124,4 +125,53 @@ async fn the_browser_keeps_records_encrypted_and_unlocks_with_a_pin() {
         .expect("run node clients/web/tests/encryption.mjs");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser test failed:\n{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The learning loops in the browser (`clients/web/tests/learning-loops.mjs`): a group session
+/// run offline on a tablet, reflected on from a phone offline, closed; a practice theme raised
+/// by a supervisor, answered by their manager from the leaders' home, read by the team.
+#[tokio::test]
+async fn a_group_session_and_a_practice_theme_across_devices_in_the_browser() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (id, role) in [("pat", Role::Practitioner), ("kim", Role::Practitioner), ("mo", Role::Manager)] {
+        app.db.user(id, role).await;
+    }
+    app.fieldbook(&["teams", "add", "--id", "north", "--name", "North"]);
+    for (id, name, team) in [
+        ("sam", "Sam Okafor", Some("north")),
+        ("pat", "Pat Reid", Some("north")),
+        ("kim", "Kim Lee", None),
+        ("mo", "Mo Ahmed", None),
+    ] {
+        let mut args = vec!["users", "update", "--id", id, "--name", name];
+        if let Some(team) = team {
+            args.extend(["--team", team]);
+        }
+        app.fieldbook(&args);
+        let out = app.fieldbook_with_stdin(&["users", "set-password", "--id", id], PASSWORD);
+        assert!(out.status.success(), "set-password: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for (user, supervisor) in [("pat", "sam"), ("kim", "sam"), ("sam", "mo")] {
+        app.fieldbook(&["supervision", "set", "--user", user, "--supervisor", supervisor, "--from", "2025-01-01"]);
+    }
+    // Five observations of pat met component 1: enough for insights to show a number.
+    let tablet = Device::new();
+    for _ in 0..5 {
+        tablet.create(&observation(json!({
+            "status": "shared", "components": ["kss-cf-2018/1"], "judgements": {"kss-cf-2018/1": "met"},
+        })));
+    }
+    tablet.sync(&app.http_url(), &app.token, &[]);
+    let out = Command::new("node")
+        .arg(repo_root().join("clients/web/tests/learning-loops.mjs"))
+        .env("FIELDBOOK_URL", app.http_url())
+        .env("PASSWORD", PASSWORD)
+        .output()
+        .expect("run node clients/web/tests/learning-loops.mjs");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser test failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    // What the browsers wrote reached the central store as records.
+    let pats: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "pat"])).unwrap();
+    assert_eq!(pats["groupSessions"]["sessions"][0]["status"], "closed", "{pats:#}");
+    assert_eq!(pats["groupSessions"]["sessions"][0]["reflected"], true, "{pats:#}");
 }

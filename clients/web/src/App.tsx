@@ -23,12 +23,14 @@ import {
   unsealSession,
   withinOfflineGrace,
 } from "./session";
+import { GroupSessionScreen } from "./screens/GroupSessionScreen";
 import { Home } from "./screens/Home";
 import { NewObservation } from "./screens/NewObservation";
 import { ChoosePin, Unlock } from "./screens/Pin";
 import { ObservationScreen } from "./screens/ObservationScreen";
 import { PlanScreen } from "./screens/PlanScreen";
 import { SignIn } from "./screens/SignIn";
+import { ThemeScreen, ThemesScreen } from "./screens/ThemesScreen";
 import { changedHereCount, storedOnServer } from "./sync-state";
 import { unsealAll } from "./sealed-local";
 import { RemovedRecords } from "./ui/record-status";
@@ -376,6 +378,12 @@ function SignedIn({
         <PlanScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
       ) : route.name === "new-observation" ? (
         <NewObservation store={store} me={me} />
+      ) : route.name === "session" ? (
+        <GroupSessionScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
+      ) : route.name === "themes" ? (
+        <ThemesScreen store={store} me={me} />
+      ) : route.name === "theme" ? (
+        <ThemeScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
       ) : (
         <Home store={store} me={me} />
       )}

@@ -6,7 +6,7 @@ import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { currentRepo } from "./repo";
 import type { RecordStore } from "./records";
 import type { Me } from "./session";
-import type { DevelopmentPlan, Observation, RecordDoc } from "./types";
+import type { DevelopmentPlan, GroupSession, Observation, PracticeTheme, RecordDoc, SessionKind, ThemeCategory } from "./types";
 
 export function createObservation(store: RecordStore, me: Me, practitionerId: string, framework: string): DocHandle<Observation> {
   const handle = currentRepo().create<Observation>({
@@ -54,5 +54,45 @@ export function createPlan(store: RecordStore, me: Me, ownerId: string, framewor
     status: "draft",
   });
   store.addLocal(handle as DocHandle<RecordDoc>, { type: "development-plan", status: "draft", party: "plan-supervisor" });
+  return handle;
+}
+
+/** A group session, a draft until the facilitator shares it with the participants; each
+ *  participant's reflection is laid out empty once they are chosen (see GroupSessionScreen). */
+export function createGroupSession(store: RecordStore, me: Me, kind: SessionKind, framework: string): DocHandle<GroupSession> {
+  const handle = currentRepo().create<GroupSession>({
+    type: "group-session",
+    schemaVersion: 1,
+    facilitatorId: me.id,
+    participantIds: [],
+    heldAt: new Date().toISOString(),
+    kind,
+    framework,
+    components: [],
+    themes: [],
+    summary: "",
+    actions: [],
+    reflections: {},
+    status: "draft",
+  });
+  store.addLocal(handle as DocHandle<RecordDoc>, { type: "group-session", status: "draft", party: "facilitator" });
+  return handle;
+}
+
+export function createTheme(store: RecordStore, me: Me, category: ThemeCategory): DocHandle<PracticeTheme> {
+  const handle = currentRepo().create<PracticeTheme>({
+    type: "practice-theme",
+    schemaVersion: 1,
+    raisedBy: me.id,
+    raisedAt: new Date().toISOString(),
+    ...(me.teamId ? { team: me.teamId } : {}),
+    category,
+    components: [],
+    summary: "",
+    evidence: {},
+    responses: [],
+    status: "raised",
+  });
+  store.addLocal(handle as DocHandle<RecordDoc>, { type: "practice-theme", status: "raised", party: "raiser" });
   return handle;
 }

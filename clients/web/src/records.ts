@@ -13,7 +13,7 @@ const INDEX_KEY = "fb.index";
 const PEOPLE_KEY = "fb.people";
 const FRAMEWORKS_KEY = "fb.frameworks";
 /** The parts in a record that make it the user's own work, kept on the device. */
-const OWN = new Set(["observer", "practitioner", "plan-owner", "plan-supervisor"]);
+const OWN = new Set(["observer", "practitioner", "plan-owner", "plan-supervisor", "facilitator", "participant", "raiser", "responder", "team"]);
 /** How far behind its cursor each poll re-reads the index (as fieldbook-device does). */
 const REREAD = 1000;
 
@@ -152,7 +152,11 @@ export class RecordStore {
         ? `An observation of ${this.personName(doc.practitionerId)}`
         : doc?.type === "development-plan"
           ? `The development plan of ${this.personName(doc.ownerId)}`
-          : "A record";
+          : doc?.type === "group-session"
+            ? `A group session run by ${this.personName(doc.facilitatorId)}`
+            : doc?.type === "practice-theme"
+              ? `A practice theme raised by ${this.personName(doc.raisedBy)}`
+              : "A record";
     this.index.entries = this.index.entries.filter((e) => e.url !== handle.url);
     this.persistIndex();
     this.handles.delete(handle.url);

@@ -5,7 +5,10 @@ export type Route =
   | { name: "home" }
   | { name: "new-observation" }
   | { name: "observation"; documentId: string }
-  | { name: "plan"; documentId: string };
+  | { name: "plan"; documentId: string }
+  | { name: "session"; documentId: string }
+  | { name: "themes" }
+  | { name: "theme"; documentId: string };
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "");
@@ -13,6 +16,11 @@ export function parseRoute(hash: string): Route {
   if (m) return { name: "observation", documentId: decodeURIComponent(m[1]) };
   m = path.match(/^\/plan\/([^/]+)$/);
   if (m) return { name: "plan", documentId: decodeURIComponent(m[1]) };
+  m = path.match(/^\/sessions\/([^/]+)$/);
+  if (m) return { name: "session", documentId: decodeURIComponent(m[1]) };
+  m = path.match(/^\/themes\/([^/]+)$/);
+  if (m) return { name: "theme", documentId: decodeURIComponent(m[1]) };
+  if (path === "/themes") return { name: "themes" };
   if (path === "/new") return { name: "new-observation" };
   return { name: "home" };
 }
@@ -34,3 +42,5 @@ export function navigate(hash: string): void {
 
 export const observationHref = (url: string) => `#/observations/${url.replace(/^automerge:/, "")}`;
 export const planHref = (url: string) => `#/plan/${url.replace(/^automerge:/, "")}`;
+export const sessionHref = (url: string) => `#/sessions/${url.replace(/^automerge:/, "")}`;
+export const themeHref = (url: string) => `#/themes/${url.replace(/^automerge:/, "")}`;

@@ -69,13 +69,66 @@ export interface DevelopmentPlan {
   status: "draft" | "agreed" | "closed";
 }
 
-export type RecordDoc = Observation | DevelopmentPlan;
+export type SessionKind = "group-supervision" | "team-development" | "practice-discussion";
 
-export type Party = "observer" | "practitioner" | "plan-owner" | "plan-supervisor" | "line" | "principal-social-worker";
+/** Reflective group supervision, a team development session or a practice discussion. */
+export interface GroupSession {
+  type: "group-session";
+  schemaVersion: 1;
+  facilitatorId: string;
+  participantIds: string[];
+  heldAt?: string;
+  kind: SessionKind;
+  framework?: string;
+  components: string[];
+  themes: string[];
+  summary?: string;
+  actions: { id: string; text: string; ownerId?: string }[];
+  /** Participant id → their own reflection. */
+  reflections: Record<string, string>;
+  status: "draft" | "shared" | "closed";
+  closedAt?: string;
+}
+
+export type ThemeCategory = "practice" | "workload" | "environment" | "organisation";
+export type ThemeStatus = "raised" | "acknowledged" | "acted" | "closed";
+
+/** "You said, we did": a theme raised to managers, and what was done about it. */
+export interface PracticeTheme {
+  type: "practice-theme";
+  schemaVersion: 1;
+  raisedBy: string;
+  raisedAt?: string;
+  team?: string;
+  category: ThemeCategory;
+  framework?: string;
+  components: string[];
+  summary?: string;
+  /** Aggregate counts: identifier label → number. */
+  evidence: Record<string, number>;
+  responses: { id: string; at: string; by: string; text: string }[];
+  status: ThemeStatus;
+}
+
+export type RecordDoc = Observation | DevelopmentPlan | GroupSession | PracticeTheme;
+export type RecordType = RecordDoc["type"];
+
+export type Party =
+  | "observer"
+  | "practitioner"
+  | "plan-owner"
+  | "plan-supervisor"
+  | "facilitator"
+  | "participant"
+  | "raiser"
+  | "responder"
+  | "line"
+  | "principal-social-worker"
+  | "team";
 
 export interface IndexEntry {
   url: string;
-  type: "observation" | "development-plan";
+  type: RecordType;
   status: string;
   party: Party;
   changeSeq: number;

@@ -16,14 +16,11 @@
 // Prints OBSERVATION_URL=automerge:… for the calling test.
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { choosePin, signIn as signInWithPin, unlock } from "./steps.mjs";
+import { checkAccessibility, choosePin, signIn as signInWithPin, unlock } from "./steps.mjs";
 
-const require = createRequire(import.meta.url);
-const axeSource = require("axe-core").source;
 const here = dirname(fileURLToPath(import.meta.url));
 
 const env = (name, fallback) => {
@@ -48,18 +45,6 @@ for (const file of readdirSync(ARTIFACTS)) if (file.endsWith(".png")) rmSync(joi
 if (UPDATE_DOCS) mkdirSync(DOCS, { recursive: true });
 
 const log = (...args) => console.error("[e2e]", ...args);
-
-async function checkAccessibility(page, screen) {
-  // Evaluated by the test driver (as from devtools), so the app's strict CSP stays on.
-  await page.evaluate(axeSource);
-  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
-  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  for (const v of bad) {
-    console.error(`axe (${screen}): ${v.impact} ${v.id}: ${v.help}`);
-    for (const node of v.nodes) console.error(`   ${node.target.join(" ")}: ${node.failureSummary?.replace(/\n/g, " ")}`);
-  }
-  assert.equal(bad.length, 0, `${screen}: ${bad.length} serious or critical accessibility violations`);
-}
 
 /** axe, then a full-page screenshot at each size (the page returns to its own size after). */
 async function screen(page, name) {

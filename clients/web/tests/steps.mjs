@@ -1,6 +1,9 @@
 // Steps the browser tests share: signing in (which asks for a PIN for the device), unlocking
 // after a reload, and reading what the app keeps encrypted.
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+const axeSource = createRequire(import.meta.url)("axe-core").source;
 export const PIN = "482913";
 
 /** An environment variable the test needs. */
@@ -104,4 +107,17 @@ export async function readRecordStore(page, prefix = [], pin = PIN) {
     if (key[1] !== "sync-state") chunks.push(plain);
   }
   return chunks;
+}
+
+/** Fails on any serious or critical axe-core violation on the page as it is. */
+export async function checkAccessibility(page, screen) {
+  // Evaluated by the test driver (as from devtools), so the app's strict CSP stays on.
+  await page.evaluate(axeSource);
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of bad) {
+    console.error(`axe (${screen}): ${v.impact} ${v.id}: ${v.help}`);
+    for (const node of v.nodes) console.error(`   ${node.target.join(" ")}: ${node.failureSummary?.replace(/\n/g, " ")}`);
+  }
+  assert.equal(bad.length, 0, `${screen}: ${bad.length} serious or critical accessibility violations`);
 }

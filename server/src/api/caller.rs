@@ -62,13 +62,14 @@ impl Caller {
     }
 
     /// Refuses a caller without `scope`. People read development records if they are HR or
-    /// admins; insights are for managers, principal social workers and admins.
+    /// admins; insights are for supervisors and managers (their line), principal social
+    /// workers and admins.
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
         let allowed = match (self, scope) {
             (Caller::Service(account), scope) => account.may(scope),
             (Caller::Person(p), Scope::HrRead) => matches!(p.user.role, Role::Hr | Role::Admin),
             (Caller::Person(p), Scope::InsightsRead) => {
-                matches!(p.user.role, Role::Manager | Role::PrincipalSocialWorker | Role::Admin)
+                matches!(p.user.role, Role::Supervisor | Role::Manager | Role::PrincipalSocialWorker | Role::Admin)
             }
         };
         if allowed { Ok(()) } else { Err(AppError::Forbidden(format!("this needs the {scope} scope"))) }

@@ -42,8 +42,10 @@ pub(super) struct FeedQuery {
 pub(super) struct FeedItem {
     seq: i64,
     /// `observation.created`, `observation.shared`, `observation.signed-off`, `plan.created`,
-    /// `plan.status-changed`, `goal.added`, `goal.status-changed`, `goal.removed`, and
-    /// `observation.deleted`, `plan.deleted` (retention or data protection: delete your copy).
+    /// `plan.status-changed`, `goal.added`, `goal.status-changed`, `goal.removed`,
+    /// `group-session.attended` (one per person, when a session closes), and
+    /// `observation.deleted`, `plan.deleted`, `group-session.deleted` (retention or data
+    /// protection: delete your copy).
     kind: String,
     /// RFC 3339, server time.
     at: String,
@@ -192,6 +194,7 @@ fn statement(base: &str, storage_id: &str, people: &HashMap<String, User>, e: &F
         ("goal.status-changed", "met") => ("passed", "passed"),
         ("goal.status-changed", "not-met") => ("failed", "failed"),
         ("goal.status-changed", "withdrawn") | ("goal.removed", _) => ("terminated", "terminated"),
+        ("group-session.attended", _) => ("attended", "attended"),
         _ => ("progressed", "progressed"),
     };
     let document = DocumentId::parse_url_or_id(&e.document_url).map(|d| d.to_string()).unwrap_or_default();
@@ -205,6 +208,8 @@ fn statement(base: &str, storage_id: &str, people: &HashMap<String, User>, e: &F
         )
     } else if e.kind.starts_with("plan.") {
         (format!("{base}/records/{document}"), "http://adlnet.gov/expapi/activities/course", "Development plan")
+    } else if e.kind.starts_with("group-session.") {
+        (format!("{base}/records/{document}"), "http://adlnet.gov/expapi/activities/meeting", "Group session")
     } else {
         (
             format!("{base}/records/{document}"),

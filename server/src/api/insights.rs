@@ -85,9 +85,10 @@ pub(super) async fn insights(
 ) -> Result<Json<Insights>, AppError> {
     caller.require(Scope::InsightsRead)?;
     let Query(q) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
-    // Managers see their own line; principal social workers, admins and systems everyone.
+    // Supervisors and managers see their own line (a supervisor attaches counts to a theme
+    // they raise); principal social workers, admins and systems everyone.
     let people = match &caller {
-        Caller::Person(p) if p.user.role == Role::Manager => {
+        Caller::Person(p) if matches!(p.user.role, Role::Supervisor | Role::Manager) => {
             let viewer = state.db.viewer(&p.user).await?;
             let today = dates::today();
             let mut line: Vec<String> = viewer

@@ -83,7 +83,7 @@ async fn record_index(
             let party = viewer.party(&e.facts, &today);
             viewer.may_read(&e.facts, &today).then(|| IndexEntry {
                 url: e.document_url,
-                kind: if e.facts.observation { "observation" } else { "development-plan" },
+                kind: e.facts.kind.as_str(),
                 status: e.status,
                 party: party.as_str(),
                 change_seq: e.change_seq,

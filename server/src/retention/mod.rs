@@ -7,17 +7,17 @@
 pub mod commands;
 
 use fieldbook_sync_core::DocumentId;
-use fieldbook_sync_core::records::{DEVELOPMENT_PLAN, OBSERVATION, dates};
+use fieldbook_sync_core::records::{RecordKind, dates};
 use serde_json::json;
 use time::{Date, Month};
 
 use crate::org::Operator;
 use crate::storage::{Database, DeleteOutcome, Deletion, RetainedRecord, RetentionPolicy, StorageError};
 
-pub const RECORD_TYPES: [&str; 2] = [OBSERVATION, DEVELOPMENT_PLAN];
+pub const RECORD_TYPES: &[&str] = RecordKind::NAMES;
 pub const BASES: [&str; 2] = [SIGN_OFF, LEAVING];
-/// Counted from an observation's sign-off by both (a plan's, or an unsigned observation's,
-/// last change).
+/// Counted from an observation's sign-off by both, or a group session's closing (a plan's, a
+/// theme's, or an unsigned observation's or open session's last change).
 pub const SIGN_OFF: &str = "sign-off";
 /// Counted from the day the practitioner the record is about left.
 pub const LEAVING: &str = "leaving";
@@ -63,7 +63,7 @@ impl Period {
 /// Checks a policy as given on the command line.
 pub fn check_policy(record_type: &str, keep: &str, after: &str) -> Result<(), String> {
     if !RECORD_TYPES.contains(&record_type) {
-        return Err(format!("unknown record type {record_type:?}; expected {}", RECORD_TYPES.join(" or ")));
+        return Err(format!("unknown record type {record_type:?}; expected one of {}", RECORD_TYPES.join(", ")));
     }
     keep.parse::<Period>()?;
     if !BASES.contains(&after) {
@@ -118,7 +118,9 @@ pub async fn expired(db: &Database, today: &str) -> Result<Vec<Expired>, Storage
             .iter()
             .filter(|h| {
                 h.record.as_deref() == Some(url.as_str())
-                    || h.user_id.as_deref().is_some_and(|u| u == record.subject_id || u == record.other_id)
+                    || h.user_id
+                        .as_deref()
+                        .is_some_and(|u| u == record.subject_id || record.others.iter().any(|o| o == u))
             })
             .map(|h| h.id)
             .collect();
@@ -286,9 +288,9 @@ mod tests {
         let millis = |d: &str| dates::unix_millis(d).unwrap();
         RetainedRecord {
             document: DocumentId::random(),
-            record_type: OBSERVATION,
+            record_type: fieldbook_sync_core::records::OBSERVATION,
             subject_id: "pat".into(),
-            other_id: "sam".into(),
+            others: vec!["sam".into()],
             signed_off_at: signed_off_at.map(str::to_owned),
             last_change: millis(last_change),
             subject_left_at: left.map(millis),
@@ -297,7 +299,7 @@ mod tests {
 
     fn policy(keep: &str, after: &str) -> RetentionPolicy {
         RetentionPolicy {
-            record_type: OBSERVATION.into(),
+            record_type: fieldbook_sync_core::records::OBSERVATION.into(),
             keep: keep.into(),
             after: after.into(),
             set_by: "dpo".into(),

@@ -11,9 +11,10 @@ use serde_json::json;
 use sqlx::Row;
 
 use fieldbook_sync_core::access::RecordFacts;
+use fieldbook_sync_core::records::RecordKind;
 
 use super::erasure::{LedgerEntry, LedgerKind, insert_ledger};
-use super::record_index::{OBSERVATION_FACTS, PLAN_FACTS};
+use super::record_index::{FactColumns, facts_by_url};
 use super::{AuditEvent, Database, StorageError, now_millis};
 
 /// A deletion to make (see [`Database::delete_record`]).
@@ -40,41 +41,6 @@ pub enum DeleteOutcome {
     NotFound,
 }
 
-/// What access to a deleted record depended on, as its ledger entry keeps it (the columns of
-/// `record_index::facts_of`).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct KeptFacts {
-    observation: bool,
-    author: String,
-    subject: String,
-    status: String,
-    from: Option<String>,
-    to: Option<String>,
-    locked: bool,
-}
-
-impl KeptFacts {
-    fn of(row: &sqlx::any::AnyRow) -> Result<Self, StorageError> {
-        Ok(Self {
-            observation: row.try_get::<i64, _>("observation")? == 1,
-            author: row.try_get("author")?,
-            subject: row.try_get("subject")?,
-            status: row.try_get("status")?,
-            from: row.try_get("day_from")?,
-            to: row.try_get("day_to")?,
-            locked: row.try_get::<i64, _>("locked")? != 0,
-        })
-    }
-
-    fn facts(&self) -> RecordFacts {
-        if self.observation {
-            RecordFacts::observation(&self.author, &self.subject, &self.status, self.from.as_deref(), self.locked)
-        } else {
-            RecordFacts::plan(&self.author, &self.subject, &self.status, self.from.as_deref(), self.to.as_deref())
-        }
-    }
-}
-
 impl Database {
     /// Who could read a record before it was deleted (`None`: not deleted, or deleted before
     /// the ledger kept it).
@@ -84,7 +50,8 @@ impl Database {
             .fetch_optional(self.pool())
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let kept: Result<KeptFacts, _> = serde_json::from_str(&row.try_get::<String, _>("fields")?);
+        // What access to it depended on, as the ledger keeps it.
+        let kept: Result<FactColumns, _> = serde_json::from_str(&row.try_get::<String, _>("fields")?);
         Ok(kept.ok().map(|k| k.facts()))
     }
 
@@ -108,12 +75,8 @@ impl Database {
             .await?
             .is_some();
         // Who may read it, kept in the ledger: any node can then tell the devices following it.
-        let facts_sql = format!(
-            "SELECT {OBSERVATION_FACTS} FROM observations WHERE document_url = $1
-             UNION ALL SELECT {PLAN_FACTS} FROM development_plans WHERE document_url = $1"
-        );
-        let about = sqlx::query(sqlx::AssertSqlSafe(facts_sql)).bind(&url).fetch_optional(&mut *tx).await?;
-        let facts = about.as_ref().map(KeptFacts::of).transpose()?;
+        let about = sqlx::query(sqlx::AssertSqlSafe(facts_by_url("$1"))).bind(&url).fetch_optional(&mut *tx).await?;
+        let facts = about.as_ref().map(FactColumns::read).transpose()?;
         let deleted_already = sqlx::query("SELECT 1 AS x FROM erasures WHERE document_id = $1 AND kind = 'deleted'")
             .bind(&id)
             .fetch_optional(&mut *tx)
@@ -128,7 +91,10 @@ impl Database {
                  SELECT practitioner_id FROM observations WHERE document_url = $2
                  UNION SELECT observer_id FROM observations WHERE document_url = $2
                  UNION SELECT owner_id FROM development_plans WHERE document_url = $2
-                 UNION SELECT supervisor_id FROM development_plans WHERE document_url = $2))
+                 UNION SELECT supervisor_id FROM development_plans WHERE document_url = $2
+                 UNION SELECT facilitator_id FROM group_sessions WHERE document_url = $2
+                 UNION SELECT user_id FROM group_session_participants WHERE document_url = $2
+                 UNION SELECT raised_by FROM practice_themes WHERE document_url = $2))
              ORDER BY id",
         )
         .bind(&id)
@@ -164,15 +130,14 @@ impl Database {
         }
         let mut audit = deletion.audit.document(deletion.document);
         if let Some(facts) = &facts {
-            audit.detail["recordType"] = json!(if facts.observation { "observation" } else { "development-plan" });
+            audit.detail["recordType"] = json!(facts.kind().as_str());
             audit.detail["about"] = json!(facts.subject);
         }
         super::audit::append(&mut tx, std::slice::from_ref(&audit)).await?;
         // The feed's earlier events about it go (they name the record and who it was about);
         // one event says it was deleted, for systems that keep copies (a draft never was in it).
         sqlx::query("DELETE FROM record_events WHERE document_url = $1").bind(&url).execute(&mut *tx).await?;
-        if let Some(facts) = facts.as_ref().filter(|f| !(f.observation && f.status == "draft")) {
-            let kind = if facts.observation { "observation.deleted" } else { "plan.deleted" };
+        for (kind, person) in facts.as_ref().map(deletion_events).unwrap_or_default() {
             let row = sqlx::query("UPDATE feed_state SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
                 .fetch_one(&mut *tx)
                 .await?;
@@ -182,7 +147,7 @@ impl Database {
             )
             .bind(row.try_get::<i64, _>("last_seq")?)
             .bind(&url)
-            .bind(&facts.subject)
+            .bind(person)
             .bind(kind)
             .bind(now_millis())
             .execute(&mut *tx)
@@ -190,5 +155,20 @@ impl Database {
         }
         tx.commit().await?;
         Ok(DeleteOutcome::Deleted(ledger_id))
+    }
+}
+
+/// The feed events that say a record went, for each person the feed told of it: none for a
+/// draft observation or a session never closed (they never were in the feed), nor a theme.
+fn deletion_events(facts: &FactColumns) -> Vec<(&'static str, &str)> {
+    match facts.kind() {
+        RecordKind::Observation if facts.status == "draft" => Vec::new(),
+        RecordKind::Observation => vec![("observation.deleted", facts.subject.as_str())],
+        RecordKind::DevelopmentPlan => vec![("plan.deleted", facts.subject.as_str())],
+        RecordKind::GroupSession if facts.status == "closed" => std::iter::once(&facts.subject)
+            .chain(&facts.members)
+            .map(|person| ("group-session.deleted", person.as_str()))
+            .collect(),
+        RecordKind::GroupSession | RecordKind::PracticeTheme => Vec::new(),
     }
 }

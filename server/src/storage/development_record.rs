@@ -118,7 +118,44 @@ impl Database {
                 "judgements": judgements,
             }));
         }
-        Ok(json!({"practitionerId": practitioner, "plans": plans, "observations": observations}))
+        let mut sessions = Vec::new();
+        for g in sqlx::query(
+            "SELECT g.document_url, g.facilitator_id, g.held_at, g.kind, g.framework, g.status, g.closed_at,
+                    p.reflected, g.change_seq
+             FROM group_sessions g JOIN group_session_participants p ON p.document_url = g.document_url
+             WHERE p.user_id = $1 AND g.status <> 'draft' ORDER BY g.held_at, g.document_url",
+        )
+        .bind(practitioner)
+        .fetch_all(pool)
+        .await?
+        {
+            let url: String = g.try_get("document_url")?;
+            let components = strings(
+                sqlx::query(
+                    "SELECT component_id FROM group_session_components WHERE document_url = $1 ORDER BY component_id",
+                )
+                .bind(&url)
+                .fetch_all(pool)
+                .await?,
+                "component_id",
+            )?;
+            sessions.push(json!({
+                "url": url,
+                "facilitatorId": g.try_get::<String, _>("facilitator_id")?,
+                "heldAt": g.try_get::<Option<String>, _>("held_at")?,
+                "kind": g.try_get::<String, _>("kind")?,
+                "framework": g.try_get::<Option<String>, _>("framework")?,
+                "status": g.try_get::<String, _>("status")?,
+                "closedAt": g.try_get::<Option<String>, _>("closed_at")?,
+                "reflected": g.try_get::<i64, _>("reflected")? != 0,
+                "changeSeq": g.try_get::<i64, _>("change_seq")?,
+                "components": components,
+            }));
+        }
+        let group_sessions = json!({"attended": sessions.len(), "sessions": sessions});
+        Ok(json!({
+            "practitionerId": practitioner, "plans": plans, "observations": observations, "groupSessions": group_sessions,
+        }))
     }
 }
 

@@ -204,12 +204,12 @@ impl Database {
     /// The document's committed version, heads and access facts, read in one statement;
     /// `None` if it is not a record, or its heads are not known.
     pub async fn committed_state(&self, document: DocumentId) -> Result<Option<CommittedState>, StorageError> {
-        use super::record_index::{OBSERVATION_FACTS, PLAN_FACTS, facts_of};
+        use super::record_index::{facts_by_url, facts_of};
         let sql = format!(
             "SELECT v.version, v.heads, r.* FROM document_versions v
-             JOIN (SELECT {OBSERVATION_FACTS} FROM observations WHERE document_url = $2
-                   UNION ALL SELECT {PLAN_FACTS} FROM development_plans WHERE document_url = $2) r ON 1 = 1
-             WHERE v.document_id = $1"
+             JOIN ({}) r ON 1 = 1
+             WHERE v.document_id = $1",
+            facts_by_url("$2")
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(document.to_string())

@@ -41,6 +41,19 @@ pub struct DevelopmentRecord {
     pub plans: Vec<PlanSummary>,
     pub observations: Vec<ObservationSummary>,
     pub counts: Counts,
+    pub group_sessions: GroupSessionCounts,
+}
+
+/// Group sessions someone took part in, once shared: counts and component ids, never text.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSessionCounts {
+    pub attended: usize,
+    pub facilitated: usize,
+    /// By kind (`group-supervision`, `team-development`, `practice-discussion`), either part.
+    pub by_kind: BTreeMap<String, usize>,
+    /// Component id → sessions (either part) that worked on it.
+    pub components: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -244,9 +257,11 @@ impl Database {
             plans.get_mut(owner).expect("indexed above")[*i].goals[*g].components.push(r.try_get("component_id")?);
         }
 
+        let mut group_sessions = self.group_session_counts(&ids).await?;
         Ok(people
             .iter()
             .map(|user| {
+                let group_sessions = group_sessions.remove(&user.id).unwrap_or_default();
                 let observations = observations.remove(&user.id).unwrap_or_default();
                 let plans = plans.remove(&user.id).unwrap_or_default();
                 let mut counts = Counts {
@@ -258,9 +273,48 @@ impl Database {
                 for goal in plans.iter().flat_map(|p| &p.goals) {
                     *counts.goals_by_status.entry(goal.status.clone()).or_default() += 1;
                 }
-                DevelopmentRecord { practitioner: Practitioner::of(user, line_managers), plans, observations, counts }
+                let practitioner = Practitioner::of(user, line_managers);
+                DevelopmentRecord { practitioner, plans, observations, counts, group_sessions }
             })
             .collect())
+    }
+
+    /// The shared and closed group sessions each of `ids` facilitated or attended.
+    async fn group_session_counts(
+        &self,
+        ids: &IdList<'_>,
+    ) -> Result<HashMap<String, GroupSessionCounts>, StorageError> {
+        let list = ids.placeholders();
+        let sessions = format!(
+            "SELECT p.user_id AS id, g.document_url, g.kind, CAST(0 AS BIGINT) AS facilitated
+             FROM group_session_participants p JOIN group_sessions g ON g.document_url = p.document_url
+             WHERE p.user_id IN ({list}) AND g.status <> 'draft'
+             UNION ALL
+             SELECT facilitator_id AS id, document_url, kind, CAST(1 AS BIGINT) AS facilitated FROM group_sessions
+             WHERE facilitator_id IN ({list}) AND status <> 'draft'"
+        );
+        let rows = ids.query(sessions.clone()).fetch_all(self.pool()).await?;
+        let components = ids
+            .query(format!(
+                "SELECT s.id, c.component_id FROM ({sessions}) s
+                 JOIN group_session_components c ON c.document_url = s.document_url"
+            ))
+            .fetch_all(self.pool())
+            .await?;
+        let mut out: HashMap<String, GroupSessionCounts> = HashMap::new();
+        for r in rows {
+            let counts = out.entry(r.try_get("id")?).or_default();
+            if r.try_get::<i64, _>("facilitated")? == 1 {
+                counts.facilitated += 1;
+            } else {
+                counts.attended += 1;
+            }
+            *counts.by_kind.entry(r.try_get("kind")?).or_default() += 1;
+        }
+        for r in components {
+            *out.entry(r.try_get("id")?).or_default().components.entry(r.try_get("component_id")?).or_default() += 1;
+        }
+        Ok(out)
     }
 }
 

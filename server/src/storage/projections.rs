@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use fieldbook_sync_core::records::{DevelopmentPlan, Observation, SignOff, Signature};
+use fieldbook_sync_core::records::{DevelopmentPlan, GroupSession, Observation, PracticeTheme, SignOff, Signature};
 use fieldbook_sync_core::{DocumentId, Record};
 use sqlx::{Any, Row, Transaction};
 
@@ -15,7 +15,7 @@ use super::rows::{Cell, Rows};
 use super::{Backend, ChunkKind, Database, MAX_PARAMETERS, StorageError, now_millis, query_in};
 
 /// Every table a record projects into, keyed by `document_url`.
-pub(super) const PROJECTION_TABLES: [&str; 8] = [
+pub(super) const PROJECTION_TABLES: [&str; 13] = [
     "observations",
     "observation_components",
     "observation_judgements",
@@ -24,6 +24,11 @@ pub(super) const PROJECTION_TABLES: [&str; 8] = [
     "plan_goals",
     "goal_components",
     "plan_goal_evidence",
+    "group_sessions",
+    "group_session_participants",
+    "group_session_components",
+    "practice_themes",
+    "practice_theme_components",
 ];
 
 impl Database {
@@ -98,6 +103,8 @@ impl Database {
             match &job.record {
                 Some(Record::Observation(o)) => rows.observation(&job.document.url(), o, *seq),
                 Some(Record::DevelopmentPlan(p)) => rows.plan(&job.document.url(), p, *seq),
+                Some(Record::GroupSession(g)) => rows.group_session(&job.document.url(), g, *seq),
+                Some(Record::PracticeTheme(t)) => rows.practice_theme(&job.document.url(), t, *seq),
                 None => {}
             }
         }
@@ -417,6 +424,94 @@ impl Rows {
                     vec![url.into(), (&goal.id).into(), observation.into(), seq.into()],
                 );
             }
+        }
+    }
+}
+
+impl Rows {
+    fn group_session(&mut self, url: &str, g: &GroupSession, seq: i64) {
+        self.add(
+            "group_sessions",
+            &[
+                "document_url",
+                "facilitator_id",
+                "participant_ids",
+                "held_at",
+                "kind",
+                "framework",
+                "status",
+                "closed_at",
+                "locked",
+                "change_seq",
+                "updated_at",
+            ],
+            vec![
+                url.into(),
+                (&g.facilitator_id).into(),
+                Cell::Text(g.participant_ids.join(" ")),
+                (&g.held_at).into(),
+                (&g.kind).into(),
+                (&g.framework).into(),
+                (&g.status).into(),
+                (&g.closed_at).into(),
+                i64::from(g.status == "closed").into(),
+                seq.into(),
+                now_millis().into(),
+            ],
+        );
+        for participant in sorted_unique(g.participant_ids.iter()) {
+            let reflected = g.reflections.get(participant).is_some_and(|r| !r.trim().is_empty());
+            self.add(
+                "group_session_participants",
+                &["document_url", "user_id", "reflected", "change_seq"],
+                vec![url.into(), participant.into(), i64::from(reflected).into(), seq.into()],
+            );
+        }
+        for component in sorted_unique(g.components.iter()) {
+            self.add(
+                "group_session_components",
+                &["document_url", "component_id", "change_seq"],
+                vec![url.into(), component.into(), seq.into()],
+            );
+        }
+    }
+
+    fn practice_theme(&mut self, url: &str, t: &PracticeTheme, seq: i64) {
+        self.add(
+            "practice_themes",
+            &[
+                "document_url",
+                "raised_by",
+                "raised_at",
+                "team",
+                "category",
+                "framework",
+                "status",
+                "response_count",
+                "locked",
+                "change_seq",
+                "updated_at",
+            ],
+            vec![
+                url.into(),
+                (&t.raised_by).into(),
+                (&t.raised_at).into(),
+                (&t.team).into(),
+                (&t.category).into(),
+                (&t.framework).into(),
+                (&t.status).into(),
+                (t.responses.len() as i64).into(),
+                i64::from(t.status == "closed").into(),
+                seq.into(),
+                now_millis().into(),
+            ],
+        );
+        for component in sorted_unique(t.components.iter()) {
+            self.add(
+                "practice_theme_components",
+                &["document_url", "component_id", "change_seq"],
+                vec![url.into(), component.into(), seq.into()],
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Retention in storage: a policy per record type, legal holds, and what each record's
 //! retention counts from. Deciding what has expired is `crate::retention`'s.
 
+use fieldbook_sync_core::records::RecordKind;
 use fieldbook_sync_core::{DocumentId, Record};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -43,8 +44,8 @@ pub struct RetainedRecord {
     pub record_type: &'static str,
     /// The practitioner it is about (an observation's practitioner, a plan's owner).
     pub subject_id: String,
-    /// The other party (observer, supervisor).
-    pub other_id: String,
+    /// The other parties (observer, supervisor; a group session's participants).
+    pub others: Vec<String>,
     /// When both signed an observation off (the later signature); `None` otherwise.
     pub signed_off_at: Option<String>,
     /// When the record last changed (Unix ms).
@@ -168,6 +169,12 @@ impl Database {
                  UNION ALL
                  SELECT document_url, 'development-plan', owner_id, supervisor_id, NULL, NULL, 0, updated_at
                  FROM development_plans
+                 UNION ALL
+                 SELECT document_url, 'group-session', facilitator_id, participant_ids, closed_at, NULL, locked, updated_at
+                 FROM group_sessions
+                 UNION ALL
+                 SELECT document_url, 'practice-theme', raised_by, NULL, NULL, NULL, 0, updated_at
+                 FROM practice_themes
              ) r LEFT JOIN users u ON u.id = r.subject_id
              ORDER BY r.document_url",
         )
@@ -176,11 +183,8 @@ impl Database {
         let mut records = Vec::with_capacity(rows.len());
         for r in rows {
             let Ok(document) = DocumentId::parse_url_or_id(&r.try_get::<String, _>("document_url")?) else { continue };
-            let record_type = if r.try_get::<String, _>("record_type")? == "observation" {
-                fieldbook_sync_core::records::OBSERVATION
-            } else {
-                fieldbook_sync_core::records::DEVELOPMENT_PLAN
-            };
+            let Some(kind) = RecordKind::parse(&r.try_get::<String, _>("record_type")?) else { continue };
+            let record_type = kind.as_str();
             let signatures: [Option<String>; 2] =
                 [r.try_get("observer_signed_off_at")?, r.try_get("practitioner_signed_off_at")?];
             let both_signed = r.try_get::<i64, _>("locked")? == 1;
@@ -188,8 +192,12 @@ impl Database {
                 document,
                 record_type,
                 subject_id: r.try_get("subject_id")?,
-                other_id: r.try_get("other_id")?,
-                // RFC 3339 in UTC sorts by time; a locked observation carries both.
+                others: r
+                    .try_get::<Option<String>, _>("other_id")?
+                    .map(|o| o.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                // RFC 3339 in UTC sorts by time; a locked observation carries both, a closed
+                // session its closing.
                 signed_off_at: if both_signed { signatures.into_iter().flatten().max() } else { None },
                 last_change: r.try_get("updated_at")?,
                 subject_left_at: r.try_get("left_at")?,

@@ -462,7 +462,7 @@ impl Database {
             }
             frontier = next;
         }
-        Ok(Viewer { user_id: user.id.clone(), role: user.role, line })
+        Ok(Viewer { user_id: user.id.clone(), role: user.role, line, team: user.team_id.clone() })
     }
 
     /// Tells every server node to drop what it cached about who may read what.

@@ -94,6 +94,8 @@ pub fn judge(p: &Proposal<'_>, frameworks: &impl FrameworkCatalog) -> Result<Jud
     let before_record = p.stored.and_then(|s| s.record.as_ref());
     let write = WriteCheck {
         party,
+        user_id: &p.viewer.user_id,
+        role: p.viewer.role,
         before_record,
         after_record: &record,
         before_json,

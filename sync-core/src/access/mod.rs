@@ -9,7 +9,7 @@ mod writes;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::records::{Record, dates};
+use crate::records::{Record, RecordKind, dates};
 
 pub use judge::{Judgement, Proposal, Stored, judge};
 pub use writes::{WriteCheck, check_write};
@@ -89,18 +89,31 @@ pub struct Viewer {
     pub user_id: String,
     pub role: Role,
     pub line: Vec<LineGrant>,
+    /// Their team now: its members read the practice themes raised for it.
+    pub team: Option<String>,
 }
 
-/// How the viewer stands to one record. Only the first four write anything.
+/// How the viewer stands to one record. Line, principal social worker (on records about
+/// one practitioner), team and none write nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Party {
     Observer,
     Practitioner,
     PlanOwner,
     PlanSupervisor,
+    /// Runs a group session.
+    Facilitator,
+    /// One of a group session's participants.
+    Participant,
+    /// Raised a practice theme.
+    Raiser,
+    /// A manager above a theme's raiser, or a principal social worker: answers the theme.
+    Responder,
     /// A supervisor of the practitioner (now, or when the record was made), or above them.
     Line,
     PrincipalSocialWorker,
+    /// A member of the team a practice theme was raised for.
+    Team,
     /// Not entitled to know the record exists.
     None,
 }
@@ -113,8 +126,13 @@ impl Party {
             Party::Practitioner => "practitioner",
             Party::PlanOwner => "plan-owner",
             Party::PlanSupervisor => "plan-supervisor",
+            Party::Facilitator => "facilitator",
+            Party::Participant => "participant",
+            Party::Raiser => "raiser",
+            Party::Responder => "responder",
             Party::Line => "line",
             Party::PrincipalSocialWorker => "principal-social-worker",
+            Party::Team => "team",
             Party::None => "none",
         }
     }
@@ -126,8 +144,13 @@ impl Party {
             Party::Practitioner => "practitioner",
             Party::PlanOwner => "plan owner",
             Party::PlanSupervisor => "plan supervisor",
+            Party::Facilitator => "facilitator",
+            Party::Participant => "participant",
+            Party::Raiser => "raiser of the theme",
+            Party::Responder => "responder",
             Party::Line => "line of supervision",
             Party::PrincipalSocialWorker => "principal social worker",
+            Party::Team => "team",
             Party::None => "no access",
         }
     }
@@ -140,15 +163,20 @@ const NO_DAY: &str = "0000-01-01";
 /// What access depends on, kept per loaded document so checks need no parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordFacts {
-    pub observation: bool,
-    /// The observer, or the plan's supervisor.
+    pub kind: RecordKind,
+    /// The observer, the plan's supervisor, the session's facilitator, the theme's raiser.
     pub author_id: String,
-    /// The observed practitioner, or the plan's owner.
+    /// The observed practitioner, or the plan's owner; the author of a session or theme.
     pub subject_id: String,
-    /// Drafts of observations stay with the observer.
+    /// A group session's participants.
+    pub members: Vec<String>,
+    /// A practice theme's team.
+    pub team: Option<String>,
+    /// Drafts of observations and group sessions stay with their author.
     pub draft: bool,
     pub locked: bool,
-    /// The dates the record is about: the observation day, or the plan's period.
+    /// The dates the record is about: the observation day, the plan's period, the day a
+    /// session was held or a theme raised.
     pub from: String,
     pub to: String,
 }
@@ -166,6 +194,12 @@ impl RecordFacts {
             Record::DevelopmentPlan(p) => {
                 let period = p.period.clone().unwrap_or_default();
                 Self::plan(&p.supervisor_id, &p.owner_id, &p.status, period.from.as_deref(), period.to.as_deref())
+            }
+            Record::GroupSession(g) => {
+                Self::group_session(&g.facilitator_id, g.participant_ids.clone(), &g.status, g.held_at.as_deref())
+            }
+            Record::PracticeTheme(t) => {
+                Self::practice_theme(&t.raised_by, t.team.clone(), &t.status, t.raised_at.as_deref())
             }
         }
     }
@@ -191,6 +225,19 @@ impl RecordFacts {
                 string_at(doc, &["period", "from"]).as_deref(),
                 string_at(doc, &["period", "to"]).as_deref(),
             )),
+            crate::records::GROUP_SESSION => {
+                let participants = crate::json::field_json(doc, "participantIds")?;
+                let participants = participants.as_array()?.iter().map(|p| p.as_str().map(str::to_owned));
+                Some(Self::group_session(
+                    &get("facilitatorId")?,
+                    participants.collect::<Option<Vec<_>>>()?,
+                    &get("status")?,
+                    get("heldAt").as_deref(),
+                ))
+            }
+            crate::records::PRACTICE_THEME => {
+                Some(Self::practice_theme(&get("raisedBy")?, get("team"), &get("status")?, get("raisedAt").as_deref()))
+            }
             _ => None,
         }
     }
@@ -205,9 +252,11 @@ impl RecordFacts {
     ) -> Self {
         let day = observed_at.and_then(dates::utc_day).unwrap_or_else(|| NO_DAY.to_owned());
         RecordFacts {
-            observation: true,
+            kind: RecordKind::Observation,
             author_id: observer_id.to_owned(),
             subject_id: practitioner_id.to_owned(),
+            members: Vec::new(),
+            team: None,
             draft: status == "draft",
             locked,
             from: day.clone(),
@@ -220,14 +269,53 @@ impl RecordFacts {
         let from = from.and_then(dates::utc_day).unwrap_or_else(|| NO_DAY.to_owned());
         let to = to.and_then(dates::utc_day).unwrap_or_else(|| from.clone());
         RecordFacts {
-            observation: false,
+            kind: RecordKind::DevelopmentPlan,
             author_id: supervisor_id.to_owned(),
             subject_id: owner_id.to_owned(),
+            members: Vec::new(),
+            team: None,
             draft: false,
             locked: status == "closed",
             from,
             to,
         }
+    }
+
+    /// A group session's facts from its fields.
+    pub fn group_session(facilitator_id: &str, participants: Vec<String>, status: &str, held_at: Option<&str>) -> Self {
+        let day = held_at.and_then(dates::utc_day).unwrap_or_else(|| NO_DAY.to_owned());
+        RecordFacts {
+            kind: RecordKind::GroupSession,
+            author_id: facilitator_id.to_owned(),
+            subject_id: facilitator_id.to_owned(),
+            members: participants,
+            team: None,
+            draft: status == "draft",
+            locked: status == "closed",
+            from: day.clone(),
+            to: day,
+        }
+    }
+
+    /// A practice theme's facts from its fields.
+    pub fn practice_theme(raised_by: &str, team: Option<String>, status: &str, raised_at: Option<&str>) -> Self {
+        let day = raised_at.and_then(dates::utc_day).unwrap_or_else(|| NO_DAY.to_owned());
+        RecordFacts {
+            kind: RecordKind::PracticeTheme,
+            author_id: raised_by.to_owned(),
+            subject_id: raised_by.to_owned(),
+            members: Vec::new(),
+            team,
+            draft: false,
+            locked: status == "closed",
+            from: day.clone(),
+            to: day,
+        }
+    }
+
+    /// Everyone whose line of supervision reads the record.
+    fn people(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.subject_id.as_str()).chain(self.members.iter().map(String::as_str))
     }
 }
 
@@ -238,32 +326,69 @@ impl Viewer {
             return Party::None;
         }
         let me = self.user_id.as_str();
-        if facts.observation {
-            if me == facts.author_id {
-                return Party::Observer;
+        let in_line = || {
+            facts.people().any(|person| {
+                self.line
+                    .iter()
+                    .filter(|g| g.subject_id == person)
+                    .any(|g| g.covers(today) || g.overlaps(&facts.from, &facts.to))
+            })
+        };
+        match facts.kind {
+            RecordKind::Observation | RecordKind::DevelopmentPlan => {
+                if facts.kind == RecordKind::Observation {
+                    if me == facts.author_id {
+                        return Party::Observer;
+                    }
+                    if facts.draft {
+                        return Party::None;
+                    }
+                    if me == facts.subject_id {
+                        return Party::Practitioner;
+                    }
+                } else if me == facts.subject_id {
+                    return Party::PlanOwner;
+                } else if me == facts.author_id {
+                    return Party::PlanSupervisor;
+                }
+                if in_line() {
+                    Party::Line
+                } else if self.role == Role::PrincipalSocialWorker {
+                    Party::PrincipalSocialWorker
+                } else {
+                    Party::None
+                }
             }
-            if facts.draft {
-                return Party::None;
+            // The facilitator, the participants once shared, and the lines of them all.
+            RecordKind::GroupSession => {
+                if me == facts.author_id {
+                    Party::Facilitator
+                } else if facts.draft {
+                    Party::None
+                } else if facts.members.iter().any(|m| m == me) {
+                    Party::Participant
+                } else if in_line() {
+                    Party::Line
+                } else {
+                    Party::None
+                }
             }
-            if me == facts.subject_id {
-                return Party::Practitioner;
+            // The raiser; managers above them and principal social workers answer; anyone
+            // else above them and the theme's team read.
+            RecordKind::PracticeTheme => {
+                let in_line = in_line();
+                if me == facts.author_id {
+                    Party::Raiser
+                } else if (in_line && self.role == Role::Manager) || self.role == Role::PrincipalSocialWorker {
+                    Party::Responder
+                } else if in_line {
+                    Party::Line
+                } else if facts.team.is_some() && facts.team == self.team {
+                    Party::Team
+                } else {
+                    Party::None
+                }
             }
-        } else if me == facts.subject_id {
-            return Party::PlanOwner;
-        } else if me == facts.author_id {
-            return Party::PlanSupervisor;
-        }
-        let in_line = self
-            .line
-            .iter()
-            .filter(|g| g.subject_id == facts.subject_id)
-            .any(|g| g.covers(today) || g.overlaps(&facts.from, &facts.to));
-        if in_line {
-            Party::Line
-        } else if self.role == Role::PrincipalSocialWorker {
-            Party::PrincipalSocialWorker
-        } else {
-            Party::None
         }
     }
 

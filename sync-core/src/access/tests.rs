@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::json;
-use crate::records::{Record, Side};
+use crate::records::{Record, RecordKind, Side};
 
 fn viewer(id: &str, role: Role, line: &[(&str, &str, Option<&str>)]) -> Viewer {
     Viewer {
@@ -14,14 +14,17 @@ fn viewer(id: &str, role: Role, line: &[(&str, &str, Option<&str>)]) -> Viewer {
             .iter()
             .map(|(s, f, t)| LineGrant { subject_id: (*s).into(), from: (*f).into(), to: t.map(Into::into) })
             .collect(),
+        team: None,
     }
 }
 
 fn facts(status: &str) -> RecordFacts {
     RecordFacts {
-        observation: true,
+        kind: RecordKind::Observation,
         author_id: "sam".into(),
         subject_id: "pat".into(),
+        members: Vec::new(),
+        team: None,
         draft: status == "draft",
         locked: false,
         from: "2025-06-01".into(),
@@ -80,14 +83,20 @@ fn viewer_for(party: Party) -> Viewer {
 
 /// Judges the changes from `before` to `after` as sent by someone standing as `party`.
 fn judged(party: Party, before: &Automerge, after: &Automerge) -> Result<Judgement, String> {
+    let judgement = judged_as(&viewer_for(party), before, after)?;
+    assert_eq!(judgement.party, party, "the test's viewer stands as {party:?}");
+    Ok(judgement)
+}
+
+/// Judges the changes from `before` to `after` as sent by `viewer`.
+fn judged_as(viewer: &Viewer, before: &Automerge, after: &Automerge) -> Result<Judgement, String> {
     let catalog = crate::frameworks::Catalog::shipped();
     let stored = Stored::of(before, &catalog);
     let before_heads = before.get_heads();
     let changes = after.get_changes(&before_heads);
     let metadata: Vec<_> = after.get_changes_meta(&before_heads).into_iter().map(|m| m.into_owned()).collect();
-    let viewer = viewer_for(party);
     let proposal = Proposal {
-        viewer: &viewer,
+        viewer,
         today: "2026-11-26",
         stored: stored.as_ref(),
         before_heads: &before_heads,
@@ -95,9 +104,7 @@ fn judged(party: Party, before: &Automerge, after: &Automerge) -> Result<Judgeme
         changes: &changes,
         metadata: &metadata,
     };
-    let judgement = judge(&proposal, &catalog).map_err(|r| r.message)?;
-    assert_eq!(judgement.party, party, "the test's viewer stands as {party:?}");
-    Ok(judgement)
+    judge(&proposal, &catalog).map_err(|r| r.message)
 }
 
 fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<Vec<String>, String> {
@@ -203,6 +210,8 @@ fn facts_read_from_a_document_match_facts_from_the_parsed_record() {
                "framework": "kss-cf-2018", "status": "draft", "signOff": {"practitioner": null}}),
         json!({"type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
                "framework": "kss-cf-2018", "status": "closed", "period": {"from": "2026-09-01", "to": "2027-03-31"}}),
+        group_session("shared"),
+        practice_theme(),
     ];
     for value in records {
         let document = doc(&value);
@@ -336,4 +345,167 @@ fn a_signature_that_surfaces_from_older_changes_is_checked_too() {
     let judgement = judged(Party::Practitioner, &both, &after).unwrap();
     assert_eq!(judgement.withdrawn, [Side::Practitioner]);
     assert_eq!(judgement.signed, [Side::Practitioner], "the surfacing signature is checked and recorded");
+}
+
+fn group_session(status: &str) -> Value {
+    json!({
+        "type": "group-session", "schemaVersion": 1, "facilitatorId": "sam", "participantIds": ["pat", "kim"],
+        "heldAt": "2026-11-20T10:00:00Z", "kind": "group-supervision", "framework": "kss-cf-2018",
+        "components": ["kss-cf-2018/6"], "themes": ["Analysis"], "summary": "We looked at analysis.",
+        "actions": [], "reflections": {}, "status": status,
+    })
+}
+
+/// Someone standing to the test group session (sam facilitates pat and kim; lee is above
+/// pat) or the test theme (sam raised it for team north; lee is above sam).
+fn loop_viewer(id: &str) -> Viewer {
+    match id {
+        "sam" => viewer("sam", Role::Supervisor, &[]),
+        "lee" => viewer("lee", Role::Manager, &[("pat", "2000-01-01", None), ("sam", "2000-01-01", None)]),
+        "psw" => viewer("psw", Role::PrincipalSocialWorker, &[]),
+        "north" => Viewer { team: Some("north".into()), ..viewer("nia", Role::Practitioner, &[]) },
+        other => viewer(other, Role::Practitioner, &[]),
+    }
+}
+
+fn by(id: &str, before: &Automerge, after: &Automerge) -> Result<Judgement, String> {
+    judged_as(&loop_viewer(id), before, after)
+}
+
+#[test]
+fn group_session_reads_follow_the_participants() {
+    let today = "2026-11-26";
+    let shared =
+        RecordFacts::of(&Record::parse(&group_session("shared"), &crate::frameworks::Catalog::shipped()).unwrap());
+    let draft = RecordFacts { draft: true, ..shared.clone() };
+    let party = |id: &str, facts: &RecordFacts| loop_viewer(id).party(facts, today);
+    assert_eq!(party("sam", &draft), Party::Facilitator);
+    assert_eq!(party("pat", &draft), Party::None, "participants see it once shared");
+    assert_eq!(party("pat", &shared), Party::Participant);
+    assert_eq!(party("kim", &shared), Party::Participant);
+    assert_eq!(party("lee", &shared), Party::Line, "a participant's line reads it");
+    assert_eq!(party("eve", &shared), Party::None, "a non-participant cannot read it");
+    assert_eq!(party("psw", &shared), Party::None, "need to know: not every principal social worker");
+}
+
+#[test]
+fn group_session_participants_write_only_their_own_reflection() {
+    let base = doc(&group_session("shared"));
+    let set = |path: &str, value: Value| edit(&base, |tx| json::set_path(tx, path, &value).unwrap());
+    let own = edit(&base, |tx| json::put_in_map(tx, "reflections", "pat", &json!("I learnt")).unwrap());
+    assert_eq!(by("pat", &base, &own).unwrap().party, Party::Participant);
+    let other = edit(&base, |tx| json::put_in_map(tx, "reflections", "kim", &json!("for kim")).unwrap());
+    assert_eq!(by("pat", &base, &other).unwrap_err(), "the participant may not change reflections.kim");
+    assert_eq!(by("pat", &base, &set("summary", json!("mine"))).unwrap_err(), "the participant may not change summary");
+    assert_eq!(by("sam", &base, &own).unwrap_err(), "the facilitator may not change reflections.pat");
+    assert!(by("sam", &base, &set("summary", json!("Clearer"))).is_ok());
+    assert!(by("sam", &base, &set("facilitatorId", json!("eve"))).is_err());
+    assert!(by("lee", &base, &set("summary", json!("x"))).is_err());
+    // Reflections belong to participants; the facilitator cannot be one.
+    let stranger = edit(&base, |tx| json::put_in_map(tx, "reflections", "eve", &json!("hi")).unwrap());
+    assert!(by("eve", &base, &stranger).is_err());
+    assert!(by("sam", &base, &set("participantIds", json!(["pat", "sam"]))).unwrap_err().contains("facilitator"));
+    // Closed: nothing changes any more.
+    let closed = set("status", json!("closed"));
+    assert!(by("sam", &base, &closed).unwrap_err().contains("closedAt"));
+    let closed = edit(&base, |tx| {
+        json::set_path(tx, "closedAt", &json!("2026-11-21T09:00:00Z")).unwrap();
+        json::set_path(tx, "status", &json!("closed")).unwrap();
+    });
+    let events = by("sam", &base, &closed).unwrap().events;
+    let attended: Vec<&str> = events.iter().map(|e| e.practitioner_id.as_str()).collect();
+    assert_eq!(attended, ["sam", "pat", "kim"]);
+    assert!(events.iter().all(|e| e.kind == "group-session.attended" && e.detail.get("summary").is_none()));
+    let late = edit(&closed, |tx| json::put_in_map(tx, "reflections", "pat", &json!("late")).unwrap());
+    assert!(by("pat", &closed, &late).unwrap_err().contains("locked"));
+    assert!(by("pat", &base, &set("status", json!("closed"))).is_err(), "only the facilitator closes");
+}
+
+#[test]
+fn group_session_creation_is_a_leaders() {
+    let empty = Automerge::new();
+    assert!(by("sam", &empty, &doc(&group_session("draft"))).is_ok());
+    let mut by_practitioner = group_session("draft");
+    by_practitioner["facilitatorId"] = json!("eve");
+    assert!(by("eve", &empty, &doc(&by_practitioner)).unwrap_err().contains("only a supervisor"));
+    let mut with_reflection = group_session("shared");
+    with_reflection["reflections"] = json!({"pat": "written for pat"});
+    assert!(by("sam", &empty, &doc(&with_reflection)).is_err());
+}
+
+#[test]
+fn group_session_offline_edits_merge() {
+    let base = doc(&group_session("shared"));
+    let facilitator = edit(&base, |tx| json::set_path(tx, "summary", &json!("Summary v2")).unwrap());
+    let pat = edit(&base, |tx| json::put_in_map(tx, "reflections", "pat", &json!("pat's")).unwrap());
+    let kim = edit(&base, |tx| json::put_in_map(tx, "reflections", "kim", &json!("kim's")).unwrap());
+    // Each is judged against the stored record, in whatever order they arrive.
+    let mut stored = base.clone();
+    for (who, device) in [("kim", &kim), ("sam", &facilitator), ("pat", &pat)] {
+        let mut next = stored.clone();
+        next.merge(&mut device.clone()).unwrap();
+        by(who, &stored, &next).unwrap();
+        stored = next;
+    }
+    let merged = crate::json::to_json(&stored);
+    assert_eq!(merged["summary"], json!("Summary v2"));
+    assert_eq!(merged["reflections"], json!({"pat": "pat's", "kim": "kim's"}));
+}
+
+fn practice_theme() -> Value {
+    json!({
+        "type": "practice-theme", "schemaVersion": 1, "raisedBy": "sam", "raisedAt": "2026-11-20T10:00:00Z",
+        "team": "north", "category": "environment", "summary": "No quiet rooms for calls.",
+        "evidence": {"observations": 12}, "responses": [], "status": "raised",
+    })
+}
+
+#[test]
+fn practice_theme_raiser_responder_and_outsider() {
+    let today = "2026-11-26";
+    let facts = RecordFacts::of(&Record::parse(&practice_theme(), &crate::frameworks::Catalog::shipped()).unwrap());
+    let party = |id: &str| loop_viewer(id).party(&facts, today);
+    assert_eq!(party("sam"), Party::Raiser);
+    assert_eq!(party("lee"), Party::Responder, "a manager above the raiser");
+    assert_eq!(party("psw"), Party::Responder);
+    assert_eq!(party("north"), Party::Team, "the raiser's team reads it");
+    assert_eq!(party("eve"), Party::None);
+    let above_not_manager = viewer("sue", Role::Supervisor, &[("sam", "2000-01-01", None)]);
+    assert_eq!(above_not_manager.party(&facts, today), Party::Line);
+
+    let base = doc(&practice_theme());
+    let set = |path: &str, value: Value| edit(&base, |tx| json::set_path(tx, path, &value).unwrap());
+    let response = |who: &str| {
+        edit(&base, |tx| {
+            let r = json!({"id": "r1", "at": "2026-11-22T09:00:00Z", "by": who, "text": "We booked rooms."});
+            json::append(tx, "responses", &r).unwrap();
+            json::set_path(tx, "status", &json!("acted")).unwrap();
+        })
+    };
+    assert!(by("lee", &base, &response("lee")).is_ok());
+    assert!(by("psw", &base, &response("psw")).is_ok());
+    assert!(by("lee", &base, &response("psw")).unwrap_err().contains("own name"));
+    let answering_own = edit(&base, |tx| {
+        let r = json!({"id": "r1", "at": "2026-11-22T09:00:00Z", "by": "sam", "text": "Done."});
+        json::append(tx, "responses", &r).unwrap();
+    });
+    assert_eq!(by("sam", &base, &answering_own).unwrap_err(), "the raiser of the theme may not change responses");
+    assert!(by("sam", &base, &set("summary", json!("Clearer"))).is_ok());
+    assert_eq!(by("lee", &base, &set("summary", json!("x"))).unwrap_err(), "the responder may not change summary");
+    assert!(by("north", &base, &set("summary", json!("x"))).is_err());
+    assert!(by("eve", &base, &set("summary", json!("x"))).is_err());
+    assert!(by("sam", &base, &set("status", json!("closed"))).unwrap_err().contains("may not change status"));
+    // Evidence is numbers under identifier labels, never prose.
+    assert!(by("sam", &base, &set("evidence", json!({"observations": 3, "kss-cf-2018/6:not-met": 2}))).is_ok());
+    assert!(by("sam", &base, &set("evidence", json!({"the Smith family": 1}))).unwrap_err().contains("evidence"));
+    assert!(by("sam", &base, &set("evidence", json!({"observations": "many"}))).is_err());
+    // Raising is for leaders, with status `raised`.
+    let empty = Automerge::new();
+    assert!(by("sam", &empty, &base).is_ok());
+    let mut by_practitioner = practice_theme();
+    by_practitioner["raisedBy"] = json!("eve");
+    assert!(by("eve", &empty, &doc(&by_practitioner)).is_err());
+    let mut answered = practice_theme();
+    answered["status"] = json!("acted");
+    assert!(by("sam", &empty, &doc(&answered)).is_err());
 }

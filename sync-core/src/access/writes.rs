@@ -8,12 +8,13 @@ use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{Automerge, Change, Prop, ReadDoc};
 use serde_json::Value;
 
-use super::Party;
-use crate::records::{FieldPath, Record};
+use super::{Party, Role};
+use crate::records::{FieldPath, Record, RecordKind};
 use crate::refusal::{Refusal, rule};
 
 /// Fixed once a record exists: changing them would move it to other people.
-const IDENTITY: &[&str] = &["type", "schemaVersion", "practitionerId", "observerId", "ownerId", "supervisorId"];
+const IDENTITY: &[&str] =
+    &["type", "schemaVersion", "practitionerId", "observerId", "ownerId", "supervisorId", "facilitatorId", "raisedBy"];
 
 /// Every top-level field the record types define (DOMAIN.md "Records").
 const OBSERVATION_FIELDS: &[&str] = &[
@@ -54,15 +55,62 @@ const PLAN_FIELDS: &[&str] = &[
     "reviews",
     "status",
 ];
+const GROUP_SESSION_FIELDS: &[&str] = &[
+    "type",
+    "schemaVersion",
+    "facilitatorId",
+    "participantIds",
+    "heldAt",
+    "kind",
+    "framework",
+    "components",
+    "themes",
+    "summary",
+    "actions",
+    "reflections",
+    "status",
+    "closedAt",
+];
+const PRACTICE_THEME_FIELDS: &[&str] = &[
+    "type",
+    "schemaVersion",
+    "raisedBy",
+    "raisedAt",
+    "team",
+    "category",
+    "framework",
+    "components",
+    "summary",
+    "evidence",
+    "responses",
+    "status",
+];
 
-/// Fields a client adds beyond the schema belong to the record's author (the observer;
-/// either party of a plan): the practitioner gets no way around their own fields.
-fn writes_extensions(party: Party) -> bool {
-    matches!(party, Party::Observer | Party::PlanOwner | Party::PlanSupervisor)
+fn schema(kind: RecordKind) -> &'static [&'static str] {
+    match kind {
+        RecordKind::Observation => OBSERVATION_FIELDS,
+        RecordKind::DevelopmentPlan => PLAN_FIELDS,
+        RecordKind::GroupSession => GROUP_SESSION_FIELDS,
+        RecordKind::PracticeTheme => PRACTICE_THEME_FIELDS,
+    }
 }
 
-/// Subtrees each party may write. `*` matches any key or list index; a trailing `!` covers
-/// the value at that path itself (put, insert, delete) but nothing beneath it.
+/// Fields a client adds beyond the schema belong to the record's author (the observer;
+/// either party of a plan; the facilitator; the raiser): the others get no way around
+/// their own fields.
+fn writes_extensions(party: Party) -> bool {
+    matches!(party, Party::Observer | Party::PlanOwner | Party::PlanSupervisor | Party::Facilitator | Party::Raiser)
+}
+
+/// Who leads group sessions and raises themes: not practitioners, who bring theirs to
+/// supervision.
+fn leads_practice(role: Role) -> bool {
+    matches!(role, Role::Supervisor | Role::Manager | Role::PrincipalSocialWorker)
+}
+
+/// Subtrees each party may write. `*` matches any key or list index, `$me` the sender's
+/// own user id; a trailing `!` covers the value at that path itself (put, insert, delete)
+/// but nothing beneath it.
 fn writable(party: Party) -> &'static [&'static str] {
     match party {
         Party::Observer => &[
@@ -109,7 +157,24 @@ fn writable(party: Party) -> &'static [&'static str] {
             "reviews",
             "status",
         ],
-        Party::Line | Party::PrincipalSocialWorker | Party::None => &[],
+        // Everything but the participants' reflections.
+        Party::Facilitator => &[
+            "participantIds",
+            "heldAt",
+            "kind",
+            "framework",
+            "components",
+            "themes",
+            "summary",
+            "actions",
+            "status",
+            "closedAt",
+        ],
+        Party::Participant => &["reflections/$me"],
+        Party::Raiser => &["raisedAt", "team", "category", "framework", "components", "summary", "evidence"],
+        // `responses` in their own name only (see `check_responses`).
+        Party::Responder => &["responses", "status"],
+        Party::Line | Party::PrincipalSocialWorker | Party::Team | Party::None => &[],
     }
 }
 
@@ -162,6 +227,9 @@ pub fn writes_of(after: &Automerge, changes: &[Change]) -> Result<Vec<Write>, Re
 /// The two versions of a record one incoming message goes between, and where it writes.
 pub struct WriteCheck<'a> {
     pub party: Party,
+    /// The sender, for rules about their own entries (`$me`).
+    pub user_id: &'a str,
+    pub role: Role,
     /// The record as stored; `None` while the message creates it.
     pub before_record: Option<&'a Record>,
     pub after_record: &'a Record,
@@ -187,23 +255,31 @@ pub struct WriteCheck<'a> {
 /// field outside it), for the audit trail.
 pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, Refusal> {
     let creating = c.before_record.is_none();
-    let observation = matches!(c.after_record, Record::Observation(_));
+    let kind = c.after_record.kind();
     if creating {
-        let may_create = match c.party {
-            Party::Observer => observation,
-            Party::PlanOwner | Party::PlanSupervisor => !observation,
-            _ => false,
+        let (may_create, message) = match kind {
+            RecordKind::Observation => {
+                (c.party == Party::Observer, "only the observer named in `observerId` may create an observation")
+            }
+            RecordKind::DevelopmentPlan => (
+                matches!(c.party, Party::PlanOwner | Party::PlanSupervisor),
+                "only the owner or supervisor named in a plan may create it",
+            ),
+            RecordKind::GroupSession => (
+                c.party == Party::Facilitator && leads_practice(c.role),
+                "only a supervisor, manager or principal social worker named in `facilitatorId` may create a group session",
+            ),
+            RecordKind::PracticeTheme => (
+                c.party == Party::Raiser && leads_practice(c.role),
+                "only a supervisor, manager or principal social worker named in `raisedBy` may raise a practice theme",
+            ),
         };
         if !may_create {
-            let message = if observation {
-                "only the observer named in `observerId` may create an observation"
-            } else {
-                "only the owner or supervisor named in a plan may create it"
-            };
             return Err(Refusal::new(rule::NOT_CREATOR, message).by(c.party));
         }
     }
     check_status(c)?;
+    check_responses(c)?;
     let mut fields = BTreeSet::new();
     if creating {
         let Value::Object(root) = c.after_json else {
@@ -211,7 +287,7 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, Refusal> {
         };
         for (key, value) in root {
             let mut path = vec![Prop::Map(key.clone())];
-            judge_new_value(c, observation, &mut path, value)?;
+            judge_new_value(c, kind, &mut path, value)?;
             fields.insert(FieldPath::of_props(&path).general().to_owned());
         }
         return Ok(fields.into_iter().collect());
@@ -222,7 +298,7 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, Refusal> {
         if !judged.insert((&write.path, write.puts_object)) {
             continue;
         }
-        if !may_write(c, observation, &write.path, write.puts_object) {
+        if !may_write(c, kind, &write.path, write.puts_object) {
             return Err(not_writable(c.party, &write.path));
         }
         fields.insert(FieldPath::of_props(&write.path[..1]).general().to_owned());
@@ -244,22 +320,23 @@ pub(crate) fn field_of(path: &[Prop]) -> FieldPath {
 
 /// Checks a value in a document being created: the creator may write it there, or it is
 /// empty, or it is a container on the way to something they may write (checked inside).
-fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, value: &Value) -> Result<(), Refusal> {
+fn judge_new_value(c: &WriteCheck<'_>, kind: RecordKind, path: &mut Vec<Prop>, value: &Value) -> Result<(), Refusal> {
     let Some(Prop::Map(top)) = path.first() else {
         return Err(Refusal::new(rule::INVALID_RECORD, "a record is a map"));
     };
-    let schema = if observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
-    let allowed = if IDENTITY.contains(&top.as_str()) {
+    // A new record's status is judged by `check_status` (a theme starts `raised`, which its
+    // raiser never writes again).
+    let allowed = if IDENTITY.contains(&top.as_str()) || top == "status" {
         true
-    } else if !schema.contains(&top.as_str()) {
+    } else if !schema(kind).contains(&top.as_str()) {
         writes_extensions(c.party)
     } else {
-        writable(c.party).iter().any(|rule| matches(rule, path, false))
+        writable(c.party).iter().any(|rule| matches(rule, path, false, c.user_id))
     };
     if allowed || is_empty(value) {
         return Ok(());
     }
-    let leads_somewhere = writable(c.party).iter().any(|rule| matches(rule, path, true));
+    let leads_somewhere = writable(c.party).iter().any(|rule| matches(rule, path, true, c.user_id));
     let children: Vec<(Prop, &Value)> = match value {
         Value::Object(map) if leads_somewhere => map.iter().map(|(k, v)| (Prop::Map(k.clone()), v)).collect(),
         Value::Array(items) if leads_somewhere => items.iter().map(|v| (Prop::Seq(ANY_INDEX), v)).collect(),
@@ -267,7 +344,7 @@ fn judge_new_value(c: &WriteCheck<'_>, observation: bool, path: &mut Vec<Prop>, 
     };
     for (prop, child) in children {
         path.push(prop);
-        judge_new_value(c, observation, path, child)?;
+        judge_new_value(c, kind, path, child)?;
         path.pop();
     }
     Ok(())
@@ -318,18 +395,17 @@ impl<'a> ObjectPaths<'a> {
 }
 
 /// Whether one operation of a change to an existing record writes where it may.
-fn may_write(c: &WriteCheck<'_>, observation: bool, path: &[Prop], puts_object: bool) -> bool {
+fn may_write(c: &WriteCheck<'_>, kind: RecordKind, path: &[Prop], puts_object: bool) -> bool {
     let Some(Prop::Map(top)) = path.first() else { return false };
     if IDENTITY.contains(&top.as_str()) {
         return false;
     }
-    let schema = if observation { OBSERVATION_FIELDS } else { PLAN_FIELDS };
-    if !schema.contains(&top.as_str()) {
+    if !schema(kind).contains(&top.as_str()) {
         return writes_extensions(c.party);
     }
     let rules = writable(c.party);
     // `status` has its own rules (see `check_status`); here only who may touch it.
-    if rules.iter().any(|rule| matches(rule, path, false)) {
+    if rules.iter().any(|rule| matches(rule, path, false, c.user_id)) {
         return true;
     }
     // An empty map entry on the way to something writable (a new `gapAnalysis` entry, say);
@@ -337,26 +413,24 @@ fn may_write(c: &WriteCheck<'_>, observation: bool, path: &[Prop], puts_object: 
     puts_object
         && matches!(path.last(), Some(Prop::Map(_)))
         && lookup(c.before_json, path).is_none()
-        && rules.iter().any(|rule| matches(rule, path, true))
+        && rules.iter().any(|rule| matches(rule, path, true, c.user_id))
 }
 
 /// Status moves one way. An observation goes `draft` → `shared` (the observer shares it) →
 /// `signed-off` (set by whoever signs last, with their signature); a plan's supervisor
-/// moves it between `draft` and `agreed`, and closes it.
+/// moves it between `draft` and `agreed`, and closes it; a group session's facilitator
+/// shares it and closes it; a theme is raised by its raiser, and only its responders move
+/// it on.
 fn check_status(c: &WriteCheck<'_>) -> Result<(), Refusal> {
-    let status = |r: &Record| match r {
-        Record::Observation(o) => o.status.clone(),
-        Record::DevelopmentPlan(p) => p.status.clone(),
-    };
-    let after = status(c.after_record);
-    let before = c.before_record.map(status);
-    if before.as_deref() == Some(after.as_str()) {
+    let after = c.after_record.status();
+    let before = c.before_record.map(Record::status);
+    if before == Some(after) {
         return Ok(());
     }
     let ok = match c.after_record {
-        Record::Observation(o) => match after.as_str() {
+        Record::Observation(o) => match after {
             "draft" => before.is_none() && c.party == Party::Observer,
-            "shared" => before.as_deref().is_none_or(|b| b == "draft") && c.party == Party::Observer,
+            "shared" => before.is_none_or(|b| b == "draft") && c.party == Party::Observer,
             "signed-off" => o.is_locked() && matches!(c.party, Party::Observer | Party::Practitioner),
             _ => false,
         },
@@ -364,6 +438,18 @@ fn check_status(c: &WriteCheck<'_>) -> Result<(), Refusal> {
             matches!(c.party, Party::PlanSupervisor | Party::PlanOwner if c.before_record.is_none())
                 || c.party == Party::PlanSupervisor
         }
+        Record::GroupSession(_) => {
+            c.party == Party::Facilitator
+                && match after {
+                    "draft" => before.is_none(),
+                    "shared" => before.is_none_or(|b| b == "draft"),
+                    _ => true,
+                }
+        }
+        Record::PracticeTheme(_) => match before {
+            None => after == "raised",
+            Some(_) => c.party == Party::Responder,
+        },
     };
     if ok {
         Ok(())
@@ -374,9 +460,29 @@ fn check_status(c: &WriteCheck<'_>) -> Result<(), Refusal> {
     }
 }
 
+/// A responder writes responses in their own name: every response they add, change or
+/// remove names them in `by`.
+fn check_responses(c: &WriteCheck<'_>) -> Result<(), Refusal> {
+    let Record::PracticeTheme(after) = c.after_record else { return Ok(()) };
+    let before = match c.before_record {
+        Some(Record::PracticeTheme(before)) => before.responses.as_slice(),
+        _ => &[],
+    };
+    let changed = after.responses.iter().filter(|r| !before.contains(r));
+    let removed = before.iter().filter(|r| !after.responses.iter().any(|a| a.id == r.id));
+    for response in changed.chain(removed) {
+        if response.by != c.user_id {
+            let message =
+                format!("a response is written in its author's own name; {:?} is not the sender", response.by);
+            return Err(Refusal::new(rule::NOT_WRITABLE, message).at(FieldPath::field("responses")).by(c.party));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `rule` covers `path` (the rule is a prefix of it), or with `beyond`, whether
 /// `path` is a proper prefix of the rule.
-fn matches(rule: &str, path: &[Prop], beyond: bool) -> bool {
+fn matches(rule: &str, path: &[Prop], beyond: bool, me: &str) -> bool {
     let (rule, exact) = match rule.strip_suffix('!') {
         Some(rule) => (rule, true),
         None => (rule, false),
@@ -390,7 +496,7 @@ fn matches(rule: &str, path: &[Prop], beyond: bool) -> bool {
         return false;
     }
     segments.iter().zip(path).all(|(segment, prop)| match prop {
-        Prop::Map(key) => *segment == "*" || segment == key,
+        Prop::Map(key) => *segment == "*" || segment == key || (*segment == "$me" && key == me),
         Prop::Seq(_) => *segment == "*",
     })
 }

@@ -5,14 +5,14 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{DevelopmentPlan, Observation, Record};
+use super::{DevelopmentPlan, GroupSession, Observation, Record};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordEvent {
     /// `observation.created`, `observation.shared`, `observation.signed-off`,
     /// `plan.created`, `plan.status-changed`, `goal.added`, `goal.status-changed`,
-    /// `goal.removed`.
+    /// `goal.removed`, `group-session.attended`.
     pub kind: &'static str,
     pub practitioner_id: String,
     pub detail: Value,
@@ -45,6 +45,10 @@ pub fn events(before: Option<&Record>, after: &Record) -> Vec<RecordEvent> {
             out
         }
         (Some(Record::DevelopmentPlan(b)), Record::DevelopmentPlan(a)) => plan_changes(Some(b), a),
+        (before, Record::GroupSession(g)) if g.status == "closed" => match before {
+            Some(Record::GroupSession(b)) if b.status == "closed" => Vec::new(),
+            _ => attended(g),
+        },
         _ => Vec::new(),
     }
 }
@@ -55,6 +59,22 @@ fn created(o: &Observation) -> RecordEvent {
 
 fn event(kind: &'static str, o: &Observation, detail: Value) -> RecordEvent {
     RecordEvent { kind, practitioner_id: o.practitioner_id.clone(), detail }
+}
+
+/// A closed group session counts for everyone in it: kind, day and components, never text.
+fn attended(g: &GroupSession) -> Vec<RecordEvent> {
+    let people =
+        std::iter::once((&g.facilitator_id, "facilitator")).chain(g.participant_ids.iter().map(|p| (p, "participant")));
+    people
+        .map(|(person, role)| RecordEvent {
+            kind: "group-session.attended",
+            practitioner_id: person.clone(),
+            detail: json!({
+                "role": role, "kind": g.kind, "heldAt": g.held_at,
+                "framework": g.framework, "components": g.components,
+            }),
+        })
+        .collect()
 }
 
 fn plan_event(kind: &'static str, p: &DevelopmentPlan, detail: Value) -> RecordEvent {

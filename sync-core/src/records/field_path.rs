@@ -59,6 +59,19 @@ pub const SCHEMA_NAMES: &[&str] = &[
     "completedAt",
     "evidence",
     "reviews",
+    "facilitatorId",
+    "participantIds",
+    "heldAt",
+    "kind",
+    "themes",
+    "summary",
+    "reflections",
+    "closedAt",
+    "raisedBy",
+    "raisedAt",
+    "team",
+    "category",
+    "responses",
 ];
 
 /// The schema's own copy of `name`, if it is one of its field names.

@@ -7,8 +7,10 @@
 pub mod dates;
 pub mod events;
 mod field_path;
+mod group_session;
 mod observation;
 mod plan;
+mod practice_theme;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -16,12 +18,45 @@ use serde_json::Value;
 use crate::frameworks::FrameworkCatalog;
 
 pub use field_path::{FieldPath, SCHEMA_NAMES, schema_name};
+pub use group_session::{GroupSession, SessionAction};
 pub use observation::{Action, Consent, Observation, Side, SignOff, Signature};
 pub use plan::{DevelopmentPlan, GapRating, Goal, Period, Review};
+pub use practice_theme::{PracticeTheme, Response};
 
 pub const OBSERVATION: &str = "observation";
 pub const DEVELOPMENT_PLAN: &str = "development-plan";
+pub const GROUP_SESSION: &str = "group-session";
+pub const PRACTICE_THEME: &str = "practice-theme";
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The record types, as `type` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Observation,
+    DevelopmentPlan,
+    GroupSession,
+    PracticeTheme,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 4] =
+        [RecordKind::Observation, RecordKind::DevelopmentPlan, RecordKind::GroupSession, RecordKind::PracticeTheme];
+    /// Every `type` name, for messages.
+    pub const NAMES: &[&str] = &[OBSERVATION, DEVELOPMENT_PLAN, GROUP_SESSION, PRACTICE_THEME];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Observation => OBSERVATION,
+            RecordKind::DevelopmentPlan => DEVELOPMENT_PLAN,
+            RecordKind::GroupSession => GROUP_SESSION,
+            RecordKind::PracticeTheme => PRACTICE_THEME,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
 
 /// Why a document is not a valid record: where, which rule, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +89,8 @@ impl RecordError {
 pub enum Record {
     Observation(Observation),
     DevelopmentPlan(DevelopmentPlan),
+    GroupSession(GroupSession),
+    PracticeTheme(PracticeTheme),
 }
 
 impl Record {
@@ -62,16 +99,18 @@ impl Record {
         let kind = doc
             .get("type")
             .ok_or_else(|| RecordError::new(FieldPath::field("type"), "required", "missing; a record needs `type`"))?;
-        let record = match kind.as_str() {
-            Some(OBSERVATION) => Record::Observation(deserialize(doc)?),
-            Some(DEVELOPMENT_PLAN) => Record::DevelopmentPlan(deserialize(doc)?),
-            _ => {
+        let record = match kind.as_str().and_then(RecordKind::parse) {
+            Some(RecordKind::Observation) => Record::Observation(deserialize(doc)?),
+            Some(RecordKind::DevelopmentPlan) => Record::DevelopmentPlan(deserialize(doc)?),
+            Some(RecordKind::GroupSession) => Record::GroupSession(deserialize(doc)?),
+            Some(RecordKind::PracticeTheme) => Record::PracticeTheme(deserialize(doc)?),
+            None => {
                 return Err(RecordError {
-                    expected: &[OBSERVATION, DEVELOPMENT_PLAN],
+                    expected: RecordKind::NAMES,
                     ..RecordError::new(
                         FieldPath::field("type"),
                         "one-of",
-                        format!("unknown record type {kind}; expected \"{OBSERVATION}\" or \"{DEVELOPMENT_PLAN}\""),
+                        format!("unknown record type {kind}; expected one of {}", RecordKind::NAMES.join(", ")),
                     )
                 });
             }
@@ -90,24 +129,36 @@ impl Record {
         match &record {
             Record::Observation(o) => o.validate(frameworks)?,
             Record::DevelopmentPlan(p) => p.validate(frameworks)?,
+            Record::GroupSession(g) => g.validate(frameworks)?,
+            Record::PracticeTheme(t) => t.validate(frameworks)?,
         }
         Ok(record)
     }
 
-    /// A locked record accepts no further changes: an observation both parties signed off,
-    /// a development plan that is closed.
-    pub fn is_locked(&self) -> bool {
+    pub fn kind(&self) -> RecordKind {
         match self {
-            Record::Observation(o) => o.is_locked(),
-            Record::DevelopmentPlan(p) => p.status == "closed",
+            Record::Observation(_) => RecordKind::Observation,
+            Record::DevelopmentPlan(_) => RecordKind::DevelopmentPlan,
+            Record::GroupSession(_) => RecordKind::GroupSession,
+            Record::PracticeTheme(_) => RecordKind::PracticeTheme,
         }
     }
 
-    /// The practitioner the record is about: the observed practitioner, the plan's owner.
-    pub fn practitioner_id(&self) -> &str {
+    pub fn status(&self) -> &str {
         match self {
-            Record::Observation(o) => &o.practitioner_id,
-            Record::DevelopmentPlan(p) => &p.owner_id,
+            Record::Observation(o) => &o.status,
+            Record::DevelopmentPlan(p) => &p.status,
+            Record::GroupSession(g) => &g.status,
+            Record::PracticeTheme(t) => &t.status,
+        }
+    }
+
+    /// A locked record accepts no further changes: an observation both parties signed off;
+    /// a plan, group session or practice theme that is closed.
+    pub fn is_locked(&self) -> bool {
+        match self {
+            Record::Observation(o) => o.is_locked(),
+            _ => self.status() == "closed",
         }
     }
 }

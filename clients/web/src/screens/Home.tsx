@@ -2,14 +2,17 @@
 // observed, the inbox of observations shared with them; and development plans.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { useState } from "preact/hooks";
-import { createPlan } from "../create";
+import { createGroupSession, createPlan } from "../create";
 import { exportOwnRecords, exportPage, saveFile } from "../download";
 import { formatDateTime } from "../edit";
 import { type Loaded, type RecordStore, useStore } from "../records";
-import { navigate, observationHref, planHref } from "../router";
+import { navigate, observationHref, planHref, sessionHref } from "../router";
 import type { Me } from "../session";
-import type { DevelopmentPlan, Observation } from "../types";
+import type { DevelopmentPlan, GroupSession, Observation } from "../types";
 import { SyncText } from "../ui/record-status";
+import { SESSION_KINDS, SESSION_STATUS, sessionTitle } from "./GroupSessionScreen";
+import { LeadersHome, leads } from "./LeadersHome";
+import { raisesThemes } from "./ThemesScreen";
 
 const STATUS_WORDS: Record<string, string> = {
   draft: "Draft",
@@ -42,10 +45,12 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
   const supervisees = store.people.supervisees;
   const observes = me.role !== "practitioner" || supervisees.length > 0;
   const myPlans = plans.filter((i) => (i.doc as DevelopmentPlan | undefined)?.ownerId === me.id);
+  const leader = leads(me);
 
   return (
     <div class="home">
-      <h1 tabIndex={-1}>{observes ? "Supervisor home" : "Your observations"}</h1>
+      <h1 tabIndex={-1}>{leader ? "Leaders' home" : observes ? "Supervisor home" : "Your observations"}</h1>
+      {leader && <LeadersHome store={store} me={me} />}
       {observes && (
         <>
           <div class="actions">
@@ -55,7 +60,7 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
             {supervisees.length === 0 && <p class="hint">You have no supervisees yet, so there is no one to observe.</p>}
           </div>
           <section class="card" aria-labelledby="supervisees-heading">
-            <h2 id="supervisees-heading">Your supervisees</h2>
+            <h2 id="supervisees-heading">{leader ? "Development plans of those you supervise" : "Your supervisees"}</h2>
             {supervisees.length === 0 ? (
               <p>No supervisees are listed for you.</p>
             ) : (
@@ -113,8 +118,71 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
           )}
         </section>
       )}
+      <GroupSessions store={store} me={me} />
+      <section class="card" aria-labelledby="themes-heading">
+        <h2 id="themes-heading">You said, we did</h2>
+        <p>
+          {raisesThemes(me) ? "Raise themes you see across observations, and read what was done about them: " : "Themes raised for your team and what was done about them: "}
+          <a href="#/themes">you said, we did</a>.
+        </p>
+      </section>
       <DownloadOwnRecords store={store} me={me} />
     </div>
+  );
+}
+
+/** Sessions this user runs or took part in; leaders start new ones. */
+function GroupSessions({ store, me }: { store: RecordStore; me: Me }) {
+  const [kind, setKind] = useState(SESSION_KINDS[0].value);
+  const sessions = store
+    .entries()
+    .filter((i) => (i.doc?.type ?? i.entry.type) === "group-session" && ["facilitator", "participant"].includes(i.entry.party))
+    .sort((a, b) => ((b.doc as GroupSession | undefined)?.heldAt ?? "").localeCompare((a.doc as GroupSession | undefined)?.heldAt ?? ""));
+  const runs = raisesThemes(me);
+  if (!runs && sessions.length === 0) return null;
+  // A manager's sessions are usually with supervisors, and about their standards.
+  const framework = me.role === "manager" ? "kss-ps-2018" : "kss-cf-2018";
+  const start = () => navigate(sessionHref(createGroupSession(store, me, kind, framework).url));
+  return (
+    <section class="card" aria-labelledby="sessions-heading">
+      <h2 id="sessions-heading">Group sessions</h2>
+      {runs && (
+        <div class="row">
+          <label for="session-kind">Kind of session</label>
+          <select id="session-kind" value={kind} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value as typeof kind)}>
+            {SESSION_KINDS.map((k) => (
+              <option key={k.value} value={k.value}>
+                {k.label}
+              </option>
+            ))}
+          </select>
+          <button type="button" onClick={start}>
+            Start a group session
+          </button>
+        </div>
+      )}
+      {sessions.length === 0 ? (
+        <p>No group sessions yet.</p>
+      ) : (
+        <ul class="list">
+          {sessions.map((item) => {
+            const doc = item.doc as GroupSession | undefined;
+            const status = doc?.status ?? item.entry.status;
+            const awaiting = doc && item.entry.party === "participant" && status === "shared" && !(doc.reflections?.[me.id] ?? "").trim();
+            return (
+              <li key={item.entry.url} class="list-row record-row">
+                <a href={sessionHref(item.entry.url)}>{sessionTitle(doc)}</a>
+                <p class="meta">
+                  Status: {SESSION_STATUS[status] ?? status}
+                  {awaiting ? " — awaiting your reflection" : ""}
+                  {item.unavailable ? " — not downloaded to this device yet" : ""}
+                </p>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
   );
 }
 

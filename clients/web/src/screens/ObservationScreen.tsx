@@ -10,6 +10,7 @@ import { formatDateTime, fromLocalInput, indexById, newId, putBackField, setText
 import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
 import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type RecordDoc } from "../types";
+import { ComponentsField, toggleIn } from "../ui/components-field";
 import { CheckboxField, Section, SelectField, TextField, TextListField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 
@@ -94,11 +95,6 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
   const mySide = isObserver ? "observer" : isPractitioner ? "practitioner" : null;
   const iSigned = mySide !== null && Boolean(doc.signOff?.[mySide]);
   const mayAct = !locked && !refused && doc.status === "shared";
-  const framework = store.framework(doc.framework);
-  const choices = framework?.areas.flatMap((a) => [
-    { id: a.id, title: `${a.number}. ${a.title}`, sub: false },
-    ...a.components.map((c) => ({ id: c.id, title: c.title, sub: true })),
-  ]) ?? [];
   const plans = store
     .entries()
     .map((e) => e.doc)
@@ -137,12 +133,8 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
 
   const toggleComponent = (id: string, on: boolean) =>
     change((d) => {
-      const at = d.components.indexOf(id);
-      if (on && at < 0) d.components.push(id);
-      if (!on && at >= 0) {
-        d.components.splice(at, 1);
-        delete d.judgements[id];
-      }
+      toggleIn(d.components, id, on);
+      if (!on) delete d.judgements[id];
     });
 
   return (
@@ -261,31 +253,15 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
             });
           }}
         />
-        {observerEdits ? (
-          <fieldset>
-            <legend>Areas to look for</legend>
-            {choices.length === 0 && <p>The framework list has not been downloaded yet. Connect to the network once.</p>}
-            {choices.map((c) => (
-              <div class={c.sub ? "field checkbox sub" : "field checkbox"} key={c.id}>
-                <input id={`c-${c.id}`} type="checkbox" checked={doc.components.includes(c.id)} onChange={(e) => toggleComponent(c.id, (e.currentTarget as HTMLInputElement).checked)} />
-                <label for={`c-${c.id}`}>{c.title}</label>
-              </div>
-            ))}
-          </fieldset>
-        ) : (
-          <div class="field read-only">
-            <span class="label">Areas looked for</span>
-            {doc.components.length ? (
-              <ul class="value">
-                {doc.components.map((c) => (
-                  <li key={c}>{store.componentTitle(c)}</li>
-                ))}
-              </ul>
-            ) : (
-              <p class="value empty">None chosen</p>
-            )}
-          </div>
-        )}
+        <ComponentsField
+          store={store}
+          framework={doc.framework}
+          label="Areas to look for"
+          readLabel="Areas looked for"
+          editable={observerEdits}
+          chosen={doc.components}
+          onToggle={toggleComponent}
+        />
       </Section>
 
       <Section title="Observation">

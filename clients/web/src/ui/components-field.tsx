@@ -1,0 +1,62 @@
+// Picking framework areas and components (an observation's focus, a group session's, a
+// theme's): checkboxes while editable, a list of titles otherwise.
+import type { RecordStore } from "../records";
+
+export function ComponentsField({
+  store,
+  framework,
+  label,
+  readLabel,
+  editable,
+  chosen,
+  onToggle,
+}: {
+  store: RecordStore;
+  framework: string | undefined;
+  label: string;
+  readLabel: string;
+  editable: boolean;
+  chosen: string[];
+  onToggle: (id: string, on: boolean) => void;
+}) {
+  if (!editable) {
+    return (
+      <div class="field read-only">
+        <span class="label">{readLabel}</span>
+        {chosen.length ? (
+          <ul class="value">
+            {chosen.map((c) => (
+              <li key={c}>{store.componentTitle(c)}</li>
+            ))}
+          </ul>
+        ) : (
+          <p class="value empty">None chosen</p>
+        )}
+      </div>
+    );
+  }
+  const choices =
+    store.framework(framework)?.areas.flatMap((a) => [
+      { id: a.id, title: `${a.number}. ${a.title}`, sub: false },
+      ...a.components.map((c) => ({ id: c.id, title: c.title, sub: true })),
+    ]) ?? [];
+  return (
+    <fieldset>
+      <legend>{label}</legend>
+      {choices.length === 0 && <p>The framework list has not been downloaded yet. Connect to the network once.</p>}
+      {choices.map((c) => (
+        <div class={c.sub ? "field checkbox sub" : "field checkbox"} key={c.id}>
+          <input id={`c-${c.id}`} type="checkbox" checked={chosen.includes(c.id)} onChange={(e) => onToggle(c.id, (e.currentTarget as HTMLInputElement).checked)} />
+          <label for={`c-${c.id}`}>{c.title}</label>
+        </div>
+      ))}
+    </fieldset>
+  );
+}
+
+/** Adds or removes `id` in a record's component list. */
+export function toggleIn(list: string[], id: string, on: boolean): void {
+  const at = list.indexOf(id);
+  if (on && at < 0) list.push(id);
+  if (!on && at >= 0) list.splice(at, 1);
+}
