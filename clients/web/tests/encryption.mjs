@@ -62,6 +62,9 @@ try {
   await page.getByRole("button", { name: "Start observation" }).click();
   await page.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
   const documentId = decodeURIComponent(new URL(page.url()).hash.replace("#/observations/", ""));
+  // Chromium keeps form state (typed text) in its session-restore files unless a field is
+  // autocomplete=off; the scan below found it there once.
+  assert.equal(await page.getByLabel("Notes", { exact: true }).getAttribute("autocomplete"), "off");
   await page.getByLabel("Notes", { exact: true }).fill(NOTES);
   await page.getByLabel("Feedback to the practitioner").fill(FEEDBACK);
   await page.getByText("Saved on this device only").first().waitFor(LONG);

@@ -15,7 +15,8 @@
 // theme and attaches counts from insights (five observations of Pat met component 1, seeded by
 // the Rust side); the manager sees it on the leaders' home — with Sam among the supervisors
 // they observe, the line's records by status and the insights — answers and marks it acted
-// on; Pat, in Sam's team, reads the answer. Every screen passes axe-core.
+// on; the manager also starts an observation of Sam's supervision against kss-ps-2018; Pat, in
+// Sam's team, reads the answer. Every screen passes axe-core.
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { checkAccessibility, env, signIn as signInWithPin } from "./steps.mjs";
@@ -136,6 +137,16 @@ try {
   await insights.getByRole("row", { name: /north 1\. Relationships and effective direct work 5 5/ }).waitFor(LONG);
   await m.getByRole("link", { name: "Direct work is rushed when caseloads peak" }).waitFor({ timeout: 90_000 });
   await checkAccessibility(m, "leaders' home");
+  // The manager observes the supervisor against the practice supervisors' standards.
+  await m.getByRole("button", { name: "New observation" }).click();
+  await m.getByLabel("Supervisor observed").selectOption({ label: "Sam Okafor" });
+  assert.equal(await m.getByLabel("Framework").inputValue(), "kss-ps-2018", "a supervisor is observed against kss-ps-2018");
+  await m.getByRole("button", { name: "Start observation" }).click();
+  await m.getByRole("heading", { name: "Observation of Sam Okafor" }).waitFor(LONG);
+  await m.getByLabel("Setting").selectOption("supervision-session");
+  await stored(m);
+  await m.goto(`${BASE}/#/`);
+  await observed.getByText("1 observation").waitFor(LONG);
   await m.getByRole("link", { name: "Direct work is rushed when caseloads peak" }).click();
   await m.getByLabel("Your response").fill("We have booked two rooms on the second floor for calls, from Monday.");
   await m.getByRole("button", { name: "Post response" }).click();

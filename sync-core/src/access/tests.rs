@@ -360,7 +360,7 @@ fn group_session(status: &str) -> Value {
 /// pat) or the test theme (sam raised it for team north; lee is above sam).
 fn loop_viewer(id: &str) -> Viewer {
     match id {
-        "sam" => viewer("sam", Role::Supervisor, &[]),
+        "sam" => Viewer { team: Some("north".into()), ..viewer("sam", Role::Supervisor, &[]) },
         "lee" => viewer("lee", Role::Manager, &[("pat", "2000-01-01", None), ("sam", "2000-01-01", None)]),
         "psw" => viewer("psw", Role::PrincipalSocialWorker, &[]),
         "north" => Viewer { team: Some("north".into()), ..viewer("nia", Role::Practitioner, &[]) },
@@ -499,6 +499,11 @@ fn practice_theme_raiser_responder_and_outsider() {
     assert!(by("sam", &base, &set("evidence", json!({"observations": 3, "kss-cf-2018/6:not-met": 2}))).is_ok());
     assert!(by("sam", &base, &set("evidence", json!({"the Smith family": 1}))).unwrap_err().contains("evidence"));
     assert!(by("sam", &base, &set("evidence", json!({"observations": "many"}))).is_err());
+    // For the raiser's own team only.
+    assert!(by("sam", &base, &set("team", json!("south"))).unwrap_err().contains("own team"));
+    let mut elsewhere = practice_theme();
+    elsewhere["team"] = json!("south");
+    assert!(by("sam", &Automerge::new(), &doc(&elsewhere)).unwrap_err().contains("own team"));
     // Raising is for leaders, with status `raised`.
     let empty = Automerge::new();
     assert!(by("sam", &empty, &base).is_ok());

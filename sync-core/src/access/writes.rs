@@ -230,6 +230,8 @@ pub struct WriteCheck<'a> {
     /// The sender, for rules about their own entries (`$me`).
     pub user_id: &'a str,
     pub role: Role,
+    /// The sender's team: a theme is raised for the raiser's own team (its members read it).
+    pub team: Option<&'a str>,
     /// The record as stored; `None` while the message creates it.
     pub before_record: Option<&'a Record>,
     pub after_record: &'a Record,
@@ -280,6 +282,7 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, Refusal> {
     }
     check_status(c)?;
     check_responses(c)?;
+    check_theme_team(c)?;
     let mut fields = BTreeSet::new();
     if creating {
         let Value::Object(root) = c.after_json else {
@@ -458,6 +461,22 @@ fn check_status(c: &WriteCheck<'_>) -> Result<(), Refusal> {
         let message = format!("the {} may not change status{from} to {after:?}", c.party.describe());
         Err(Refusal::new(rule::STATUS, message).at(FieldPath::field("status")).by(c.party))
     }
+}
+
+/// A theme goes to its raiser's own team (or to no team): nobody shows it to another team's
+/// members by naming that team.
+fn check_theme_team(c: &WriteCheck<'_>) -> Result<(), Refusal> {
+    let Record::PracticeTheme(after) = c.after_record else { return Ok(()) };
+    let before = match c.before_record {
+        Some(Record::PracticeTheme(before)) => Some(before.team.as_deref()),
+        _ => None,
+    };
+    let team = after.team.as_deref();
+    if before == Some(team) || team.is_none() || team == c.team {
+        return Ok(());
+    }
+    let message = format!("a theme is raised for the raiser's own team, not {:?}", team.unwrap_or_default());
+    Err(Refusal::new(rule::NOT_WRITABLE, message).at(FieldPath::field("team")).by(c.party))
 }
 
 /// A responder writes responses in their own name: every response they add, change or

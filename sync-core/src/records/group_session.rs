@@ -69,18 +69,7 @@ impl GroupSession {
         }
         check::timestamp(&field("heldAt"), self.held_at.as_deref())?;
         check::one_of(&field("kind"), &self.kind, KINDS)?;
-        match &self.framework {
-            Some(framework) => {
-                check::framework(&field("framework"), framework, frameworks)?;
-                for (i, id) in self.components.iter().enumerate() {
-                    check::component(&field("components").index(i), framework, id, frameworks)?;
-                }
-            }
-            None if !self.components.is_empty() => {
-                return Err(RecordError::new(field("framework"), "required", "components need a `framework`"));
-            }
-            None => {}
-        }
+        check::framework_components(self.framework.as_deref(), &self.components, frameworks)?;
         let mut action_ids = BTreeSet::new();
         for (i, action) in self.actions.iter().enumerate() {
             let at = field("actions").index(i);

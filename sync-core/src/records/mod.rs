@@ -235,6 +235,29 @@ pub(crate) mod check {
         }
     }
 
+    /// An optional framework and the components chosen from it (a session's, a theme's):
+    /// components need the framework.
+    pub fn framework_components(
+        framework: Option<&str>,
+        components: &[String],
+        frameworks: &impl FrameworkCatalog,
+    ) -> Result<(), RecordError> {
+        let field = FieldPath::field;
+        match framework {
+            Some(framework) => {
+                self::framework(&field("framework"), framework, frameworks)?;
+                for (i, id) in components.iter().enumerate() {
+                    component(&field("components").index(i), framework, id, frameworks)?;
+                }
+                Ok(())
+            }
+            None if !components.is_empty() => {
+                Err(RecordError::new(field("framework"), "required", "components need a `framework`"))
+            }
+            None => Ok(()),
+        }
+    }
+
     pub fn component(
         at: &FieldPath,
         framework: &str,

@@ -55,18 +55,7 @@ impl PracticeTheme {
         check::not_blank(&field("raisedBy"), &self.raised_by)?;
         check::timestamp(&field("raisedAt"), self.raised_at.as_deref())?;
         check::one_of(&field("category"), &self.category, CATEGORIES)?;
-        match &self.framework {
-            Some(framework) => {
-                check::framework(&field("framework"), framework, frameworks)?;
-                for (i, id) in self.components.iter().enumerate() {
-                    check::component(&field("components").index(i), framework, id, frameworks)?;
-                }
-            }
-            None if !self.components.is_empty() => {
-                return Err(RecordError::new(field("framework"), "required", "components need a `framework`"));
-            }
-            None => {}
-        }
+        check::framework_components(self.framework.as_deref(), &self.components, frameworks)?;
         for (label, count) in &self.evidence {
             let at = field("evidence").entry(label);
             let identifier = |c: char| c.is_ascii_alphanumeric() || "-_.:/".contains(c);

@@ -6,7 +6,7 @@ import { formatDateTime, fromLocalInput, indexById, newId, putBackField, setText
 import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
 import type { GroupSession, Person, SessionKind } from "../types";
-import { ComponentsField, toggleIn } from "../ui/components-field";
+import { FrameworkAndComponents, toggleIn } from "../ui/components-field";
 import { Section, SelectField, TextField, TextListField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
@@ -132,28 +132,7 @@ export function GroupSessionScreen({ store, me, documentId }: { store: RecordSto
       </Section>
 
       <Section title="What the group worked on">
-        <SelectField
-          label="Framework"
-          editable={edits}
-          value={doc.framework}
-          options={store.frameworks.map((f) => ({ value: f.id, label: `${f.title} (${f.version})` }))}
-          onChange={(v) =>
-            change((d) => {
-              if (!v || v === d.framework) return;
-              d.framework = v;
-              d.components.splice(0, d.components.length);
-            })
-          }
-        />
-        <ComponentsField
-          store={store}
-          framework={doc.framework}
-          label="Areas discussed"
-          readLabel="Areas discussed"
-          editable={edits}
-          chosen={doc.components}
-          onToggle={(id, on) => change((d) => toggleIn(d.components, id, on))}
-        />
+        <FrameworkAndComponents store={store} doc={doc} label="Areas discussed" editable={edits} change={change} />
         <TextListField
           label="Themes"
           itemLabel="Theme"

@@ -40,7 +40,7 @@ export function NewObservation({ store, me }: { store: RecordStore; me: Me }) {
       <h1 tabIndex={-1}>New observation</h1>
       <form class="card" onSubmit={start} noValidate>
         <SelectField
-          label="Practitioner observed"
+          label={supervisees.length > 0 && supervisees.every((p) => p.role !== "practitioner") ? "Supervisor observed" : "Practitioner observed"}
           hint="Only your supervisees are listed. This cannot be changed after you start."
           editable
           value={practitionerId}

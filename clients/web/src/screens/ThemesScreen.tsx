@@ -10,7 +10,7 @@ import { type Loaded, type RecordStore, useStore } from "../records";
 import { navigate, themeHref } from "../router";
 import type { Me } from "../session";
 import type { PracticeTheme, ThemeCategory, ThemeStatus } from "../types";
-import { ComponentsField, toggleIn } from "../ui/components-field";
+import { FrameworkAndComponents } from "../ui/components-field";
 import { Section, SelectField, TextField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
@@ -196,30 +196,7 @@ export function ThemeScreen({ store, me, documentId }: { store: RecordStore; me:
           onInput={(v) => change((d) => setText(d, ["summary"], v))}
         />
         {doc.category === "practice" && (
-          <>
-            <SelectField
-              label="Framework"
-              editable={edits}
-              value={doc.framework}
-              options={store.frameworks.map((f) => ({ value: f.id, label: `${f.title} (${f.version})` }))}
-              onChange={(v) =>
-                change((d) => {
-                  if (!v || v === d.framework) return;
-                  d.framework = v;
-                  d.components.splice(0, d.components.length);
-                })
-              }
-            />
-            <ComponentsField
-              store={store}
-              framework={doc.framework}
-              label="Areas of practice"
-              readLabel="Areas of practice"
-              editable={edits}
-              chosen={doc.components ?? []}
-              onToggle={(id, on) => change((d) => toggleIn(d.components, id, on))}
-            />
-          </>
+          <FrameworkAndComponents store={store} doc={doc} label="Areas of practice" editable={edits} change={change} />
         )}
         <div class="field read-only">
           <span class="label">Evidence (counts)</span>

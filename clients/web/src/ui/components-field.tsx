@@ -1,6 +1,7 @@
 // Picking framework areas and components (an observation's focus, a group session's, a
 // theme's): checkboxes while editable, a list of titles otherwise.
 import type { RecordStore } from "../records";
+import { SelectField } from "./fields";
 
 export function ComponentsField({
   store,
@@ -59,4 +60,47 @@ export function toggleIn(list: string[], id: string, on: boolean): void {
   const at = list.indexOf(id);
   if (on && at < 0) list.push(id);
   if (!on && at >= 0) list.splice(at, 1);
+}
+
+/** A record's own framework and its components (a group session's, a theme's): choosing
+ *  another framework clears the components, which belong to the old one. */
+export function FrameworkAndComponents<T extends { framework?: string; components: string[] }>({
+  store,
+  doc,
+  label,
+  editable,
+  change,
+}: {
+  store: RecordStore;
+  doc: T;
+  label: string;
+  editable: boolean;
+  change: (fn: (d: T) => void) => void;
+}) {
+  return (
+    <>
+      <SelectField
+        label="Framework"
+        editable={editable}
+        value={doc.framework}
+        options={store.frameworks.map((f) => ({ value: f.id, label: `${f.title} (${f.version})` }))}
+        onChange={(v) =>
+          change((d) => {
+            if (!v || v === d.framework) return;
+            d.framework = v;
+            d.components.splice(0, d.components.length);
+          })
+        }
+      />
+      <ComponentsField
+        store={store}
+        framework={doc.framework}
+        label={label}
+        readLabel={label}
+        editable={editable}
+        chosen={doc.components ?? []}
+        onToggle={(id, on) => change((d) => toggleIn(d.components, id, on))}
+      />
+    </>
+  );
 }

@@ -59,6 +59,9 @@ export function TextField({
   if (!editable) return <ReadOnly label={label} value={display ?? value} />;
   const common = {
     id,
+    // Record text stays out of the browser's autofill store and out of the form state it
+    // writes to its session-restore files: only the app's encrypted store holds it.
+    autocomplete: "off",
     value: value ?? "",
     "aria-describedby": hintId(id, hint),
     onInput: (e: Event) => onInput(valueOf(e)),
@@ -167,7 +170,7 @@ function ListItem({ label, value, onInput, onRemove }: { label: string; value: s
     <div class="list-item">
       <label for={id}>{label}</label>
       <div class="row">
-        <input id={id} type="text" value={value} onInput={(e) => onInput(valueOf(e))} />
+        <input id={id} type="text" autocomplete="off" value={value} onInput={(e) => onInput(valueOf(e))} />
         <button type="button" class="secondary" onClick={onRemove}>
           Remove <span class="visually-hidden">{label}</span>
         </button>
