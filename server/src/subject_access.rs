@@ -47,14 +47,19 @@ pub async fn export(db: &Database, user_id: &str) -> Result<Option<Value>, Stora
     loop {
         let page = db.record_index(user_id, Some(&[]), after, 500).await?;
         for entry in page.entries {
-            // The index holds every theme; a theme is the subject's if they raised it.
-            let theirs = entry.facts.kind != RecordKind::PracticeTheme || entry.facts.author_id == user_id;
-            if !theirs || !urls.insert(entry.document_url.clone()) {
+            if urls.contains(&entry.document_url) {
                 continue;
             }
             let Ok(document) = DocumentId::parse_url_or_id(&entry.document_url) else { continue };
             let doc = db.load_document(document).await?.doc;
             let mut record = fieldbook_sync_core::json::to_json(&doc);
+            // The index holds every theme; a theme is the subject's if they raised or answered it.
+            let answered =
+                || record["responses"].as_array().is_some_and(|r| r.iter().any(|r| r["by"].as_str() == Some(user_id)));
+            if entry.facts.kind == RecordKind::PracticeTheme && entry.facts.author_id != user_id && !answered() {
+                continue;
+            }
+            urls.insert(entry.document_url.clone());
             let withheld_here = redact(&mut record, user_id);
             withheld.extend(
                 withheld_here

@@ -7,7 +7,7 @@ use fieldbook_server::storage::{Role, Team};
 use fieldbook_sync_core::{DocumentId, json};
 use fieldbook_tests::peer::{Outcome, Peer};
 use fieldbook_tests::records::{document, observation, plan};
-use fieldbook_tests::{Backend, TestApp, js};
+use fieldbook_tests::{Backend, TempDir, TestApp, js};
 use serde_json::{Value, json};
 
 /// The organisation: pat is supervised by sam, sam by mo (so mo is in pat's line); kim is
@@ -409,6 +409,14 @@ async fn group_sessions_and_themes_are_need_to_know() {
     // The team reads the answers.
     let read = json::to_json(&org.peer("eve").await.fetch(theme).await.unwrap());
     assert_eq!(read["responses"].as_array().map(Vec::len), Some(2), "{read}");
+    // A subject access export holds the themes one raised or answered, not those one read.
+    let dir = TempDir::new("sar-themes");
+    for (user, holds) in [("sam", true), ("mo", true), ("eve", false)] {
+        let out = dir.path().join(format!("{user}.json"));
+        org.app.fieldbook(&["subject-access", "--user", user, "--out", out.to_str().unwrap()]);
+        let export = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(export.contains(&theme.url()), holds, "{user}: {export}");
+    }
 
     // A practitioner may not raise one.
     let mut by_practitioner = practice_theme_base();

@@ -74,6 +74,13 @@ async fn group_session_offline_merge_and_close(backend: Backend) {
         serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "kim"])).unwrap();
     assert_eq!(record["groupSessions"]["attended"], 1, "{record:#}");
     assert!(!record.to_string().contains("second view"), "{record:#}");
+    // An HR system syncing what changed hears of kim, whose only record is the session.
+    let key = app.fieldbook(&["service-accounts", "add", "--name", "HR", "--scopes", "hr:read"]);
+    let key = key.lines().find_map(|l| l.strip_prefix("key: ")).expect("a key").trim().to_owned();
+    let changed = app.server.get_with("/v1/api/development-records?updated_since=2020-01-01", Some(&key)).await.json();
+    let ids: Vec<&str> =
+        changed["records"].as_array().unwrap().iter().map(|r| r["practitioner"]["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"kim"), "{changed:#}");
 }
 
 #[tokio::test]

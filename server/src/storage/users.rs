@@ -190,10 +190,15 @@ impl Database {
     ) -> Result<Vec<User>, StorageError> {
         let mut conditions = vec!["role NOT IN ('hr', 'admin')".to_owned()];
         if let Some(since) = updated_since {
-            // Whose observations or plans changed since then (an integer, not user input).
+            // Whose observations, plans or group sessions changed since then (an integer, not
+            // user input).
             conditions.push(format!(
                 "id IN (SELECT practitioner_id FROM observations WHERE updated_at >= {since} AND status <> 'draft'
-                        UNION SELECT owner_id FROM development_plans WHERE updated_at >= {since})"
+                        UNION SELECT owner_id FROM development_plans WHERE updated_at >= {since}
+                        UNION SELECT facilitator_id FROM group_sessions WHERE updated_at >= {since} AND status <> 'draft'
+                        UNION SELECT p.user_id FROM group_session_participants p
+                              JOIN group_sessions g ON g.document_url = p.document_url
+                              WHERE g.updated_at >= {since} AND g.status <> 'draft')"
             ));
         }
         let mut binds: Vec<&str> = Vec::new();

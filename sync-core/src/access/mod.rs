@@ -226,8 +226,13 @@ impl RecordFacts {
                 string_at(doc, &["period", "to"]).as_deref(),
             )),
             crate::records::GROUP_SESSION => {
-                let participants = crate::json::field_json(doc, "participantIds")?;
-                let participants = participants.as_array()?.iter().map(|p| p.as_str().map(str::to_owned));
+                // Optional in the schema: a session may name nobody yet.
+                let participants = crate::json::field_json(doc, "participantIds").unwrap_or_default();
+                let participants = match &participants {
+                    serde_json::Value::Null => Vec::new(),
+                    list => list.as_array()?.clone(),
+                };
+                let participants = participants.iter().map(|p| p.as_str().map(str::to_owned));
                 Some(Self::group_session(
                     &get("facilitatorId")?,
                     participants.collect::<Option<Vec<_>>>()?,

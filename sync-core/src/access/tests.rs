@@ -211,6 +211,8 @@ fn facts_read_from_a_document_match_facts_from_the_parsed_record() {
         json!({"type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
                "framework": "kss-cf-2018", "status": "closed", "period": {"from": "2026-09-01", "to": "2027-03-31"}}),
         group_session("shared"),
+        json!({"type": "group-session", "schemaVersion": 1, "facilitatorId": "sam", "kind": "team-development",
+               "status": "draft"}),
         practice_theme(),
     ];
     for value in records {
@@ -405,6 +407,8 @@ fn group_session_participants_write_only_their_own_reflection() {
     let stranger = edit(&base, |tx| json::put_in_map(tx, "reflections", "eve", &json!("hi")).unwrap());
     assert!(by("eve", &base, &stranger).is_err());
     assert!(by("sam", &base, &set("participantIds", json!(["pat", "sam"]))).unwrap_err().contains("facilitator"));
+    // One id each: the projection keeps them space-separated.
+    assert!(by("sam", &base, &set("participantIds", json!(["pat", "kim lee"]))).unwrap_err().contains("user id"));
     // Closed: nothing changes any more.
     let closed = set("status", json!("closed"));
     assert!(by("sam", &base, &closed).unwrap_err().contains("closedAt"));
@@ -485,6 +489,19 @@ fn practice_theme_raiser_responder_and_outsider() {
     assert!(by("lee", &base, &response("lee")).is_ok());
     assert!(by("psw", &base, &response("psw")).is_ok());
     assert!(by("lee", &base, &response("psw")).unwrap_err().contains("own name"));
+    // Nobody takes over, rewrites or removes another responder's answer; their own, they may.
+    let answered = response("lee");
+    let rewrite = |value: Value| edit(&answered, |tx| json::set_path(tx, "responses.0", &value).unwrap());
+    let taken_over = json!({"id": "r1", "at": "2026-11-22T09:00:00Z", "by": "psw", "text": "Mine now."});
+    assert!(by("psw", &answered, &rewrite(taken_over)).unwrap_err().contains("own name"));
+    let removed = edit(&answered, |tx| {
+        let responses = tx.get(automerge::ROOT, "responses").unwrap().unwrap().1;
+        tx.delete(&responses, 0).unwrap();
+    });
+    assert!(by("psw", &answered, &removed).unwrap_err().contains("own name"));
+    let corrected = json!({"id": "r1", "at": "2026-11-22T09:00:00Z", "by": "lee", "text": "We booked three rooms."});
+    assert!(by("lee", &answered, &rewrite(corrected)).is_ok());
+    assert!(by("lee", &answered, &removed).is_ok());
     let answering_own = edit(&base, |tx| {
         let r = json!({"id": "r1", "at": "2026-11-22T09:00:00Z", "by": "sam", "text": "Done."});
         json::append(tx, "responses", &r).unwrap();

@@ -479,24 +479,25 @@ fn check_theme_team(c: &WriteCheck<'_>) -> Result<(), Refusal> {
     Err(Refusal::new(rule::NOT_WRITABLE, message).at(FieldPath::field("team")).by(c.party))
 }
 
-/// A responder writes responses in their own name: every response they add, change or
-/// remove names them in `by`.
+/// A responder writes responses in their own name: every response they add names them in
+/// `by`, and they change or remove only their own.
 fn check_responses(c: &WriteCheck<'_>) -> Result<(), Refusal> {
     let Record::PracticeTheme(after) = c.after_record else { return Ok(()) };
     let before = match c.before_record {
         Some(Record::PracticeTheme(before)) => before.responses.as_slice(),
         _ => &[],
     };
-    let changed = after.responses.iter().filter(|r| !before.contains(r));
-    let removed = before.iter().filter(|r| !after.responses.iter().any(|a| a.id == r.id));
-    for response in changed.chain(removed) {
-        if response.by != c.user_id {
-            let message =
-                format!("a response is written in its author's own name; {:?} is not the sender", response.by);
-            return Err(Refusal::new(rule::NOT_WRITABLE, message).at(FieldPath::field("responses")).by(c.party));
-        }
+    let mine = |by: &str| by == c.user_id;
+    let changed = after.responses.iter().filter(|r| !before.contains(r)).all(|r| {
+        let stored = before.iter().find(|b| b.id == r.id);
+        mine(&r.by) && stored.is_none_or(|b| mine(&b.by))
+    });
+    let removed = before.iter().filter(|b| !after.responses.iter().any(|a| a.id == b.id)).all(|b| mine(&b.by));
+    if changed && removed {
+        return Ok(());
     }
-    Ok(())
+    let message = "a response is written, changed and removed only in its author's own name";
+    Err(Refusal::new(rule::NOT_WRITABLE, message).at(FieldPath::field("responses")).by(c.party))
 }
 
 /// Whether `rule` covers `path` (the rule is a prefix of it), or with `beyond`, whether

@@ -60,6 +60,9 @@ impl GroupSession {
         for (i, id) in self.participant_ids.iter().enumerate() {
             let at = field("participantIds").index(i);
             check::not_blank(&at, id)?;
+            if id.chars().any(char::is_whitespace) {
+                return Err(RecordError::new(at, "user-id", format!("{id:?} is not a user id (it holds a space)")));
+            }
             if *id == self.facilitator_id {
                 return Err(RecordError::new(at, "not-facilitator", "the facilitator is not one of the participants"));
             }
