@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod cpd;
 pub mod erasure;
 pub mod error;
 pub mod ledger_file;

@@ -23,6 +23,7 @@ import {
   unsealSession,
   withinOfflineGrace,
 } from "./session";
+import { CpdScreen } from "./screens/CpdScreen";
 import { GroupSessionScreen } from "./screens/GroupSessionScreen";
 import { Home } from "./screens/Home";
 import { NewObservation } from "./screens/NewObservation";
@@ -380,6 +381,8 @@ function SignedIn({
         <NewObservation store={store} me={me} />
       ) : route.name === "session" ? (
         <GroupSessionScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
+      ) : route.name === "cpd" ? (
+        <CpdScreen me={me} />
       ) : route.name === "themes" ? (
         <ThemesScreen store={store} me={me} />
       ) : route.name === "theme" ? (

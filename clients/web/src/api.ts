@@ -19,14 +19,15 @@ async function freshToken(): Promise<string> {
   return session.accessToken;
 }
 
-export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+/** `read`: how to take the answer (JSON unless told; `(r) => r.text()` for a CSV, say). */
+export async function api<T>(path: string, init: RequestInit = {}, read: (response: Response) => Promise<T> = (r) => r.json()): Promise<T> {
   let token = await freshToken();
   for (let attempt = 0; ; attempt++) {
     const response = await fetch(path, {
       ...init,
-      headers: { ...(init.headers ?? {}), authorization: `Bearer ${token}`, accept: "application/json" },
+      headers: { accept: "application/json", ...(init.headers ?? {}), authorization: `Bearer ${token}` },
     });
-    if (response.ok) return (response.status === 204 ? undefined : await response.json()) as T;
+    if (response.ok) return (response.status === 204 ? undefined : await read(response)) as T;
     const body = await response.json().catch(() => ({}) as Record<string, unknown>);
     if (response.status === 401 && (body.wipe === true || body.code === "device-revoked")) {
       emitAuthSignal({ kind: "wipe", reason: String(body.detail ?? "This device was revoked.") });

@@ -8,6 +8,7 @@ export type Route =
   | { name: "plan"; documentId: string }
   | { name: "session"; documentId: string }
   | { name: "themes" }
+  | { name: "cpd" }
   | { name: "theme"; documentId: string };
 
 export function parseRoute(hash: string): Route {
@@ -21,6 +22,7 @@ export function parseRoute(hash: string): Route {
   m = path.match(/^\/themes\/([^/]+)$/);
   if (m) return { name: "theme", documentId: decodeURIComponent(m[1]) };
   if (path === "/themes") return { name: "themes" };
+  if (path === "/cpd") return { name: "cpd" };
   if (path === "/new") return { name: "new-observation" };
   return { name: "home" };
 }

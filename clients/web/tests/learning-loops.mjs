@@ -16,8 +16,10 @@
 // the Rust side); the manager sees it on the leaders' home — with Sam among the supervisors
 // they observe, the line's records by status and the insights — answers and marks it acted
 // on; the manager also starts an observation of Sam's supervision against kss-ps-2018; Pat, in
-// Sam's team, reads the answer. Every screen passes axe-core.
+// Sam's team, reads the answer, and downloads their CPD, which holds the session they reflected
+// in. Every screen passes axe-core.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { checkAccessibility, env, signIn as signInWithPin } from "./steps.mjs";
 
@@ -165,6 +167,18 @@ try {
   await t.getByText("We have booked two rooms on the second floor").waitFor({ timeout: 90_000 });
   assert.equal(await t.getByLabel("Your response").count(), 0, "the raiser does not answer their own theme");
   assert.ok(sessionUrl.includes("#/sessions/"), sessionUrl);
+
+  // Pat's CPD: the session Pat reflected in, with peer reflection, downloaded as CSV.
+  await p.goto(`${BASE}/#/cpd`);
+  await p.getByRole("heading", { name: "My CPD" }).waitFor(LONG);
+  await p.getByRole("heading", { name: "Group supervision: Analysis under pressure" }).waitFor(LONG);
+  await p.getByText("Peer reflection: met.").waitFor(LONG);
+  await checkAccessibility(p, "my CPD");
+  const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Download as CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8");
+  assert.ok(csv.startsWith("title,date,type,description,learning,impact,peer_reflection,components,evidence"), csv);
+  assert.ok(csv.includes("Group supervision: Analysis under pressure") && csv.includes("I will say out loud what I am weighing"), csv);
+  log("CPD downloaded");
   log("done");
 } catch (e) {
   failed = true;

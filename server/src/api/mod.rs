@@ -1,4 +1,5 @@
-//! The REST API beside sync: each user's record index, people and frameworks for apps,
+//! The REST API beside sync: each user's record index, people and frameworks for apps, their
+//! own CPD record,
 //! administration, and the minimised development-records API for HR and workforce
 //! systems (`/v1/api`).
 
@@ -8,6 +9,7 @@ mod feed;
 mod frameworks;
 mod hr;
 mod insights;
+mod me;
 mod openapi;
 mod people;
 pub mod rate_limit;
@@ -26,5 +28,6 @@ pub fn routes() -> Router<AppState> {
         .merge(hr::routes())
         .merge(feed::routes())
         .merge(insights::routes())
+        .merge(me::routes())
         .merge(openapi::routes())
 }

@@ -126,6 +126,13 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
           <a href="#/themes">you said, we did</a>.
         </p>
       </section>
+      <section class="card" aria-labelledby="cpd-heading">
+        <h2 id="cpd-heading">My CPD</h2>
+        <p>
+          Your observations, group sessions and goals met this registration year, as Social Work England's CPD form asks for them:{" "}
+          <a href="#/cpd">my CPD</a>.
+        </p>
+      </section>
       <DownloadOwnRecords store={store} me={me} />
     </div>
   );
