@@ -162,6 +162,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::retention::commands::HoldsCommand,
     },
+    /// Practice champions: who is declared to hold expertise in a framework area.
+    Champions {
+        #[command(subcommand)]
+        command: crate::expertise::ChampionsCommand,
+    },
     /// Changes the server refused and kept aside.
     Quarantine {
         #[command(subcommand)]
@@ -439,6 +444,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Restore { from, database } => crate::admin::restore(&from, &database.database_url).await?,
         Command::Retention { command } => crate::retention::commands::retention(command).await?,
         Command::Holds { command } => crate::retention::commands::holds(command).await?,
+        Command::Champions { command } => crate::expertise::champions(command).await?,
         Command::Records { command: RecordsCommand::Delete { record, reason, database } } => {
             crate::retention::commands::delete_record(&record, &reason, &database).await?
         }

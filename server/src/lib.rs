@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpd;
 pub mod erasure;
 pub mod error;
+pub mod expertise;
 pub mod ledger_file;
 pub mod metrics;
 pub mod org;

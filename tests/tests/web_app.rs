@@ -162,6 +162,7 @@ async fn a_group_session_and_a_practice_theme_across_devices_in_the_browser() {
         })));
     }
     tablet.sync(&app.http_url(), &app.token, &[]);
+    app.fieldbook(&["champions", "add", "--user", "kim", "--component", "kss-cf-2018/1"]);
     let out = Command::new("node")
         .arg(repo_root().join("clients/web/tests/learning-loops.mjs"))
         .env("FIELDBOOK_URL", app.http_url())

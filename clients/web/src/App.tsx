@@ -24,6 +24,7 @@ import {
   withinOfflineGrace,
 } from "./session";
 import { CpdScreen } from "./screens/CpdScreen";
+import { ExpertiseScreen } from "./screens/ExpertiseScreen";
 import { GroupSessionScreen } from "./screens/GroupSessionScreen";
 import { Home } from "./screens/Home";
 import { NewObservation } from "./screens/NewObservation";
@@ -381,6 +382,8 @@ function SignedIn({
         <NewObservation store={store} me={me} />
       ) : route.name === "session" ? (
         <GroupSessionScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
+      ) : route.name === "expertise" ? (
+        <ExpertiseScreen store={store} me={me} />
       ) : route.name === "cpd" ? (
         <CpdScreen me={me} />
       ) : route.name === "themes" ? (

@@ -9,6 +9,7 @@ export type Route =
   | { name: "session"; documentId: string }
   | { name: "themes" }
   | { name: "cpd" }
+  | { name: "expertise" }
   | { name: "theme"; documentId: string };
 
 export function parseRoute(hash: string): Route {
@@ -23,6 +24,7 @@ export function parseRoute(hash: string): Route {
   if (m) return { name: "theme", documentId: decodeURIComponent(m[1]) };
   if (path === "/themes") return { name: "themes" };
   if (path === "/cpd") return { name: "cpd" };
+  if (path === "/expertise") return { name: "expertise" };
   if (path === "/new") return { name: "new-observation" };
   return { name: "home" };
 }

@@ -17,7 +17,8 @@
 // they observe, the line's records by status and the insights — answers and marks it acted
 // on; the manager also starts an observation of Sam's supervision against kss-ps-2018; Pat, in
 // Sam's team, reads the answer, and downloads their CPD, which holds the session they reflected
-// in. Every screen passes axe-core.
+// in; Pat offers to be a practice champion, the manager confirms, and the supervisor finds Pat
+// and Kim (declared by an admin) under "who can help". Every screen passes axe-core.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -179,6 +180,25 @@ try {
   assert.ok(csv.startsWith("title,date,type,description,learning,impact,peer_reflection,components,evidence"), csv);
   assert.ok(csv.includes("Group supervision: Analysis under pressure") && csv.includes("I will say out loud what I am weighing"), csv);
   log("CPD downloaded");
+
+  // Who can help: Pat offers to be a champion for area 1; the manager confirms; the
+  // supervisor then finds Kim (declared by an admin) and Pat there.
+  await p.goto(`${BASE}/#/expertise`);
+  await p.getByLabel("Framework area").selectOption("kss-cf-2018/1");
+  await p.getByText("Kim Lee").waitFor(LONG);
+  await p.getByRole("button", { name: "Nominate myself as a champion for this area" }).click();
+  await p.getByText("You are nominated.").waitFor(LONG);
+  await checkAccessibility(p, "who can help, practitioner");
+  await m.goto(`${BASE}/#/expertise`);
+  await m.getByRole("button", { name: "Confirm Pat Reid as champion" }).click();
+  await m.getByText("Pat Reid is now a practice champion").waitFor(LONG);
+  await t.goto(`${BASE}/#/expertise`);
+  await t.getByLabel("Framework area").selectOption("kss-cf-2018/1");
+  const experts = t.getByRole("region", { name: "Champions and evidence" });
+  await experts.getByRole("listitem").filter({ hasText: "Kim Lee" }).getByText("Practice champion").waitFor(LONG);
+  await experts.getByRole("listitem").filter({ hasText: "Pat Reid" }).getByText(/Practice champion\. Observations met: 0/).waitFor(LONG);
+  await checkAccessibility(t, "who can help, supervisor");
+  log("champions found");
   log("done");
 } catch (e) {
   failed = true;

@@ -5,6 +5,7 @@
 
 mod admin;
 mod caller;
+mod expertise;
 mod feed;
 mod frameworks;
 mod hr;
@@ -29,5 +30,6 @@ pub fn routes() -> Router<AppState> {
         .merge(feed::routes())
         .merge(insights::routes())
         .merge(me::routes())
+        .merge(expertise::routes())
         .merge(openapi::routes())
 }

@@ -126,6 +126,12 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
           <a href="#/themes">you said, we did</a>.
         </p>
       </section>
+      <section class="card" aria-labelledby="expertise-heading">
+        <h2 id="expertise-heading">Who can help?</h2>
+        <p>
+          Find practice champions for a framework area, or offer to be one: <a href="#/expertise">who can help with …?</a>
+        </p>
+      </section>
       <section class="card" aria-labelledby="cpd-heading">
         <h2 id="cpd-heading">My CPD</h2>
         <p>

@@ -1,0 +1,189 @@
+//! The expertise map: `GET /v1/expertise?component=ID` (who can help with …?), practice
+//! champions' self-nominations (`POST /v1/me/champion-nominations`) and their confirmation
+//! by a manager above the person or a principal social worker (`GET /v1/champions/nominations`,
+//! `POST /v1/champions/confirm`). Evidence is counts of signed-off judgements and met goals,
+//! never narrative; practitioners see declared champions only.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fieldbook_sync_core::access::{Role, Viewer};
+use fieldbook_sync_core::records::dates;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::auth::Authenticated;
+use crate::error::AppError;
+use crate::expertise::known_component;
+use crate::state::AppState;
+use crate::storage::AuditEvent;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/expertise", get(expertise))
+        .route("/v1/me/champion-nominations", post(nominate))
+        .route("/v1/champions/nominations", get(nominations))
+        .route("/v1/champions/confirm", post(confirm))
+}
+
+/// Supervisors, managers and principal social workers see the evidence.
+fn sees_evidence(role: Role) -> bool {
+    matches!(role, Role::Supervisor | Role::Manager | Role::PrincipalSocialWorker)
+}
+
+fn works_with_records(auth: &Authenticated) -> Result<(), AppError> {
+    if auth.user.role.works_with_records() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!("the {} role has no part in the expertise map", auth.user.role)))
+    }
+}
+
+async fn component_param(state: &AppState, component: Option<String>) -> Result<String, AppError> {
+    let component = component.filter(|c| !c.is_empty()).ok_or_else(|| {
+        AppError::bad_parameter("component", "give a framework area or component id, e.g. kss-cf-2018/6")
+    })?;
+    if !known_component(&state.db, &component).await? {
+        return Err(AppError::bad_parameter(
+            "component",
+            format!("{component:?} is not an area or component of an imported framework"),
+        ));
+    }
+    Ok(component)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpertiseQuery {
+    component: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Person {
+    user_id: String,
+    name: String,
+    team: Option<String>,
+    /// `{observationsMet, goalsMet}` for leaders; absent for practitioners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<Value>,
+    champion: bool,
+    /// Nominated themself, awaiting confirmation (leaders only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    nominated: bool,
+}
+
+async fn expertise(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    query: Result<Query<ExpertiseQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    works_with_records(&auth)?;
+    let Query(q) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
+    let component = component_param(&state, q.component).await?;
+    let leader = sees_evidence(auth.user.role);
+    let people: Vec<Person> = state
+        .db
+        .expertise(&component)
+        .await?
+        .into_iter()
+        .filter(|e| leader || e.champion)
+        .map(|e| Person {
+            user_id: e.user.id,
+            name: e.user.name,
+            team: e.user.team_id,
+            evidence: leader.then(|| json!({ "observationsMet": e.observations_met, "goalsMet": e.goals_met })),
+            champion: e.champion,
+            nominated: leader && e.nominated,
+        })
+        .collect();
+    let event = AuditEvent::new("expertise-read")
+        .by(&auth.user.id, auth.device.as_deref())
+        .detail(json!({ "component": component, "people": people.len() }));
+    state.audit.record(event).await;
+    Ok(Json(json!({ "component": component, "people": people })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentBody {
+    component: Option<String>,
+}
+
+async fn nominate(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Json(body): Json<ComponentBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    works_with_records(&auth)?;
+    let component = component_param(&state, body.component).await?;
+    if !state.db.nominate_champion(&auth.user.id, &component, &auth.user.id).await? {
+        return Err(AppError::Conflict(format!("you are already a champion or nominated for {component}")));
+    }
+    let event = AuditEvent::new("champion-nominated")
+        .by(&auth.user.id, auth.device.as_deref())
+        .detail(json!({ "component": component }));
+    state.audit.record(event).await;
+    Ok((StatusCode::CREATED, Json(json!({ "userId": auth.user.id, "component": component, "status": "nominated" }))))
+}
+
+/// Whether the viewer may confirm `user_id`'s nomination: a manager above them now, or a
+/// principal social worker.
+fn confirms_for(viewer: &Viewer, user_id: &str) -> bool {
+    let today = dates::today();
+    viewer.role == Role::PrincipalSocialWorker
+        || (viewer.role == Role::Manager
+            && viewer.line.iter().any(|g| {
+                g.subject_id == user_id
+                    && g.from.as_str() <= today.as_str()
+                    && g.to.as_deref().is_none_or(|to| today.as_str() < to)
+            }))
+}
+
+async fn nominations(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Value>, AppError> {
+    let viewer = state.db.viewer(&auth.user).await?;
+    let mut pending = Vec::new();
+    for champion in state.db.champions().await? {
+        if champion.status == "nominated" && confirms_for(&viewer, &champion.user_id) {
+            let name = state.db.user(&champion.user_id).await?.map(|u| u.name);
+            pending.push(json!({ "userId": champion.user_id, "name": name, "component": champion.component_id }));
+        }
+    }
+    Ok(Json(json!({ "nominations": pending })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfirmBody {
+    user_id: String,
+    component: String,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Json(body): Json<ConfirmBody>,
+) -> Result<Json<Value>, AppError> {
+    let viewer = state.db.viewer(&auth.user).await?;
+    if !confirms_for(&viewer, &body.user_id) {
+        return Err(AppError::Forbidden(
+            "only a manager above them or a principal social worker confirms a champion".into(),
+        ));
+    }
+    let nominated = state
+        .db
+        .champions()
+        .await?
+        .into_iter()
+        .any(|c| c.user_id == body.user_id && c.component_id == body.component && c.status == "nominated");
+    if !nominated {
+        return Err(AppError::NotFound(format!("{} has no nomination for {}", body.user_id, body.component)));
+    }
+    state.db.confirm_champion(&body.user_id, &body.component, &auth.user.id).await?;
+    let event = AuditEvent::new("champion-declared")
+        .by(&auth.user.id, auth.device.as_deref())
+        .detail(json!({ "user": body.user_id, "component": body.component }));
+    state.audit.record(event).await;
+    Ok(Json(json!({ "userId": body.user_id, "component": body.component, "status": "confirmed" })))
+}
