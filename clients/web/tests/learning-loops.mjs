@@ -188,6 +188,7 @@ try {
   await p.getByText("Kim Lee").waitFor(LONG);
   await p.getByRole("button", { name: "Nominate myself as a champion for this area" }).click();
   await p.getByText("You are nominated.").waitFor(LONG);
+  assert.equal(await p.getByRole("button", { name: "Nominate myself as a champion for this area" }).count(), 0, "nominated once");
   await checkAccessibility(p, "who can help, practitioner");
   await m.goto(`${BASE}/#/expertise`);
   await m.getByRole("button", { name: "Confirm Pat Reid as champion" }).click();

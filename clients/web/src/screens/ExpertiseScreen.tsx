@@ -31,6 +31,8 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
   const [people, setPeople] = useState<Expert[] | null>(null);
   const [nominations, setNominations] = useState<Nomination[]>([]);
   const [message, setMessage] = useState("");
+  /** Areas this user nominated themself for here (practitioners do not see nominations). */
+  const [offered, setOffered] = useState<string[]>([]);
   const leads = me.role === "manager" || me.role === "principal-social-worker";
 
   const load = () => {
@@ -48,6 +50,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
   const nominate = async () => {
     try {
       await api("/v1/me/champion-nominations", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ component }) });
+      setOffered((o) => [...o, component]);
       setMessage("You are nominated. A manager above you or a principal social worker confirms it.");
       load();
     } catch (e) {
@@ -111,7 +114,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
               ))}
             </ul>
           )}
-          {component && online && !mine?.champion && !mine?.nominated && (
+          {component && online && !mine?.champion && !mine?.nominated && !offered.includes(component) && (
             <button type="button" class="secondary" onClick={() => void nominate()}>
               Nominate myself as a champion for this area
             </button>

@@ -247,7 +247,12 @@ export function ThemeScreen({ store, me, documentId }: { store: RecordStore; me:
               editable
               value={doc.status}
               options={THEME_STATUS}
-              onChange={(v) => v && v !== doc.status && change((d) => void (d.status = v as ThemeStatus))}
+              onChange={(v) => {
+                if (!v || v === doc.status) return;
+                // Closed is for good: the server takes no change to a closed theme.
+                if (v === "closed" && !window.confirm("Close this theme? Once closed, nobody can respond or change it.")) return;
+                change((d) => void (d.status = v as ThemeStatus));
+              }}
             />
           </>
         )}
