@@ -162,6 +162,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::retention::commands::HoldsCommand,
     },
+    /// ASYE: the counts of evidence the assessed and supported year asks for.
+    Asye {
+        #[command(subcommand)]
+        command: crate::asye::AsyeCommand,
+    },
     /// Practice champions: who is declared to hold expertise in a framework area.
     Champions {
         #[command(subcommand)]
@@ -445,6 +450,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Retention { command } => crate::retention::commands::retention(command).await?,
         Command::Holds { command } => crate::retention::commands::holds(command).await?,
         Command::Champions { command } => crate::expertise::champions(command).await?,
+        Command::Asye { command } => crate::asye::command(command).await?,
         Command::Records { command: RecordsCommand::Delete { record, reason, database } } => {
             crate::retention::commands::delete_record(&record, &reason, &database).await?
         }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod asye;
 pub mod auth;
 pub mod cli;
 pub mod cluster;

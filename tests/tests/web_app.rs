@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use fieldbook_server::storage::Role;
-use fieldbook_tests::records::observation;
+use fieldbook_tests::records::{observation, plan};
 use fieldbook_tests::{Backend, Device, TestApp, repo_root, target_dir};
 use serde_json::{Value, json};
 
@@ -163,6 +163,9 @@ async fn a_group_session_and_a_practice_theme_across_devices_in_the_browser() {
     }
     tablet.sync(&app.http_url(), &app.token, &[]);
     app.fieldbook(&["champions", "add", "--user", "kim", "--component", "kss-cf-2018/1"]);
+    // Kim is in the assessed and supported year in employment.
+    tablet.create(&plan(json!({"ownerId": "kim", "source": "early-career-programme", "status": "agreed"})));
+    tablet.sync(&app.http_url(), &app.token, &[]);
     let out = Command::new("node")
         .arg(repo_root().join("clients/web/tests/learning-loops.mjs"))
         .env("FIELDBOOK_URL", app.http_url())

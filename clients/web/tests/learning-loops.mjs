@@ -18,7 +18,8 @@
 // on; the manager also starts an observation of Sam's supervision against kss-ps-2018; Pat, in
 // Sam's team, reads the answer, and downloads their CPD, which holds the session they reflected
 // in; Pat offers to be a practice champion, the manager confirms, and the supervisor finds Pat
-// and Kim (declared by an admin) under "who can help". Every screen passes axe-core.
+// and Kim (declared by an admin) under "who can help"; Kim's early-career plan shows ASYE
+// progress. Every screen passes axe-core.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -200,6 +201,15 @@ try {
   await experts.getByRole("listitem").filter({ hasText: "Pat Reid" }).getByText(/Practice champion\. Observations met: 0/).waitFor(LONG);
   await checkAccessibility(t, "who can help, supervisor");
   log("champions found");
+
+  // Kim is in the assessed and supported year: the plan shows the programme's evidence.
+  await t.goto(`${BASE}/#/`);
+  await t.getByRole("link", { name: "Development plan of Kim Lee" }).click();
+  const asye = t.getByRole("region", { name: "ASYE progress" });
+  await asye.getByText("Direct observations signed off: 0 of 3").waitFor(LONG);
+  await asye.getByText("3 still needed").first().waitFor(LONG);
+  await checkAccessibility(t, "plan with ASYE progress");
+  log("ASYE progress shown");
   log("done");
 } catch (e) {
   failed = true;

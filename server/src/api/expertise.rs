@@ -131,14 +131,8 @@ async fn nominate(
 /// Whether the viewer may confirm `user_id`'s nomination: a manager above them now, or a
 /// principal social worker.
 fn confirms_for(viewer: &Viewer, user_id: &str) -> bool {
-    let today = dates::today();
     viewer.role == Role::PrincipalSocialWorker
-        || (viewer.role == Role::Manager
-            && viewer.line.iter().any(|g| {
-                g.subject_id == user_id
-                    && g.from.as_str() <= today.as_str()
-                    && g.to.as_deref().is_none_or(|to| today.as_str() < to)
-            }))
+        || (viewer.role == Role::Manager && viewer.supervises_now(user_id, &dates::today()))
 }
 
 async fn nominations(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Value>, AppError> {

@@ -1,7 +1,7 @@
 //! `GET /v1/people`: whom the signed-in user supervises and who supervises them, by name,
 //! so an app can offer "observe Pat" and show whose feedback is whose.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use fieldbook_sync_core::records::dates;
@@ -10,10 +10,35 @@ use serde::Serialize;
 use crate::auth::Authenticated;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::User;
+use crate::storage::{AuditEvent, Role, User};
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/people", get(people))
+    Router::new().route("/v1/people", get(people)).route("/v1/people/{id}/asye", get(asye))
+}
+
+/// `GET /v1/people/{id}/asye`: ASYE progress (see `crate::asye`), for the person, their line
+/// of supervision now and principal social workers.
+async fn asye(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let viewer = state.db.viewer(&auth.user).await?;
+    let allowed = viewer.role.works_with_records()
+        && (id == auth.user.id
+            || viewer.role == Role::PrincipalSocialWorker
+            || viewer.supervises_now(&id, &dates::today()));
+    if !allowed {
+        return Err(AppError::Forbidden(
+            "ASYE progress is for the person, their line and principal social workers".into(),
+        ));
+    }
+    let progress = crate::asye::progress(&state.db, &id).await?;
+    let event = AuditEvent::new("asye-progress-read")
+        .by(&auth.user.id, auth.device.as_deref())
+        .detail(serde_json::json!({ "about": id }));
+    state.audit.record(event).await;
+    Ok(Json(progress))
 }
 
 #[derive(Serialize)]

@@ -61,4 +61,20 @@ impl Database {
         }
         Ok(sources)
     }
+
+    /// The person's assessed and supported year: their latest plan with `source:
+    /// early-career-programme`, as (URL, period from, period to).
+    pub async fn asye_plan(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<(String, Option<String>, Option<String>)>, StorageError> {
+        let row = sqlx::query(
+            "SELECT document_url, period_from, period_to FROM development_plans
+             WHERE owner_id = $1 AND source = 'early-career-programme' ORDER BY period_from DESC, document_url LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get("document_url")?, r.try_get("period_from")?, r.try_get("period_to")?))).transpose()
+    }
 }

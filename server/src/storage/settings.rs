@@ -13,6 +13,26 @@ impl Database {
         self.setting_or_insert("storage_id", &candidate).await
     }
 
+    /// A setting's value, if set.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StorageError> {
+        let row = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> Result<String, StorageError> {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)

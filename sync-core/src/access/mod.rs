@@ -397,6 +397,11 @@ impl Viewer {
         }
     }
 
+    /// Whether the viewer is in `user_id`'s line of supervision on `today`.
+    pub fn supervises_now(&self, user_id: &str, today: &str) -> bool {
+        self.line.iter().any(|g| g.subject_id == user_id && g.covers(today))
+    }
+
     pub fn may_read(&self, facts: &RecordFacts, today: &str) -> bool {
         self.party(facts, today) != Party::None
     }

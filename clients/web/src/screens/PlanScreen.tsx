@@ -7,6 +7,7 @@ import { observationHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, Goal, GoalStatus, Observation } from "../types";
 import { SelectField, TextField } from "../ui/fields";
+import { AsyeProgress } from "../ui/asye-progress";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
 
@@ -73,6 +74,8 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
           putBack={(field, value) => change((d) => putBackField(d as never, field, value))}
         />
       </div>
+
+      {doc.source === "early-career-programme" && <AsyeProgress userId={doc.ownerId} />}
 
       <section class="card" aria-labelledby="goals-heading">
         <h2 id="goals-heading">Goals</h2>
