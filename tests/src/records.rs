@@ -13,6 +13,17 @@ pub fn document(value: &Value) -> Automerge {
     doc
 }
 
+/// Stores a record straight into the central store, as if it had been synced (it may be dated
+/// in the past); returns its document id.
+pub async fn store(db: &fieldbook_server::storage::Database, value: Value) -> fieldbook_sync_core::DocumentId {
+    use fieldbook_server::storage::ChunkKind;
+    let id = fieldbook_sync_core::DocumentId::random();
+    let catalog = db.framework_catalog().await.expect("the framework catalog");
+    let record = fieldbook_sync_core::Record::parse(&value, &catalog).expect("a valid record");
+    db.commit_changes(id, ChunkKind::Snapshot, &document(&value).save(), Some(&record)).await.expect("committed");
+    id
+}
+
 /// A minimal valid draft observation of `pat` by `sam`, with `extra` fields merged in.
 pub fn observation(extra: Value) -> Value {
     merge(

@@ -1,18 +1,10 @@
 //! ASYE progress (`GET /v1/people/{id}/asye`): the programme's evidence counted from the
 //! central store against counts that are data, for the practitioner, their line and PSWs.
 
-use fieldbook_server::storage::{ChunkKind, Database, Role};
-use fieldbook_sync_core::{DocumentId, Record};
-use fieldbook_tests::records::{document, observation, plan};
+use fieldbook_server::storage::Role;
+use fieldbook_tests::records::{observation, plan, store};
 use fieldbook_tests::{Backend, TestApp};
 use serde_json::{Value, json};
-
-async fn store(db: &Database, value: Value) {
-    let record = Record::parse(&value, &db.framework_catalog().await.unwrap()).expect("a valid record");
-    db.commit_changes(DocumentId::random(), ChunkKind::Snapshot, &document(&value).save(), Some(&record))
-        .await
-        .unwrap();
-}
 
 fn signed_off(day: &str, extra: Value) -> Value {
     let sign = |by: &str| json!({"at": format!("{day}T12:00:00Z"), "by": by});

@@ -3,21 +3,12 @@
 //! practitioners see declared champions only; no narrative ever appears; a nomination is
 //! confirmed by a manager above the person.
 
-use fieldbook_server::storage::{ChunkKind, Database, Role};
-use fieldbook_sync_core::{DocumentId, Record};
-use fieldbook_tests::records::{document, observation, plan};
+use fieldbook_server::storage::Role;
+use fieldbook_tests::records::{observation, plan, store};
 use fieldbook_tests::{Backend, TempDir, TestApp};
 use serde_json::{Value, json};
 
 const SENTINEL: &str = "SENTINEL-EXPERT";
-
-/// Stores a record as if it had been synced.
-async fn store(db: &Database, value: Value) {
-    let record = Record::parse(&value, &db.framework_catalog().await.unwrap()).expect("a valid record");
-    db.commit_changes(DocumentId::random(), ChunkKind::Snapshot, &document(&value).save(), Some(&record))
-        .await
-        .unwrap();
-}
 
 fn judged(practitioner: &str, component: &str, judgement: &str, signed: bool) -> Value {
     let sign = |by: &str| json!({"at": "2026-06-01T12:00:00Z", "by": by});

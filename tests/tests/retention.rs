@@ -6,20 +6,12 @@
 
 use std::time::Duration;
 
-use fieldbook_server::storage::{ChunkKind, Database, Role};
-use fieldbook_sync_core::{DocumentId, Record};
+use fieldbook_server::storage::Role;
+use fieldbook_sync_core::DocumentId;
 use fieldbook_tests::peer::{Outcome, Peer};
-use fieldbook_tests::records::{document, observation, plan};
+use fieldbook_tests::records::{document, observation, plan, store};
 use fieldbook_tests::{Backend, TempDir, TestDatabase, TestServer};
 use serde_json::{Value, json};
-
-/// Stores a record as if it had been synced (it may be dated in the past).
-async fn store(db: &Database, value: Value) -> DocumentId {
-    let id = DocumentId::random();
-    let record = Record::parse(&value, &db.framework_catalog().await.unwrap()).expect("a valid record");
-    db.commit_changes(id, ChunkKind::Snapshot, &document(&value).save(), Some(&record)).await.unwrap();
-    id
-}
 
 /// An observation signed off by both on `day`, with `notes`.
 fn signed_off(practitioner: &str, day: &str, notes: &str) -> Value {

@@ -138,7 +138,7 @@ try {
   await line.getByRole("row", { name: /Observations Shared: 5/ }).waitFor(LONG);
   await line.getByRole("row", { name: /Group sessions Closed: 1/ }).waitFor(LONG);
   const insights = m.getByRole("region", { name: "Themes across teams" });
-  await insights.getByRole("row", { name: /north 1\. Relationships and effective direct work 5 5/ }).waitFor(LONG);
+  await insights.getByRole("row", { name: /north 1\. Relationships and effective direct work 5 5 fewer than 5/ }).waitFor(LONG);
   await m.getByRole("link", { name: "Direct work is rushed when caseloads peak" }).waitFor({ timeout: 90_000 });
   await checkAccessibility(m, "leaders' home");
   // The manager observes the supervisor against the practice supervisors' standards.
@@ -180,6 +180,14 @@ try {
   const csv = readFileSync(await download.path(), "utf8");
   assert.ok(csv.startsWith("title,date,type,description,learning,impact,peer_reflection,components,evidence"), csv);
   assert.ok(csv.includes("Group supervision: Analysis under pressure") && csv.includes("I will say out loud what I am weighing"), csv);
+  // Offline, the copy last fetched still reads, and it is kept sealed.
+  await phone.context.setOffline(true);
+  await p.goto(`${BASE}/#/`);
+  await p.goto(`${BASE}/#/cpd`);
+  await p.getByRole("heading", { name: "Group supervision: Analysis under pressure" }).waitFor(LONG);
+  const kept = await p.evaluate(() => localStorage.getItem("fb.cpd") ?? "");
+  assert.ok(kept.length > 0 && !kept.includes("Analysis under pressure"), "the CPD copy is kept, sealed");
+  await phone.context.setOffline(false);
   log("CPD downloaded");
 
   // Who can help: Pat offers to be a champion for area 1; the manager confirms; the

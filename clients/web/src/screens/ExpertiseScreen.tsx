@@ -8,6 +8,7 @@ import { api } from "../api";
 import { useOnline } from "../online";
 import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
+import { leads } from "./LeadersHome";
 
 interface Expert {
   userId: string;
@@ -33,7 +34,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
   const [message, setMessage] = useState("");
   /** Areas this user nominated themself for here (practitioners do not see nominations). */
   const [offered, setOffered] = useState<string[]>([]);
-  const leads = me.role === "manager" || me.role === "principal-social-worker";
+  const leader = leads(me);
 
   const load = () => {
     if (!component || !online) return;
@@ -42,7 +43,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
       .catch((e) => setMessage(e instanceof Error ? e.message : "The map could not be fetched."));
   };
   const loadNominations = () => {
-    if (leads && online) void api<{ nominations: Nomination[] }>("/v1/champions/nominations").then((r) => setNominations(r.nominations)).catch(() => undefined);
+    if (leader && online) void api<{ nominations: Nomination[] }>("/v1/champions/nominations").then((r) => setNominations(r.nominations)).catch(() => undefined);
   };
   useEffect(load, [component, online]);
   useEffect(loadNominations, [online]);
@@ -95,7 +96,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
       <p role="status">{message}</p>
       {people && (
         <section class="card" aria-labelledby="experts-heading">
-          <h2 id="experts-heading">{leads || me.role === "supervisor" ? "Champions and evidence" : "Practice champions"}</h2>
+          <h2 id="experts-heading">{leader || me.role === "supervisor" ? "Champions and evidence" : "Practice champions"}</h2>
           {people.length === 0 ? (
             <p>Nobody is listed for this area yet.</p>
           ) : (
@@ -121,7 +122,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
           )}
         </section>
       )}
-      {leads && (
+      {leader && (
         <section class="card" aria-labelledby="nominations-heading">
           <h2 id="nominations-heading">Nominations awaiting you</h2>
           {nominations.length === 0 ? (
