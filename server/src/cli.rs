@@ -167,6 +167,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::asye::AsyeCommand,
     },
+    /// Research resources that plan goals cite.
+    Resources {
+        #[command(subcommand)]
+        command: crate::resources::ResourcesCommand,
+    },
     /// Practice champions: who is declared to hold expertise in a framework area.
     Champions {
         #[command(subcommand)]
@@ -450,6 +455,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Retention { command } => crate::retention::commands::retention(command).await?,
         Command::Holds { command } => crate::retention::commands::holds(command).await?,
         Command::Champions { command } => crate::expertise::champions(command).await?,
+        Command::Resources { command } => crate::resources::command(command).await?,
         Command::Asye { command } => crate::asye::command(command).await?,
         Command::Records { command: RecordsCommand::Delete { record, reason, database } } => {
             crate::retention::commands::delete_record(&record, &reason, &database).await?

@@ -16,6 +16,7 @@ pub mod expertise;
 pub mod ledger_file;
 pub mod metrics;
 pub mod org;
+pub mod resources;
 pub mod retention;
 pub mod state;
 pub mod storage;

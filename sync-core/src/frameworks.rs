@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::records::dates;
+use crate::resources::ResourceFile;
 
 /// The frameworks Fieldbook ships with (see `frameworks/` at the repository root).
 pub const SHIPPED: [&str; 3] = [
@@ -132,31 +133,45 @@ impl Framework {
     }
 }
 
-/// What validation needs to know about frameworks.
+/// What validation needs to know about reference data: frameworks, and the research
+/// resources that plan goals cite.
 pub trait FrameworkCatalog {
     /// `None` if the framework is unknown; otherwise whether `id` (an area or component,
     /// current or retired) belongs to it.
     fn knows(&self, framework: &str, id: &str) -> Option<bool>;
+    /// Whether `id` is an imported research resource, current or retired.
+    fn knows_resource(&self, id: &str) -> bool;
 }
 
-/// An in-memory catalog: framework id → its valid ids.
+/// An in-memory catalog: framework id → its valid ids, and the valid resource ids.
 #[derive(Debug, Clone, Default)]
-pub struct Catalog(pub BTreeMap<String, BTreeSet<String>>);
+pub struct Catalog {
+    pub frameworks: BTreeMap<String, BTreeSet<String>>,
+    pub resources: BTreeSet<String>,
+}
 
 impl Catalog {
+    /// What a fresh server knows: the shipped frameworks and starter resources.
     pub fn shipped() -> Self {
         let mut catalog = Catalog::default();
         for text in SHIPPED {
             let f = Framework::from_json(text).expect("shipped frameworks are valid");
-            catalog.0.insert(f.id.clone(), f.ids().into_keys().collect());
+            catalog.frameworks.insert(f.id.clone(), f.ids().into_keys().collect());
         }
+        let resources =
+            ResourceFile::from_json(crate::resources::SHIPPED, &catalog).expect("shipped resources are valid");
+        catalog.resources = resources.resources.into_iter().map(|r| r.id).collect();
         catalog
     }
 }
 
 impl FrameworkCatalog for Catalog {
     fn knows(&self, framework: &str, id: &str) -> Option<bool> {
-        self.0.get(framework).map(|ids| ids.contains(id))
+        self.frameworks.get(framework).map(|ids| ids.contains(id))
+    }
+
+    fn knows_resource(&self, id: &str) -> bool {
+        self.resources.contains(id)
     }
 }
 
@@ -167,9 +182,9 @@ mod tests {
     #[test]
     fn shipped_frameworks_have_the_documented_areas() {
         let catalog = Catalog::shipped();
-        assert_eq!(catalog.0["kss-cf-2018"].len(), 10);
-        assert_eq!(catalog.0["kss-ps-2018"].len(), 8);
-        assert_eq!(catalog.0["pcf-2018"].len(), 9);
+        assert_eq!(catalog.frameworks["kss-cf-2018"].len(), 10);
+        assert_eq!(catalog.frameworks["kss-ps-2018"].len(), 8);
+        assert_eq!(catalog.frameworks["pcf-2018"].len(), 9);
         assert_eq!(catalog.knows("kss-cf-2018", "kss-cf-2018/6"), Some(true));
         assert_eq!(catalog.knows("pcf-2018", "pcf-2018/4"), Some(true));
         assert_eq!(catalog.knows("kss-cf-2018", "kss-cf-2018/11"), Some(false));

@@ -18,6 +18,7 @@ pub mod message;
 pub mod notice;
 pub mod records;
 pub mod refusal;
+pub mod resources;
 
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
 pub use doc_sync::{DocSync, Outgoing, Received, Rejected, Staged, SyncError, changes_message};

@@ -1,5 +1,5 @@
 //! What nodes hear from each other besides documents, and what a node does when it cannot
-//! hear: a framework import or a suspension made by a `fieldbook` command takes effect on
+//! hear: a framework or resource import or a suspension made by a `fieldbook` command takes effect on
 //! every node within a second (their polling fallback runs every 30 s while they listen, so
 //! only the cross-node notice can do it); a node that loses its listener says so in its
 //! readiness, and when it listens again it catches up with what was committed meanwhile and
@@ -11,7 +11,7 @@ use fieldbook_sync_core::{DocumentId, json as amjson};
 use fieldbook_tests::cluster::Cluster;
 use fieldbook_tests::peer::{Outcome, Peer};
 use fieldbook_tests::records::document;
-use fieldbook_tests::records::observation;
+use fieldbook_tests::records::{observation, plan};
 use fieldbook_tests::{TempDir, TestServer, js, raw};
 use serde_json::json;
 
@@ -73,18 +73,44 @@ async fn a_framework_imported_by_command_is_in_force_on_every_node_within_a_seco
     let path = dir.path().join("kss.json");
     std::fs::write(&path, framework.to_string()).expect("write framework");
     cluster.fieldbook(&["frameworks", "import", path.to_str().expect("utf-8 path")]);
-    let imported = Instant::now();
+    accepted_within_a_second(&mut tablet, "the new component", with_new_component).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_imported_by_command_is_in_force_on_every_node_within_a_second() {
+    let cluster = Cluster::start(2).await;
+    cluster.add_practitioner("pat").await;
+    let mut tablet = Peer::connect(&cluster.ws_url(1), "sam-tablet").await;
+    let citing = || {
+        document(&plan(json!({ "goals": [{"id": "g1", "components": ["kss-cf-2018/6"], "status": "in-progress",
+                                          "evidence": [], "resources": ["local-guide"]}] })))
+    };
+    let refused = tablet.push(DocumentId::random(), &citing()).await;
+    assert!(matches!(refused, Outcome::Rejected(_)), "the resource does not exist yet: {refused:?}");
+
+    let dir = TempDir::new("resources");
+    let path = dir.path().join("resources.json");
+    let list = json!({"source": "Our library", "resources": [{"id": "local-guide", "title": "Our guide",
+        "url": "https://intranet.example/guide", "publisher": "Us", "components": ["kss-cf-2018/6"], "addedAt": "2026-11-01"}]});
+    std::fs::write(&path, list.to_string()).expect("write resources");
+    cluster.fieldbook(&["resources", "import", path.to_str().expect("utf-8 path")]);
+    accepted_within_a_second(&mut tablet, "the new resource", citing).await;
+}
+
+/// Pushes new records made by `make` until the node accepts one: it must within a second of
+/// the command that made them valid, which has just run.
+async fn accepted_within_a_second(tablet: &mut Peer, what: &str, make: impl Fn() -> automerge::Automerge) {
+    let imported = Instant::now();
     loop {
-        match tablet.push(DocumentId::random(), &with_new_component()).await {
+        match tablet.push(DocumentId::random(), &make()).await {
             Outcome::Accepted => break,
             other if imported.elapsed() > Duration::from_secs(1) => {
-                panic!("node B still refused the new component {:?} after the import: {other:?}", imported.elapsed())
+                panic!("node B still refused {what} {:?} after the import: {other:?}", imported.elapsed())
             }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    eprintln!("the imported framework was in force on node B {:?} after the command", imported.elapsed());
+    eprintln!("{what} was in force on node B {:?} after the command", imported.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,17 +1,18 @@
 // The records this user may see: the server's index (paged, cached for offline use), the
-// documents behind it (opened in the repo), plus the people and frameworks lists.
+// documents behind it (opened in the repo), plus the people, frameworks and resources lists.
 import { useEffect, useState } from "preact/hooks";
 import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
 import { api } from "./api";
 import { addRejection } from "./notices";
 import { removeDeletedCopy, replaceErasedCopy, wasRemoved } from "./removed";
 import { markChangedHere, storedOnServer, trackSave } from "./sync-state";
-import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc } from "./types";
+import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc, type Resource, relatedComponents } from "./types";
 import { readJson as read } from "./local";
 
 const INDEX_KEY = "fb.index";
 const PEOPLE_KEY = "fb.people";
 const FRAMEWORKS_KEY = "fb.frameworks";
+const RESOURCES_KEY = "fb.resources";
 /** The parts in a record that make it the user's own work, kept on the device. */
 const OWN = new Set(["observer", "practitioner", "plan-owner", "plan-supervisor", "facilitator", "participant", "raiser", "responder", "team"]);
 /** How far behind its cursor each poll re-reads the index (as fieldbook-device does). */
@@ -40,6 +41,7 @@ export class RecordStore {
   private listeners = new Set<() => void>();
   people: People = read(PEOPLE_KEY, { supervisees: [], supervisors: [] });
   frameworks: Framework[] = read(FRAMEWORKS_KEY, { frameworks: [] as Framework[] }).frameworks;
+  resources: Resource[] = read(RESOURCES_KEY, { resources: [] as Resource[] }).resources;
   lastPollError: string | null = null;
   version = 0;
 
@@ -232,9 +234,10 @@ export class RecordStore {
   }
 
   async refreshLists(): Promise<void> {
-    const [people, frameworks] = await Promise.all([
+    const [people, frameworks, resources] = await Promise.all([
       api<People>("/v1/people").catch(() => null),
       api<{ frameworks: Framework[] }>("/v1/frameworks").catch(() => null),
+      api<{ resources: Resource[] }>("/v1/resources").catch(() => null),
     ]);
     if (this.closed) return;
     if (people) {
@@ -244,6 +247,10 @@ export class RecordStore {
     if (frameworks) {
       this.frameworks = frameworks.frameworks;
       localStorage.setItem(FRAMEWORKS_KEY, JSON.stringify(frameworks));
+    }
+    if (resources) {
+      this.resources = resources.resources;
+      localStorage.setItem(RESOURCES_KEY, JSON.stringify(resources));
     }
     this.notify();
   }
@@ -256,6 +263,16 @@ export class RecordStore {
 
   framework(id: string | undefined): Framework | undefined {
     return this.frameworks.find((f) => f.id === id);
+  }
+
+  resource(id: string): Resource | undefined {
+    return this.resources.find((r) => r.id === id);
+  }
+
+  /** Current resources on any of these framework areas or components (an area matches
+   *  the components inside it, and the other way round). */
+  resourcesOn(components: string[]): Resource[] {
+    return this.resources.filter((r) => !r.retired && r.components.some((c) => components.some((g) => relatedComponents(c, g))));
   }
 
   componentTitle(id: string): string {

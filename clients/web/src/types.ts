@@ -53,6 +53,8 @@ export interface Goal {
   status: GoalStatus;
   completedAt?: string;
   evidence: string[];
+  /** Research resource ids the goal cites. */
+  resources?: string[];
 }
 
 export interface DevelopmentPlan {
@@ -154,6 +156,23 @@ export interface Framework {
   version: string;
   publisher?: string;
   areas: { id: string; number: number; title: string; components: { id: string; title: string }[] }[];
+}
+
+/** A research resource (`GET /v1/resources`): a public publication tagged with framework ids. */
+export interface Resource {
+  id: string;
+  title: string;
+  url: string;
+  publisher: string;
+  components: string[];
+  summary?: string;
+  addedAt: string;
+  retired: boolean;
+}
+
+/** Whether two framework ids are the same, or one is an area holding the other. */
+export function relatedComponents(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
 }
 
 export function isLocked(doc: Observation): boolean {

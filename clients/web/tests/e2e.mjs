@@ -167,7 +167,11 @@ try {
       await new Promise((r) => navigator.serviceWorker.addEventListener("controllerchange", r, { once: true }));
     }
   });
-  await sup.page.waitForFunction(() => localStorage.getItem("fb.frameworks") && localStorage.getItem("fb.people"), null, LONG);
+  await sup.page.waitForFunction(
+    () => localStorage.getItem("fb.frameworks") && localStorage.getItem("fb.people") && localStorage.getItem("fb.resources"),
+    null,
+    LONG,
+  );
   await sup.page.getByRole("button", { name: "New observation" }).and(sup.page.locator(":enabled")).waitFor(LONG);
 
   // A development plan with one goal, so the observation's action can link to it. The server
@@ -182,6 +186,13 @@ try {
   await sup.page.getByLabel("Goal 1 title").fill("Use play-based direct work with younger children");
   await sup.page.getByLabel("Goal 1: how we will know it is met").fill("Observed in two home visits");
   await sup.page.getByLabel("Goal 1: target date").fill("2027-03-31");
+  // Research for the goal's area is suggested; the supervisor cites one.
+  await sup.page.getByLabel("Goal 1: area").selectOption("kss-cf-2018/1");
+  await sup.page.getByRole("button", { name: "Cite Child abuse and neglect (NG76) on Goal 1" }).click();
+  await sup.page.getByRole("list", { name: "Goal 1: research cited" }).getByRole("link", { name: "Child abuse and neglect (NG76)" }).waitFor(LONG);
+  const suggested = await sup.page.getByRole("list", { name: "Goal 1: suggested research" }).innerText();
+  assert.match(suggested, /Professional standards/, "resources on the goal's area are suggested");
+  assert.doesNotMatch(suggested, /NG76|Munro/, "neither what is cited nor what is on other areas");
   await sup.page.getByRole("button", { name: "Agree plan" }).click();
   await sup.page.getByText("Stored on the server").first().waitFor(LONG);
   await sup.page.goto(`${BASE}/#/`);
@@ -327,6 +338,15 @@ try {
   await q.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
   await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
   await q.getByLabel("Goal 1: status").selectOption("in-progress");
+  await q.getByText("Stored on the server").first().waitFor(LONG);
+  // The goal shows the research the supervisor cited; offline, Pat cites more, and it syncs later.
+  const cited = q.getByRole("list", { name: "Goal 1: research cited" });
+  await cited.getByRole("link", { name: "Child abuse and neglect (NG76)" }).waitFor(LONG);
+  await pra.context.setOffline(true);
+  await q.getByRole("button", { name: "Cite Professional standards on Goal 1" }).click();
+  await cited.getByRole("link", { name: "Professional standards" }).waitFor(LONG);
+  await q.getByText("Saved on this device only").first().waitFor(LONG);
+  await pra.context.setOffline(false);
   await q.getByText("Stored on the server").first().waitFor(LONG);
   await screen(q, "plan");
 

@@ -163,14 +163,17 @@ impl Database {
             .collect()
     }
 
-    /// Every valid id (current and retired) of every framework, for validation.
+    /// Every valid id (current and retired) of every framework and resource, for validation.
     pub async fn framework_catalog(&self) -> Result<Catalog, StorageError> {
         let mut catalog = Catalog::default();
         for r in sqlx::query("SELECT id FROM frameworks").fetch_all(self.pool()).await? {
-            catalog.0.entry(r.try_get("id")?).or_default();
+            catalog.frameworks.entry(r.try_get("id")?).or_default();
         }
         for r in sqlx::query("SELECT framework_id, id FROM framework_items").fetch_all(self.pool()).await? {
-            catalog.0.entry(r.try_get("framework_id")?).or_default().insert(r.try_get("id")?);
+            catalog.frameworks.entry(r.try_get("framework_id")?).or_default().insert(r.try_get("id")?);
+        }
+        for r in sqlx::query("SELECT id FROM resources").fetch_all(self.pool()).await? {
+            catalog.resources.insert(r.try_get("id")?);
         }
         Ok(catalog)
     }

@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (10, "device storage keys", include_str!("../../../migrations/sqlite/0010_device_storage_keys.sql")),
     (11, "learning loops", include_str!("../../../migrations/sqlite/0011_learning_loops.sql")),
     (12, "champions", include_str!("../../../migrations/sqlite/0012_champions.sql")),
+    (13, "resources", include_str!("../../../migrations/sqlite/0013_resources.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -35,6 +36,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (10, "device storage keys", include_str!("../../../migrations/postgres/0010_device_storage_keys.sql")),
     (11, "learning loops", include_str!("../../../migrations/postgres/0011_learning_loops.sql")),
     (12, "champions", include_str!("../../../migrations/postgres/0012_champions.sql")),
+    (13, "resources", include_str!("../../../migrations/postgres/0013_resources.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

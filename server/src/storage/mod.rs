@@ -21,6 +21,7 @@ mod projections;
 mod quarantine;
 mod record_index;
 mod refresh_tokens;
+mod resources;
 mod retention;
 mod rows;
 mod service_accounts;
@@ -51,6 +52,7 @@ pub use projections::CommitOutcome;
 pub use quarantine::{NewQuarantine, QuarantinedChange};
 pub use record_index::{IndexEntry, IndexPage};
 pub use refresh_tokens::RefreshToken;
+pub use resources::{ResourceImportReport, StoredResource};
 pub use retention::{ConsentWithdrawn, LegalHold, RetainedRecord, RetentionPolicy};
 pub use rows::{Cell, Rows};
 pub use service_accounts::{Scope, ServiceAccount};
@@ -208,6 +210,7 @@ impl Database {
         let db = Self { pool, backend, _in_use: in_use };
         migrations::run(&db).await?;
         db.install_shipped_frameworks().await?;
+        db.install_shipped_resources().await?;
         db.project_consent_withdrawn().await?;
         Ok(db)
     }

@@ -180,6 +180,10 @@ fn plan_owner_and_supervisor() {
     assert!(check(Party::PlanOwner, &base, &set("goals.0.reflection", json!("Going well"))).is_ok());
     assert!(check(Party::PlanSupervisor, &base, &set("goals.0.reflection", json!("Going well"))).is_err());
     assert!(check(Party::PlanSupervisor, &base, &set("gapAnalysis.kss-cf-2018/6.self", json!(1))).is_err());
+    // Both cite research on a goal.
+    for party in [Party::PlanOwner, Party::PlanSupervisor] {
+        assert!(check(party, &base, &set("goals.0.resources", json!(["working-together-2023"]))).is_ok(), "{party:?}");
+    }
     // A new gap-analysis entry: the owner may open it with their own rating only.
     let own_entry = edit(&base, |tx| {
         json::put_in_map(tx, "gapAnalysis", "kss-cf-2018/1", &json!({"self": 2})).unwrap();

@@ -133,9 +133,14 @@ fn writable(party: Party) -> &'static [&'static str] {
         ],
         // `status` only to record the final sign-off (see `practitioner_status`).
         Party::Practitioner => &["reflection", "response", "familyVoice", "signOff/practitioner", "status"],
-        Party::PlanOwner => {
-            &["gapAnalysis/*/self", "goals/*/status", "goals/*/completedAt", "goals/*/evidence", "goals/*/reflection"]
-        }
+        Party::PlanOwner => &[
+            "gapAnalysis/*/self",
+            "goals/*/status",
+            "goals/*/completedAt",
+            "goals/*/evidence",
+            "goals/*/reflection",
+            "goals/*/resources",
+        ],
         // Goals as a whole (`!`: adding, replacing or removing one) and every goal field
         // but the owner's reflection.
         Party::PlanSupervisor => &[
@@ -154,6 +159,7 @@ fn writable(party: Party) -> &'static [&'static str] {
             "goals/*/status",
             "goals/*/completedAt",
             "goals/*/evidence",
+            "goals/*/resources",
             "reviews",
             "status",
         ],

@@ -74,6 +74,9 @@ pub struct Goal {
     /// Observation document URLs that evidence this goal.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// Research resource ids (see `crate::resources`) the goal cites.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,15 @@ impl DevelopmentPlan {
                         at.key("evidence").index(j),
                         "document-url",
                         format!("{url:?} is not an automerge: document URL"),
+                    ));
+                }
+            }
+            for (j, id) in goal.resources.iter().enumerate() {
+                if !frameworks.knows_resource(id) {
+                    return Err(RecordError::new(
+                        at.key("resources").index(j),
+                        "unknown-resource",
+                        format!("{id:?} is not an imported resource (`fieldbook resources list`)"),
                     ));
                 }
             }

@@ -109,6 +109,17 @@ fn invalid_records_say_where_and_why() {
 }
 
 #[test]
+fn goals_cite_only_known_resources() {
+    let mut cited = plan();
+    cited["goals"][0]["resources"] = json!(["working-together-2023"]);
+    let Record::DevelopmentPlan(p) = Record::parse(&cited, &Catalog::shipped()).unwrap() else { panic!() };
+    assert_eq!(p.goals[0].resources, ["working-together-2023"]);
+    cited["goals"][0]["resources"] = json!(["working-together-2023", "made-up"]);
+    let e = error(cited);
+    assert_eq!((e.path(), e.rule), ("goals[0].resources[1]", "unknown-resource"));
+}
+
+#[test]
 fn strings_written_as_text_validate() {
     use automerge::AutoCommit;
     let mut doc = AutoCommit::new();

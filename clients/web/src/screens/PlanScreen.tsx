@@ -8,6 +8,7 @@ import type { Me } from "../session";
 import type { DevelopmentPlan, Goal, GoalStatus, Observation } from "../types";
 import { SelectField, TextField } from "../ui/fields";
 import { AsyeProgress } from "../ui/asye-progress";
+import { GoalResources } from "../ui/goal-resources";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
 
@@ -155,6 +156,27 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
                   ))}
                 </ul>
               )}
+              <GoalResources
+                store={store}
+                goal={goal}
+                label={`Goal ${n}`}
+                editable={progresses}
+                onCite={(id) =>
+                  change((d) => {
+                    const g = d.goals[indexById(d.goals, goal.id)];
+                    if (!g) return;
+                    if (!g.resources) g.resources = [];
+                    if (!g.resources.includes(id)) g.resources.push(id);
+                  })
+                }
+                onRemove={(id) =>
+                  change((d) => {
+                    const list = d.goals[indexById(d.goals, goal.id)]?.resources;
+                    const at = list?.indexOf(id) ?? -1;
+                    if (list && at >= 0) list.splice(at, 1);
+                  })
+                }
+              />
             </div>
           );
         })}
