@@ -83,6 +83,7 @@ fn record_with_notes(chars: usize) -> Automerge {
         "type": "observation", "schemaVersion": 1, "practitionerId": "pat", "observerId": "sam",
         "observedAt": "2026-11-20T10:00:00Z", "setting": "home-visit", "framework": "kss-cf-2018",
         "components": ["kss-cf-2018/1"], "purpose": "review", "feedback": "", "reflection": "",
+        "consent": {"given": true, "by": "mother", "how": "verbally"},
         "judgements": {}, "actions": [], "status": "shared", "signOff": {},
     });
     json::put_object(&mut tx, &record).unwrap();

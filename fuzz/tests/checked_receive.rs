@@ -149,6 +149,7 @@ fn base(draft: bool) -> Automerge {
         "type": "observation", "schemaVersion": 1, "practitionerId": "pat", "observerId": "sam",
         "observedAt": "2026-11-20T10:00:00Z", "setting": "home-visit", "framework": "kss-cf-2018",
         "components": ["kss-cf-2018/1"], "notes": "the visit", "feedback": "good", "reflection": "",
+        "consent": {"given": true, "by": "mother", "how": "verbally"},
         "judgements": {}, "actions": [], "status": if draft { "draft" } else { "shared" }, "signOff": {},
     });
     let mut doc = Automerge::new();

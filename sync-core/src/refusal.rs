@@ -18,6 +18,9 @@ pub mod rule {
     pub const NOT_CREATOR: &str = "not-creator";
     /// Status moves one way, by the party whose move it is.
     pub const STATUS: &str = "status";
+    /// An observation is shared only with its date, setting and consent recorded, and
+    /// plausible dates.
+    pub const NOT_READY_TO_SHARE: &str = "not-ready-to-share";
     /// Signed off by both (or a closed plan): nothing changes.
     pub const LOCKED: &str = "locked";
     /// A signature is in force over this field: withdraw it first.

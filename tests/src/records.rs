@@ -24,13 +24,15 @@ pub async fn store(db: &fieldbook_server::storage::Database, value: Value) -> fi
     id
 }
 
-/// A minimal valid draft observation of `pat` by `sam`, with `extra` fields merged in.
+/// A minimal valid draft observation of `pat` by `sam`, ready to share, with `extra` fields
+/// merged in.
 pub fn observation(extra: Value) -> Value {
     merge(
         json!({
             "type": "observation", "schemaVersion": 1,
             "practitionerId": "pat", "observerId": "sam",
             "observedAt": "2026-11-20T10:00:00Z", "setting": "home-visit",
+            "consent": {"given": true, "by": "mother", "how": "verbally, at the door"},
             "framework": "kss-cf-2018", "components": ["kss-cf-2018/1"],
             "status": "draft",
         }),

@@ -429,3 +429,37 @@ async fn a_manager_observes_a_supervisor_against_their_own_standards() {
     assert!(!out.status.success() && said.contains("not yours to see"), "{said}");
     assert!(phone.run(&["show", &obs]).stdout.is_empty(), "nothing of it reached the outsider");
 }
+
+/// Sharing needs the date, the setting and the family's consent, and dates that could be
+/// true: the server refuses the stock JS client's share without them, naming what is missing,
+/// and the device client says so offline before anything is sent.
+#[tokio::test]
+async fn an_observation_is_shared_only_with_consent_and_dates_that_could_be_true() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.db.user("pat", Role::Practitioner).await;
+    let refusal = |record: Value| {
+        let out = js::client(&["create", "--url", &app.ws_url(), "--json", &record.to_string()]).unwrap();
+        out["rejected"]["reason"].as_str().unwrap_or_default().to_owned()
+    };
+    let mut no_consent = observation(json!({"status": "shared"}));
+    no_consent.as_object_mut().unwrap().remove("consent");
+    let reason = refusal(no_consent);
+    assert!(reason.contains("not shared: record that the family agreed to the observation"), "{reason}");
+    let reason = refusal(observation(json!({"status": "shared", "observedAt": "2031-01-01T09:00:00Z"})));
+    assert!(reason.contains("not shared: the observation is dated in the future"), "{reason}");
+    let early = observation(json!({"status": "shared", "feedbackGivenAt": "2020-01-01T09:00:00Z"}));
+    assert!(refusal(early).contains("feedback is dated before the observation"));
+    // A supervision session observes staff: no family's consent is asked for.
+    let mut supervision = observation(json!({"status": "shared", "setting": "supervision-session"}));
+    supervision.as_object_mut().unwrap().remove("consent");
+    assert_eq!(refusal(supervision), "");
+    assert_eq!(refusal(observation(json!({"status": "shared"}))), "");
+
+    let tablet = Device::for_user("sam");
+    let new = "observation new --practitioner pat --framework kss-cf-2018 --setting home-visit";
+    let obs = last_url(&tablet.run_ok(&new.split(' ').collect::<Vec<_>>()));
+    let refused = tablet.run(&["observation", "share", &obs]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("not shared: record that the family agreed"), "{said}");
+    assert_eq!(tablet.show(&obs)["status"], "draft");
+}

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ReadDoc};
 use clap::{Args, Subcommand, ValueEnum};
-use fieldbook_sync_core::records::dates;
+use fieldbook_sync_core::records::{Observation, dates};
 use fieldbook_sync_core::{DocumentId, json};
 use serde_json::{Value, json};
 
@@ -355,6 +355,11 @@ pub async fn observation(store: &Store, user: Option<&str>, command: Observation
                 expect_type(current, "observation")?;
                 if current["status"] != "draft" {
                     bail!("only a draft can be shared (this one is {})", current["status"]);
+                }
+                // The server's rule, checked here first so it is heard offline.
+                let observation: Observation = serde_json::from_value(current.clone())?;
+                if let Err(e) = observation.ready_to_share(&dates::today()) {
+                    bail!("not shared: {} ({})", e.problem, e.path());
                 }
                 Ok(json::set_path(tx, "status", &json!("shared"))?)
             })

@@ -188,9 +188,11 @@ export function App() {
     });
   };
 
+  // Signed out, focus is where the next keystroke belongs: the user id; otherwise the
+  // screen's heading, so screen readers start at the top.
   useEffect(() => {
-    const title = document.querySelector<HTMLElement>("main h1");
-    title?.focus();
+    const target = state.phase === "out" ? document.getElementById("user-id") : document.querySelector<HTMLElement>("main h1");
+    target?.focus();
   }, [state.phase]);
 
   if (state.phase === "out") {
@@ -252,12 +254,18 @@ function SignedIn({
   const { store, me } = state;
   const route = useRoute();
   const online = useOnline();
-  const [confirming, setConfirming] = useState<number | null>(null);
+  const [confirming, setConfirming] = useState(false);
   const firstRoute = useRef(true);
   const dialog = useRef<HTMLElement>(null);
   useEffect(() => {
-    if (confirming !== null) dialog.current?.focus();
+    if (!confirming) return;
+    dialog.current?.focus();
+    // The count in the warning follows records reaching the server while it is open.
+    const recount = setInterval(() => setUnsyncedNow(unsyncedCount()), 1000);
+    return () => clearInterval(recount);
   }, [confirming]);
+  const unsyncedCount = () => store.entries().filter((e) => e.handle && !storedOnServer(e.handle)).length;
+  const [unsyncedNow, setUnsyncedNow] = useState(0);
 
   // Background sync of the index and lists, and token renewal.
   useEffect(() => {
@@ -336,8 +344,9 @@ function SignedIn({
   }, [route]);
 
   const requestSignOut = () => {
-    const unsynced = store.entries().filter((e) => e.handle && !storedOnServer(e.handle)).length;
-    if (unsynced > 0) setConfirming(unsynced);
+    const unsynced = unsyncedCount();
+    setUnsyncedNow(unsynced);
+    if (unsynced > 0) setConfirming(true);
     else void onSignOut();
   };
 
@@ -355,19 +364,21 @@ function SignedIn({
 
   return (
     <Layout header={header} announcement={announcement}>
-      {confirming !== null && (
+      {confirming && (
         <section ref={dialog} tabIndex={-1} class="card warning" role="alertdialog" aria-labelledby="signout-heading" aria-describedby="signout-text">
           <h2 id="signout-heading">Sign out and lose unsaved records?</h2>
           <p id="signout-text">
-            {confirming === 1 ? "1 record is" : `${confirming} records are`} saved on this device only. Signing out deletes
+            {unsyncedNow === 0
+              ? "Every record is stored on the server now: signing out loses nothing."
+              : `${unsyncedNow === 1 ? "1 record is" : `${unsyncedNow} records are`} saved on this device only. Signing out deletes
             Fieldbook data from this device, so that work would be lost. Connect to the network and wait until every record
-            says "Stored on the server" first.
+            says "Stored on the server" first.`}
           </p>
           <div class="row">
             <button type="button" class="danger" onClick={() => void onSignOut()}>
               Sign out anyway
             </button>
-            <button type="button" class="secondary" onClick={() => setConfirming(null)}>
+            <button type="button" class="secondary" onClick={() => setConfirming(false)}>
               Cancel
             </button>
           </div>

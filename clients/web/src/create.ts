@@ -14,6 +14,8 @@ export function createObservation(store: RecordStore, me: Me, practitionerId: st
     schemaVersion: 1,
     practitionerId,
     observerId: me.id,
+    // Most observations are recorded during or just after the visit.
+    observedAt: new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString(),
     framework,
     components: [],
     status: "draft",

@@ -84,16 +84,22 @@ try {
   await t.getByRole("button", { name: "New observation" }).and(t.locator(":enabled")).waitFor(LONG);
   await t.getByRole("button", { name: "New observation" }).click();
   await t.getByLabel("Practitioner observed").selectOption({ label: "Pat Reid" });
-  await t.getByRole("button", { name: "Start observation" }).click();
+  // A double tap starts one observation, not two.
+  await t.getByRole("button", { name: "Start observation" }).dblclick();
   await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
   const documentId = decodeURIComponent(new URL(t.url()).hash.replace("#/observations/", ""));
+  assert.notEqual(await t.getByLabel("Date and time observed").inputValue(), "", "the date starts as now");
   await t.getByLabel("Purpose of the visit or meeting").fill("Review of the child's plan");
+  await t.getByLabel("Setting").selectOption("home-visit");
   await t.getByLabel("The family agreed to the observation").check();
+  await t.getByLabel("Consent given by (role)").fill("mother");
+  await t.getByLabel("How consent was given").fill("Verbally");
   await t.getByLabel("Notes", { exact: true }).fill(`Home visit. The ${SURNAME} family were welcoming.`);
   await t.getByText("Stored on the server").first().waitFor(LONG);
   await t.getByLabel("Notes", { exact: true }).fill("Home visit. The family were welcoming.");
   await t.getByRole("button", { name: "Share with practitioner" }).click();
-  await t.getByText("Shared with practitioner").first().waitFor(LONG);
+  await t.getByRole("button", { name: "Share now" }).click();
+  await t.getByText(/^Awaiting .*'s reflection$/).first().waitFor(LONG);
   await t.getByText("Stored on the server").first().waitFor(LONG);
   assert.ok(await historyMentions(t, documentId, SURNAME), "the check sees the surname in the tablet's history before");
   log("observation stored", documentId);

@@ -113,12 +113,14 @@ async function signInByKeyboard(page, user) {
       const el = document.activeElement;
       return (el?.labels?.[0]?.textContent ?? el?.getAttribute("aria-label") ?? el?.textContent ?? "").trim();
     });
-  const order = [];
+  // Focus starts in the user id field, ready to type.
+  await page.waitForFunction(() => document.activeElement?.id === "user-id", null, LONG);
+  const order = [await focused()];
+  await page.keyboard.type(user.id);
   for (let i = 0; i < 6 && !order.includes("Sign in"); i++) {
     await page.keyboard.press("Tab");
     const name = await focused();
     order.push(name);
-    if (name === "User id") await page.keyboard.type(user.id);
     if (name === "Password") await page.keyboard.type(user.password);
   }
   const at = (name) => order.indexOf(name);
@@ -194,6 +196,7 @@ try {
   assert.match(suggested, /Professional standards/, "resources on the goal's area are suggested");
   assert.doesNotMatch(suggested, /NG76|Munro/, "neither what is cited nor what is on other areas");
   await sup.page.getByRole("button", { name: "Agree plan" }).click();
+  await sup.page.getByRole("button", { name: "Agree the plan now" }).click();
   await sup.page.getByText("Stored on the server").first().waitFor(LONG);
   await sup.page.goto(`${BASE}/#/`);
   await sup.page.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
@@ -212,6 +215,15 @@ try {
   await p.getByLabel("Setting").selectOption("home-visit");
   await p.getByLabel("Who was present").fill("mother, two children under 5");
   await p.getByLabel("Purpose of the visit or meeting").fill("Review of the child's plan and direct work with the children");
+  // Not shared until consent is recorded and the date could be true: the app says what is missing.
+  await p.getByLabel("Date and time observed").fill("2031-05-04T10:30");
+  await p.getByRole("button", { name: "Share with practitioner" }).click();
+  const notYet = p.getByRole("alert").filter({ hasText: "Not yet: first" });
+  await notYet.getByText("The date and time observed is in the future.").waitFor(LONG);
+  await notYet.getByText("Record that the family agreed to the observation.").waitFor(LONG);
+  assert.equal(await p.getByRole("button", { name: "Share now" }).count(), 0, "sharing is not offered yet");
+  await p.getByRole("button", { name: "Back to the record" }).click();
+  await p.getByLabel("Date and time observed").fill("2026-05-04T10:30");
   await p.getByLabel("The family agreed to the observation").check();
   await p.getByLabel("Consent given by (role)").fill("mother");
   await p.getByLabel("How consent was given").fill("Verbally, at the start of the visit");
@@ -232,7 +244,9 @@ try {
   await p.getByText("Saved on this device only").first().waitFor(LONG);
   await screen(p, "observation-form");
   await p.getByRole("button", { name: "Share with practitioner" }).click();
-  await p.getByText("Shared with practitioner").first().waitFor(LONG);
+  await p.getByText("Pat Reid can then read it and add their reflection. It cannot go back to being a draft.").waitFor(LONG);
+  await p.getByRole("button", { name: "Share now" }).click();
+  await p.getByText("Awaiting Pat Reid's reflection").first().waitFor(LONG);
   await p.getByText("Saved on this device only").first().waitFor(LONG); // written to IndexedDB
 
   // Reload with the network still off: the app and the record are still there.
@@ -255,6 +269,12 @@ try {
     console.log(`NARRATIVE=${text}`);
   }
   log("stored on the server", observationUrl);
+  // Whose turn it is, on the supervisor's list: Pat's reflection.
+  await p.goto(`${BASE}/#/`);
+  const madeRow = p.getByRole("listitem").filter({ has: p.getByRole("link", { name: /Observation of Pat Reid/ }) });
+  await madeRow.getByText("Awaiting Pat Reid's reflection").waitFor(LONG);
+  await p.goto(`${BASE}/#/observations/${documentId}`);
+  await p.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
 
   // 3. The practitioner reads it, reflects and signs off.
   const pra = await newPage(browser, SIZES.phone);
@@ -262,8 +282,13 @@ try {
   const q = pra.page;
   await q.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
   await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
+  // Pat's turn, and feedback Pat has not opened yet.
+  const inboxRow = q.getByRole("listitem").filter({ has: q.getByRole("link", { name: /Observation by Sam Okafor/ }) });
+  await inboxRow.getByText("Awaiting your reflection").waitFor(LONG);
+  await inboxRow.getByText("New feedback").waitFor(LONG);
   await screen(q, "practitioner-inbox");
   await q.goto(`${BASE}/#/observations/${documentId}`);
+  await q.getByText("New feedback since you last opened this record.").waitFor(LONG);
   await q.getByLabel("Reflection", { exact: true }).waitFor(LONG);
   await q.getByLabel("Reflection", { exact: true }).fill("I could see the children relax once we started drawing.");
   await q.getByLabel("Response to feedback").fill("Agreed; I will close visits with a summary.");
@@ -284,12 +309,13 @@ try {
   // The practitioner signs off the record as it stands: the supervisor's whole side is now
   // frozen for them, shown as text, and the app says whose signature is awaited.
   await q.getByRole("button", { name: "Sign off" }).click();
-  await q.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await q.getByRole("button", { name: "Sign off now" }).click();
+  await q.getByText("Signed off by the practitioner, Pat Reid, on").waitFor(LONG);
   await q.getByText("Stored on the server").first().waitFor(LONG);
-  await q.getByText("Awaiting the observer's sign-off.").waitFor(LONG);
+  await q.getByText("Awaiting Sam Okafor's sign-off").waitFor(LONG);
   assert.equal(await q.getByLabel("Reflection", { exact: true }).count(), 0, "a signer's own part is frozen");
-  await p.getByText("Signed off by the practitioner on").waitFor(LONG);
-  await p.getByText("Awaiting your sign-off.").waitFor(LONG);
+  await p.getByText("Signed off by the practitioner, Pat Reid, on").waitFor(LONG);
+  await p.getByText("Awaiting your sign-off").waitFor(LONG);
   await p.getByText(/has signed off the record as it stands/).waitFor(LONG);
   assert.equal(await p.getByLabel("Notes", { exact: true }).count(), 0, "what the practitioner signed is shown as text");
   assert.equal(await p.getByLabel("Feedback to the practitioner").count(), 0, "the feedback they signed is frozen");
@@ -302,12 +328,14 @@ try {
   await p.getByText("Not yet signed off by the practitioner.").waitFor(LONG);
   await p.getByLabel("Notes", { exact: true }).waitFor(LONG);
   await q.getByRole("button", { name: "Sign off" }).click();
-  await q.getByText("Signed off by the practitioner on").waitFor(LONG);
+  await q.getByRole("button", { name: "Sign off now" }).click();
+  await q.getByText("Signed off by the practitioner, Pat Reid, on").waitFor(LONG);
   await q.getByText("Stored on the server").first().waitFor(LONG);
-  await p.getByText("Awaiting your sign-off.").waitFor(LONG);
+  await p.getByText("Awaiting your sign-off").waitFor(LONG);
 
   // The supervisor signs off on the first tablet: the record is locked.
   await p.getByRole("button", { name: "Sign off" }).click();
+  await p.getByRole("button", { name: "Sign off now" }).click();
   await p.getByText(/locked/).first().waitFor(LONG);
   await p.getByText("Stored on the server").first().waitFor(LONG);
 
@@ -332,10 +360,33 @@ try {
   await noEditableFields(q, "practitioner");
   await screen(p, "locked-record");
 
-  // The practitioner's plan shows the goal and the observation that evidences it.
+  // Printed, a signed record is the record alone, with both signatures and their times.
+  await p.emulateMedia({ media: "print" });
+  for (const [what, chrome] of [["the header", p.locator("header.top")], ["buttons", p.getByRole("button")],
+                                ["the sync state", p.getByText("Stored on the server")], ["the way home", p.getByRole("link", { name: "Back to home" })]]) {
+    assert.equal(await chrome.first().isVisible(), false, `${what} must not print`);
+  }
+  await p.getByText("Signed off by the observer, Sam Okafor, on").waitFor(LONG);
+  await p.getByText("Signed off by the practitioner, Pat Reid, on").waitFor(LONG);
+  await p.setViewportSize({ width: 794, height: 1123 }); // A4 at 96 dpi
+  await p.screenshot({ path: join(ARTIFACTS, "print-signed-observation.png"), fullPage: true });
+  if (UPDATE_DOCS) copyFileSync(join(ARTIFACTS, "print-signed-observation.png"), join(DOCS, "print-signed-observation.png"));
+  const pdf = await p.pdf({ format: "A4", printBackground: false });
+  const printedPages = (pdf.toString("latin1").match(/\/Type\s*\/Page(?!s)/g) ?? []).length;
+  log(`a signed observation prints on ${printedPages} A4 pages`);
+  assert.ok(printedPages >= 1 && printedPages <= 2, `a signed observation prints on ${printedPages} pages`);
+  await p.emulateMedia({ media: "screen" });
+  await p.setViewportSize(SIZES.tablet);
+
+  // On Pat's list: signed by both, and nothing new (Pat opened the feedback).
   await q.goto(`${BASE}/#/`);
+  const signedRow = q.getByRole("listitem").filter({ has: q.getByRole("link", { name: /Observation by Sam Okafor/ }) });
+  await signedRow.getByText("Signed by both").waitFor(LONG);
+  assert.equal(await signedRow.getByText("New feedback").count(), 0, "opening the record marks its feedback seen");
+
+  // The practitioner's plan shows the goal and the observation that evidences it.
   await q.getByRole("link", { name: /Development plan/ }).first().click();
-  await q.getByRole("heading", { name: /Development plan of/ }).waitFor(LONG);
+  await q.getByRole("heading", { name: "Your development plan" }).waitFor(LONG);
   await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
   await q.getByLabel("Goal 1: status").selectOption("in-progress");
   await q.getByText("Stored on the server").first().waitFor(LONG);
@@ -372,6 +423,7 @@ try {
   // Signing out asks first…
   await t.getByRole("button", { name: "Sign out" }).click();
   await t.getByRole("heading", { name: "Sign out and lose unsaved records?" }).waitFor(LONG);
+  await t.getByText("1 record is saved on this device only.").waitFor(LONG);
   await t.getByRole("button", { name: "Cancel" }).click();
   // …and when the session ends (here: its tokens are gone), someone else cannot sign in over it.
   await t.evaluate(() => localStorage.removeItem("fb.session"));

@@ -86,7 +86,8 @@ try {
   const p = phone.page;
   await signIn(p, "pat");
   await p.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
-  await p.getByText("awaiting your reflection").waitFor(LONG);
+  const sessionRow = p.getByRole("listitem").filter({ has: p.getByRole("link", { name: /Reflective group supervision/ }) });
+  await sessionRow.getByText("awaiting your reflection").waitFor(LONG);
   await checkAccessibility(p, "home with a group session, practitioner");
   await p.getByRole("link", { name: /Reflective group supervision/ }).click();
   await p.getByText("Awaiting your reflection.").waitFor(LONG);

@@ -96,6 +96,7 @@ pub fn judge(p: &Proposal<'_>, frameworks: &impl FrameworkCatalog) -> Result<Jud
         party,
         user_id: &p.viewer.user_id,
         role: p.viewer.role,
+        today: p.today,
         team: p.viewer.team.as_deref(),
         before_record,
         after_record: &record,

@@ -114,8 +114,43 @@ fn check(party: Party, before: &Automerge, after: &Automerge) -> Result<Vec<Stri
 fn observation() -> Value {
     json!({
         "type": "observation", "schemaVersion": 1, "practitionerId": "pat", "observerId": "sam",
+        "observedAt": "2026-11-20T10:00:00Z", "setting": "home-visit",
+        "consent": {"given": true, "by": "mother", "how": "verbally"},
         "framework": "kss-cf-2018", "status": "shared", "feedback": "good", "reflection": "",
     })
+}
+
+#[test]
+fn sharing_needs_consent_and_dates_that_could_be_true() {
+    let mut draft = observation();
+    draft["status"] = json!("draft");
+    draft["consent"] = json!({"given": false});
+    let base = doc(&draft);
+    let share = |edits: &[(&str, Value)]| {
+        let after = edit(&base, |tx| {
+            for (path, value) in edits {
+                json::set_path(tx, path, value).unwrap();
+            }
+            json::set_path(tx, "status", &json!("shared")).unwrap();
+        });
+        check(Party::Observer, &base, &after)
+    };
+    assert_eq!(share(&[]).unwrap_err(), "not shared: record that the family agreed to the observation before sharing");
+    let consent = ("consent", json!({"given": true, "by": "mother", "how": "verbally"}));
+    assert!(share(std::slice::from_ref(&consent)).is_ok());
+    // Today is 2026-11-26 here: a day's slack for time zones, no more.
+    assert!(share(&[consent.clone(), ("observedAt", json!("2026-11-27T09:00:00+01:00"))]).is_ok());
+    let future = share(&[consent.clone(), ("observedAt", json!("2031-01-01T09:00:00Z"))]).unwrap_err();
+    assert_eq!(future, "not shared: the observation is dated in the future");
+    let early = share(&[consent.clone(), ("feedbackGivenAt", json!("2020-01-01T09:00:00Z"))]).unwrap_err();
+    assert_eq!(early, "not shared: feedback is dated before the observation");
+    let unsaid = share(&[("consent", json!({"given": true, "by": "mother"}))]).unwrap_err();
+    assert_eq!(unsaid, "not shared: record how consent was given before sharing");
+    // Created already shared, the same holds.
+    let empty = Automerge::new();
+    let mut undated = observation();
+    undated.as_object_mut().unwrap().remove("observedAt");
+    assert!(check(Party::Observer, &empty, &doc(&undated)).unwrap_err().contains("when the observation took place"));
 }
 
 #[test]

@@ -236,6 +236,8 @@ pub struct WriteCheck<'a> {
     /// The sender, for rules about their own entries (`$me`).
     pub user_id: &'a str,
     pub role: Role,
+    /// `YYYY-MM-DD`: what "in the future" means for dates in the record.
+    pub today: &'a str,
     /// The sender's team: a theme is raised for the raiser's own team (its members read it).
     pub team: Option<&'a str>,
     /// The record as stored; `None` while the message creates it.
@@ -460,6 +462,12 @@ fn check_status(c: &WriteCheck<'_>) -> Result<(), Refusal> {
             Some(_) => c.party == Party::Responder,
         },
     };
+    if let (Record::Observation(o), "shared") = (c.after_record, after)
+        && ok
+        && let Err(e) = o.ready_to_share(c.today)
+    {
+        return Err(Refusal::new(rule::NOT_READY_TO_SHARE, format!("not shared: {}", e.problem)).at(e.at).by(c.party));
+    }
     if ok {
         Ok(())
     } else {

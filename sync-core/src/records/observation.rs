@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::check;
+use super::dates;
 use super::{FieldPath, RecordError};
 use crate::frameworks::FrameworkCatalog;
 
@@ -21,6 +22,8 @@ pub const SETTINGS: &[&str] = &[
 ];
 pub const STATUSES: &[&str] = &["draft", "shared", "signed-off"];
 pub const JUDGEMENTS: &[&str] = &["met", "not-met", "insufficient-opportunity"];
+/// The rule `ready_to_share` names.
+const RULE: &str = "ready-to-share";
 
 /// Required: `type`, `schemaVersion`, `practitionerId`, `observerId`, `framework`, `status`.
 /// Everything else may be filled in over time (a draft starts almost empty).
@@ -120,6 +123,59 @@ impl Observation {
             Side::Observer => sign_off.observer.as_ref(),
             Side::Practitioner => sign_off.practitioner.as_ref(),
         }
+    }
+
+    /// What sharing needs beyond a valid record: when and where the visit was, the family's
+    /// consent recorded (and not withdrawn), and dates that could be true — the visit not
+    /// after `today` (with a day's slack for time zones and clocks) and feedback not before
+    /// the visit. The error names the field and what is missing.
+    pub fn ready_to_share(&self, today: &str) -> Result<(), RecordError> {
+        let field = FieldPath::field;
+        let missing = |at: FieldPath, what: &str| Err(RecordError::new(at, RULE, format!("{what} before sharing")));
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+        let Some(observed) = self.observed_at.as_deref().and_then(dates::unix_millis) else {
+            return missing(field("observedAt"), "record when the observation took place");
+        };
+        if blank(&self.setting) {
+            return missing(field("setting"), "record the setting");
+        }
+        // A supervision session observes staff only: no family's consent to record.
+        if self.setting.as_deref() == Some("supervision-session") {
+            return self.dates_could_be_true(observed, today);
+        }
+        let consent = self.consent.clone().unwrap_or_default();
+        if consent.given != Some(true) || consent.withdrawn_at.is_some() {
+            return missing(field("consent").key("given"), "record that the family agreed to the observation");
+        }
+        if blank(&consent.by) {
+            return missing(field("consent").key("by"), "record who gave consent");
+        }
+        if blank(&consent.how) {
+            return missing(field("consent").key("how"), "record how consent was given");
+        }
+        self.dates_could_be_true(observed, today)
+    }
+
+    /// The visit not after `today` (a day's slack), and feedback between the visit and then.
+    fn dates_could_be_true(&self, observed: i64, today: &str) -> Result<(), RecordError> {
+        let field = FieldPath::field;
+        let latest = dates::unix_millis(today).map_or(i64::MAX, |midnight| midnight + 2 * 86_400_000);
+        if observed >= latest {
+            return Err(RecordError::new(field("observedAt"), RULE, "the observation is dated in the future"));
+        }
+        if let Some(given) = self.feedback_given_at.as_deref().and_then(dates::unix_millis) {
+            if given < observed {
+                return Err(RecordError::new(
+                    field("feedbackGivenAt"),
+                    RULE,
+                    "feedback is dated before the observation",
+                ));
+            }
+            if given >= latest {
+                return Err(RecordError::new(field("feedbackGivenAt"), RULE, "feedback is dated in the future"));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn validate(&self, frameworks: &impl FrameworkCatalog) -> Result<(), RecordError> {

@@ -71,7 +71,7 @@ export function CpdScreen({ me }: { me: Me }) {
 
   return (
     <div class="home">
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>My CPD</h1>

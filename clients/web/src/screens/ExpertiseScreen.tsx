@@ -72,7 +72,7 @@ export function ExpertiseScreen({ store, me }: { store: RecordStore; me: Me }) {
 
   return (
     <div class="home">
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>Who can help with …?</h1>

@@ -60,7 +60,7 @@ export function GroupSessionScreen({ store, me, documentId }: { store: RecordSto
 
   return (
     <article class="record">
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>{sessionTitle(doc)}</h1>

@@ -9,6 +9,7 @@ import { type Loaded, type RecordStore, useStore } from "../records";
 import { navigate, observationHref, planHref, sessionHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, GroupSession, Observation } from "../types";
+import { isMyTurn, newLabel, observationTurn, othersParts, unseen } from "../turn";
 import { SyncText } from "../ui/record-status";
 import { SESSION_KINDS, SESSION_STATUS, sessionTitle } from "./GroupSessionScreen";
 import { LeadersHome, leads } from "./LeadersHome";
@@ -85,6 +86,7 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
           </section>
           <ObservationList
             store={store}
+            me={me}
             title="Observations you made"
             items={made}
             empty="You have not recorded an observation yet."
@@ -95,6 +97,7 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
       {(!observes || inbox.length > 0) && (
         <ObservationList
           store={store}
+          me={me}
           title="Shared with you"
           items={inbox}
           empty="No observation of your practice has been shared with you yet."
@@ -236,14 +239,21 @@ function newPlan(store: RecordStore, me: Me, ownerId: string) {
   navigate(planHref(handle.url));
 }
 
+/** The status line of a record in a list; the user's own turn stands out. */
+function TurnText({ turn }: { turn: string }) {
+  return isMyTurn(turn) ? <strong class="my-turn">{turn}</strong> : <>{turn}</>;
+}
+
 function ObservationList({
   store,
+  me,
   title,
   items,
   empty,
   nameOf,
 }: {
   store: RecordStore;
+  me: Me;
   title: string;
   items: Loaded[];
   empty: string;
@@ -260,6 +270,7 @@ function ObservationList({
           {items.map((item) => {
             const doc = item.doc as Observation | undefined;
             const status = doc?.status ?? item.entry.status;
+            const fresh = doc ? unseen(item.entry.url, othersParts(doc, me.id)) : [];
             return (
               <li key={item.entry.url} class="list-row record-row">
                 <a href={observationHref(item.entry.url)}>
@@ -267,8 +278,9 @@ function ObservationList({
                   {doc?.observedAt ? `, ${formatDateTime(doc.observedAt)}` : ""}
                 </a>
                 <p class="meta">
-                  Status: {STATUS_WORDS[status] ?? status}
+                  {doc ? <TurnText turn={observationTurn(doc, me.id, (id) => store.personName(id))} /> : `Status: ${STATUS_WORDS[status] ?? status}`}
                   {item.unavailable ? " — not downloaded to this device yet" : ""}
+                  {fresh.length > 0 && <span class="new">{newLabel(fresh)}</span>}
                 </p>
                 {item.handle && <SyncText handle={item.handle as DocHandle<unknown>} />}
               </li>

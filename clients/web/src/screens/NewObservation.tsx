@@ -1,6 +1,6 @@
 // Choosing whom to observe, against which framework. Both are fixed once the record exists
 // (the server does not let anyone change whose record it is).
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { createObservation } from "../create";
 import { type RecordStore, useStore } from "../records";
 import { navigate, observationHref } from "../router";
@@ -22,19 +22,23 @@ export function NewObservation({ store, me }: { store: RecordStore; me: Me }) {
     ? store.frameworks.map((f) => ({ value: f.id, label: `${f.title} (${f.version})` }))
     : [{ value: chosenFramework, label: chosenFramework }];
 
+  // A double tap starts one observation, not two.
+  const started = useRef(false);
   const start = (e: Event) => {
     e.preventDefault();
     if (!practitionerId) {
       setError("Choose the person you are observing.");
       return;
     }
+    if (started.current) return;
+    started.current = true;
     const handle = createObservation(store, me, practitionerId, chosenFramework);
     navigate(observationHref(handle.url));
   };
 
   return (
     <div>
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>New observation</h1>

@@ -13,6 +13,10 @@ import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type 
 import { ComponentsField, toggleIn } from "../ui/components-field";
 import { CheckboxField, Section, SelectField, TextField, TextListField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
+import { NewSinceLastOpened } from "../ui/new-since";
+import { ConfirmButton } from "../ui/confirm-button";
+import { sharingProblems } from "../checks";
+import { observationTurn, othersParts } from "../turn";
 
 const SETTINGS = [
   ["home-visit", "Home visit"],
@@ -67,7 +71,7 @@ export function useRecord<T extends RecordDoc>(store: RecordStore, documentId: s
 export function Missing({ missing }: { missing: boolean }) {
   return (
     <div>
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>{missing ? "Record not available" : "Opening record…"}</h1>
@@ -100,6 +104,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
     .map((e) => e.doc)
     .filter((d): d is DevelopmentPlan => d?.type === "development-plan" && d.ownerId === doc.practitionerId);
   const goals = plans.flatMap((p) => p.goals ?? []).map((g) => ({ value: g.id, label: g.title || "Untitled goal" }));
+  const nameOf = (id: string) => (id === me.id ? me.name : store.personName(id));
   const practitioner = isPractitioner ? `${me.name} (you)` : store.personName(doc.practitionerId);
   const observer = isObserver ? `${me.name} (you)` : store.personName(doc.observerId);
 
@@ -115,10 +120,6 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
       if (mySide) delete d.signOff[mySide];
     });
   const otherName = isObserver ? practitioner : observer;
-  const awaited = [
-    !signedByObserver && (isObserver ? "your sign-off" : "the observer's sign-off"),
-    !signedByPractitioner && (isPractitioner ? "your sign-off" : "the practitioner's sign-off"),
-  ].filter(Boolean) as string[];
   const frozenNote = locked
     ? null
     : isObserver && signedByObserver
@@ -139,23 +140,19 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
 
   return (
     <article class="record">
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>Observation of {isPractitioner ? "your practice" : practitioner}</h1>
       <div class="record-state">
         <p>
-          Status: <strong>{doc.status === "draft" ? "Draft" : doc.status === "shared" ? "Shared with practitioner" : "Signed off"}</strong>. Observer: {observer}.
+          Status: <strong>{observationTurn(doc, me.id, (id) => store.personName(id))}</strong>. Observer: {observer}.
         </p>
+        <NewSinceLastOpened url={handle.url} parts={othersParts(doc, me.id)} />
         <SyncText handle={handle as DocHandle<unknown>} live />
         {locked && (
           <p class="locked" role="status">
             Signed off by both — locked. Nothing in this record can be changed.
-          </p>
-        )}
-        {!locked && doc.status === "shared" && awaited.length > 0 && (
-          <p class="awaiting" role="status">
-            Awaiting {awaited.join(" and ")}.
           </p>
         )}
         {frozenNote && <p class="hint frozen">{frozenNote}</p>}
@@ -385,17 +382,28 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
 
       <Section title="Sharing and sign-off">
         <ul class="signatures">
-          <li>{doc.signOff?.observer ? `Signed off by the observer on ${formatDateTime(doc.signOff.observer.at)}.` : "Not yet signed off by the observer."}</li>
           <li>
-            {doc.signOff?.practitioner ? `Signed off by the practitioner on ${formatDateTime(doc.signOff.practitioner.at)}.` : "Not yet signed off by the practitioner."}
+            {doc.signOff?.observer
+              ? `Signed off by the observer, ${nameOf(doc.signOff.observer.by)}, on ${formatDateTime(doc.signOff.observer.at)}.`
+              : "Not yet signed off by the observer."}
+          </li>
+          <li>
+            {doc.signOff?.practitioner
+              ? `Signed off by the practitioner, ${nameOf(doc.signOff.practitioner.by)}, on ${formatDateTime(doc.signOff.practitioner.at)}.`
+              : "Not yet signed off by the practitioner."}
           </li>
         </ul>
         {isObserver && observerEdits && doc.status === "draft" && (
           <>
             <p class="hint">Sharing lets {practitioner} read the record and add their reflection. You can still edit your part until you sign off.</p>
-            <button type="button" onClick={() => change((d) => void (d.status = "shared"))}>
-              Share with practitioner
-            </button>
+            <ConfirmButton
+              label="Share with practitioner"
+              question={`Share this record with ${practitioner}?`}
+              consequence={`${practitioner} can then read it and add their reflection. It cannot go back to being a draft.`}
+              yes="Share now"
+              problems={sharingProblems(doc)}
+              onConfirm={() => change((d) => void (d.status = "shared"))}
+            />
           </>
         )}
         {mayAct && mySide && !iSigned && (
@@ -405,9 +413,17 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
                 ? `Signing off confirms the record as it stands. Your part is then frozen; to change it you would withdraw your sign-off, which ${practitioner} sees.`
                 : `Signing off confirms the whole record as you see it now. It is then frozen; to change your part you would withdraw your sign-off, which ${observer} sees.`}
             </p>
-            <button type="button" onClick={signOff}>
-              Sign off
-            </button>
+            <ConfirmButton
+              label="Sign off"
+              question="Sign off the record as it stands?"
+              consequence={
+                isObserver
+                  ? `Your part is frozen. Once ${practitioner} has signed off too, nothing in the record can change.`
+                  : `The record is frozen for you. Once ${observer} has signed off too, nothing in it can change.`
+              }
+              yes="Sign off now"
+              onConfirm={signOff}
+            />
           </>
         )}
         {mayAct && mySide && iSigned && (

@@ -9,6 +9,7 @@ import type { DevelopmentPlan, Goal, GoalStatus, Observation } from "../types";
 import { SelectField, TextField } from "../ui/fields";
 import { AsyeProgress } from "../ui/asye-progress";
 import { GoalResources } from "../ui/goal-resources";
+import { ConfirmButton } from "../ui/confirm-button";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
 
@@ -53,10 +54,10 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
 
   return (
     <article class="record">
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
-      <h1 tabIndex={-1}>Development plan of {isOwner ? "yours" : store.personName(doc.ownerId)}</h1>
+      <h1 tabIndex={-1}>{isOwner ? "Your development plan" : `Development plan of ${store.personName(doc.ownerId)}`}</h1>
       <div class="record-state">
         <p>
           Status: <strong>{PLAN_STATUS[doc.status] ?? doc.status}</strong>. Supervisor: {isSupervisor ? `${me.name} (you)` : store.personName(doc.supervisorId)}.
@@ -195,9 +196,14 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
         <section class="card" aria-labelledby="agree-heading">
           <h2 id="agree-heading">Agree the plan</h2>
           <p class="hint">Agree the plan once you and {store.personName(doc.ownerId)} have talked the goals through.</p>
-          <button type="button" onClick={() => change((d) => void (d.status = "agreed"))}>
-            Agree plan
-          </button>
+          <ConfirmButton
+            label="Agree plan"
+            question={`Agree this plan with ${store.personName(doc.ownerId)}?`}
+            consequence={`${store.personName(doc.ownerId)} sees it as agreed and works on the goals; it can still be reviewed later.`}
+            yes="Agree the plan now"
+            problems={(doc.goals ?? []).length === 0 ? ["Add at least one goal."] : []}
+            onConfirm={() => change((d) => void (d.status = "agreed"))}
+          />
         </section>
       )}
     </article>

@@ -51,7 +51,7 @@ export function ThemesScreen({ store, me }: { store: RecordStore; me: Me }) {
   const raise = () => navigate(themeHref(createTheme(store, me, category).url));
   return (
     <div class="home">
-      <p>
+      <p class="no-print">
         <a href="#/">Back to home</a>
       </p>
       <h1 tabIndex={-1}>You said, we did</h1>

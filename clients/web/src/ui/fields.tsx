@@ -15,7 +15,9 @@ function ReadOnly({ label, value, empty = "Not recorded" }: { label: string; val
   return (
     <div class="field read-only">
       <span class="label">{label}</span>
-      <p class={value ? "value" : "value empty"}>{value || empty}</p>
+      <p class={value ? "value" : "value empty"} dir="auto">
+        {value || empty}
+      </p>
     </div>
   );
 }
@@ -62,6 +64,8 @@ export function TextField({
     // Record text stays out of the browser's autofill store and out of the form state it
     // writes to its session-restore files: only the app's encrypted store holds it.
     autocomplete: "off",
+    // Right-to-left text (Arabic, Urdu, Hebrew) is shown in its own direction.
+    dir: "auto" as const,
     value: value ?? "",
     "aria-describedby": hintId(id, hint),
     onInput: (e: Event) => onInput(valueOf(e)),
@@ -170,7 +174,7 @@ function ListItem({ label, value, onInput, onRemove }: { label: string; value: s
     <div class="list-item">
       <label for={id}>{label}</label>
       <div class="row">
-        <input id={id} type="text" autocomplete="off" value={value} onInput={(e) => onInput(valueOf(e))} />
+        <input id={id} type="text" autocomplete="off" dir="auto" value={value} onInput={(e) => onInput(valueOf(e))} />
         <button type="button" class="secondary" onClick={onRemove}>
           Remove <span class="visually-hidden">{label}</span>
         </button>

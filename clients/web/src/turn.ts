@@ -1,0 +1,63 @@
+// Whose turn it is on a record, in the words every list and record screen uses, and what is
+// new to this user since they last opened it (kept on this device only).
+import { readJson } from "./local";
+import { isLocked, type Observation } from "./types";
+
+/** "Draft", "Awaiting Pat Reid's reflection", "Awaiting your sign-off", "Signed by both". */
+export function observationTurn(doc: Observation, meId: string, personName: (id: string) => string): string {
+  if (isLocked(doc)) return "Signed by both";
+  if (doc.status === "draft") return "Draft";
+  const whose = (id: string) => (id === meId ? "your" : `${personName(id)}'s`);
+  if (!doc.signOff?.practitioner) {
+    const reflected = Boolean(doc.reflection?.trim());
+    return `Awaiting ${whose(doc.practitionerId)} ${reflected ? "sign-off" : "reflection"}`;
+  }
+  return `Awaiting ${whose(doc.observerId)} sign-off`;
+}
+
+/** Whether the turn text means this user has something to do. */
+export function isMyTurn(turn: string): boolean {
+  return turn.startsWith("Awaiting your");
+}
+
+const SEEN_KEY = "fb.seen";
+type Seen = Record<string, Record<string, string>>;
+
+/** A short fingerprint, so what was seen is remembered without keeping its text on the device. */
+function fingerprint(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return `${text.length}:${(hash >>> 0).toString(36)}`;
+}
+
+/** The parts of a record written by someone else that this user should hear about:
+ *  name → current text (empty parts are never new). */
+export function othersParts(doc: Observation, meId: string): Record<string, string> {
+  if (doc.practitionerId === meId && doc.status !== "draft") return { feedback: doc.feedback ?? "" };
+  if (doc.observerId === meId) return { reflection: doc.reflection ?? "", response: doc.response ?? "" };
+  return {};
+}
+
+/** Names of the parts that have text this device has not shown the user yet. */
+export function unseen(url: string, parts: Record<string, string>): string[] {
+  const seen = readJson<Seen>(SEEN_KEY, {})[url] ?? {};
+  return Object.entries(parts)
+    .filter(([name, text]) => text.trim() !== "" && seen[name] !== fingerprint(text))
+    .map(([name]) => name);
+}
+
+/** Remembers these parts as seen. */
+export function markSeen(url: string, parts: Record<string, string>): void {
+  const all = readJson<Seen>(SEEN_KEY, {});
+  const before = all[url] ?? {};
+  const after = { ...before };
+  for (const [name, text] of Object.entries(parts)) if (text.trim() !== "") after[name] = fingerprint(text);
+  if (JSON.stringify(after) === JSON.stringify(before)) return;
+  all[url] = after;
+  localStorage.setItem(SEEN_KEY, JSON.stringify(all));
+}
+
+/** "New feedback", "New reflection and response". */
+export function newLabel(parts: string[]): string {
+  return parts.length ? `New ${parts.join(" and ")}` : "";
+}
