@@ -23,6 +23,8 @@ pub mod rule {
     pub const NOT_READY_TO_SHARE: &str = "not-ready-to-share";
     /// Signed off by both (or a closed plan): nothing changes.
     pub const LOCKED: &str = "locked";
+    /// An agreed plan's shape and goals are settled until it is reopened for review.
+    pub const AGREED: &str = "agreed";
     /// A signature is in force over this field: withdraw it first.
     pub const SIGNED: &str = "signed";
     /// A new signature does not cover the record as it now stands.

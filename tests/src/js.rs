@@ -15,9 +15,14 @@ fn script() -> std::path::PathBuf {
     repo_root().join("tests/js/client.mjs")
 }
 
+/// Runs a script of `tests/js` (with the stock client's packages) with `args`.
+pub fn node(script: &str, args: &[&str]) -> std::process::Output {
+    Command::new("node").arg(repo_root().join("tests/js").join(script)).args(args).output().expect("run node")
+}
+
 /// Runs a client.mjs subcommand; returns its one JSON line, or the error text.
 pub fn client(args: &[&str]) -> Result<serde_json::Value, String> {
-    let out = Command::new("node").arg(script()).args(args).output().expect("run node");
+    let out = node("client.mjs", args);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }

@@ -82,3 +82,18 @@ async fn the_server_pushes_a_change_live_to_a_connected_js_client() {
     assert!(!sent.iter().any(|t| *t == "request" || *t == "join"), "the watcher asked again: {seen}");
     assert!(seen["receivedSinceReady"].as_array().unwrap().contains(&json!("sync")), "{seen}");
 }
+
+/// Short fields written as registers (as the web app writes them) by two devices of one user
+/// at once — one of them reconnecting from offline — come back to both as a conflict, and
+/// writing one value again settles it on both, round after round
+/// (`tests/js/register-conflict.mjs`).
+#[tokio::test]
+async fn a_register_written_on_two_devices_at_once_settles_on_both() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.db.user("pat", fieldbook_server::storage::Role::Practitioner).await;
+    let out = js::node("register-conflict.mjs", &[&app.ws_url()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(report["settled"], report["rounds"], "{report}");
+    eprintln!("register conflicts settled on both devices; slowest {} ms", report["slowestMs"]);
+}

@@ -25,12 +25,14 @@ import {
 } from "./session";
 import { CpdScreen } from "./screens/CpdScreen";
 import { ExpertiseScreen } from "./screens/ExpertiseScreen";
+import { FindScreen } from "./screens/FindScreen";
 import { GroupSessionScreen } from "./screens/GroupSessionScreen";
 import { Home } from "./screens/Home";
 import { NewObservation } from "./screens/NewObservation";
 import { ChoosePin, Unlock } from "./screens/Pin";
 import { ObservationScreen } from "./screens/ObservationScreen";
 import { PlanScreen } from "./screens/PlanScreen";
+import { ProgressScreen } from "./screens/ProgressScreen";
 import { SignIn } from "./screens/SignIn";
 import { ThemeScreen, ThemesScreen } from "./screens/ThemesScreen";
 import { changedHereCount, storedOnServer } from "./sync-state";
@@ -393,6 +395,10 @@ function SignedIn({
         <NewObservation store={store} me={me} />
       ) : route.name === "session" ? (
         <GroupSessionScreen key={route.documentId} store={store} me={me} documentId={route.documentId} />
+      ) : route.name === "find" ? (
+        <FindScreen store={store} me={me} />
+      ) : route.name === "progress" ? (
+        <ProgressScreen key={route.userId} store={store} me={me} userId={route.userId} />
       ) : route.name === "expertise" ? (
         <ExpertiseScreen store={store} me={me} />
       ) : route.name === "cpd" ? (

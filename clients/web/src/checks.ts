@@ -1,6 +1,7 @@
 // Checks before a step that counts: the same rules the server applies to sharing (see
 // `Observation::ready_to_share` in sync-core), strict about "now" because this device's clock
 // is the user's own, so the user hears about a problem before the server refuses the change.
+import { plainText } from "./edit";
 import type { Observation } from "./types";
 
 const FIVE_MINUTES = 5 * 60_000;
@@ -15,8 +16,8 @@ export function sharingProblems(doc: Observation, now = Date.now()): string[] {
   // A supervision session observes staff only: no family's consent to record.
   if (doc.setting !== "supervision-session") {
     if (!doc.consent?.given || doc.consent.withdrawnAt) problems.push("Record that the family agreed to the observation.");
-    if (!doc.consent?.by?.trim()) problems.push("Record who gave consent.");
-    if (!doc.consent?.how?.trim()) problems.push("Record how consent was given.");
+    if (!plainText(doc.consent?.by)?.trim()) problems.push("Record who gave consent.");
+    if (!plainText(doc.consent?.how)?.trim()) problems.push("Record how consent was given.");
   }
   const feedback = doc.feedbackGivenAt ? Date.parse(doc.feedbackGivenAt) : NaN;
   if (!Number.isNaN(feedback)) {

@@ -20,9 +20,9 @@ export function createObservation(store: RecordStore, me: Me, practitionerId: st
     components: [],
     status: "draft",
     signOff: {},
-    present: "",
-    purpose: "",
-    consent: { by: "", how: "" },
+    // Short fields (`present`, `purpose`, `consent.by`, `consent.how`) are registers, written
+    // when first set (see `setShort`): nothing to lay out for them.
+    consent: {},
     notes: "",
     feedback: "",
     reflection: "",

@@ -10,6 +10,8 @@ export type Route =
   | { name: "themes" }
   | { name: "cpd" }
   | { name: "expertise" }
+  | { name: "find" }
+  | { name: "progress"; userId: string }
   | { name: "theme"; documentId: string };
 
 export function parseRoute(hash: string): Route {
@@ -22,6 +24,9 @@ export function parseRoute(hash: string): Route {
   if (m) return { name: "session", documentId: decodeURIComponent(m[1]) };
   m = path.match(/^\/themes\/([^/]+)$/);
   if (m) return { name: "theme", documentId: decodeURIComponent(m[1]) };
+  m = path.match(/^\/progress\/([^/]+)$/);
+  if (m) return { name: "progress", userId: decodeURIComponent(m[1]) };
+  if (path === "/find") return { name: "find" };
   if (path === "/themes") return { name: "themes" };
   if (path === "/cpd") return { name: "cpd" };
   if (path === "/expertise") return { name: "expertise" };
@@ -48,3 +53,4 @@ export const observationHref = (url: string) => `#/observations/${url.replace(/^
 export const planHref = (url: string) => `#/plan/${url.replace(/^automerge:/, "")}`;
 export const sessionHref = (url: string) => `#/sessions/${url.replace(/^automerge:/, "")}`;
 export const themeHref = (url: string) => `#/themes/${url.replace(/^automerge:/, "")}`;
+export const progressHref = (userId: string) => `#/progress/${encodeURIComponent(userId)}`;

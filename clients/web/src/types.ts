@@ -45,7 +45,8 @@ export type GoalStatus = "not-started" | "in-progress" | "met" | "not-met" | "wi
 
 export interface Goal {
   id: string;
-  title: string;
+  /** A register (see `setShort`); older records hold text. Read with `plainText`. */
+  title?: string;
   components: string[];
   successMeasure?: string;
   targetDate?: string;

@@ -131,6 +131,18 @@ async function signInByKeyboard(page, user) {
   await choosePin(page);
 }
 
+/** Until every change made on this page is confirmed by the server (the app's own list of
+ *  records changed here and not yet confirmed is empty): unlike waiting for "Stored on the
+ *  server", this cannot pass on the text from before the change. */
+async function confirmed(page, what) {
+  const pending = () => page.evaluate(() => JSON.parse(localStorage.getItem("fb.changedHere") ?? "[]").length);
+  const deadline = Date.now() + 60_000;
+  while ((await pending()) > 0) {
+    assert.ok(Date.now() < deadline, `${what}: still not confirmed by the server after 60 s`);
+    await page.waitForTimeout(100);
+  }
+}
+
 async function noEditableFields(page, who) {
   const editable = await page.locator("main input:not([disabled]), main textarea:not([disabled]), main select:not([disabled])").count();
   assert.equal(editable, 0, `${who}: the locked record still has ${editable} editable fields`);
@@ -195,6 +207,21 @@ try {
   const suggested = await sup.page.getByRole("list", { name: "Goal 1: suggested research" }).innerText();
   assert.match(suggested, /Professional standards/, "resources on the goal's area are suggested");
   assert.doesNotMatch(suggested, /NG76|Munro/, "neither what is cited nor what is on other areas");
+  // A goal added by mistake is removed while the plan is a draft.
+  await sup.page.getByRole("button", { name: "Add goal" }).click();
+  await sup.page.getByRole("button", { name: "Remove goal 2" }).click();
+  assert.equal(await sup.page.getByLabel("Goal 2 title").count(), 0, "the second goal is gone");
+  await sup.page.getByRole("button", { name: "Agree plan" }).click();
+  await sup.page.getByRole("button", { name: "Agree the plan now" }).click();
+  await confirmed(sup.page, "agreeing the plan");
+  // Agreed, the goals are settled; reopening for review opens them again.
+  await sup.page.getByRole("button", { name: "Reopen for review" }).waitFor(LONG);
+  assert.equal(await sup.page.getByLabel("Goal 1 title").count(), 0, "an agreed plan's goals are settled");
+  await sup.page.getByRole("button", { name: "Reopen for review" }).click();
+  await sup.page.getByRole("button", { name: "Reopen now" }).click();
+  await confirmed(sup.page, "reopening the plan");
+  await sup.page.getByLabel("Goal 1 title").waitFor(LONG);
+  await sup.page.getByText(/Last review: .* Reopened for review/).waitFor(LONG);
   await sup.page.getByRole("button", { name: "Agree plan" }).click();
   await sup.page.getByRole("button", { name: "Agree the plan now" }).click();
   await sup.page.getByText("Stored on the server").first().waitFor(LONG);
@@ -306,6 +333,22 @@ try {
   await r.getByLabel("Notes", { exact: true }).waitFor(LONG);
   await spare.context.setOffline(true);
 
+  // Both tablets change a short field at once: it is not mixed letter by letter; both values
+  // are shown on both, and keeping one settles it. (That the kept value then settles on every
+  // device is tests/js/register-conflict.mjs, with the stock client.)
+  await r.getByLabel("Who was present").fill("mother and her partner");
+  await p.getByLabel("Who was present").fill("mother only");
+  await confirmed(p, "the first tablet's value");
+  await spare.context.setOffline(false);
+  const conflictOn = (page) => page.getByRole("group", { name: "Who was present: changed on two devices at once" });
+  await conflictOn(p).getByRole("button", { name: "Keep “mother and her partner”" }).waitFor(LONG);
+  await conflictOn(r).getByRole("button", { name: "Keep “mother only”" }).waitFor(LONG);
+  await screen(r, "short-field-conflict");
+  await conflictOn(r).getByRole("button", { name: "Keep “mother only”" }).click();
+  await conflictOn(r).waitFor({ state: "detached", ...LONG });
+  assert.equal(await r.getByLabel("Who was present", { exact: true }).inputValue(), "mother only");
+  await spare.context.setOffline(true);
+
   // The practitioner signs off the record as it stands: the supervisor's whole side is now
   // frozen for them, shown as text, and the app says whose signature is awaited.
   await q.getByRole("button", { name: "Sign off" }).click();
@@ -377,6 +420,30 @@ try {
   assert.ok(printedPages >= 1 && printedPages <= 2, `a signed observation prints on ${printedPages} pages`);
   await p.emulateMedia({ media: "screen" });
   await p.setViewportSize(SIZES.tablet);
+
+  // Finding records offline, by person and framework area, and the person's progress.
+  await sup.context.setOffline(true);
+  await p.goto(`${BASE}/#/`);
+  await p.getByRole("link", { name: "Find records" }).click();
+  await p.getByRole("heading", { name: "Find records" }).waitFor(LONG);
+  await p.getByLabel("Person").selectOption({ label: "Pat Reid" });
+  await p.getByLabel("Framework area").selectOption("kss-cf-2018/6");
+  const foundList = p.getByRole("list", { name: "Records found" });
+  await p.getByRole("heading", { name: "1 record" }).waitFor(LONG);
+  await foundList.getByRole("link", { name: /Observation of Pat Reid by Sam Okafor/ }).waitFor(LONG);
+  await p.getByLabel("Framework area").selectOption("kss-cf-2018/1");
+  await p.getByRole("heading", { name: "2 records" }).waitFor(LONG); // the observation and the plan's goal
+  await p.getByLabel("Search").fill("drawings");
+  await p.getByRole("heading", { name: "1 record" }).waitFor(LONG);
+  await screen(p, "find-records");
+  await foundList.getByRole("link", { name: "Pat Reid's progress" }).click();
+  await p.getByRole("heading", { name: "Pat Reid's progress" }).waitFor(LONG);
+  const area = (n) => p.getByRole("listitem", { name: n });
+  await area("1. Relationships and effective direct work").getByText("Observed 1 · met 1 · planned 1").waitFor(LONG);
+  await area("6. Child and family assessment").getByText("Observed 1 · met 0 · planned 0").waitFor(LONG);
+  await area("3. Child development").getByText("Observed 0 · met 0 · planned 0").waitFor(LONG);
+  await screen(p, "progress");
+  await sup.context.setOffline(false);
 
   // On Pat's list: signed by both, and nothing new (Pat opened the feedback).
   await q.goto(`${BASE}/#/`);

@@ -201,7 +201,7 @@ fn creation_is_the_observers_with_the_other_side_empty() {
 fn plan_owner_and_supervisor() {
     let plan = json!({
         "type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
-        "framework": "kss-cf-2018", "status": "agreed",
+        "framework": "kss-cf-2018", "status": "draft",
         "gapAnalysis": {"kss-cf-2018/6": {"self": 2, "supervisor": 3}},
         "goals": [{"id": "g1", "title": "Assess", "status": "not-started", "evidence": []}],
     });
@@ -235,6 +235,45 @@ fn plan_owner_and_supervisor() {
     });
     assert!(check(Party::PlanOwner, &base, &removed).is_err());
     assert!(check(Party::PlanSupervisor, &base, &removed).is_ok());
+}
+
+#[test]
+fn an_agreed_plan_is_settled_until_reopened_for_review() {
+    let plan = json!({
+        "type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
+        "framework": "kss-cf-2018", "status": "draft",
+        "goals": [{"id": "g1", "title": "Assess", "status": "not-started", "evidence": []}],
+    });
+    let draft = doc(&plan);
+    let edit_in = |base: &Automerge, edits: &[(&str, Value)]| {
+        edit(base, |tx| {
+            for (path, value) in edits {
+                json::set_path(tx, path, value).unwrap();
+            }
+        })
+    };
+    let remove_goal = |base: &Automerge| {
+        edit(base, |tx| {
+            let goals = tx.get(automerge::ROOT, "goals").unwrap().unwrap().1;
+            tx.delete(&goals, 0).unwrap();
+        })
+    };
+    // A draft's goals are the supervisor's to shape, removing one included.
+    assert!(check(Party::PlanSupervisor, &draft, &remove_goal(&draft)).is_ok());
+    assert!(check(Party::PlanSupervisor, &draft, &edit_in(&draft, &[("goals.0.title", json!("Other"))])).is_ok());
+
+    let agreed = edit_in(&draft, &[("status", json!("agreed"))]);
+    let title = check(Party::PlanSupervisor, &agreed, &edit_in(&agreed, &[("goals.0.title", json!("Other"))]));
+    assert_eq!(title.unwrap_err(), "the plan is agreed: goals[].title is settled until it is reopened for review");
+    assert!(check(Party::PlanSupervisor, &agreed, &remove_goal(&agreed)).is_err());
+    // Progress goes on, for both.
+    assert!(check(Party::PlanSupervisor, &agreed, &edit_in(&agreed, &[("goals.0.status", json!("met"))])).is_ok());
+    assert!(
+        check(Party::PlanOwner, &agreed, &edit_in(&agreed, &[("goals.0.resources", json!(["nice-ng76"]))])).is_ok()
+    );
+    // Reopened for review, in the same message or before, the goals can change again.
+    let reopened = [("status", json!("draft")), ("goals.0.title", json!("Other"))];
+    assert!(check(Party::PlanSupervisor, &agreed, &edit_in(&agreed, &reopened)).is_ok());
 }
 
 #[test]

@@ -141,28 +141,7 @@ fn writable(party: Party) -> &'static [&'static str] {
             "goals/*/reflection",
             "goals/*/resources",
         ],
-        // Goals as a whole (`!`: adding, replacing or removing one) and every goal field
-        // but the owner's reflection.
-        Party::PlanSupervisor => &[
-            "framework",
-            "period",
-            "source",
-            "gapAnalysis/*/supervisor",
-            "gapAnalysis/*/note",
-            "goals/*!",
-            "goals/*/id",
-            "goals/*/title",
-            "goals/*/components",
-            "goals/*/successMeasure",
-            "goals/*/targetDate",
-            "goals/*/support",
-            "goals/*/status",
-            "goals/*/completedAt",
-            "goals/*/evidence",
-            "goals/*/resources",
-            "reviews",
-            "status",
-        ],
+        Party::PlanSupervisor => PLAN_SUPERVISOR,
         // Everything but the participants' reflections.
         Party::Facilitator => &[
             "participantIds",
@@ -311,6 +290,11 @@ pub fn check_write(c: &WriteCheck<'_>) -> Result<Vec<String>, Refusal> {
         }
         if !may_write(c, kind, &write.path, write.puts_object) {
             return Err(not_writable(c.party, &write.path));
+        }
+        if settled_by_agreement(c, &write.path) {
+            let at = field_of(&write.path);
+            let message = format!("the plan is agreed: {} is settled until it is reopened for review", at.exact());
+            return Err(Refusal::new(rule::AGREED, message).at(at).by(c.party));
         }
         fields.insert(FieldPath::of_props(&write.path[..1]).general().to_owned());
     }
@@ -491,6 +475,46 @@ fn check_theme_team(c: &WriteCheck<'_>) -> Result<(), Refusal> {
     }
     let message = format!("a theme is raised for the raiser's own team, not {:?}", team.unwrap_or_default());
     Err(Refusal::new(rule::NOT_WRITABLE, message).at(FieldPath::field("team")).by(c.party))
+}
+
+/// A plan's supervisor writes goals as a whole (`!`: adding, replacing or removing one) and
+/// every goal field but the owner's reflection. The first twelve rules are the plan's shape and
+/// the wording of its goals, which an agreed plan settles (see `SETTLED_WHEN_AGREED`).
+const PLAN_SUPERVISOR: &[&str] = &[
+    "framework",
+    "period",
+    "source",
+    "gapAnalysis/*/supervisor",
+    "gapAnalysis/*/note",
+    "goals/*!",
+    "goals/*/id",
+    "goals/*/title",
+    "goals/*/components",
+    "goals/*/successMeasure",
+    "goals/*/targetDate",
+    "goals/*/support",
+    "goals/*/status",
+    "goals/*/completedAt",
+    "goals/*/evidence",
+    "goals/*/resources",
+    "reviews",
+    "status",
+];
+
+/// What an agreed plan settles: its shape and the wording of its goals. Progress (goal status,
+/// completion, evidence, resources, reflections, the owner's self-ratings) and reviews go on;
+/// to change the rest the supervisor reopens it for review (status back to `draft`).
+const SETTLED_WHEN_AGREED: &[&str] = PLAN_SUPERVISOR.split_at(12).0;
+
+/// Whether `path` is settled because the plan was agreed before the message and still is.
+fn settled_by_agreement(c: &WriteCheck<'_>, path: &[Prop]) -> bool {
+    let (Some(Record::DevelopmentPlan(before)), Record::DevelopmentPlan(after)) = (c.before_record, c.after_record)
+    else {
+        return false;
+    };
+    before.status == "agreed"
+        && after.status == "agreed"
+        && SETTLED_WHEN_AGREED.iter().any(|rule| matches(rule, path, false, c.user_id))
 }
 
 /// A responder writes responses in their own name: every response they add names them in

@@ -6,7 +6,7 @@ import { createGroupSession, createPlan } from "../create";
 import { exportOwnRecords, exportPage, saveFile } from "../download";
 import { formatDateTime } from "../edit";
 import { type Loaded, type RecordStore, useStore } from "../records";
-import { navigate, observationHref, planHref, sessionHref } from "../router";
+import { navigate, observationHref, planHref, progressHref, sessionHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, GroupSession, Observation } from "../types";
 import { isMyTurn, newLabel, observationTurn, othersParts, unseen } from "../turn";
@@ -51,6 +51,9 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
   return (
     <div class="home">
       <h1 tabIndex={-1}>{leader ? "Leaders' home" : observes ? "Supervisor home" : "Your observations"}</h1>
+      <p class="no-print">
+        <a href="#/find">Find records</a> · <a href={progressHref(me.id)}>Your progress</a>
+      </p>
       {leader && <LeadersHome store={store} me={me} />}
       {observes && (
         <>
@@ -71,6 +74,7 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
                   return (
                     <li key={person.id} class="list-row">
                       <span class="name">{person.name}</span>
+                      <a href={progressHref(person.id)}>Progress of {person.name}</a>
                       {plan ? (
                         <a href={planHref(plan.entry.url)}>Development plan of {person.name}</a>
                       ) : (

@@ -6,7 +6,7 @@
 // (the other party sees it). After both sign-offs nothing is editable.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { useEffect, useState } from "preact/hooks";
-import { formatDateTime, fromLocalInput, indexById, newId, putBackField, setText, setValue, toLocalInput } from "../edit";
+import { formatDateTime, fromLocalInput, indexById, newId, plainText, putBackField, setShort, setText, setValue, toLocalInput } from "../edit";
 import { type RecordStore, useStore } from "../records";
 import type { Me } from "../session";
 import { type DevelopmentPlan, isLocked, type Judgement, type Observation, type RecordDoc } from "../types";
@@ -15,6 +15,7 @@ import { CheckboxField, Section, SelectField, TextField, TextListField } from ".
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { NewSinceLastOpened } from "../ui/new-since";
 import { ConfirmButton } from "../ui/confirm-button";
+import { ShortField } from "../ui/short-field";
 import { sharingProblems } from "../checks";
 import { observationTurn, othersParts } from "../turn";
 
@@ -103,7 +104,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
     .entries()
     .map((e) => e.doc)
     .filter((d): d is DevelopmentPlan => d?.type === "development-plan" && d.ownerId === doc.practitionerId);
-  const goals = plans.flatMap((p) => p.goals ?? []).map((g) => ({ value: g.id, label: g.title || "Untitled goal" }));
+  const goals = plans.flatMap((p) => p.goals ?? []).map((g) => ({ value: g.id, label: plainText(g.title) || "Untitled goal" }));
   const nameOf = (id: string) => (id === me.id ? me.name : store.personName(id));
   const practitioner = isPractitioner ? `${me.name} (you)` : store.personName(doc.practitionerId);
   const observer = isObserver ? `${me.name} (you)` : store.personName(doc.observerId);
@@ -183,14 +184,15 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
           onInput={(v) => change((d) => setValue(d as never, "observedAt", fromLocalInput(v)))}
         />
         <SelectField label="Setting" editable={observerEdits} value={doc.setting} options={SETTINGS} onChange={(v) => change((d) => setValue(d as never, "setting", v))} />
-        <TextField
+        <ShortField
           label="Who was present"
           hint="Roles only — do not enter names of children or family members. For example: mother, two children under 5."
           editable={observerEdits}
-          value={doc.present}
-          onInput={(v) => change((d) => setText(d, ["present"], v))}
+          parent={doc}
+          field="present"
+          onSet={(v) => change((d) => setShort(d, ["present"], v))}
         />
-        <TextField label="Purpose of the visit or meeting" multiline editable={observerEdits} value={doc.purpose} onInput={(v) => change((d) => setText(d, ["purpose"], v))} />
+        <ShortField label="Purpose of the visit or meeting" editable={observerEdits} parent={doc} field="purpose" onSet={(v) => change((d) => setShort(d, ["purpose"], v))} />
       </Section>
 
       <Section title="Consent">
@@ -205,14 +207,15 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
             })
           }
         />
-        <TextField
+        <ShortField
           label="Consent given by (role)"
           hint="A role, such as mother or young person — not a name."
           editable={observerEdits}
-          value={doc.consent?.by}
-          onInput={(v) => change((d) => setText(d, ["consent", "by"], v))}
+          parent={doc.consent}
+          field="by"
+          onSet={(v) => change((d) => setShort(d, ["consent", "by"], v))}
         />
-        <TextField label="How consent was given" editable={observerEdits} value={doc.consent?.how} onInput={(v) => change((d) => setText(d, ["consent", "how"], v))} />
+        <ShortField label="How consent was given" editable={observerEdits} parent={doc.consent} field="how" onSet={(v) => change((d) => setShort(d, ["consent", "how"], v))} />
         <TextField
           label="Consent withdrawn at (if it was)"
           type="datetime-local"

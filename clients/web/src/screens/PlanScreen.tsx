@@ -1,7 +1,7 @@
 // A development plan: goals with their status and the observations that evidence them. The
 // plan's supervisor shapes the goals and agrees the plan; its owner updates goal progress.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
-import { formatDate, formatDateTime, indexById, newId, putBackField, setText, setValue } from "../edit";
+import { formatDate, formatDateTime, indexById, newId, plainText, putBackField, setShort, setText, setValue } from "../edit";
 import { type RecordStore, useStore } from "../records";
 import { observationHref } from "../router";
 import type { Me } from "../session";
@@ -10,6 +10,7 @@ import { SelectField, TextField } from "../ui/fields";
 import { AsyeProgress } from "../ui/asye-progress";
 import { GoalResources } from "../ui/goal-resources";
 import { ConfirmButton } from "../ui/confirm-button";
+import { ShortField } from "../ui/short-field";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { Missing, useRecord } from "./ObservationScreen";
 
@@ -32,13 +33,16 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
   const isOwner = doc.ownerId === me.id;
   const isSupervisor = doc.supervisorId === me.id;
   const open = doc.status !== "closed" && !refused;
-  const shapes = isSupervisor && open;
+  // An agreed plan's goals are settled (the server holds the same rule) until the supervisor
+  // reopens it for review; progress on them goes on.
+  const shapes = isSupervisor && open && doc.status === "draft";
   const progresses = (isOwner || isSupervisor) && open;
   const observations = store
     .entries()
     .filter((e) => e.doc?.type === "observation")
     .map((e) => ({ url: e.entry.url, doc: e.doc as Observation }));
   const framework = store.framework(doc.framework);
+  const lastReview = (doc.reviews ?? []).at(-1);
   const areas = framework?.areas.map((a) => ({ value: a.id, label: `${a.number}. ${a.title}` })) ?? [];
 
   const evidenceFor = (goal: Goal) => {
@@ -64,6 +68,11 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
           {doc.period?.from && ` Period ${formatDate(doc.period.from)} to ${formatDate(doc.period.to)}.`}
         </p>
         <p>Framework: {framework ? `${framework.title} (${framework.version})` : doc.framework}</p>
+        {lastReview && (
+          <p>
+            Last review: {formatDate(lastReview.at)}, {lastReview.by === me.id ? "you" : store.personName(lastReview.by)} — {lastReview.note}
+          </p>
+        )}
         <SyncText handle={handle as DocHandle<unknown>} live />
         <Rejections
           documentId={handle.documentId}
@@ -88,12 +97,22 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
           return (
             <div class="goal" key={goal.id}>
               <h3>
-                Goal {n}: {goal.title || "Untitled goal"}
+                Goal {n}: {plainText(goal.title) || "Untitled goal"}
               </h3>
-              {shapes && <TextField label={`Goal ${n} title`} editable value={goal.title} onInput={(v) => change((d) => {
-                    const at = indexById(d.goals, goal.id);
-                    if (at >= 0) setText(d, ["goals", at, "title"], v);
-                  })} />}
+              {shapes && (
+                <ShortField
+                  label={`Goal ${n} title`}
+                  editable
+                  parent={goal}
+                  field="title"
+                  onSet={(v) =>
+                    change((d) => {
+                      const at = indexById(d.goals, goal.id);
+                      if (at >= 0) setShort(d, ["goals", at, "title"], v);
+                    })
+                  }
+                />
+              )}
               <TextField label={`Goal ${n}: how we will know it is met`} editable={shapes} value={goal.successMeasure} onInput={(v) => change((d) => {
                     const at = indexById(d.goals, goal.id);
                     if (at >= 0) setText(d, ["goals", at, "successMeasure"], v);
@@ -145,6 +164,20 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
                 }
               />
               {goal.completedAt && <p>Completed on {formatDate(goal.completedAt)}.</p>}
+              {shapes && (
+                <button
+                  type="button"
+                  class="secondary"
+                  onClick={() =>
+                    change((d) => {
+                      const at = indexById(d.goals, goal.id);
+                      if (at >= 0) d.goals.splice(at, 1);
+                    })
+                  }
+                >
+                  Remove goal {n}
+                </button>
+              )}
               <h4>Evidence</h4>
               {evidence.length === 0 ? (
                 <p>No observation evidences this goal yet.</p>
@@ -185,13 +218,31 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
           <button
             type="button"
             class="secondary"
-            onClick={() => change((d) => void d.goals.push({ id: newId(), title: "", components: [], status: "not-started", evidence: [] }))}
+            onClick={() => change((d) => void d.goals.push({ id: newId(), components: [], status: "not-started", evidence: [] }))}
           >
             Add goal
           </button>
         )}
       </section>
 
+      {isSupervisor && doc.status === "agreed" && !refused && (
+        <section class="card no-print" aria-labelledby="review-heading">
+          <h2 id="review-heading">Review the plan</h2>
+          <p class="hint">The goals are agreed and settled. To change them, reopen the plan for review with {store.personName(doc.ownerId)}, then agree it again.</p>
+          <ConfirmButton
+            label="Reopen for review"
+            question="Reopen the plan for review?"
+            consequence={`The plan goes back to draft so you can change its goals; ${store.personName(doc.ownerId)} sees that it was reopened. Agree it again when you have talked it through.`}
+            yes="Reopen now"
+            onConfirm={() =>
+              change((d) => {
+                d.status = "draft";
+                (d.reviews ??= []).push({ at: new Date().toISOString(), by: me.id, note: "Reopened for review" });
+              })
+            }
+          />
+        </section>
+      )}
       {isSupervisor && doc.status === "draft" && (
         <section class="card" aria-labelledby="agree-heading">
           <h2 id="agree-heading">Agree the plan</h2>
