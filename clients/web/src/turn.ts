@@ -1,7 +1,7 @@
 // Whose turn it is on a record, in the words every list and record screen uses, and what is
 // new to this user since they last opened it (kept on this device only).
 import { readJson } from "./local";
-import { isLocked, type Observation } from "./types";
+import { isLocked, type Observation, type PracticeTheme } from "./types";
 
 /** "Draft", "Awaiting Pat Reid's reflection", "Awaiting your sign-off", "Signed by both". */
 export function observationTurn(doc: Observation, meId: string, personName: (id: string) => string): string {
@@ -32,7 +32,11 @@ function fingerprint(text: string): string {
 
 /** The parts of a record written by someone else that this user should hear about:
  *  name → current text (empty parts are never new). */
-export function othersParts(doc: Observation, meId: string): Record<string, string> {
+export function othersParts(doc: Observation | PracticeTheme, meId: string): Record<string, string> {
+  if (doc.type === "practice-theme") {
+    const theirs = (doc.responses ?? []).filter((r) => r.by !== meId);
+    return { response: theirs.map((r) => `${r.id}:${r.text}`).join("\n") };
+  }
   if (doc.practitionerId === meId && doc.status !== "draft") return { feedback: doc.feedback ?? "" };
   if (doc.observerId === meId) return { reflection: doc.reflection ?? "", response: doc.response ?? "" };
   return {};

@@ -164,6 +164,14 @@ try {
   await p.goto(`${BASE}/#/themes`);
   await p.getByText("We did: We have booked two rooms").waitFor({ timeout: 90_000 });
   await p.getByText("1 acted on").waitFor(LONG);
+  // The response is new to Pat until Pat opens the theme.
+  const themeRow = p.getByRole("listitem").filter({ has: p.getByRole("link", { name: "Direct work is rushed when caseloads peak" }) });
+  await themeRow.getByText("New response").waitFor(LONG);
+  await themeRow.getByRole("link", { name: "Direct work is rushed when caseloads peak" }).click();
+  await p.getByText("New response since you last opened this record.").waitFor(LONG);
+  await p.goto(`${BASE}/#/themes`);
+  await themeRow.getByText("We did: We have booked two rooms").waitFor(LONG);
+  assert.equal(await themeRow.getByText("New response").count(), 0, "opening the theme marks its response seen");
   await checkAccessibility(p, "you said, we did, team member");
   assert.equal(await p.getByRole("button", { name: "Raise a theme" }).count(), 0, "practitioners bring themes to supervision");
   await t.goto(themeUrl);

@@ -167,7 +167,7 @@ export function LeadersHome({ store, me }: { store: RecordStore; me: Me }) {
       </section>
 
       <div class="wide">
-        <ThemeList store={store} themes={openThemes} empty="No open practice themes." />
+        <ThemeList store={store} me={me} themes={openThemes} empty="No open practice themes." />
         <p>
           <a href="#/themes">All themes: you said, we did</a>
         </p>

@@ -13,6 +13,8 @@ import type { PracticeTheme, ThemeCategory, ThemeStatus } from "../types";
 import { FrameworkAndComponents } from "../ui/components-field";
 import { Section, SelectField, TextField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
+import { NewSinceLastOpened } from "../ui/new-since";
+import { othersParts, unseen } from "../turn";
 import { Missing, useRecord } from "./ObservationScreen";
 
 const CATEGORIES: { value: ThemeCategory; label: string }[] = [
@@ -71,12 +73,12 @@ export function ThemesScreen({ store, me }: { store: RecordStore; me: Me }) {
           </button>
         </Section>
       )}
-      <ThemeList store={store} themes={themes} empty="No themes have been raised that you can see." />
+      <ThemeList store={store} me={me} themes={themes} empty="No themes have been raised that you can see." />
     </div>
   );
 }
 
-export function ThemeList({ store, themes, empty }: { store: RecordStore; themes: Loaded[]; empty: string }) {
+export function ThemeList({ store, me, themes, empty }: { store: RecordStore; me: Me; themes: Loaded[]; empty: string }) {
   return (
     <section class="card" aria-labelledby="theme-list-heading">
       <h2 id="theme-list-heading">Themes</h2>
@@ -94,6 +96,7 @@ export function ThemeList({ store, themes, empty }: { store: RecordStore; themes
                   {doc ? `${categoryWord(doc.category)}, raised by ${store.personName(doc.raisedBy)}. ` : ""}
                   Status: {statusWord(doc?.status ?? t.entry.status)}
                   {t.unavailable ? " — not downloaded to this device yet" : ""}
+                  {doc && unseen(t.entry.url, othersParts(doc, me.id)).length > 0 && <span class="new">New response</span>}
                 </p>
                 {last && <p class="meta">We did: {last.text}</p>}
               </li>
@@ -176,6 +179,7 @@ export function ThemeScreen({ store, me, documentId }: { store: RecordStore; me:
           {doc.raisedAt ? ` on ${formatDateTime(doc.raisedAt)}` : ""}
           {doc.team ? `, for team ${doc.team}` : ""}.
         </p>
+        <NewSinceLastOpened url={handle.url} parts={othersParts(doc, me.id)} />
         <SyncText handle={handle as DocHandle<unknown>} live />
         <Rejections documentId={handle.documentId} askWho="admin" onServer={store.onServer(handle.url)} />
         <SetAsideWork
