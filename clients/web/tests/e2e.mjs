@@ -316,6 +316,10 @@ try {
   await screen(q, "practitioner-inbox");
   await q.goto(`${BASE}/#/observations/${documentId}`);
   await q.getByText("New feedback since you last opened this record.").waitFor(LONG);
+  // On Pat's phone, the feedback and Pat's own part come first.
+  const sections = await q.evaluate(() => [...document.querySelectorAll("main h2")].map((h) => h.textContent?.trim()));
+  const at = (name) => sections.indexOf(name);
+  assert.ok(at("Feedback") === 0 && at("Practitioner's reflection") === 1 && at("Context") > 1, `section order: ${sections.join(", ")}`);
   await q.getByLabel("Reflection", { exact: true }).waitFor(LONG);
   await q.getByLabel("Reflection", { exact: true }).fill("I could see the children relax once we started drawing.");
   await q.getByLabel("Response to feedback").fill("Agreed; I will close visits with a summary.");

@@ -139,6 +139,42 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
       if (!on) delete d.judgements[id];
     });
 
+  // On the practitioner's own device, what they answer and their part come first.
+  const feedbackPart = (
+    <Section title="Feedback">
+      <TextField label="Feedback to the practitioner" multiline editable={observerEdits} value={doc.feedback} onInput={(v) => change((d) => setText(d, ["feedback"], v))} />
+      <TextField
+        label="Feedback given at"
+        type="datetime-local"
+        editable={observerEdits}
+        value={toLocalInput(doc.feedbackGivenAt)}
+        display={formatDateTime(doc.feedbackGivenAt)}
+        onInput={(v) => change((d) => setValue(d as never, "feedbackGivenAt", fromLocalInput(v)))}
+      />
+    </Section>
+  );
+  const practitionerPart = (doc.status !== "draft" || isPractitioner) && (
+    <Section title="Practitioner's reflection">
+      <TextField label="Reflection" multiline editable={practitionerEdits} value={doc.reflection} onInput={(v) => change((d) => setText(d, ["reflection"], v))} />
+      <TextField label="Response to feedback" multiline editable={practitionerEdits} value={doc.response} onInput={(v) => change((d) => setText(d, ["response"], v))} />
+      <TextField
+        label="Family voice"
+        hint="What the child or family said about the visit, anonymised — no names."
+        multiline
+        editable={practitionerEdits}
+        value={doc.familyVoice?.text}
+        onInput={(v) => change((d) => setText(d, ["familyVoice", "text"], v))}
+      />
+      <TextField
+        label="How the family's views were gathered"
+        hint="For example: conversation at the end of the visit, feedback card."
+        editable={practitionerEdits}
+        value={doc.familyVoice?.how}
+        onInput={(v) => change((d) => setText(d, ["familyVoice", "how"], v))}
+      />
+    </Section>
+  );
+
   return (
     <article class="record">
       <p class="no-print">
@@ -169,6 +205,9 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
           putBack={(field, value) => change((d) => putBackField(d as never, field, value))}
         />
       </div>
+
+      {isPractitioner && feedbackPart}
+      {isPractitioner && practitionerPart}
 
       <Section title="Context">
         <div class="field read-only">
@@ -312,17 +351,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
         )}
       </Section>
 
-      <Section title="Feedback">
-        <TextField label="Feedback to the practitioner" multiline editable={observerEdits} value={doc.feedback} onInput={(v) => change((d) => setText(d, ["feedback"], v))} />
-        <TextField
-          label="Feedback given at"
-          type="datetime-local"
-          editable={observerEdits}
-          value={toLocalInput(doc.feedbackGivenAt)}
-          display={formatDateTime(doc.feedbackGivenAt)}
-          onInput={(v) => change((d) => setValue(d as never, "feedbackGivenAt", fromLocalInput(v)))}
-        />
-      </Section>
+      {!isPractitioner && feedbackPart}
 
       <Section title="Actions">
         {(doc.actions ?? []).length === 0 && !observerEdits && <p>No actions recorded.</p>}
@@ -361,27 +390,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
         )}
       </Section>
 
-      {(doc.status !== "draft" || isPractitioner) && (
-        <Section title="Practitioner's reflection">
-          <TextField label="Reflection" multiline editable={practitionerEdits} value={doc.reflection} onInput={(v) => change((d) => setText(d, ["reflection"], v))} />
-          <TextField label="Response to feedback" multiline editable={practitionerEdits} value={doc.response} onInput={(v) => change((d) => setText(d, ["response"], v))} />
-          <TextField
-            label="Family voice"
-            hint="What the child or family said about the visit, anonymised — no names."
-            multiline
-            editable={practitionerEdits}
-            value={doc.familyVoice?.text}
-            onInput={(v) => change((d) => setText(d, ["familyVoice", "text"], v))}
-          />
-          <TextField
-            label="How the family's views were gathered"
-            hint="For example: conversation at the end of the visit, feedback card."
-            editable={practitionerEdits}
-            value={doc.familyVoice?.how}
-            onInput={(v) => change((d) => setText(d, ["familyVoice", "how"], v))}
-          />
-        </Section>
-      )}
+      {!isPractitioner && practitionerPart}
 
       <Section title="Sharing and sign-off">
         <ul class="signatures">
