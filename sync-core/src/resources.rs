@@ -106,9 +106,9 @@ mod tests {
         let file = ResourceFile::from_json(SHIPPED, &Catalog::shipped()).unwrap();
         assert!(file.resources.len() >= 8, "a small starter set, not a token one");
         assert!(file.resources.iter().all(|r| r.summary.is_none()), "titles and links only: no copied text");
-        // Every area of the practitioners' statement has something to read.
-        for area in 1..=10 {
-            let id = format!("kss-cf-2018/{area}");
+        // Every area of the practitioners' and the supervisors' statements has something to read.
+        let areas = (1..=10).map(|n| format!("kss-cf-2018/{n}")).chain((1..=8).map(|n| format!("kss-ps-2018/{n}")));
+        for id in areas {
             assert!(file.resources.iter().any(|r| r.components.contains(&id)), "nothing for {id}");
         }
     }

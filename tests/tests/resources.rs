@@ -95,11 +95,14 @@ async fn goals_cite_imported_resources_and_a_retired_one_stays_valid() {
     assert!(db.fieldbook(&["resources", "retire", "local-guide"]).contains("was retired already"));
     assert!(!db.fieldbook_command().args(["resources", "retire", "no-such"]).output().unwrap().status.success());
     assert_eq!(entry(&listed(&server, &sam).await, "local-guide").unwrap()["retired"], true);
+    // A starter entry an administrator retired stays retired when a server starts again.
+    db.fieldbook(&["resources", "retire", "nice-ph50"]);
     // A server started now knows it only as retired (one running learns within five seconds).
     drop(tablet);
     drop(server);
     let server = TestServer::start(&db.url);
     let mut tablet = Peer::connect(&server.ws_url(&sam), "sam-tablet").await;
+    assert_eq!(entry(&listed(&server, &sam).await, "nice-ph50").unwrap()["retired"], true);
     {
         let mut tx = cited.transaction();
         fieldbook_sync_core::json::set_path(&mut tx, "status", &json!("agreed")).unwrap();
