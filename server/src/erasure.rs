@@ -133,6 +133,7 @@ pub async fn reapply_ledger(db: &Database, source: &[ForeignEntry]) -> Result<us
                 audit: Operator::CommandLine
                     .event("record-deleted", json!({ "reason": entry.reason, "reappliedFrom": entry.id })),
                 despite_holds: true,
+                only_draft_of: None,
             };
             if db.delete_record(deletion).await? == DeleteOutcome::NotFound {
                 db.add_to_ledger(entry, &[]).await?;

@@ -12,8 +12,8 @@ use crate::storage::{AuditEvent, Database, Role, Scope, ServiceAccount, StorageE
 /// Who makes a change, for the audit trail.
 #[derive(Debug, Clone, Copy)]
 pub enum Operator<'a> {
-    /// An admin through the API.
-    Admin { user_id: &'a str, device_id: Option<&'a str> },
+    /// Someone signed in, through the API: an admin, or an author discarding their draft.
+    Person { user_id: &'a str, device_id: Option<&'a str> },
     /// Whoever runs `fieldbook` on the server (they hold the database itself).
     CommandLine,
     /// The server itself, running a scheduled job (e.g. `retention`).
@@ -24,7 +24,7 @@ impl Operator<'_> {
     /// Who this is, in words, for ledgers that name who acted.
     pub fn name(&self) -> String {
         match self {
-            Operator::Admin { user_id, .. } => (*user_id).to_owned(),
+            Operator::Person { user_id, .. } => (*user_id).to_owned(),
             Operator::CommandLine => format!("command line ({})", std::env::var("USER").unwrap_or_default()),
             Operator::Scheduled(job) => format!("scheduled job ({job})"),
         }
@@ -32,7 +32,7 @@ impl Operator<'_> {
 
     pub fn event(&self, action: &'static str, detail: Value) -> AuditEvent {
         match self {
-            Operator::Admin { user_id, device_id } => AuditEvent::new(action).by(user_id, *device_id).detail(detail),
+            Operator::Person { user_id, device_id } => AuditEvent::new(action).by(user_id, *device_id).detail(detail),
             Operator::CommandLine => {
                 let operator = std::env::var("USER").unwrap_or_default();
                 AuditEvent::new(action).detail(json!({ "via": "command line", "operator": operator, "change": detail }))

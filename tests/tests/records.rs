@@ -79,8 +79,11 @@ async fn the_whole_loop(backend: Backend) {
     phone.run_ok(&["observation", "reflect", &obs, "--text", "I rushed the start.", "--response", "Agreed."]);
     phone.run_ok(&["observation", "sign-off", &obs, "--as", "practitioner"]);
     phone.run_ok(&["plan", "goal", "status", &plan_url, "--goal", "g1", "--status", "in-progress"]);
+    phone.run_ok(&["plan", "agree", &plan_url]);
     phone.sync(&server, &pat_token, &[]);
     tablet.sync(&server, &app.token, &[]);
+    let agreement = &tablet.show(&plan_url)["agreement"];
+    assert_eq!((&agreement["by"], &agreement["owner"]["by"]), (&json!("sam"), &json!("pat")), "both agreed the plan");
     // Pat's signature covers the feedback: the supervisor cannot change it now…
     tablet.run_ok(&["observation", "feedback", &obs, "--text", "Changed after pat signed."]);
     let refused = tablet.try_sync(&server, &app.token, &[]);

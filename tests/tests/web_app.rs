@@ -73,7 +73,8 @@ async fn supervisor_and_practitioner_complete_an_observation_in_the_browser() {
 
 /// Erasure and deletion reach the web app's offline copies (`clients/web/tests/data-protection.mjs`):
 /// the tablet replaces an erased record's copy by itself and puts its unsent work back; a
-/// deleted record leaves the tablet following it and the phone coming back online.
+/// deleted record leaves the tablet following it and the phone coming back online; a draft
+/// discarded offline leaves the server and the author's other device once back online.
 #[tokio::test]
 async fn erased_and_deleted_records_leave_the_browsers_copies() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -103,6 +104,10 @@ async fn erased_and_deleted_records_leave_the_browsers_copies() {
     let audit = app.fieldbook(&["audit", "--record", url.trim()]);
     assert!(audit.contains("record-erased") && audit.contains("record-deleted"), "{audit}");
     assert!(!app.db.stores("Zyxwell").await, "the server keeps the surname nowhere");
+    let url = stdout.lines().find_map(|l| l.strip_prefix("DISCARDED_URL=")).expect("the browser test names the draft");
+    let audit = app.fieldbook(&["audit", "--record", url.trim()]);
+    assert!(audit.contains("draft discarded by its author") && audit.contains("\"sam\""), "{audit}");
+    assert!(!app.db.stores("Qvoxdraft").await, "nothing of the discarded draft is kept");
 }
 
 /// Encryption at rest (`clients/web/tests/encryption.mjs`): what the app keeps in IndexedDB is

@@ -175,13 +175,15 @@ pub enum PlanCommand {
         #[command(subcommand)]
         command: GoalCommand,
     },
-    /// Agree the plan (supervisor) or close it (locks it).
+    /// Agree the plan (supervisor), reopen it for review (`draft`) or close it (locks it).
     Status {
         url: String,
         /// draft, agreed or closed.
         #[arg(long)]
         status: String,
     },
+    /// Agree the plan its supervisor agreed (its owner).
+    Agree { url: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -444,9 +446,32 @@ pub async fn plan(store: &Store, user: Option<&str>, command: PlanCommand) -> an
             create(store, value).await
         }
         PlanCommand::Status { url, status } => {
+            let agreed_by = if status == "agreed" { Some(require_user(user)?.to_owned()) } else { None };
             edit(store, &url, |current, tx| {
                 expect_type(current, "development-plan")?;
-                Ok(json::set_path(tx, "status", &json!(status))?)
+                json::set_path(tx, "status", &json!(status))?;
+                if let Some(by) = agreed_by {
+                    // Agreed afresh: the owner agrees again.
+                    json::set_path(tx, "agreement", &json!({"at": dates::now(), "by": by}))?;
+                } else if status == "draft" && !current["agreement"].is_null() {
+                    // Reopened for review: nobody's agreement stands.
+                    tx.delete(automerge::ROOT, "agreement")?;
+                }
+                Ok(())
+            })
+            .await
+        }
+        PlanCommand::Agree { url } => {
+            let user = require_user(user)?.to_owned();
+            edit(store, &url, |current, tx| {
+                expect_type(current, "development-plan")?;
+                if current["ownerId"] != user.as_str() {
+                    bail!("only the plan's owner, {}, agrees it here; its supervisor agrees with `plan status --status agreed`", current["ownerId"]);
+                }
+                if current["status"] != "agreed" || current["agreement"].is_null() {
+                    bail!("the plan is not agreed by its supervisor yet");
+                }
+                Ok(json::put_in_map(tx, "agreement", "owner", &json!({"at": dates::now(), "by": user}))?)
             })
             .await
         }

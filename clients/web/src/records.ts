@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { AutomergeUrl, DocHandle, Repo } from "@automerge/automerge-repo/slim";
 import { api } from "./api";
 import { addRejection } from "./notices";
+import { discardDraft, isDiscarding, sendDiscards } from "./discard";
 import { removeDeletedCopy, replaceErasedCopy, wasRemoved } from "./removed";
 import { markChangedHere, storedOnServer, trackSave } from "./sync-state";
 import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc, type Resource, relatedComponents } from "./types";
@@ -95,7 +96,8 @@ export class RecordStore {
   open(url: string): Promise<DocHandle<RecordDoc> | undefined> {
     const known = this.handles.get(url);
     if (known) return Promise.resolve(known);
-    if (wasRemoved(url.replace(/^automerge:/, ""))) {
+    const documentId = url.replace(/^automerge:/, "");
+    if (wasRemoved(documentId) || isDiscarding(documentId)) {
       this.unavailable.add(url);
       return Promise.resolve(undefined);
     }
@@ -149,21 +151,51 @@ export class RecordStore {
   /** The server deleted the record: it leaves this device's lists, and its copy goes. */
   private removeDeleted(handle: DocHandle<RecordDoc>): void {
     const doc = handle.isReady() ? handle.doc() : undefined;
-    const what =
-      doc?.type === "observation"
-        ? `An observation of ${this.personName(doc.practitionerId)}`
-        : doc?.type === "development-plan"
-          ? `The development plan of ${this.personName(doc.ownerId)}`
-          : doc?.type === "group-session"
-            ? `A group session run by ${this.personName(doc.facilitatorId)}`
-            : doc?.type === "practice-theme"
-              ? `A practice theme raised by ${this.personName(doc.raisedBy)}`
-              : "A record";
+    const discarded = this.isMyDraft(doc);
+    this.forget(handle);
+    removeDeletedCopy(handle.documentId, this.describe(doc), { discarded });
+    this.notify();
+  }
+
+  /** Whether this is a draft of the user's, which they alone see and may discard. */
+  isMyDraft(doc: RecordDoc | undefined): boolean {
+    return (
+      (doc?.type === "observation" && doc.status === "draft" && doc.observerId === this.meId) ||
+      (doc?.type === "group-session" && doc.status === "draft" && doc.facilitatorId === this.meId)
+    );
+  }
+
+  /** Discards a draft of the user's: it leaves this device now, and the server and the user's
+   *  other devices when this one is next online (see discard.ts). */
+  discard(handle: DocHandle<RecordDoc>): void {
+    const doc = handle.doc();
+    if (!this.isMyDraft(doc)) return;
+    this.forget(handle);
+    discardDraft(handle.documentId, this.describe(doc));
+    this.notify();
+  }
+
+  private forget(handle: DocHandle<RecordDoc>): void {
     this.index.entries = this.index.entries.filter((e) => e.url !== handle.url);
     this.persistIndex();
     this.handles.delete(handle.url);
-    removeDeletedCopy(handle.documentId, what);
-    this.notify();
+  }
+
+  /** The record in a few words, for messages about it once it is gone. */
+  private describe(doc: RecordDoc | undefined): string {
+    const mine = this.isMyDraft(doc);
+    switch (doc?.type) {
+      case "observation":
+        return mine ? `Your draft observation of ${this.personName(doc.practitionerId)}` : `An observation of ${this.personName(doc.practitionerId)}`;
+      case "group-session":
+        return mine ? "Your draft group session" : `A group session run by ${this.personName(doc.facilitatorId)}`;
+      case "development-plan":
+        return `The development plan of ${this.personName(doc.ownerId)}`;
+      case "practice-theme":
+        return `A practice theme raised by ${this.personName(doc.raisedBy)}`;
+      default:
+        return "A record";
+    }
   }
 
   /** Both parties signed off before either saw the other's signature, so neither set the
@@ -201,6 +233,7 @@ export class RecordStore {
    *  changed): on PostgreSQL, commits can become visible out of their number order, so a record
    *  numbered just below the cursor may appear after it was passed. */
   async poll(): Promise<void> {
+    await sendDiscards();
     let cursor = Math.max(0, this.index.cursor - REREAD);
     let restart = false;
     const seen = new Map<string, IndexEntry>();
@@ -216,7 +249,7 @@ export class RecordStore {
       }
       if (cursor === 0) restart = true;
       this.index.accessVersion = page.accessVersion;
-      for (const record of page.records) seen.set(record.url, record);
+      for (const record of page.records) if (!isDiscarding(record.url.replace(/^automerge:/, ""))) seen.set(record.url, record);
       cursor = page.cursor;
       if (!page.more) break;
     }

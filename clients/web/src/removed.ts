@@ -8,7 +8,7 @@ import type { DocHandle, UrlHeads } from "@automerge/automerge-repo/slim";
 import { SealedJson } from "./sealed-local";
 import { dropLocalCopy } from "./server-copy";
 import { confirmedHeadsOf, forgetServerState } from "./sync-state";
-import { readJson as read } from "./local";
+import { readJson as read, useJson, writeJson as write } from "./local";
 
 /** Unsent work by document id: it may hold narrative, so it is kept sealed. */
 const setAsideWork = new SealedJson<Record<string, SetAside>>("fb.setAside", {});
@@ -27,13 +27,8 @@ export interface Removed {
   at: string;
   /** The user dismissed the message; the record stays listed so it is never asked for again. */
   dismissed?: boolean;
-}
-
-const listeners = new Set<() => void>();
-
-function write(key: string, value: unknown): void {
-  localStorage.setItem(key, JSON.stringify(value));
-  for (const listener of [...listeners]) listener();
+  /** Its author discarded the draft (on this device or another of theirs). */
+  discarded?: boolean;
 }
 
 /** The top-level fields of the handle's document that differ from the state the server last
@@ -74,12 +69,17 @@ export async function replaceErasedCopy(handle: DocHandle<unknown>): Promise<voi
   dropLocalCopy(handle.documentId);
 }
 
-/** The server deleted the record: this device's copy, and anything kept from it, goes too. */
-export function removeDeletedCopy(documentId: string, what: string): void {
+/** Notes that the record is gone for good, so it is never asked for again. */
+export function rememberRemoved(documentId: string, what: string, how: Pick<Removed, "discarded" | "dismissed"> = {}): void {
   const removed = read<Removed[]>(REMOVED_KEY, []);
   if (!removed.some((r) => r.documentId === documentId)) {
-    write(REMOVED_KEY, [...removed, { documentId, what, at: new Date().toISOString() }]);
+    write(REMOVED_KEY, [...removed, { documentId, what, at: new Date().toISOString(), ...how }]);
   }
+}
+
+/** The server deleted the record: this device's copy, and anything kept from it, goes too. */
+export function removeDeletedCopy(documentId: string, what: string, how: Pick<Removed, "discarded"> = {}): void {
+  rememberRemoved(documentId, what, how);
   dropSetAside(documentId);
   forgetServerState(documentId);
   dropLocalCopy(documentId);
@@ -106,18 +106,6 @@ export function dismissRemoved(documentId: string): void {
   );
 }
 
-function useStored<T>(get: () => T, deps: unknown[]): T {
-  const [value, setValue] = useState(get);
-  useEffect(() => {
-    const update = () => setValue(get());
-    update();
-    listeners.add(update);
-    return () => listeners.delete(update);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, deps);
-  return value;
-}
-
 export function useSetAside(documentId: string): SetAside | undefined {
   const [value, setValue] = useState(() => setAsideWork.get()[documentId]);
   useEffect(() => {
@@ -130,5 +118,5 @@ export function useSetAside(documentId: string): SetAside | undefined {
 
 /** Removed records whose message the user has not dismissed. */
 export function useRemoved(): Removed[] {
-  return useStored(() => read<Removed[]>(REMOVED_KEY, []).filter((r) => !r.dismissed), []);
+  return useJson<Removed[]>(REMOVED_KEY, []).filter((r) => !r.dismissed);
 }

@@ -1,7 +1,7 @@
 // Whose turn it is on a record, in the words every list and record screen uses, and what is
 // new to this user since they last opened it (kept on this device only).
 import { readJson } from "./local";
-import { isLocked, type Observation, type PracticeTheme } from "./types";
+import { type DevelopmentPlan, isLocked, type Observation, type PracticeTheme } from "./types";
 
 /** "Draft", "Awaiting Pat Reid's reflection", "Awaiting your sign-off", "Signed by both". */
 export function observationTurn(doc: Observation, meId: string, personName: (id: string) => string): string {
@@ -13,6 +13,16 @@ export function observationTurn(doc: Observation, meId: string, personName: (id:
     return `Awaiting ${whose(doc.practitionerId)} ${reflected ? "sign-off" : "reflection"}`;
   }
   return `Awaiting ${whose(doc.observerId)} sign-off`;
+}
+
+/** "Draft", "Awaiting Pat Reid's agreement", "Awaiting your agreement", "Agreed by both", "Closed". */
+export function planTurn(doc: DevelopmentPlan, meId: string, personName: (id: string) => string): string {
+  if (doc.status === "closed") return "Closed";
+  if (doc.status === "draft") return "Draft";
+  // Agreed before owners agreed too: the supervisor's word stands.
+  if (!doc.agreement) return "Agreed";
+  if (doc.agreement.owner) return "Agreed by both";
+  return `Awaiting ${doc.ownerId === meId ? "your" : `${personName(doc.ownerId)}'s`} agreement`;
 }
 
 /** Whether the turn text means this user has something to do. */

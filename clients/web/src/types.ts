@@ -70,6 +70,9 @@ export interface DevelopmentPlan {
   goals: Goal[];
   reviews?: { at: string; by: string; note: string }[];
   status: "draft" | "agreed" | "closed";
+  /** The supervisor's agreement (replaced each time they agree, removed when they reopen the
+   *  plan), with the owner's inside it. */
+  agreement?: { at: string; by: string; owner?: { at: string; by: string } };
 }
 
 export type SessionKind = "group-supervision" | "team-development" | "practice-discussion";

@@ -12,7 +12,9 @@
 // copy by itself, keeps the unsent purpose aside and puts it back on request, and nothing in
 // its IndexedDB holds the surname in any version. The practitioner downloads a copy of their
 // records on the phone, offline. Then the admin deletes the record: the tablet (following it)
-// and the phone (coming back online) remove their copies and say so.
+// and the phone (coming back online) remove their copies and say so. Last, the supervisor
+// discards a draft on the tablet while offline: back online, it leaves the server and the
+// supervisor's phone, which was following it.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as Automerge from "@automerge/automerge";
@@ -25,6 +27,7 @@ const PRACTITIONER = { id: env("PRACTITIONER_ID"), password: env("PRACTITIONER_P
 const ADMIN_TOKEN = env("ADMIN_TOKEN");
 const LONG = { timeout: 60_000 };
 const SURNAME = "Zyxwell";
+const DRAFT_MARK = "Qvoxdraft";
 
 const log = (...args) => console.error("[data-protection]", ...args);
 
@@ -189,6 +192,39 @@ try {
   await holdsNothing(p, documentId, "the phone");
   log("both devices removed the deleted record");
   console.log(`DELETED_URL=automerge:${documentId}`);
+
+  // A draft the supervisor discards on the tablet while offline goes from the server, and
+  // from their phone, which was following it.
+  await t.getByRole("button", { name: "New observation" }).click();
+  await t.getByLabel("Practitioner observed").selectOption({ label: "Pat Reid" });
+  await t.getByRole("button", { name: "Start observation" }).click();
+  await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  const draftId = decodeURIComponent(new URL(t.url()).hash.replace("#/observations/", ""));
+  await t.getByLabel("Notes", { exact: true }).fill(`Started by mistake: ${DRAFT_MARK}`);
+  await t.getByText("Stored on the server").first().waitFor(LONG);
+  const samsPhone = await newPage(browser, { width: 390, height: 844 });
+  const s = samsPhone.page;
+  await signIn(s, SUPERVISOR);
+  await s.goto(`${BASE}/#/observations/${draftId}`);
+  await s.getByText(`Started by mistake: ${DRAFT_MARK}`).or(s.getByLabel("Notes", { exact: true })).first().waitFor(LONG);
+  await s.getByText("Stored on the server").first().waitFor(LONG);
+  await tablet.context.setOffline(true);
+  await t.getByRole("button", { name: "Discard draft" }).click();
+  await t.getByText("It is deleted from this device, from your other devices and from the server").waitFor(LONG);
+  await t.getByRole("button", { name: "Discard now" }).click();
+  await unlock(t); // the app restarts to drop its copy
+  await t.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
+  assert.equal(await t.getByRole("link", { name: /Observation of/ }).count(), 0, "the tablet lists no draft");
+  await holdsNothing(t, draftId, "the tablet");
+  assert.equal(await t.getByText("was discarded").count(), 0, "the tablet that discarded it says nothing more");
+  await tablet.context.setOffline(false);
+  await unlock(s); // the phone restarts to drop its copy
+  await s.getByText("Your draft observation of Pat Reid was discarded").waitFor(LONG);
+  await holdsNothing(s, draftId, "the supervisor's phone");
+  await s.goto(`${BASE}/#/observations/${draftId}`);
+  await s.getByRole("heading", { name: "Record not available" }).waitFor(LONG);
+  log("a draft discarded offline left the server and the other device");
+  console.log(`DISCARDED_URL=automerge:${draftId}`);
 } catch (e) {
   failed = true;
   console.error(e);

@@ -224,6 +224,8 @@ try {
   await sup.page.getByText(/Last review: .* Reopened for review/).waitFor(LONG);
   await sup.page.getByRole("button", { name: "Agree plan" }).click();
   await sup.page.getByRole("button", { name: "Agree the plan now" }).click();
+  await sup.page.getByText("Awaiting Pat Reid's agreement").first().waitFor(LONG);
+  await sup.page.getByText(/^Agreed by you on .*\.$/).waitFor(LONG);
   await sup.page.getByText("Stored on the server").first().waitFor(LONG);
   await sup.page.goto(`${BASE}/#/`);
   await sup.page.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
@@ -238,6 +240,19 @@ try {
   const documentId = decodeURIComponent(new URL(sup.page.url()).hash.replace("#/observations/", ""));
   const observationUrl = `automerge:${documentId}`;
   const p = sup.page;
+  // A jump list with progress heads the long form: Share is a few key presses away.
+  await p.getByText("0 of 5 parts filled in").waitFor(LONG);
+  await p.getByRole("button", { name: "Context — to do" }).waitFor(LONG);
+  await p.getByRole("heading", { name: /Observation of/ }).focus();
+  let presses = 0;
+  while ((await p.evaluate(() => document.activeElement?.textContent)) !== "Sharing and sign-off") {
+    await p.keyboard.press("Tab");
+    assert.ok(++presses <= 12, "the jump list comes before the form");
+  }
+  await p.keyboard.press("Enter");
+  await p.keyboard.press("Tab");
+  assert.equal(await p.evaluate(() => document.activeElement?.textContent), "Share with practitioner");
+  log(`Share reached in ${presses + 2} key presses`);
   await p.getByLabel("Date and time observed").fill("2026-05-04T10:30");
   await p.getByLabel("Setting").selectOption("home-visit");
   await p.getByLabel("Who was present").fill("mother, two children under 5");
@@ -269,6 +284,8 @@ try {
   await p.getByLabel("Action 1", { exact: true }).fill("Try a closing summary on the next three visits");
   await p.getByLabel("Plan goal for action 1 (optional)").selectOption({ label: "Use play-based direct work with younger children" });
   await p.getByText("Saved on this device only").first().waitFor(LONG);
+  await p.getByText("5 of 5 parts filled in").waitFor(LONG);
+  await p.getByRole("button", { name: "Consent — done" }).waitFor(LONG);
   await screen(p, "observation-form");
   await p.getByRole("button", { name: "Share with practitioner" }).click();
   await p.getByText("Pat Reid can then read it and add their reflection. It cannot go back to being a draft.").waitFor(LONG);
@@ -456,8 +473,16 @@ try {
   assert.equal(await signedRow.getByText("New feedback").count(), 0, "opening the record marks its feedback seen");
 
   // The practitioner's plan shows the goal and the observation that evidences it.
+  await q.getByText("Awaiting your agreement").first().waitFor(LONG);
   await q.getByRole("link", { name: /Development plan/ }).first().click();
   await q.getByRole("heading", { name: "Your development plan" }).waitFor(LONG);
+  // The practitioner agrees the plan too.
+  await q.getByRole("button", { name: "Agree plan" }).click();
+  await q.getByText("You and Sam Okafor both agree the goals as they stand.").waitFor(LONG);
+  await q.getByRole("button", { name: "Agree the plan now" }).click();
+  await q.getByText("Agreed by both").first().waitFor(LONG);
+  await q.getByText(/^Agreed by Sam Okafor on .* and by you on .*\.$/).waitFor(LONG);
+  assert.equal(await q.getByRole("button", { name: "Agree plan" }).count(), 0, "agreed once");
   await q.getByRole("link", { name: /Observation by/ }).first().waitFor(LONG);
   await q.getByLabel("Goal 1: status").selectOption("in-progress");
   await q.getByText("Stored on the server").first().waitFor(LONG);

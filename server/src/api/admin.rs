@@ -53,7 +53,7 @@ impl FromRequestParts<AppState> for Admin {
 
 impl Admin {
     fn operator(&self) -> Operator<'_> {
-        Operator::Admin { user_id: &self.0.user.id, device_id: self.0.device.as_deref() }
+        Operator::Person { user_id: &self.0.user.id, device_id: self.0.device.as_deref() }
     }
 }
 
@@ -277,7 +277,7 @@ async fn delete_record(
     if reason.is_empty() {
         return Err(AppError::BadRequest("give a reason: it is kept in the audit trail and the ledger".into()));
     }
-    match crate::retention::delete(&state.db, admin.operator(), document, reason).await? {
+    match crate::retention::delete(&state.db, admin.operator(), document, reason, None).await? {
         DeleteOutcome::Deleted(_) => {
             state.hub.removed(document).await;
             Ok(Json(json!({ "url": document.url(), "deleted": true })))
@@ -286,6 +286,7 @@ async fn delete_record(
             Err(AppError::Conflict(format!("{} is kept under legal holds {holds:?}", document.url())))
         }
         DeleteOutcome::NotFound => Err(AppError::NotFound(format!("no record {}", document.url()))),
+        DeleteOutcome::NotDiscardable(refusal) => Err(AppError::Conflict(refusal.to_string())),
     }
 }
 

@@ -1,24 +1,27 @@
 //! `GET /v1/records`: the records a user may see, so their devices discover new ones (a
-//! newly shared observation, say) without being told document ids.
+//! newly shared observation, say) without being told document ids. `DELETE
+//! /v1/records/{id}`: an author discards their draft.
 
-use axum::extract::{Query, State};
-use axum::routing::get;
+use axum::extract::{Path, Query, State};
+use axum::routing::{delete, get};
 use axum::{Json, Router};
-use fieldbook_sync_core::access::Role;
+use fieldbook_sync_core::DocumentId;
+use fieldbook_sync_core::access::{DiscardRefusal, Role};
 use fieldbook_sync_core::records::dates;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::Authenticated;
 use crate::error::AppError;
+use crate::org::Operator;
 use crate::state::AppState;
-use crate::storage::AuditEvent;
+use crate::storage::{AuditEvent, DeleteOutcome};
 
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 5000;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/records", get(record_index))
+    Router::new().route("/v1/records", get(record_index)).route("/v1/records/{id}", delete(discard_draft))
 }
 
 #[derive(Deserialize)]
@@ -95,4 +98,36 @@ async fn record_index(
         .detail(json!({ "after": query.after, "records": records.len() }));
     state.audit.record(event).await;
     Ok(Json(IndexResponse { records, cursor: page.cursor, more: page.more, access_version }))
+}
+
+/// Discards a draft: only its author, only while it is a draft (checked as it is deleted, so
+/// a share that commits first keeps it). It is deleted as any deleted record is: ledgered so
+/// no device can bring it back, audited, and devices following it told to remove their copies.
+async fn discard_draft(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let document = DocumentId::parse_url_or_id(&id).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let no_draft = || AppError::NotFound(format!("you have no draft {} to discard", document.url()));
+    if !auth.user.role.works_with_records() {
+        return Err(no_draft());
+    }
+    let operator = Operator::Person { user_id: &auth.user.id, device_id: auth.device.as_deref() };
+    let outcome =
+        crate::retention::delete(&state.db, operator, document, "draft discarded by its author", Some(&auth.user.id))
+            .await?;
+    match outcome {
+        DeleteOutcome::Deleted(_) => {
+            state.hub.removed(document).await;
+            Ok(Json(json!({ "url": document.url(), "discarded": true })))
+        }
+        // Someone else's draft is not theirs to know of.
+        DeleteOutcome::NotFound | DeleteOutcome::NotDiscardable(DiscardRefusal::NotAuthor) => Err(no_draft()),
+        DeleteOutcome::NotDiscardable(refusal) => Err(AppError::Conflict(refusal.to_string())),
+        // Which holds, and on whom, is not for the author to learn.
+        DeleteOutcome::Held(_) => {
+            Err(AppError::Conflict("this draft is kept by your organisation for now, so it cannot be discarded".into()))
+        }
+    }
 }

@@ -177,7 +177,7 @@ pub(crate) async fn delete_record(record: &str, reason: &str, database: &Databas
     anyhow::ensure!(!reason.trim().is_empty(), "give a reason: it is kept in the audit trail and the ledger");
     let document = DocumentId::parse_url_or_id(record)?;
     let db = Database::connect(&database.database_url).await?;
-    let outcome = super::delete(&db, Operator::CommandLine, document, reason.trim()).await;
+    let outcome = super::delete(&db, Operator::CommandLine, document, reason.trim(), None).await;
     db.close().await;
     let outcome = outcome?;
     anyhow::ensure!(outcome != DeleteOutcome::NotFound, "no record {} (or it was deleted already)", document.url());
@@ -198,7 +198,7 @@ pub(crate) async fn consent_withdrawn(delete: Option<&str>, database: &DatabaseA
             let mut line = serde_json::to_value(&record)?;
             if let Some(reason) = delete {
                 let document = DocumentId::parse_url_or_id(&record.record)?;
-                let outcome = super::delete(&db, Operator::CommandLine, document, reason).await?;
+                let outcome = super::delete(&db, Operator::CommandLine, document, reason, None).await?;
                 line["outcome"] = json!(describe(document, &outcome));
             }
             println!("{line}");
@@ -215,5 +215,6 @@ fn describe(document: DocumentId, outcome: &DeleteOutcome) -> String {
         DeleteOutcome::Deleted(_) => format!("deleted {}", document.url()),
         DeleteOutcome::Held(holds) => format!("kept {}: legal holds {holds:?} cover it", document.url()),
         DeleteOutcome::NotFound => format!("{} was deleted already", document.url()),
+        DeleteOutcome::NotDiscardable(refusal) => format!("kept {}: {refusal}", document.url()),
     }
 }

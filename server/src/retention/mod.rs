@@ -175,6 +175,7 @@ pub async fn run(db: &Database, operator: Operator<'_>, dry_run: bool) -> Result
                 deleted_by: &operator.name(),
                 audit: operator.event("record-deleted", detail),
                 despite_holds: false,
+                only_draft_of: None,
             };
             match db.delete_record(deletion).await {
                 Ok(DeleteOutcome::Deleted(_)) => {}
@@ -184,7 +185,8 @@ pub async fn run(db: &Database, operator: Operator<'_>, dry_run: bool) -> Result
                     report.held.push(record);
                     continue;
                 }
-                Ok(DeleteOutcome::NotFound) => continue,
+                // Gone meanwhile (a discard is not asked for here).
+                Ok(DeleteOutcome::NotFound | DeleteOutcome::NotDiscardable(_)) => continue,
                 // The others still go, and the run is still audited; this one is tried again
                 // at the next run.
                 Err(e) => {
@@ -209,12 +211,14 @@ pub async fn run(db: &Database, operator: Operator<'_>, dry_run: bool) -> Result
     Ok(report)
 }
 
-/// Deletes one record by hand, unless a legal hold covers it.
+/// Deletes one record by hand, unless a legal hold covers it; with `only_draft_of`, a
+/// discard: only while the record is a draft by that user.
 pub async fn delete(
     db: &Database,
     operator: Operator<'_>,
     document: DocumentId,
     reason: &str,
+    only_draft_of: Option<&str>,
 ) -> Result<DeleteOutcome, StorageError> {
     let deletion = Deletion {
         document,
@@ -222,6 +226,7 @@ pub async fn delete(
         deleted_by: &operator.name(),
         audit: operator.event("record-deleted", json!({ "reason": reason })),
         despite_holds: false,
+        only_draft_of,
     };
     let outcome = db.delete_record(deletion).await?;
     if matches!(outcome, DeleteOutcome::Deleted(_)) {

@@ -10,7 +10,7 @@ use fieldbook_sync_core::DocumentId;
 use serde_json::json;
 use sqlx::Row;
 
-use fieldbook_sync_core::access::RecordFacts;
+use fieldbook_sync_core::access::{DiscardRefusal, RecordFacts};
 use fieldbook_sync_core::records::RecordKind;
 
 use super::erasure::{LedgerEntry, LedgerKind, insert_ledger};
@@ -29,6 +29,9 @@ pub struct Deletion<'a> {
     /// Delete even under a legal hold: only to re-apply, after a restore, a deletion made
     /// when no hold covered the record.
     pub despite_holds: bool,
+    /// A discard: delete only if the record is still a draft by this user (checked in the
+    /// deleting transaction, so a share committed meanwhile keeps it).
+    pub only_draft_of: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum DeleteOutcome {
     Held(Vec<i64>),
     /// No such record (or it was deleted already).
     NotFound,
+    /// Kept: it is not a draft of the user discarding it.
+    NotDiscardable(DiscardRefusal),
 }
 
 impl Database {
@@ -85,6 +90,14 @@ impl Database {
         if !stored || deleted_already {
             tx.rollback().await?;
             return Ok(DeleteOutcome::NotFound);
+        }
+        if let Some(user) = deletion.only_draft_of {
+            // Without its facts nobody can tell whose draft it is.
+            let refusal = facts.as_ref().map_or(Err(DiscardRefusal::NotAuthor), |f| f.facts().discard_by(user));
+            if let Err(refusal) = refusal {
+                tx.rollback().await?;
+                return Ok(DeleteOutcome::NotDiscardable(refusal));
+            }
         }
         let holds = sqlx::query(
             "SELECT id FROM legal_holds WHERE released_at IS NULL AND (document_id = $1 OR user_id IN (

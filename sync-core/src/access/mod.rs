@@ -181,6 +181,27 @@ pub struct RecordFacts {
     pub to: String,
 }
 
+/// Why a record may not be discarded (see [`RecordFacts::discard_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardRefusal {
+    /// Only its author may discard a draft (nobody else sees one).
+    NotAuthor,
+    /// It was shared, or is not a kind of record that has drafts.
+    NotDraft,
+}
+
+impl fmt::Display for DiscardRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DiscardRefusal::NotAuthor => "only the person who wrote a draft may discard it",
+            DiscardRefusal::NotDraft => {
+                "only a draft may be discarded: this record was shared, so it is kept (retention, or an admin \
+                 with a reason, deletes it)"
+            }
+        })
+    }
+}
+
 impl RecordFacts {
     pub fn of(record: &Record) -> Self {
         match record {
@@ -315,6 +336,19 @@ impl RecordFacts {
             locked: status == "closed",
             from: day.clone(),
             to: day,
+        }
+    }
+
+    /// Whether `user_id` may discard the record: only a draft (an observation or group
+    /// session nobody else has seen), only by its author. Anything shared is part of the
+    /// record: retention, or an admin with a reason, deletes it.
+    pub fn discard_by(&self, user_id: &str) -> Result<(), DiscardRefusal> {
+        if self.author_id != user_id {
+            Err(DiscardRefusal::NotAuthor)
+        } else if !self.draft {
+            Err(DiscardRefusal::NotDraft)
+        } else {
+            Ok(())
         }
     }
 

@@ -55,6 +55,18 @@ fn need_to_know_reads() {
     assert_eq!(viewer("eve", Role::Practitioner, &[]).party(&shared, today), Party::None);
 }
 
+#[test]
+fn only_the_author_discards_only_a_draft() {
+    assert_eq!(facts("draft").discard_by("sam"), Ok(()));
+    assert_eq!(facts("draft").discard_by("pat"), Err(DiscardRefusal::NotAuthor));
+    assert_eq!(facts("shared").discard_by("sam"), Err(DiscardRefusal::NotDraft));
+    let session = RecordFacts::group_session("sam", vec!["pat".into()], "draft", None);
+    assert_eq!(session.discard_by("sam"), Ok(()));
+    assert_eq!(session.discard_by("pat"), Err(DiscardRefusal::NotAuthor));
+    let plan = RecordFacts::plan("sam", "pat", "draft", None, None);
+    assert_eq!(plan.discard_by("sam"), Err(DiscardRefusal::NotDraft), "the owner sees a plan from the start");
+}
+
 fn doc(value: &Value) -> Automerge {
     let mut doc = Automerge::new();
     let mut tx = doc.transaction();
@@ -274,6 +286,62 @@ fn an_agreed_plan_is_settled_until_reopened_for_review() {
     // Reopened for review, in the same message or before, the goals can change again.
     let reopened = [("status", json!("draft")), ("goals.0.title", json!("Other"))];
     assert!(check(Party::PlanSupervisor, &agreed, &edit_in(&agreed, &reopened)).is_ok());
+}
+
+#[test]
+fn the_supervisor_agrees_a_plan_and_then_its_owner() {
+    let draft = doc(&json!({
+        "type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
+        "framework": "kss-cf-2018", "status": "draft", "goals": [],
+    }));
+    let edit_in = |base: &Automerge, edits: &[(&str, Value)]| {
+        edit(base, |tx| {
+            for (path, value) in edits {
+                json::set_path(tx, path, value).unwrap();
+            }
+        })
+    };
+    let signed = |by: &str| json!({"at": "2026-11-26T10:00:00Z", "by": by});
+    let supervisor_agrees = [("status", json!("agreed")), ("agreement", signed("sam"))];
+    let owner_agrees = [("agreement.owner", signed("pat"))];
+
+    // The owner cannot agree a draft, however they put it.
+    assert!(
+        check(Party::PlanOwner, &draft, &edit_in(&draft, &[("agreement", json!({"owner": signed("pat")}))])).is_err()
+    );
+    let agreed = edit_in(&draft, &supervisor_agrees);
+    assert!(check(Party::PlanSupervisor, &draft, &agreed).is_ok());
+    assert_eq!(
+        check(Party::PlanSupervisor, &agreed, &edit_in(&agreed, &owner_agrees)).unwrap_err(),
+        "the plan supervisor may not change agreement.owner",
+        "nobody agrees for the owner"
+    );
+    let both = edit_in(&agreed, &owner_agrees);
+    assert!(check(Party::PlanOwner, &agreed, &both).is_ok());
+    let as_someone_else = edit_in(&agreed, &[("agreement.owner", signed("sam"))]);
+    assert!(check(Party::PlanOwner, &agreed, &as_someone_else).unwrap_err().contains("must be by \"pat\""));
+
+    // Reopening for review removes the agreement whole; a draft keeping one is refused.
+    let reopen = |base: &Automerge| {
+        edit(base, |tx| {
+            json::set_path(tx, "status", &json!("draft")).unwrap();
+            tx.delete(automerge::ROOT, "agreement").unwrap();
+        })
+    };
+    let reopened = reopen(&both);
+    assert!(check(Party::PlanSupervisor, &both, &reopened).is_ok());
+    let kept = edit_in(&both, &[("status", json!("draft"))]);
+    assert!(check(Party::PlanSupervisor, &both, &kept).unwrap_err().contains("a draft plan is not agreed"));
+    // A closed plan is not agreed anew by its owner.
+    let closed = edit_in(&agreed, &[("status", json!("closed"))]);
+    assert!(check(Party::PlanOwner, &closed, &edit_in(&closed, &owner_agrees)).unwrap_err().contains("closed"));
+    // The owner agreed offline while the supervisor reopened the plan: their agreement went
+    // with the agreement it was given to, and the plan reads as a draft.
+    let reopened_meanwhile = reopen(&agreed);
+    let mut merged = reopened_meanwhile.clone();
+    merged.merge(&mut both.clone()).unwrap();
+    assert!(check(Party::PlanOwner, &reopened_meanwhile, &merged).is_ok());
+    assert_eq!(json::to_json(&merged).get("agreement"), None);
 }
 
 #[test]

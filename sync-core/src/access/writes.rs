@@ -54,6 +54,7 @@ const PLAN_FIELDS: &[&str] = &[
     "goals",
     "reviews",
     "status",
+    "agreement",
 ];
 const GROUP_SESSION_FIELDS: &[&str] = &[
     "type",
@@ -140,6 +141,9 @@ fn writable(party: Party) -> &'static [&'static str] {
             "goals/*/evidence",
             "goals/*/reflection",
             "goals/*/resources",
+            // Inside the supervisor's agreement: a draft has none (it is invalid), and a
+            // closed plan takes no change.
+            "agreement/owner",
         ],
         Party::PlanSupervisor => PLAN_SUPERVISOR,
         // Everything but the participants' reflections.
@@ -499,6 +503,11 @@ const PLAN_SUPERVISOR: &[&str] = &[
     "goals/*/resources",
     "reviews",
     "status",
+    // The agreement whole (put afresh each time, so the owner agrees again), and its own
+    // signature inside; not the owner's.
+    "agreement!",
+    "agreement/at",
+    "agreement/by",
 ];
 
 /// What an agreed plan settles: its shape and the wording of its goals. Progress (goal status,

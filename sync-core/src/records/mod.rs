@@ -20,7 +20,7 @@ use crate::frameworks::FrameworkCatalog;
 pub use field_path::{FieldPath, SCHEMA_NAMES, schema_name};
 pub use group_session::{GroupSession, SessionAction};
 pub use observation::{Action, Consent, Observation, Side, SignOff, Signature};
-pub use plan::{DevelopmentPlan, GapRating, Goal, Period, Review};
+pub use plan::{Agreement, DevelopmentPlan, GapRating, Goal, Period, Review};
 pub use practice_theme::{PracticeTheme, Response};
 
 pub const OBSERVATION: &str = "observation";
@@ -217,6 +217,19 @@ pub(crate) mod check {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// A signature (`{at, by}`) must be dated and by the one person it stands for.
+    pub fn signature(at: &FieldPath, signed: &super::Signature, expected: &str, what: &str) -> Result<(), RecordError> {
+        timestamp(&at.key("at"), Some(&signed.at))?;
+        if signed.by != expected {
+            return Err(RecordError::new(
+                at.key("by"),
+                "signed-by",
+                format!("the {what} must be by {expected:?}, not {:?}", signed.by),
+            ));
+        }
+        Ok(())
     }
 
     pub fn date(at: &FieldPath, value: Option<&str>) -> Result<(), RecordError> {

@@ -213,16 +213,9 @@ impl Observation {
                 (Side::Observer, &sign_off.observer, &self.observer_id),
                 (Side::Practitioner, &sign_off.practitioner, &self.practitioner_id),
             ] {
-                if let Some(sig) = signature {
+                if let Some(signed) = signature {
                     let at = field("signOff").key(side.as_str());
-                    check::timestamp(&at.key("at"), Some(&sig.at))?;
-                    if &sig.by != expected {
-                        return Err(RecordError::new(
-                            at.key("by"),
-                            "signed-by",
-                            format!("the {side} sign-off must be by {expected:?}, not {:?}", sig.by),
-                        ));
-                    }
+                    check::signature(&at, signed, expected, &format!("{side} sign-off"))?;
                 }
             }
         }

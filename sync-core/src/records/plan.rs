@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::check;
+use super::observation::Signature;
 use super::{FieldPath, RecordError};
 use crate::document_id::DocumentId;
 use crate::frameworks::FrameworkCatalog;
@@ -31,6 +32,19 @@ pub struct DevelopmentPlan {
     #[serde(default)]
     pub reviews: Vec<Review>,
     pub status: String,
+    /// Set by the supervisor with `status: "agreed"`, replaced whole each time they agree
+    /// it and removed when they reopen it; the owner then agrees too, inside it.
+    #[serde(default)]
+    pub agreement: Option<Agreement>,
+}
+
+/// The supervisor's agreement to the plan as it stands, and the owner's to the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    #[serde(flatten)]
+    pub supervisor: Signature,
+    #[serde(default)]
+    pub owner: Option<Signature>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -149,6 +163,17 @@ impl DevelopmentPlan {
             check::not_blank(&at.key("by"), &review.by)?;
         }
         check::one_of(&field("status"), &self.status, STATUSES)?;
+        if let Some(agreement) = &self.agreement {
+            let at = field("agreement");
+            if self.status == "draft" {
+                let problem = "a draft plan is not agreed: remove the agreement when reopening the plan";
+                return Err(RecordError::new(at, "agreed-draft", problem));
+            }
+            check::signature(&at, &agreement.supervisor, &self.supervisor_id, "supervisor's agreement")?;
+            if let Some(owner) = &agreement.owner {
+                check::signature(&at.key("owner"), owner, &self.owner_id, "owner's agreement")?;
+            }
+        }
         Ok(())
     }
 }

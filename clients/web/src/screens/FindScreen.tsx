@@ -7,7 +7,7 @@ import { type Loaded, type RecordStore, useStore } from "../records";
 import { observationHref, planHref, progressHref } from "../router";
 import type { Me } from "../session";
 import { type DevelopmentPlan, type Observation, relatedComponents } from "../types";
-import { observationTurn } from "../turn";
+import { observationTurn, planTurn } from "../turn";
 import { SelectField, TextField } from "../ui/fields";
 
 const STATUSES = [
@@ -58,7 +58,7 @@ function describe(item: Loaded, store: RecordStore, me: Me): Found | null {
       title: `Development plan of ${name(p.ownerId)}`,
       personId: p.ownerId,
       status: p.status,
-      turn: p.status === "agreed" ? "Agreed" : p.status === "closed" ? "Closed" : "Draft",
+      turn: planTurn(p, me.id, name),
       at: p.period?.from,
       components: goals.flatMap((g) => g.components ?? []),
       text: goals.map((g) => plainText(g.title) ?? "").join(" "),

@@ -9,6 +9,7 @@ import type { GroupSession, Person, SessionKind } from "../types";
 import { FrameworkAndComponents, toggleIn } from "../ui/components-field";
 import { Section, SelectField, TextField, TextListField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
+import { DiscardDraft } from "../ui/discard-draft";
 import { Missing, useRecord } from "./ObservationScreen";
 
 export const SESSION_KINDS: { value: SessionKind; label: string }[] = [
@@ -225,6 +226,7 @@ export function GroupSessionScreen({ store, me, documentId }: { store: RecordSto
             </button>
           )}
           {doc.status === "draft" && doc.participantIds.length === 0 && <p class="hint">Choose the participants before sharing.</p>}
+          <DiscardDraft store={store} handle={handle} />
         </div>
       )}
     </article>

@@ -9,7 +9,7 @@ import { type Loaded, type RecordStore, useStore } from "../records";
 import { navigate, observationHref, planHref, progressHref, sessionHref } from "../router";
 import type { Me } from "../session";
 import type { DevelopmentPlan, GroupSession, Observation } from "../types";
-import { isMyTurn, newLabel, observationTurn, othersParts, unseen } from "../turn";
+import { isMyTurn, newLabel, observationTurn, othersParts, planTurn, unseen } from "../turn";
 import { SyncText } from "../ui/record-status";
 import { SESSION_KINDS, SESSION_STATUS, sessionTitle } from "./GroupSessionScreen";
 import { LeadersHome, leads } from "./LeadersHome";
@@ -76,7 +76,14 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
                       <span class="name">{person.name}</span>
                       <a href={progressHref(person.id)}>Progress of {person.name}</a>
                       {plan ? (
-                        <a href={planHref(plan.entry.url)}>Development plan of {person.name}</a>
+                        <>
+                          <a href={planHref(plan.entry.url)}>Development plan of {person.name}</a>
+                          {plan.doc && (
+                            <span class="meta">
+                              <TurnText turn={planTurn(plan.doc as DevelopmentPlan, me.id, (id) => store.personName(id))} />
+                            </span>
+                          )}
+                        </>
                       ) : (
                         <button type="button" class="secondary" onClick={() => newPlan(store, me, person.id)}>
                           Start a development plan for {person.name}
@@ -117,7 +124,10 @@ export function Home({ store, me }: { store: RecordStore; me: Me }) {
             <ul class="list">
               {myPlans.map((p) => (
                 <li key={p.entry.url} class="list-row">
-                  <a href={planHref(p.entry.url)}>Development plan ({STATUS_WORDS[(p.doc as DevelopmentPlan).status] ?? "Draft"})</a>
+                  <a href={planHref(p.entry.url)}>Development plan</a>
+                  <p class="meta">
+                    <TurnText turn={planTurn(p.doc as DevelopmentPlan, me.id, (id) => store.personName(id))} />
+                  </p>
                   <SyncText handle={p.handle as DocHandle<unknown>} />
                 </li>
               ))}

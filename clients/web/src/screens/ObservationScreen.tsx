@@ -15,8 +15,10 @@ import { CheckboxField, Section, SelectField, TextField, TextListField } from ".
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { NewSinceLastOpened } from "../ui/new-since";
 import { ConfirmButton } from "../ui/confirm-button";
+import { DiscardDraft } from "../ui/discard-draft";
 import { ShortField } from "../ui/short-field";
-import { sharingProblems } from "../checks";
+import { observationParts, sharingProblems } from "../checks";
+import { JumpList } from "../ui/jump-list";
 import { observationTurn, othersParts } from "../turn";
 
 const SETTINGS = [
@@ -205,6 +207,8 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
           putBack={(field, value) => change((d) => putBackField(d as never, field, value))}
         />
       </div>
+
+      <JumpList parts={observationParts(doc, observerEdits ? "observer" : practitionerEdits ? "practitioner" : null)} />
 
       {isPractitioner && feedbackPart}
       {isPractitioner && practitionerPart}
@@ -418,6 +422,7 @@ export function ObservationScreen({ store, me, documentId }: { store: RecordStor
             />
           </>
         )}
+        <DiscardDraft store={store} handle={handle} />
         {mayAct && mySide && !iSigned && (
           <>
             <p class="hint">

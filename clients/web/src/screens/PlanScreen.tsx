@@ -12,6 +12,7 @@ import { GoalResources } from "../ui/goal-resources";
 import { ConfirmButton } from "../ui/confirm-button";
 import { ShortField } from "../ui/short-field";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
+import { planTurn } from "../turn";
 import { Missing, useRecord } from "./ObservationScreen";
 
 const GOAL_STATUSES: { value: GoalStatus; label: string }[] = [
@@ -21,7 +22,6 @@ const GOAL_STATUSES: { value: GoalStatus; label: string }[] = [
   { value: "not-met", label: "Not met" },
   { value: "withdrawn", label: "Withdrawn" },
 ];
-const PLAN_STATUS: Record<string, string> = { draft: "Draft", agreed: "Agreed", closed: "Closed" };
 
 export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: Me; documentId: string }) {
   useStore(store);
@@ -32,6 +32,7 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
   const change = (fn: (d: DevelopmentPlan) => void) => store.change(handle, fn);
   const isOwner = doc.ownerId === me.id;
   const isSupervisor = doc.supervisorId === me.id;
+  const nameOf = (id: string) => (id === me.id ? "you" : store.personName(id));
   const open = doc.status !== "closed" && !refused;
   // An agreed plan's goals are settled (the server holds the same rule) until the supervisor
   // reopens it for review; progress on them goes on.
@@ -64,13 +65,19 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
       <h1 tabIndex={-1}>{isOwner ? "Your development plan" : `Development plan of ${store.personName(doc.ownerId)}`}</h1>
       <div class="record-state">
         <p>
-          Status: <strong>{PLAN_STATUS[doc.status] ?? doc.status}</strong>. Supervisor: {isSupervisor ? `${me.name} (you)` : store.personName(doc.supervisorId)}.
+          Status: <strong>{planTurn(doc, me.id, (id) => store.personName(id))}</strong>. Supervisor: {isSupervisor ? `${me.name} (you)` : store.personName(doc.supervisorId)}.
           {doc.period?.from && ` Period ${formatDate(doc.period.from)} to ${formatDate(doc.period.to)}.`}
         </p>
         <p>Framework: {framework ? `${framework.title} (${framework.version})` : doc.framework}</p>
+        {doc.agreement && (
+          <p>
+            Agreed by {nameOf(doc.agreement.by)} on {formatDateTime(doc.agreement.at)}
+            {doc.agreement.owner ? ` and by ${nameOf(doc.agreement.owner.by)} on ${formatDateTime(doc.agreement.owner.at)}.` : "."}
+          </p>
+        )}
         {lastReview && (
           <p>
-            Last review: {formatDate(lastReview.at)}, {lastReview.by === me.id ? "you" : store.personName(lastReview.by)} — {lastReview.note}
+            Last review: {formatDate(lastReview.at)}, {nameOf(lastReview.by)} — {lastReview.note}
           </p>
         )}
         <SyncText handle={handle as DocHandle<unknown>} live />
@@ -237,6 +244,7 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
             onConfirm={() =>
               change((d) => {
                 d.status = "draft";
+                delete d.agreement; // both agree again once it is talked through
                 (d.reviews ??= []).push({ at: new Date().toISOString(), by: me.id, note: "Reopened for review" });
               })
             }
@@ -253,7 +261,25 @@ export function PlanScreen({ store, me, documentId }: { store: RecordStore; me: 
             consequence={`${store.personName(doc.ownerId)} sees it as agreed and works on the goals; it can still be reviewed later.`}
             yes="Agree the plan now"
             problems={(doc.goals ?? []).length === 0 ? ["Add at least one goal."] : []}
-            onConfirm={() => change((d) => void (d.status = "agreed"))}
+            onConfirm={() =>
+              change((d) => {
+                d.status = "agreed";
+                d.agreement = { at: new Date().toISOString(), by: me.id };
+              })
+            }
+          />
+        </section>
+      )}
+      {isOwner && doc.status === "agreed" && doc.agreement && !doc.agreement.owner && !refused && (
+        <section class="card no-print" aria-labelledby="owner-agrees-heading">
+          <h2 id="owner-agrees-heading">Agree the plan</h2>
+          <p class="hint">{store.personName(doc.supervisorId)} has agreed the plan. Agree it too once you are happy with the goals.</p>
+          <ConfirmButton
+            label="Agree plan"
+            question="Agree this plan?"
+            consequence={`You and ${store.personName(doc.supervisorId)} both agree the goals as they stand. To change them later, your supervisor reopens the plan for review, and you both agree it again.`}
+            yes="Agree the plan now"
+            onConfirm={() => change((d) => void (d.agreement!.owner = { at: new Date().toISOString(), by: me.id }))}
           />
         </section>
       )}

@@ -8,6 +8,7 @@ export function ConfirmButton({
   consequence,
   yes,
   problems = [],
+  secondary = false,
   onConfirm,
 }: {
   label: string;
@@ -18,6 +19,8 @@ export function ConfirmButton({
   yes: string;
   /** What must be done first; while any remain, the step is not offered. */
   problems?: string[];
+  /** A step aside from the record's course (discarding it), shown less prominently. */
+  secondary?: boolean;
   onConfirm: () => void;
 }) {
   const [asking, setAsking] = useState(false);
@@ -27,7 +30,7 @@ export function ConfirmButton({
   }, [asking]);
   if (!asking) {
     return (
-      <button type="button" onClick={() => setAsking(true)}>
+      <button type="button" class={secondary ? "secondary" : undefined} onClick={() => setAsking(true)}>
         {label}
       </button>
     );

@@ -183,11 +183,14 @@ function ListItem({ label, value, onInput, onRemove }: { label: string; value: s
   );
 }
 
+/** A part of a form. Its heading takes focus when the jump list (see jump-list.tsx) goes to it. */
 export function Section({ title, children }: { title: string; children: ComponentChildren }) {
   const id = useId();
   return (
-    <section class="card" aria-labelledby={id}>
-      <h2 id={id}>{title}</h2>
+    <section class="card" aria-labelledby={id} data-section={title}>
+      <h2 id={id} tabIndex={-1}>
+        {title}
+      </h2>
       {children}
     </section>
   );

@@ -1,6 +1,7 @@
 // Per-record state in words: where it is stored, and any change the server refused.
 import type { DocHandle } from "@automerge/automerge-repo/slim";
 import { dismissRejection, explainRejection, useRejections } from "../notices";
+import { dismissRefusedDiscard, useRefusedDiscards } from "../discard";
 import { dismissRemoved, dropSetAside, useRemoved, useSetAside } from "../removed";
 import { dropLocalCopy } from "../server-copy";
 import { isSaving, useStoredOnServer } from "../sync-state";
@@ -183,19 +184,38 @@ export function SetAsideWork({
   );
 }
 
-/** Records the server deleted, which this device removed too. */
+/** Records the server deleted, which this device removed too, and drafts it would not discard. */
 export function RemovedRecords() {
   const removed = useRemoved();
-  if (removed.length === 0) return null;
+  const kept = useRefusedDiscards();
+  if (removed.length === 0 && kept.length === 0) return null;
   return (
     <div class="notices" role="alert">
       {removed.map((r) => (
         <div class="notice" key={r.documentId}>
           <p>
-            <strong>{r.what} was deleted from the server</strong> (its retention period ended, or it was removed for
-            data protection), so this device removed its copy too.
+            {r.discarded ? (
+              <>
+                <strong>{r.what} was discarded</strong> on another of your devices, so this device removed its copy too.
+              </>
+            ) : (
+              <>
+                <strong>{r.what} was deleted from the server</strong> (its retention period ended, or it was removed for
+                data protection), so this device removed its copy too.
+              </>
+            )}
           </p>
           <button type="button" class="secondary" onClick={() => dismissRemoved(r.documentId)}>
+            Dismiss this message
+          </button>
+        </div>
+      ))}
+      {kept.map((d) => (
+        <div class="notice" key={d.documentId}>
+          <p>
+            <strong>{d.what} was not discarded.</strong> The server said: “{d.refused}”. It is back in your records.
+          </p>
+          <button type="button" class="secondary" onClick={() => dismissRefusedDiscard(d.documentId)}>
             Dismiss this message
           </button>
         </div>
