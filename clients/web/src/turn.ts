@@ -1,7 +1,7 @@
 // Whose turn it is on a record, in the words every list and record screen uses, and what is
 // new to this user since they last opened it (kept on this device only).
 import { readJson } from "./local";
-import { type DevelopmentPlan, isLocked, type Observation, type PracticeTheme } from "./types";
+import { type DevelopmentPlan, type GroupSession, isLocked, type Observation, type PracticeTheme } from "./types";
 
 /** "Draft", "Awaiting Pat Reid's reflection", "Awaiting your sign-off", "Signed by both". */
 export function observationTurn(doc: Observation, meId: string, personName: (id: string) => string): string {
@@ -42,10 +42,17 @@ function fingerprint(text: string): string {
 
 /** The parts of a record written by someone else that this user should hear about:
  *  name → current text (empty parts are never new). */
-export function othersParts(doc: Observation | PracticeTheme, meId: string): Record<string, string> {
+export function othersParts(doc: Observation | PracticeTheme | GroupSession, meId: string): Record<string, string> {
   if (doc.type === "practice-theme") {
     const theirs = (doc.responses ?? []).filter((r) => r.by !== meId);
     return { response: theirs.map((r) => `${r.id}:${r.text}`).join("\n") };
+  }
+  if (doc.type === "group-session") {
+    if (doc.facilitatorId === meId) {
+      const theirs = Object.entries(doc.reflections ?? {}).filter(([by, text]) => by !== meId && text.trim());
+      return { reflection: theirs.sort(([a], [b]) => (a < b ? -1 : 1)).map(([by, text]) => `${by}:${text}`).join("\n") };
+    }
+    return doc.status === "draft" ? {} : { summary: doc.summary ?? "" };
   }
   if (doc.practitionerId === meId && doc.status !== "draft") return { feedback: doc.feedback ?? "" };
   if (doc.observerId === meId) return { reflection: doc.reflection ?? "", response: doc.response ?? "" };

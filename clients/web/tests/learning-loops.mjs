@@ -79,6 +79,7 @@ try {
   const sessionUrl = t.url();
   await tablet.context.setOffline(false);
   await stored(t);
+  await t.goto(`${BASE}/#/`);
   log("session shared and stored");
 
   // The phone: Pat finds it and reflects, offline.
@@ -88,9 +89,11 @@ try {
   await p.getByRole("heading", { name: "Your observations" }).waitFor(LONG);
   const sessionRow = p.getByRole("listitem").filter({ has: p.getByRole("link", { name: /Reflective group supervision/ }) });
   await sessionRow.getByText("awaiting your reflection").waitFor(LONG);
+  await sessionRow.getByText("New summary").waitFor(LONG);
   await checkAccessibility(p, "home with a group session, practitioner");
   await p.getByRole("link", { name: /Reflective group supervision/ }).click();
   await p.getByText("Awaiting your reflection.").waitFor(LONG);
+  await p.getByText("New summary since you last opened this record.").waitFor(LONG);
   assert.equal(await p.getByLabel("Summary").count(), 0, "the summary is not a control for a participant");
   assert.ok(await p.getByText("We worked through how each of us weighs risk").isVisible());
   await phone.context.setOffline(true);
@@ -101,7 +104,15 @@ try {
   await stored(p);
   log("reflection stored");
 
-  // The tablet sees the reflection arrive, then closes the session.
+  // The tablet's list marks the reflection new; opening the session shows it, then it closes.
+  const facilitatorsRow = t.getByRole("listitem").filter({ has: t.getByRole("link", { name: /Reflective group supervision/ }) });
+  await facilitatorsRow.getByText("New reflection").waitFor({ timeout: 90_000 });
+  await facilitatorsRow.getByRole("link").click();
+  await t.getByText("New reflection since you last opened this record.").waitFor(LONG);
+  await t.goto(`${BASE}/#/`);
+  await t.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
+  assert.equal(await facilitatorsRow.getByText("New reflection").count(), 0, "opening the session marked it seen");
+  await facilitatorsRow.getByRole("link").click();
   await t.getByText("Reflections: 1 of 2.").waitFor({ timeout: 90_000 });
   await t.getByText("I will say out loud what I am weighing").waitFor(LONG);
   await t.getByRole("button", { name: "Close session" }).click();

@@ -10,6 +10,8 @@ import { FrameworkAndComponents, toggleIn } from "../ui/components-field";
 import { Section, SelectField, TextField, TextListField } from "../ui/fields";
 import { Rejections, SetAsideWork, SyncText, useRefused } from "../ui/record-status";
 import { DiscardDraft } from "../ui/discard-draft";
+import { NewSinceLastOpened } from "../ui/new-since";
+import { othersParts } from "../turn";
 import { Missing, useRecord } from "./ObservationScreen";
 
 export const SESSION_KINDS: { value: SessionKind; label: string }[] = [
@@ -70,6 +72,7 @@ export function GroupSessionScreen({ store, me, documentId }: { store: RecordSto
           Status: <strong>{SESSION_STATUS[doc.status] ?? doc.status}</strong>. Facilitator: {name(doc.facilitatorId)}.
           {doc.status !== "draft" && ` Reflections: ${reflected.length} of ${doc.participantIds.length}.`}
         </p>
+        <NewSinceLastOpened url={handle.url} parts={othersParts(doc, me.id)} />
         <SyncText handle={handle as DocHandle<unknown>} live />
         {closed && (
           <p class="locked" role="status">

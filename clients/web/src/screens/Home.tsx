@@ -199,6 +199,7 @@ function GroupSessions({ store, me }: { store: RecordStore; me: Me }) {
             const doc = item.doc as GroupSession | undefined;
             const status = doc?.status ?? item.entry.status;
             const awaiting = doc && item.entry.party === "participant" && status === "shared" && !(doc.reflections?.[me.id] ?? "").trim();
+            const fresh = doc ? unseen(item.entry.url, othersParts(doc, me.id)) : [];
             return (
               <li key={item.entry.url} class="list-row record-row">
                 <a href={sessionHref(item.entry.url)}>{sessionTitle(doc)}</a>
@@ -206,6 +207,7 @@ function GroupSessions({ store, me }: { store: RecordStore; me: Me }) {
                   Status: {SESSION_STATUS[status] ?? status}
                   {awaiting ? " — awaiting your reflection" : ""}
                   {item.unavailable ? " — not downloaded to this device yet" : ""}
+                  {fresh.length > 0 && <span class="new">{newLabel(fresh)}</span>}
                 </p>
               </li>
             );
