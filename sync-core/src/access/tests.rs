@@ -288,6 +288,27 @@ fn an_agreed_plan_is_settled_until_reopened_for_review() {
     assert!(check(Party::PlanSupervisor, &agreed, &edit_in(&agreed, &reopened)).is_ok());
 }
 
+/// A goal added and removed again before the device synced arrives in one message: the
+/// server finds where each operation wrote, inside the removed goal too (automerge 0.12's
+/// debug-only check of that lookup disagrees with its answer, so the workspace turns automerge's
+/// debug assertions off; see Cargo.toml).
+#[test]
+fn a_goal_added_and_removed_in_one_message_is_checked() {
+    let base = doc(&json!({
+        "type": "development-plan", "schemaVersion": 1, "ownerId": "pat", "supervisorId": "sam",
+        "framework": "kss-cf-2018", "status": "draft",
+        "goals": [{"id": "g1", "title": "Assess", "status": "not-started", "evidence": []}],
+    }));
+    let goal = json!({"id": "g2", "status": "not-started", "components": [], "evidence": []});
+    let added = edit(&base, |tx| json::set_path(tx, "goals.1", &goal).unwrap());
+    let removed = edit(&added, |tx| {
+        let goals = tx.get(automerge::ROOT, "goals").unwrap().unwrap().1;
+        tx.delete(&goals, 1).unwrap();
+    });
+    assert!(check(Party::PlanSupervisor, &base, &removed).is_ok());
+    assert!(check(Party::PlanOwner, &base, &removed).unwrap_err().contains("goals"), "still the supervisor's");
+}
+
 #[test]
 fn the_supervisor_agrees_a_plan_and_then_its_owner() {
     let draft = doc(&json!({
