@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(crate::api::routes())
+        .merge(crate::scim::routes())
         .merge(crate::auth::routes())
         // Under /v1/ an unknown path is an API error, not the web app's page.
         .route("/v1/{*rest}", any(|| async { AppError::NotFound("no such endpoint".into()) }))
@@ -174,12 +175,12 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// Errors that did not come from our handlers — axum's own (405, a body that is not the
 /// JSON a handler takes, a failed WebSocket upgrade) — answer problem+json like the rest.
+/// SCIM's errors keep their own form (RFC 7644), which identity providers read.
 async fn every_error_as_problem(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
+    let is_problem = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| {
+        t.as_bytes().starts_with(b"application/problem+json") || t.as_bytes().starts_with(b"application/scim+json")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod org;
 pub mod resources;
 pub mod retention;
+pub mod scim;
 pub mod state;
 pub mod storage;
 pub mod subject_access;

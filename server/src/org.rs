@@ -18,6 +18,8 @@ pub enum Operator<'a> {
     CommandLine,
     /// The server itself, running a scheduled job (e.g. `retention`).
     Scheduled(&'static str),
+    /// A system, by service-account key (an identity provider provisioning people over SCIM).
+    Service { account_id: &'a str },
 }
 
 impl Operator<'_> {
@@ -27,6 +29,7 @@ impl Operator<'_> {
             Operator::Person { user_id, .. } => (*user_id).to_owned(),
             Operator::CommandLine => format!("command line ({})", std::env::var("USER").unwrap_or_default()),
             Operator::Scheduled(job) => format!("scheduled job ({job})"),
+            Operator::Service { account_id } => format!("service:{account_id}"),
         }
     }
 
@@ -39,6 +42,12 @@ impl Operator<'_> {
             }
             Operator::Scheduled(job) => {
                 AuditEvent::new(action).detail(json!({ "via": "scheduled job", "job": job, "change": detail }))
+            }
+            // As the development-records API names a service account reading (`Caller::event`).
+            Operator::Service { .. } => {
+                let mut event = AuditEvent::new(action).detail(detail);
+                event.user_id = Some(self.name());
+                event
             }
         }
     }
@@ -244,13 +253,14 @@ async fn import_csv(db: &Database, text: &str) -> Result<ImportReport, ImportErr
     let mut problems = Vec::new();
     let mut supervisors = db.current_supervisors().await?;
     let starts = db.open_supervision_starts().await?;
-    // A changed supervisor starts a new relationship, which must start after the current
-    // one did (history is kept, not rewritten): checked here, before anything is written.
+    // A changed supervisor starts a new relationship, which may not start before the current
+    // one did (history is kept, not rewritten; the same day replaces it): checked here, before
+    // anything is written.
     for (line, row) in rows.iter().enumerate() {
         let changes = row.columns.contains("supervisor") && row.supervisor.as_ref() != supervisors.get(&row.user.id);
-        if let Some(since) = starts.get(&row.user.id).filter(|since| changes && row.supervisor_from <= **since) {
+        if let Some(since) = starts.get(&row.user.id).filter(|since| changes && row.supervisor_from < **since) {
             problems.push(format!(
-                "line {}: {:?}'s current supervision started {since}; a change must start after that \
+                "line {}: {:?}'s current supervision started {since}; a change may not start before that \
                  (supervisor_from, default today)",
                 line + 2,
                 row.user.id

@@ -131,6 +131,18 @@ impl TestServer {
         http_request(&self.addr, "GET", path, Some(bearer), None, headers).await
     }
 
+    /// Any method with a bearer token and a body of the given content type.
+    pub async fn request_as(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        content_type: &str,
+        body: &serde_json::Value,
+    ) -> HttpResponse {
+        http_request(&self.addr, method, path, Some(bearer), Some((content_type, body.to_string())), &[]).await
+    }
+
     /// POST a CSV body with a bearer token.
     pub async fn post_csv(&self, path: &str, bearer: &str, csv: &str) -> HttpResponse {
         http_request(&self.addr, "POST", path, Some(bearer), Some(("text/csv", csv.to_owned())), &[]).await

@@ -71,6 +71,8 @@ impl Caller {
             (Caller::Person(p), Scope::InsightsRead) => {
                 matches!(p.user.role, Role::Supervisor | Role::Manager | Role::PrincipalSocialWorker | Role::Admin)
             }
+            // Provisioning is for the identity provider's account alone.
+            (Caller::Person(_), Scope::Scim) => false,
         };
         if allowed { Ok(()) } else { Err(AppError::Forbidden(format!("this needs the {scope} scope"))) }
     }

@@ -22,6 +22,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (11, "learning loops", include_str!("../../../migrations/sqlite/0011_learning_loops.sql")),
     (12, "champions", include_str!("../../../migrations/sqlite/0012_champions.sql")),
     (13, "resources", include_str!("../../../migrations/sqlite/0013_resources.sql")),
+    (14, "scim", include_str!("../../../migrations/sqlite/0014_scim.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../../../migrations/postgres/0001_foundation.sql")),
@@ -37,6 +38,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (11, "learning loops", include_str!("../../../migrations/postgres/0011_learning_loops.sql")),
     (12, "champions", include_str!("../../../migrations/postgres/0012_champions.sql")),
     (13, "resources", include_str!("../../../migrations/postgres/0013_resources.sql")),
+    (14, "scim", include_str!("../../../migrations/postgres/0014_scim.sql")),
 ];
 
 pub(super) async fn run(db: &Database) -> Result<(), StorageError> {

@@ -24,6 +24,7 @@ mod refresh_tokens;
 mod resources;
 mod retention;
 mod rows;
+mod scim;
 mod service_accounts;
 mod settings;
 mod sign_in_throttle;

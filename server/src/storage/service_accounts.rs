@@ -1,4 +1,5 @@
-//! Service accounts: systems that call the development-records API with a key and scopes.
+//! Service accounts: systems that call the development-records API, or provision people
+//! over SCIM, with a key and scopes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,15 +18,19 @@ pub enum Scope {
     /// Aggregates by team and component, small numbers suppressed.
     #[serde(rename = "insights:read")]
     InsightsRead,
+    /// Provisioning people and teams over SCIM (`/scim/v2`).
+    #[serde(rename = "scim")]
+    Scim,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::HrRead, Scope::InsightsRead];
+    pub const ALL: [Scope; 3] = [Scope::HrRead, Scope::InsightsRead, Scope::Scim];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::HrRead => "hr:read",
             Scope::InsightsRead => "insights:read",
+            Scope::Scim => "scim",
         }
     }
 }

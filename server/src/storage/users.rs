@@ -315,7 +315,7 @@ impl Database {
     }
 
     /// Makes `supervisor` the supervisee's supervisor from `from` (`YYYY-MM-DD`), ending the
-    /// current relationship that day; `None` ends supervision without a successor. Old
+    /// current relationship that day (or replacing it, if it began that day); `None` ends supervision without a successor. Old
     /// records keep the access they had: the ended relationship stays in the history.
     pub async fn set_supervisor(
         &self,
@@ -343,14 +343,20 @@ impl Database {
         }
         let current = self.supervision_history(supervisee).await?;
         if let Some(open) = current.iter().find(|s| s.supervisee_id == supervisee && s.ended_on.is_none())
-            && from <= open.started_on.as_str()
+            && from < open.started_on.as_str()
         {
             return Err(StorageError::Refused(format!(
-                "{supervisee:?} has been supervised by {:?} since {}; a change must start after that (history is kept, not rewritten)",
+                "{supervisee:?} has been supervised by {:?} since {}; a change may not start before that (history is kept, not rewritten)",
                 open.supervisor_id, open.started_on
             )));
         }
         let mut tx = self.begin_write().await?;
+        // Changed again on the day it began: that one never ran, and goes (it gave no access).
+        sqlx::query("DELETE FROM supervision WHERE supervisee_id = $1 AND ended_on IS NULL AND started_on = $2")
+            .bind(supervisee)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE supervision SET ended_on = $2 WHERE supervisee_id = $1 AND ended_on IS NULL")
             .bind(supervisee)
             .bind(from)
