@@ -13,7 +13,7 @@ use axum::routing::{any, get};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{AuthSettings, KeySource, OidcVerifier, TokenKeys};
 use crate::cluster::Cluster;
@@ -161,16 +161,28 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/{*rest}", any(|| async { AppError::NotFound("no such endpoint".into()) }))
         .layer(axum::middleware::map_response(every_error_as_problem))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
 /// The request's span names its path but never its query: browsers put the access token in
-/// the sync URL (`/v1/sync?token=…`), and logs must not keep tokens.
+/// the sync URL (`/v1/sync?token=…`), and logs must not keep tokens. Authentication fills in
+/// the user and device (`telemetry::record_caller`).
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+        user = tracing::field::Empty,
+        device = tracing::field::Empty,
+    )
 }
 
 /// Errors that did not come from our handlers — axum's own (405, a body that is not the

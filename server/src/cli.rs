@@ -16,6 +16,9 @@ use crate::storage::Database;
 #[derive(Parser)]
 #[command(name = "fieldbook", version, about = "Fieldbook: offline-first sync server for practice observation records")]
 struct Cli {
+    /// `text`, or `json` (one object per line, for a SIEM).
+    #[arg(long, global = true, env = "FIELDBOOK_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -351,7 +354,7 @@ enum RecordsCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    crate::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

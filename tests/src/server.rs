@@ -31,7 +31,23 @@ impl TestServer {
         Self::spawn(database_url, extra_args.iter().map(|s| s.to_string()).collect(), envs)
     }
 
+    /// Logging at `info` into `log` instead of the test's stderr (to read what it logged).
+    pub fn start_logging_to(database_url: &str, extra_args: &[&str], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the log file");
+        let args = extra_args.iter().map(|s| s.to_string()).collect();
+        Self::spawn_with_stderr(database_url, args, vec![("RUST_LOG".into(), "info".into())], file.into())
+    }
+
     fn spawn(database_url: &str, extra_args: Vec<String>, envs: Vec<(String, String)>) -> Self {
+        Self::spawn_with_stderr(database_url, extra_args, envs, Stdio::inherit())
+    }
+
+    fn spawn_with_stderr(
+        database_url: &str,
+        extra_args: Vec<String>,
+        envs: Vec<(String, String)>,
+        stderr: Stdio,
+    ) -> Self {
         let mut child = Command::new(binary("fieldbook"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
             .arg("--signing-key-file")
@@ -42,7 +58,7 @@ impl TestServer {
             .env("FIELDBOOK_WEB_DIR", crate::repo_root().join("clients/web/dist"))
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start fieldbook");
         let stdout = child.stdout.take().expect("stdout");

@@ -21,6 +21,10 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Self::identify(parts, state).await?;
+        match &caller {
+            Caller::Service(_) => crate::telemetry::record_caller(&caller.key(), None),
+            Caller::Person(p) => crate::telemetry::record_caller(&p.user.id, p.device.as_deref()),
+        }
         if let Err(wait) = state.api_rate_limit.check(&caller.key()) {
             return Err(AppError::TooManyRequests {
                 detail: format!(

@@ -161,7 +161,9 @@ impl FromRequestParts<AppState> for Authenticated {
         let token = bearer_token(parts).or_else(|| query_token(parts)).ok_or(AppError::unauthorized(
             "missing access token: pass `Authorization: Bearer <token>` or `?token=<token>`",
         ))?;
-        authenticate(state, &token).await
+        let authenticated = authenticate(state, &token).await?;
+        crate::telemetry::record_caller(&authenticated.user.id, authenticated.device.as_deref());
+        Ok(authenticated)
     }
 }
 

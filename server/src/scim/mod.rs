@@ -59,7 +59,10 @@ impl FromRequestParts<AppState> for Provisioner {
             ScimError::unauthorized("send a service-account key with the scim scope as `Authorization: Bearer <key>`")
         })?;
         match state.db.service_account_by_key(&auth::tokens::secret_hash(&key)).await? {
-            Some(account) if account.may(Scope::Scim) => Ok(Provisioner(account)),
+            Some(account) if account.may(Scope::Scim) => {
+                crate::telemetry::record_caller(&format!("service:{}", account.id), None);
+                Ok(Provisioner(account))
+            }
             Some(account) if account.revoked_at.is_some() => {
                 Err(ScimError::unauthorized("this service account was revoked"))
             }
