@@ -84,7 +84,7 @@ impl Server {
             public_url,
             api_rate_limit,
         };
-        let router = router(state.clone()).merge(crate::web::app(&config.web_dir));
+        let router = router(state.clone()).merge(crate::web::app(config.web_dir.as_deref()));
         Ok(Self { listener, router, state, metrics, retention_every: config.retention_every })
     }
 

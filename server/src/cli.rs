@@ -62,9 +62,10 @@ enum Command {
         /// xAPI statements). Default: http:// + the listen address.
         #[arg(long, env = "FIELDBOOK_PUBLIC_URL")]
         public_url: Option<String>,
-        /// The built web app served at `/` (`scripts/build-web` builds it).
-        #[arg(long, env = "FIELDBOOK_WEB_DIR", default_value = crate::web::DEFAULT_WEB_DIR)]
-        web_dir: std::path::PathBuf,
+        /// Serve the web app from this directory instead of the build inside the binary
+        /// (while developing the app: `clients/web/dist`).
+        #[arg(long, env = "FIELDBOOK_WEB_DIR")]
+        web_dir: Option<std::path::PathBuf>,
         /// Serve Prometheus metrics at http://ADDR/metrics (off by default; keep it off the
         /// public network).
         #[arg(long, env = "FIELDBOOK_METRICS_LISTEN")]

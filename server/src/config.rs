@@ -19,8 +19,9 @@ pub struct ServerConfig {
     /// The address people and systems reach this server at; xAPI statements name records
     /// and people under it. Default: `http://` + the listen address.
     pub public_url: Option<String>,
-    /// The built web app to serve at `/` (see [`crate::web`]).
-    pub web_dir: PathBuf,
+    /// Serve the web app from this directory rather than the build inside the binary (see
+    /// [`crate::web`]).
+    pub web_dir: Option<PathBuf>,
     /// Where to serve Prometheus metrics (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// How often the retention job deletes what has expired (see [`crate::retention`]).
@@ -95,7 +96,7 @@ impl ServerConfig {
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
             public_url: None,
-            web_dir: PathBuf::from(crate::web::DEFAULT_WEB_DIR),
+            web_dir: None,
             metrics_listen: None,
             retention_every: Duration::from_secs(24 * 60 * 60),
         }

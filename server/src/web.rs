@@ -1,20 +1,28 @@
-//! The tablet and phone app (`clients/web`, built to `clients/web/dist`), served at `/`.
-//! Its service worker keeps the app shell offline; the server only has to hand out files,
-//! with caching that never pins a stale shell and a policy that lets the app reach no one
-//! but this server.
+//! The tablet and phone app (`clients/web`, built to `clients/web/dist`), served at `/`. The
+//! build is embedded in the binary, so `fieldbook serve` needs nothing beside it; `--web-dir`
+//! serves a directory instead (while developing the app). Its service worker keeps the app
+//! shell offline; the server only has to hand out files, with caching that never pins a stale
+//! shell and a policy that lets the app reach no one but this server.
 
 use std::path::Path;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
+use rust_embed::RustEmbed;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 
-/// Where `scripts/build-web` puts the app, relative to the repository root.
-pub const DEFAULT_WEB_DIR: &str = "clients/web/dist";
+/// The app as `scripts/build-web` built it when this binary was compiled (none if it was not).
+#[derive(RustEmbed)]
+#[folder = "../clients/web/dist"] // from this crate's directory
+#[allow_missing = true]
+struct Built;
 
 /// `wasm-unsafe-eval`: automerge runs as WebAssembly. `connect-src 'self'` covers the sync
 /// WebSocket on this origin (CSP 3), and no other host, so a script injected somehow could not
@@ -23,26 +31,64 @@ const POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; 
                       img-src 'self' data:; connect-src 'self'; worker-src 'self'; \
                       manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Serves the built app from `dir`, or, if it was never built, a page that says how to build it.
-pub fn app(dir: &Path) -> Router {
-    if !dir.join("index.html").is_file() {
-        tracing::warn!(dir = %dir.display(), "the web app is not built; `/` explains how to build it");
-        let page = Html(format!(
-            "<!doctype html><title>Fieldbook</title><h1>Fieldbook</h1><p>The web app is not built in \
-             <code>{}</code>. Run <code>scripts/build-web</code>, or start the server with \
-             <code>--web-dir</code> pointing at a build.</p>",
-            html_escape(&dir.display().to_string())
-        ));
-        return Router::new().fallback(move || {
-            let page = page.clone();
-            async move { (axum::http::StatusCode::NOT_FOUND, page) }
-        });
-    }
+/// Serves the app from `dir`, or the one built into the binary; if neither has it, a page
+/// that says how to build it.
+pub fn app(dir: Option<&Path>) -> Router {
+    let router = match dir {
+        Some(dir) if dir.join("index.html").is_file() => Router::new().fallback_service(ServeDir::new(dir)),
+        None if Built::get("index.html").is_some() => Router::new().fallback(built),
+        _ => return not_built(dir),
+    };
     // Gzip: automerge's wasm is 3.6 MB, 1.2 MB compressed, on a phone's first load.
-    Router::new()
-        .fallback_service(ServeDir::new(dir))
-        .layer(middleware::from_fn(headers))
-        .layer(CompressionLayer::new().gzip(true))
+    router.layer(middleware::from_fn(headers)).layer(CompressionLayer::new().gzip(true))
+}
+
+fn not_built(dir: Option<&Path>) -> Router {
+    let place = match dir {
+        Some(dir) => format!("in <code>{}</code>", html_escape(&dir.display().to_string())),
+        None => "into this binary".to_owned(),
+    };
+    tracing::warn!("the web app is not built {place}; `/` explains how to build it");
+    let page = Html(format!(
+        "<!doctype html><title>Fieldbook</title><h1>Fieldbook</h1><p>The web app is not built {place}. \
+         Run <code>scripts/build-web</code> and build the server again, or start it with \
+         <code>--web-dir</code> pointing at a build.</p>"
+    ));
+    Router::new().fallback(move || {
+        let page = page.clone();
+        async move { (StatusCode::NOT_FOUND, page) }
+    })
+}
+
+/// A file of the embedded build, with its type and an ETag (its hash), answering 304 when
+/// the browser has it already.
+async fn built(method: Method, request: Request) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let path = request.uri().path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    // Dotfiles (the build's input stamp) are not part of the app.
+    let file = (!path.split('/').any(|part| part.starts_with('.'))).then(|| Built::get(path)).flatten();
+    let Some(file) = file else { return StatusCode::NOT_FOUND.into_response() };
+    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    let cached = request.headers().get(IF_NONE_MATCH).is_some_and(|tags| {
+        tags.to_str().is_ok_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    });
+    let mut response =
+        if cached { StatusCode::NOT_MODIFIED.into_response() } else { file.data.into_owned().into_response() };
+    let headers = response.headers_mut();
+    if let Ok(kind) = HeaderValue::from_str(file.metadata.mimetype()) {
+        headers.insert(CONTENT_TYPE, kind);
+    }
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(ETAG, etag);
+    }
+    response
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hashed assets never change, so browsers may keep them; everything else (the page, the

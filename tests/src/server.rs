@@ -54,8 +54,9 @@ impl TestServer {
             .arg(crate::database::key_file_for(database_url))
             .args(&extra_args)
             .env("RUST_LOG", std::env::var("FIELDBOOK_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            // The web app, where scripts/test built it (the tests run from tests/).
-            .env("FIELDBOOK_WEB_DIR", crate::repo_root().join("clients/web/dist"))
+            // The web app is the one built into the binary, as shipped (scripts/test builds it
+            // before the binary).
+            .env_remove("FIELDBOOK_WEB_DIR")
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
