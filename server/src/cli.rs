@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::admin::{AuditArgs, DevicesCommand, ServiceAccountsCommand, SupervisionCommand, TeamsCommand, UsersCommand};
 use crate::app::{Server, shutdown_signal};
@@ -73,6 +73,13 @@ enum Command {
         /// How often to delete records whose retention has ended (at start, then this often).
         #[arg(long, env = "FIELDBOOK_RETENTION_EVERY", default_value = "24h", value_parser = parse_ttl)]
         retention_every: Duration,
+        /// A TOML file of settings named as these flags (`listen = "0.0.0.0:8080"`); flags and
+        /// environment variables win over it.
+        #[arg(long, env = crate::config_file::CONFIG_ENV)]
+        config: Option<std::path::PathBuf>,
+        /// Print the settings in force, and where each came from (secrets masked), then exit.
+        #[arg(long)]
+        print_config: bool,
     },
     /// People: add, list, change, import a whole authority from CSV.
     Users {
@@ -354,7 +361,22 @@ enum RecordsCommand {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let (args, sources) = match crate::config_file::layer(std::env::args_os().collect(), &command) {
+        Ok(layered) => layered,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let matches = command.clone().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Serve { print_config: true, .. }, Some(serve)) =
+        (&cli.command, matches.subcommand_matches("serve"))
+    {
+        print!("{}", crate::config_file::describe(&command, &matches, serve, &sources));
+        return ExitCode::SUCCESS;
+    }
     crate::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -387,6 +409,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             web_dir,
             metrics_listen,
             retention_every,
+            config: _,
+            print_config: _,
         } => {
             let mut config = ServerConfig::new(listen, database.database_url);
             config.auth = sign_in.into_config().map_err(anyhow::Error::msg)?;

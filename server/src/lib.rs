@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod config_file;
 pub mod cpd;
 pub mod erasure;
 pub mod error;
