@@ -32,6 +32,12 @@ pub enum AppError {
     BadParameter { parameter: &'static str, detail: String },
     #[error("{0}")]
     Conflict(String),
+    /// The body is not sent as the content type the endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is well-formed but not what the endpoint takes.
+    #[error("{0}")]
+    Unprocessable(String),
     /// Too many calls (or sign-in failures): try again after `retry_after` seconds.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u64, code: Option<&'static str> },
@@ -92,6 +98,8 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) | AppError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -178,7 +186,7 @@ mod tests {
         let internal = AppError::from(StorageError::Internal("stored framework: expected value at line 1".into()));
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!internal.problem().detail.contains("framework"));
-        let refused = AppError::from(StorageError::Refused("no team \"x\"; add it first".into()));
+        let refused = AppError::from(StorageError::Refused("\"x\" is not a date".into()));
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
         assert_eq!(AppError::from(StorageError::Conflict("exists".into())).status(), StatusCode::CONFLICT);
         let down = AppError::from(StorageError::Sqlx(sqlx::Error::PoolTimedOut));

@@ -193,7 +193,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "status",
 ];
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportReport {
     pub users_created: usize,

@@ -10,9 +10,10 @@ use fieldbook_sync_core::DocumentId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::body::JsonBody;
 use crate::auth::Authenticated;
 use crate::erasure::{self, EraseError};
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::org::{self, ImportError, ImportReport, Operator, OrgError};
 use crate::state::AppState;
 use crate::storage::{AuditQuery, AuditRow, DeleteOutcome, Device, Role, Supervision, Team, User, UserStatus};
@@ -37,7 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// An authenticated admin.
-struct Admin(Authenticated);
+pub(super) struct Admin(Authenticated);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = AppError;
@@ -76,29 +77,39 @@ impl From<OrgError> for AppError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewUser {
+pub(super) struct NewUser {
+    #[schema(pattern = "\\S")]
     id: String,
+    #[schema(pattern = "\\S")]
     name: String,
+    #[schema(pattern = "^(practitioner|supervisor|manager|principal-social-worker|hr|admin)$")]
     role: String,
     team_id: Option<String>,
     supervisor_id: Option<String>,
     /// When supervision starts (`YYYY-MM-DD`, default today).
+    #[schema(format = Date)]
     supervisor_from: Option<String>,
     external_id: Option<String>,
     employee_number: Option<String>,
     registration_number: Option<String>,
 }
 
-async fn list_users(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<User>>, AppError> {
+#[utoipa::path(get, path = "/v1/admin/users", tag = "administration", security(("bearer" = [])),
+    responses((status = 200, body = [User]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn list_users(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<User>>, AppError> {
     Ok(Json(state.db.users().await?))
 }
 
-async fn add_user(
+#[utoipa::path(post, path = "/v1/admin/users", tag = "administration", security(("bearer" = [])), request_body = NewUser,
+    responses((status = 201, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "The team or supervisor named does not exist"),
+        (status = 409, body = Problem, description = "The id or external id exists, or the supervision would make a cycle")))]
+pub(super) async fn add_user(
     State(state): State<AppState>,
     admin: Admin,
-    Json(new): Json<NewUser>,
+    JsonBody(new): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<User>), AppError> {
     if new.id.trim().is_empty() || new.name.trim().is_empty() {
         return Err(AppError::BadRequest("id and name must not be empty".into()));
@@ -114,7 +125,11 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-async fn show_user(
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, body = Object, description = "`{user, supervision, devices}`"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn show_user(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
@@ -125,20 +140,27 @@ async fn show_user(
     Ok(Json(json!({ "user": user, "supervision": supervision, "devices": devices })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UserChanges {
+pub(super) struct UserChanges {
+    #[schema(pattern = "\\S")]
     name: Option<String>,
+    #[schema(pattern = "^(practitioner|supervisor|manager|principal-social-worker|hr|admin)$")]
     role: Option<String>,
     /// `null` removes the user from their team.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     team_id: Option<Option<String>>,
+    #[schema(pattern = "^(active|suspended|deleted)$")]
     status: Option<String>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     external_id: Option<Option<String>>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     employee_number: Option<Option<String>>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     registration_number: Option<Option<String>>,
 }
 
@@ -151,14 +173,21 @@ mod double_option {
     }
 }
 
-async fn update_user(
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id")), request_body = UserChanges,
+    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "The external id is someone else's")))]
+pub(super) async fn update_user(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Json(changes): Json<UserChanges>,
+    JsonBody(changes): JsonBody<UserChanges>,
 ) -> Result<Json<User>, AppError> {
     let mut user = state.db.user(&id).await?.ok_or_else(|| AppError::NotFound(format!("no user {id:?}")))?;
     if let Some(name) = changes.name {
+        if name.trim().is_empty() {
+            return Err(AppError::BadRequest("name must not be empty".into()));
+        }
         user.name = name;
     }
     if let Some(role) = changes.role {
@@ -181,43 +210,58 @@ async fn update_user(
     Ok(Json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SupervisorChange {
+pub(super) struct SupervisorChange {
     /// `null` ends supervision without a successor.
     supervisor_id: Option<String>,
     /// `YYYY-MM-DD`, default today.
+    #[schema(format = Date)]
     from: Option<String>,
 }
 
-async fn set_supervisor(
+#[utoipa::path(put, path = "/v1/admin/users/{id}/supervisor", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The supervisee's user id")), request_body = SupervisorChange,
+    responses((status = 200, body = [Supervision]), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem, description = "No such user"),
+        (status = 409, body = Problem, description = "It would start before the current supervision did, or make a cycle")))]
+pub(super) async fn set_supervisor(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Json(change): Json<SupervisorChange>,
+    JsonBody(change): JsonBody<SupervisorChange>,
 ) -> Result<Json<Vec<Supervision>>, AppError> {
     org::set_supervisor(&state.db, admin.operator(), &id, change.supervisor_id.as_deref(), change.from).await?;
     Ok(Json(state.db.supervision_history(&id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPassword {
+pub(super) struct NewPassword {
+    /// At least 12 characters.
+    #[schema(min_length = 12)]
     password: String,
 }
 
 /// Sets (or replaces) a user's password for built-in sign-in; stored as an argon2 hash.
-async fn set_password(
+#[utoipa::path(put, path = "/v1/admin/users/{id}/password", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id")), request_body = NewPassword,
+    responses((status = 204, description = "Set"), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn set_password(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Json(new): Json<NewPassword>,
+    JsonBody(new): JsonBody<NewPassword>,
 ) -> Result<StatusCode, AppError> {
     org::set_password(&state.db, admin.operator(), &id, new.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_devices(
+#[utoipa::path(get, path = "/v1/admin/users/{id}/devices", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, body = [Device]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn list_devices(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
@@ -225,7 +269,11 @@ async fn list_devices(
     Ok(Json(state.db.devices(&id).await?))
 }
 
-async fn revoke_device(
+#[utoipa::path(post, path = "/v1/admin/users/{id}/devices/{device}/revoke", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id"), ("device" = String, Path, description = "The device id")),
+    responses((status = 200, body = Object, description = "`{user, device, revoked, connectionsClosed}`"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn revoke_device(
     State(state): State<AppState>,
     admin: Admin,
     Path((id, device)): Path<(String, String)>,
@@ -236,9 +284,10 @@ async fn revoke_device(
     Ok(Json(json!({ "user": id, "device": device, "revoked": true, "connectionsClosed": closed })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Erasure {
+pub(super) struct Erasure {
+    #[schema(pattern = "\\S")]
     reason: String,
     /// Top-level text fields to empty as well.
     #[serde(default)]
@@ -247,32 +296,42 @@ struct Erasure {
 
 /// Erases a record's history (see `crate::erasure`). This node drops its copy now and tells
 /// the connections following it; other nodes follow at once (PostgreSQL).
-async fn erase_record(
+#[utoipa::path(post, path = "/v1/admin/records/{id}/erase", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The record's document id or `automerge:` URL")), request_body = Erasure,
+    responses((status = 200, body = Object, description = "`{url, erased, cleared}`"), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(super) async fn erase_record(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Json(erasure): Json<Erasure>,
+    JsonBody(erasure): JsonBody<Erasure>,
 ) -> Result<Json<Value>, AppError> {
+    DocumentId::parse_url_or_id(&id).map_err(|_| AppError::NotFound(format!("no record {id:?}")))?;
     let document = erasure::erase(&state.db, admin.operator(), &id, &erasure.reason, &erasure.clear).await?;
     state.hub.removed(document).await;
     Ok(Json(json!({ "url": document.url(), "erased": true, "cleared": erasure.clear })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RecordDeletion {
+pub(super) struct RecordDeletion {
+    #[schema(pattern = "\\S")]
     reason: String,
 }
 
 /// Deletes a record everywhere (see `crate::retention::delete`), unless a legal hold covers
 /// it (409). Devices following it here are told at once; others when they next ask for it.
-async fn delete_record(
+#[utoipa::path(post, path = "/v1/admin/records/{id}/delete", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The record's document id or `automerge:` URL")), request_body = RecordDeletion,
+    responses((status = 200, body = Object, description = "`{url, deleted}`"), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "Kept under a legal hold")))]
+pub(super) async fn delete_record(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Json(deletion): Json<RecordDeletion>,
+    JsonBody(deletion): JsonBody<RecordDeletion>,
 ) -> Result<Json<Value>, AppError> {
-    let document = DocumentId::parse_url_or_id(&id).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let document = DocumentId::parse_url_or_id(&id).map_err(|_| AppError::NotFound(format!("no record {id:?}")))?;
     let reason = deletion.reason.trim();
     if reason.is_empty() {
         return Err(AppError::BadRequest("give a reason: it is kept in the audit trail and the ledger".into()));
@@ -290,15 +349,21 @@ async fn delete_record(
     }
 }
 
-#[derive(Deserialize)]
-struct SubjectAccessFormat {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SubjectAccessFormat {
     /// `json` (the default) or `html` (a printable page).
+    #[param(pattern = "^(json|html)?$")]
     format: Option<String>,
 }
 
 /// Everything held about one person, third parties' content withheld (see
 /// `crate::subject_access`); audited.
-async fn subject_access(
+#[utoipa::path(get, path = "/v1/admin/users/{id}/subject-access", tag = "administration", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id"), SubjectAccessFormat),
+    responses((status = 200, description = "JSON; or a printable `text/html` page", content((Object = "application/json"), (String = "text/html"))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn subject_access(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
@@ -321,21 +386,33 @@ async fn subject_access(
     })
 }
 
-async fn list_teams(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<Team>>, AppError> {
+#[utoipa::path(get, path = "/v1/admin/teams", tag = "administration", security(("bearer" = [])),
+    responses((status = 200, body = [Team]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn list_teams(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<Team>>, AppError> {
     Ok(Json(state.db.teams().await?))
 }
 
-async fn add_team(
+#[utoipa::path(post, path = "/v1/admin/teams", tag = "administration", security(("bearer" = [])), request_body = Team,
+    responses((status = 201, body = Team), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem)))]
+pub(super) async fn add_team(
     State(state): State<AppState>,
     admin: Admin,
-    Json(team): Json<Team>,
+    JsonBody(team): JsonBody<Team>,
 ) -> Result<(StatusCode, Json<Team>), AppError> {
     org::add_team(&state.db, admin.operator(), &team).await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
 
 /// A whole authority from CSV (columns in the README); all checked before any is written.
-async fn import(State(state): State<AppState>, admin: Admin, body: String) -> Result<Json<ImportReport>, AppError> {
+#[utoipa::path(post, path = "/v1/admin/import", tag = "administration", security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv", description = "A header line, then one user per line"),
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn import(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: String,
+) -> Result<Json<ImportReport>, AppError> {
     let report = org::import(&state.db, admin.operator(), &body).await.map_err(|e| match e {
         ImportError::Invalid(_) => AppError::BadRequest(e.to_string()),
         ImportError::Storage(e) => e.into(),
@@ -343,33 +420,40 @@ async fn import(State(state): State<AppState>, admin: Admin, body: String) -> Re
     Ok(Json(report))
 }
 
-#[derive(Deserialize)]
-struct AuditParams {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditParams {
+    /// Only events by this user id.
     user: Option<String>,
-    /// An `automerge:` URL or document id.
+    /// Only events about this record: an `automerge:` URL or document id (anything else
+    /// names no record, so nothing is about it).
     record: Option<String>,
-    /// RFC 3339 date or date-time, inclusive.
+    /// RFC 3339 (a date alone means its start, UTC), inclusive.
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
-    /// RFC 3339 date or date-time, exclusive.
+    /// RFC 3339 (a date alone means its start, UTC), exclusive.
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
     /// Continue after this event id.
     after: Option<i64>,
     limit: Option<i64>,
 }
 
-async fn audit_trail(
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "administration", security(("bearer" = [])), params(AuditParams),
+    responses((status = 200, body = [AuditRow]), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn audit_trail(
     State(state): State<AppState>,
     admin: Admin,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditRow>>, AppError> {
     let query = AuditQuery {
         user_id: params.user.clone(),
+        // What is not a document id names no record: nothing is about it.
         document_id: params
             .record
             .as_deref()
-            .map(crate::admin::document_id)
-            .transpose()
-            .map_err(AppError::BadRequest)?,
+            .filter(|r| !r.is_empty())
+            .map(|record| crate::admin::document_id(record).unwrap_or_else(|_| format!("not a record: {record}"))),
         since: params.since.as_deref().map(crate::admin::millis).transpose().map_err(AppError::BadRequest)?,
         until: params.until.as_deref().map(crate::admin::millis).transpose().map_err(AppError::BadRequest)?,
         after_id: params.after,

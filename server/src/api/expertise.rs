@@ -13,8 +13,9 @@ use fieldbook_sync_core::records::dates;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::body::JsonBody;
 use crate::auth::Authenticated;
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::expertise::known_component;
 use crate::state::AppState;
 use crate::storage::AuditEvent;
@@ -44,18 +45,19 @@ async fn component_param(state: &AppState, component: Option<String>) -> Result<
     let component = component.filter(|c| !c.is_empty()).ok_or_else(|| {
         AppError::bad_parameter("component", "give a framework area or component id, e.g. kss-cf-2018/6")
     })?;
+    // Named but not there, as a person or team named in a body that does not exist is.
     if !known_component(&state.db, &component).await? {
-        return Err(AppError::bad_parameter(
-            "component",
-            format!("{component:?} is not an area or component of an imported framework"),
-        ));
+        return Err(AppError::NotFound(format!("{component:?} is not an area or component of an imported framework")));
     }
     Ok(component)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ExpertiseQuery {
+pub(super) struct ExpertiseQuery {
+    /// A framework area or component id, e.g. `kss-cf-2018/6` (required).
+    #[param(required = true, min_length = 1)]
     component: Option<String>,
 }
 
@@ -74,7 +76,13 @@ struct Person {
     nominated: bool,
 }
 
-async fn expertise(
+/// Who can help with a framework area or component: practice champions, and for leaders the
+/// evidence (counts of signed-off judgements and met goals).
+#[utoipa::path(get, path = "/v1/expertise", tag = "expertise", security(("bearer" = [])), params(ExpertiseQuery),
+    responses((status = 200, body = Object, description = "`{component, people: [{userId, name, team, evidence?, champion, nominated?}]}`"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "No such framework area or component")))]
+pub(super) async fn expertise(
     State(state): State<AppState>,
     auth: Authenticated,
     query: Result<Query<ExpertiseQuery>, axum::extract::rejection::QueryRejection>,
@@ -105,19 +113,26 @@ async fn expertise(
     Ok(Json(json!({ "component": component, "people": people })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ComponentBody {
-    component: Option<String>,
+pub(super) struct ComponentBody {
+    /// A framework area or component id, e.g. `kss-cf-2018/6`.
+    #[schema(min_length = 1)]
+    component: String,
 }
 
-async fn nominate(
+/// The signed-in person nominates themself as a practice champion for an area or component.
+#[utoipa::path(post, path = "/v1/me/champion-nominations", tag = "expertise", security(("bearer" = [])), request_body = ComponentBody,
+    responses((status = 201, body = Object), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem, description = "No such framework area or component"),
+        (status = 409, body = Problem)))]
+pub(super) async fn nominate(
     State(state): State<AppState>,
     auth: Authenticated,
-    Json(body): Json<ComponentBody>,
+    JsonBody(body): JsonBody<ComponentBody>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     works_with_records(&auth)?;
-    let component = component_param(&state, body.component).await?;
+    let component = component_param(&state, Some(body.component)).await?;
     if !state.db.nominate_champion(&auth.user.id, &component, &auth.user.id).await? {
         return Err(AppError::Conflict(format!("you are already a champion or nominated for {component}")));
     }
@@ -135,7 +150,10 @@ fn confirms_for(viewer: &Viewer, user_id: &str) -> bool {
         || (viewer.role == Role::Manager && viewer.supervises_now(user_id, &dates::today()))
 }
 
-async fn nominations(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Value>, AppError> {
+/// Nominations the signed-in manager or principal social worker may confirm.
+#[utoipa::path(get, path = "/v1/champions/nominations", tag = "expertise", security(("bearer" = [])),
+    responses((status = 200, body = Object, description = "`{nominations: [{userId, name, component}]}`"), (status = 401, body = Problem)))]
+pub(super) async fn nominations(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Value>, AppError> {
     let viewer = state.db.viewer(&auth.user).await?;
     let mut pending = Vec::new();
     for champion in state.db.champions().await? {
@@ -147,17 +165,21 @@ async fn nominations(State(state): State<AppState>, auth: Authenticated) -> Resu
     Ok(Json(json!({ "nominations": pending })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConfirmBody {
+pub(super) struct ConfirmBody {
     user_id: String,
     component: String,
 }
 
-async fn confirm(
+/// Confirms a nomination (a manager above the person, or a principal social worker).
+#[utoipa::path(post, path = "/v1/champions/confirm", tag = "expertise", security(("bearer" = [])), request_body = ConfirmBody,
+    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn confirm(
     State(state): State<AppState>,
     auth: Authenticated,
-    Json(body): Json<ConfirmBody>,
+    JsonBody(body): JsonBody<ConfirmBody>,
 ) -> Result<Json<Value>, AppError> {
     let viewer = state.db.viewer(&auth.user).await?;
     if !confirms_for(&viewer, &body.user_id) {

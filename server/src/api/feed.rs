@@ -29,10 +29,13 @@ pub(super) fn routes() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub(super) struct FeedQuery {
     /// The `seq` of the last event you have (0 or absent: from the start).
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
-    /// RFC 3339: only events since then.
+    /// RFC 3339 (a date alone means its start, UTC): only events since then.
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Events per page, 1–5000 (default 500).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 5000)]
     limit: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use fieldbook_sync_core::frameworks::Framework;
 use serde::Serialize;
 
 use crate::auth::Authenticated;
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::storage::StoredResource;
 
@@ -17,20 +17,36 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/frameworks", get(frameworks)).route("/v1/resources", get(resources))
 }
 
-#[derive(Serialize)]
-struct Frameworks {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Frameworks {
+    /// Each `{id, title, version, areas: [{id, number, title, components: [{id, title}]}]}`.
+    #[schema(value_type = Vec<Object>)]
     frameworks: Vec<Framework>,
 }
 
-async fn frameworks(State(state): State<AppState>, _auth: Authenticated) -> Result<Json<Frameworks>, AppError> {
+/// The competency frameworks as imported: areas and current components.
+#[utoipa::path(get, path = "/v1/frameworks", tag = "frameworks", security(("bearer" = [])),
+    responses((status = 200, body = Frameworks), (status = 401, body = Problem)))]
+pub(super) async fn frameworks(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+) -> Result<Json<Frameworks>, AppError> {
     Ok(Json(Frameworks { frameworks: state.db.framework_definitions().await? }))
 }
 
-#[derive(Serialize)]
-struct Resources {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Resources {
+    /// Each `{id, title, url, publisher, components, summary?, addedAt, source, retired}`.
+    #[schema(value_type = Vec<Object>)]
     resources: Vec<StoredResource>,
 }
 
-async fn resources(State(state): State<AppState>, _auth: Authenticated) -> Result<Json<Resources>, AppError> {
+/// The research resources plan goals cite, retired ones marked.
+#[utoipa::path(get, path = "/v1/resources", tag = "frameworks", security(("bearer" = [])),
+    responses((status = 200, body = Resources), (status = 401, body = Problem)))]
+pub(super) async fn resources(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+) -> Result<Json<Resources>, AppError> {
     Ok(Json(Resources { resources: state.db.resources().await? }))
 }

@@ -96,13 +96,18 @@ pub(super) async fn development_record(
 pub(super) struct PageQuery {
     /// Only this team.
     team: Option<String>,
-    /// RFC 3339: only practitioners whose records changed since then.
+    /// RFC 3339 (a date alone means its start, UTC): only practitioners whose records changed
+    /// since then.
+    #[param(value_type = Option<String>, format = DateTime)]
     updated_since: Option<String>,
     /// Records per page, 1–1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$")]
     cursor: Option<String>,
     /// `json` (default) or `csv` (or send `Accept: text/csv`).
+    #[param(value_type = Option<String>, pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
@@ -118,17 +123,24 @@ pub(super) struct RecordsPage {
 /// Opaque to clients: the id of the last practitioner on the previous page. Ids never
 /// change, so paging is stable while records are written.
 fn decode_cursor(cursor: &str) -> Result<String, AppError> {
-    URL_SAFE_NO_PAD
+    // Any base64url text is a position in id order (the schema's pattern says which text).
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT
         .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| AppError::bad_parameter("cursor", "not a cursor this API returned"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map_err(|_| AppError::bad_parameter("cursor", "not a cursor this API returned"))
 }
 
 /// Development records, paged; or all of them as CSV, streamed.
 #[utoipa::path(get, path = "/v1/api/development-records", tag = "development records", security(("bearer" = ["hr:read"])),
     params(PageQuery),
-    responses((status = 200, body = RecordsPage, description = "JSON; or `text/csv`, one line per practitioner"),
+    responses((status = 200, description = "JSON; or `text/csv`, one line per practitioner",
+            content((RecordsPage = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub(super) async fn development_records(
     State(state): State<AppState>,

@@ -33,8 +33,10 @@ pub(super) struct InsightQuery {
     /// Only this framework (e.g. `kss-cf-2018`).
     framework: Option<String>,
     /// Observations on or after this day (YYYY-MM-DD).
+    #[param(value_type = Option<String>, format = Date)]
     from: Option<String>,
     /// Observations before this day (YYYY-MM-DD).
+    #[param(value_type = Option<String>, format = Date)]
     to: Option<String>,
 }
 

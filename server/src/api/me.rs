@@ -12,23 +12,32 @@ use serde_json::json;
 
 use super::caller::Caller;
 use crate::cpd::{self, RegistrationYear};
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/me/cpd", get(cpd_record))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct CpdQuery {
-    /// The registration year, by the year it ends in (30 November); this one by default.
+pub(super) struct CpdQuery {
+    /// The registration year, by the year it ends in (30 November), 2000 to 2100; this one by
+    /// default.
+    #[param(value_type = Option<i32>, minimum = 2000, maximum = 2100)]
     year: Option<String>,
-    /// `csv` for CSV.
+    /// `json` (the default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
-async fn cpd_record(
+/// The signed-in person's own CPD record for one registration year.
+#[utoipa::path(get, path = "/v1/me/cpd", tag = "people", security(("bearer" = [])), params(CpdQuery),
+    responses((status = 200, description = "JSON; or `text/csv` with `format=csv`",
+            content((Object = "application/json"), (String = "text/csv"))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
+pub(super) async fn cpd_record(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<CpdQuery>, axum::extract::rejection::QueryRejection>,
@@ -40,7 +49,7 @@ async fn cpd_record(
         return Err(AppError::Forbidden(format!("the {} role keeps no CPD record here", person.user.role)));
     }
     let Query(q) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
-    let year = match q.year.as_deref().filter(|y| !y.is_empty()) {
+    let year = match q.year.as_deref() {
         None => RegistrationYear::of(&dates::today()).unwrap_or(2000),
         Some(y) => y
             .parse::<i32>()
@@ -49,7 +58,7 @@ async fn cpd_record(
             .ok_or_else(|| AppError::bad_parameter("year", "year must be a year from 2000 to 2100, e.g. 2026"))?,
     };
     let csv = match q.format.as_deref() {
-        None | Some("") | Some("json") => false,
+        None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(AppError::bad_parameter("format", "format is json or csv")),
     };

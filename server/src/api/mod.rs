@@ -4,6 +4,7 @@
 //! systems (`/v1/api`).
 
 mod admin;
+mod body;
 mod caller;
 mod expertise;
 mod feed;

@@ -10,18 +10,52 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{feed, hr, insights};
+use super::{admin, expertise, feed, frameworks, hr, insights, me, people, records};
+use crate::auth::routes as auth_routes;
 use crate::state::AppState;
 use crate::storage::{DevelopmentRecord, Practitioner};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "Fieldbook development records API",
-        description = "Minimised development records for HR, workforce systems and learning record stores, \
-                       and insights for leaders. Never narrative, never anything about a family."
+        title = "Fieldbook API",
+        description = "Sign-in, each user's record index, people, frameworks and resources for apps, the expertise map, \
+                       the CPD record, administration, and the minimised development records for HR, workforce systems \
+                       and learning record stores, with insights for leaders: never narrative, never anything about a \
+                       family. Sync is the automerge-repo protocol at `/v1/sync`; SCIM provisioning at `/scim/v2` follows \
+                       RFC 7643/7644. Every error answers `application/problem+json`."
     ),
     paths(
+        auth_routes::login,
+        auth_routes::refresh,
+        auth_routes::logout,
+        auth_routes::me,
+        records::record_index,
+        records::discard_draft,
+        people::people,
+        people::asye,
+        frameworks::frameworks,
+        frameworks::resources,
+        me::cpd_record,
+        expertise::expertise,
+        expertise::nominate,
+        expertise::nominations,
+        expertise::confirm,
+        admin::list_users,
+        admin::add_user,
+        admin::show_user,
+        admin::update_user,
+        admin::set_supervisor,
+        admin::set_password,
+        admin::list_devices,
+        admin::revoke_device,
+        admin::erase_record,
+        admin::delete_record,
+        admin::subject_access,
+        admin::list_teams,
+        admin::add_team,
+        admin::import,
+        admin::audit_trail,
         hr::list_practitioners,
         hr::development_record,
         hr::development_records,
@@ -30,9 +64,58 @@ use crate::storage::{DevelopmentRecord, Practitioner};
         insights::insights
     ),
     components(schemas(Practitioner, DevelopmentRecord, crate::error::Problem)),
-    modifiers(&BearerKeys)
+    modifiers(&BearerKeys, &ProblemResponses)
 )]
 struct ApiDoc;
+
+/// Every error is `application/problem+json` (whatever raises it), and every operation may
+/// also answer 500 (the server's fault) and 503 (the database is not answering: retry), and
+/// 401 where it needs credentials.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let takes_body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else { continue };
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let description = response.description.clone();
+                        *response = problem(&description);
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+                };
+                if secured {
+                    add("401", "Missing, invalid or expired credentials");
+                }
+                if takes_body {
+                    add("400", "The body is not what this takes (it says what is wrong)");
+                    add("415", "The body is not sent as the content type this takes");
+                    add("422", "The body is JSON, but not with the fields and types this takes");
+                }
+                add("500", "The server's own fault (the log has the cause)");
+                add("503", "The database is not answering, or the server is at capacity: retry after `Retry-After`");
+            }
+        }
+    }
+}
 
 /// Service-account keys (`fbsa_…`) and people's access tokens, as bearer credentials.
 struct BearerKeys;
@@ -132,16 +215,56 @@ mod tests {
     #[test]
     fn every_endpoint_is_described() {
         let doc = document();
-        for path in [
-            "/v1/api/practitioners",
-            "/v1/api/practitioners/{id}/development-record",
-            "/v1/api/development-records",
-            "/v1/api/feed",
-            "/v1/api/xapi/statements",
-            "/v1/api/insights",
-        ] {
-            assert!(doc["paths"][path]["get"].is_object(), "{path} is missing");
+        // Every REST route the server has (SCIM is described by its RFCs).
+        let routes = [
+            ("post", "/v1/auth/login"),
+            ("post", "/v1/auth/refresh"),
+            ("post", "/v1/auth/logout"),
+            ("get", "/v1/auth/me"),
+            ("get", "/v1/records"),
+            ("delete", "/v1/records/{id}"),
+            ("get", "/v1/people"),
+            ("get", "/v1/people/{id}/asye"),
+            ("get", "/v1/frameworks"),
+            ("get", "/v1/resources"),
+            ("get", "/v1/me/cpd"),
+            ("get", "/v1/expertise"),
+            ("post", "/v1/me/champion-nominations"),
+            ("get", "/v1/champions/nominations"),
+            ("post", "/v1/champions/confirm"),
+            ("get", "/v1/admin/users"),
+            ("post", "/v1/admin/users"),
+            ("get", "/v1/admin/users/{id}"),
+            ("patch", "/v1/admin/users/{id}"),
+            ("put", "/v1/admin/users/{id}/supervisor"),
+            ("put", "/v1/admin/users/{id}/password"),
+            ("get", "/v1/admin/users/{id}/devices"),
+            ("post", "/v1/admin/users/{id}/devices/{device}/revoke"),
+            ("get", "/v1/admin/users/{id}/subject-access"),
+            ("get", "/v1/admin/teams"),
+            ("post", "/v1/admin/teams"),
+            ("post", "/v1/admin/import"),
+            ("get", "/v1/admin/audit"),
+            ("post", "/v1/admin/records/{id}/erase"),
+            ("post", "/v1/admin/records/{id}/delete"),
+            ("get", "/v1/api/practitioners"),
+            ("get", "/v1/api/practitioners/{id}/development-record"),
+            ("get", "/v1/api/development-records"),
+            ("get", "/v1/api/feed"),
+            ("get", "/v1/api/xapi/statements"),
+            ("get", "/v1/api/insights"),
+        ];
+        for (method, path) in routes {
+            let operation = &doc["paths"][path][method];
+            assert!(operation.is_object(), "{method} {path} is missing");
+            assert_eq!(
+                operation["responses"]["500"]["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{method} {path}: errors are problems"
+            );
         }
+        let described: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(described, routes.len(), "every described operation is a route listed here");
         assert!(doc["components"]["schemas"]["DevelopmentRecord"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }

@@ -8,7 +8,7 @@ use fieldbook_sync_core::records::dates;
 use serde::Serialize;
 
 use crate::auth::Authenticated;
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::storage::{AuditEvent, Role, User};
 
@@ -18,7 +18,11 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// `GET /v1/people/{id}/asye`: ASYE progress (see `crate::asye`), for the person, their line
 /// of supervision now and principal social workers.
-async fn asye(
+#[utoipa::path(get, path = "/v1/people/{id}/asye", tag = "people", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The newly qualified social worker's user id")),
+    responses((status = 200, body = Object, description = "Their ASYE progress by framework area"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn asye(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
@@ -41,9 +45,9 @@ async fn asye(
     Ok(Json(progress))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Person {
+pub(super) struct Person {
     id: String,
     name: String,
     role: String,
@@ -56,13 +60,16 @@ impl From<User> for Person {
     }
 }
 
-#[derive(Serialize)]
-struct People {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct People {
     supervisees: Vec<Person>,
     supervisors: Vec<Person>,
 }
 
-async fn people(State(state): State<AppState>, auth: Authenticated) -> Result<Json<People>, AppError> {
+/// Whom the signed-in user supervises today, and who supervises them, with names.
+#[utoipa::path(get, path = "/v1/people", tag = "people", security(("bearer" = [])),
+    responses((status = 200, body = People), (status = 401, body = Problem)))]
+pub(super) async fn people(State(state): State<AppState>, auth: Authenticated) -> Result<Json<People>, AppError> {
     let (supervisees, supervisors) = state.db.supervision_on(&auth.user.id, &dates::today()).await?;
     Ok(Json(People {
         supervisees: supervisees.into_iter().map(Person::from).collect(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::Authenticated;
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::org::Operator;
 use crate::state::AppState;
 use crate::storage::{AuditEvent, DeleteOutcome};
@@ -24,17 +24,21 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/records", get(record_index)).route("/v1/records/{id}", delete(discard_draft))
 }
 
-#[derive(Deserialize)]
-struct IndexQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct IndexQuery {
     /// Only records changed after this cursor (from an earlier page).
     #[serde(default)]
+    #[param(minimum = 0)]
     after: i64,
+    /// At most this many, 1 to 5,000 (default 500).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct IndexEntry {
+pub(super) struct IndexEntry {
     url: String,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -44,9 +48,9 @@ struct IndexEntry {
     change_seq: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct IndexResponse {
+pub(super) struct IndexResponse {
     records: Vec<IndexEntry>,
     /// Pass as `after` to get what changed since.
     cursor: i64,
@@ -57,7 +61,11 @@ struct IndexResponse {
     access_version: i64,
 }
 
-async fn record_index(
+/// The records the user may read that changed after the cursor, oldest change first.
+#[utoipa::path(get, path = "/v1/records", tag = "records", security(("bearer" = [])), params(IndexQuery),
+    responses((status = 200, body = IndexResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "HR and admins read records through the development-records API")))]
+pub(super) async fn record_index(
     State(state): State<AppState>,
     auth: Authenticated,
     Query(query): Query<IndexQuery>,
@@ -68,6 +76,16 @@ async fn record_index(
             auth.user.role
         )));
     }
+    if query.after < 0 {
+        return Err(AppError::bad_parameter("after", "after is a cursor from an earlier page (0 for all)"));
+    }
+    let limit = match query.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return Err(AppError::bad_parameter("limit", format!("limit must be a number from 1 to {MAX_LIMIT}")));
+        }
+    };
     let viewer = state.db.viewer(&auth.user).await?;
     let people: Option<Vec<String>> = (viewer.role != Role::PrincipalSocialWorker).then(|| {
         let mut people: Vec<String> = viewer.line.iter().map(|g| g.subject_id.clone()).collect();
@@ -76,7 +94,6 @@ async fn record_index(
         people
     });
     let access_version = state.db.access_version().await?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let page = state.db.record_index(&auth.user.id, people.as_deref(), query.after, limit).await?;
     let today = dates::today();
     let records = page
@@ -103,12 +120,18 @@ async fn record_index(
 /// Discards a draft: only its author, only while it is a draft (checked as it is deleted, so
 /// a share that commits first keeps it). It is deleted as any deleted record is: ledgered so
 /// no device can bring it back, audited, and devices following it told to remove their copies.
-async fn discard_draft(
+#[utoipa::path(delete, path = "/v1/records/{id}", tag = "records", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The draft's document id or `automerge:` URL")),
+    responses((status = 200, body = Object, description = "`{url, discarded: true}`"), (status = 401, body = Problem), (status = 404, body = Problem, description = "Not a draft of the caller's"),
+        (status = 409, body = Problem, description = "No longer a draft, or kept by the organisation")))]
+pub(super) async fn discard_draft(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let document = DocumentId::parse_url_or_id(&id).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    // What is not a document id is no draft of theirs either.
+    let document =
+        DocumentId::parse_url_or_id(&id).map_err(|_| AppError::NotFound(format!("you have no draft {id:?}")))?;
     let no_draft = || AppError::NotFound(format!("you have no draft {} to discard", document.url()));
     if !auth.user.role.works_with_records() {
         return Err(no_draft());

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::passwords::{dummy_hash, verify_password};
 use super::tokens::{new_secret, secret_hash};
 use super::{Authenticated, ClientAddress, throttle};
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::storage::{AuditEvent, now_millis};
 
@@ -30,23 +30,25 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/me", get(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     user_id: String,
     password: String,
+    /// The device signing in (at most 200 characters).
+    #[schema(pattern = "\\S", max_length = 200)]
     device_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
@@ -64,7 +66,11 @@ impl IntoResponse for TokenResponse {
     }
 }
 
-async fn login(
+/// Signs in with a user id and password (built-in passwords), binding the session to a device.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "sign-in", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem, description = "Wrong user id or password"),
+        (status = 429, body = Problem, description = "Too many failures from this address or for this user")))]
+pub(crate) async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     body: Bytes,
@@ -136,7 +142,11 @@ async fn login(
     Ok(response)
 }
 
-async fn refresh(
+/// A new access token (and refresh token) for a refresh token, which is used up.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "sign-in", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 429, body = Problem)))]
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     body: Bytes,
@@ -189,7 +199,10 @@ async fn reused(state: &AppState, user_id: &str, device: &str) -> Result<AppErro
     Ok(AppError::unauthorized("this refresh token was already used; the device is signed out: sign in again"))
 }
 
-async fn logout(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, AppError> {
+/// Ends the session the refresh token belongs to.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "sign-in", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out (also for a token already used up)"), (status = 400, body = Problem)))]
+pub(crate) async fn logout(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, AppError> {
     let request: RefreshRequest = parse(&body)?;
     let hash = secret_hash(&request.refresh_token);
     if let Some(stored) = state.db.refresh_token(&hash).await?
@@ -201,7 +214,10 @@ async fn logout(State(state): State<AppState>, body: Bytes) -> Result<StatusCode
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn me(auth: Authenticated) -> Json<serde_json::Value> {
+/// Who the access token speaks for: `{id, name, role, teamId, device}`.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "sign-in", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem)))]
+pub(crate) async fn me(auth: Authenticated) -> Json<serde_json::Value> {
     Json(json!({
         "id": auth.user.id,
         "name": auth.user.name,

@@ -42,7 +42,7 @@ impl AuditEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRow {
     pub id: i64,
@@ -52,6 +52,7 @@ pub struct AuditRow {
     pub device_id: Option<String>,
     pub action: String,
     pub document_id: Option<String>,
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 

@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{Database, StorageError, now_millis};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     pub user_id: String,

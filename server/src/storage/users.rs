@@ -47,15 +47,19 @@ impl FromStr for UserStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
     pub name: String,
+    /// `practitioner`, `supervisor`, `manager`, `principal-social-worker`, `hr` or `admin`.
     #[serde(serialize_with = "display")]
+    #[schema(value_type = String)]
     pub role: Role,
     pub team_id: Option<String>,
+    /// `active`, `suspended` or `deleted`.
     #[serde(serialize_with = "display")]
+    #[schema(value_type = String)]
     pub status: UserStatus,
     /// The identity a council's identity provider knows them by.
     pub external_id: Option<String>,
@@ -87,7 +91,7 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Team {
     pub id: String,
@@ -95,7 +99,7 @@ pub struct Team {
 }
 
 /// One supervision relationship: `ended_on` is exclusive, `None` while current.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Supervision {
     pub supervisee_id: String,
@@ -310,7 +314,7 @@ impl Database {
         let row = sqlx::query("SELECT id FROM teams WHERE id = $1").bind(team).fetch_optional(self.pool()).await?;
         match row {
             Some(_) => Ok(()),
-            None => Err(StorageError::Refused(format!("no team {team:?}; add it first"))),
+            None => Err(StorageError::NotFound(format!("no team {team:?}; add it first"))),
         }
     }
 
@@ -328,16 +332,16 @@ impl Database {
         }
         for id in std::iter::once(supervisee).chain(supervisor) {
             if self.user(id).await?.is_none() {
-                return Err(StorageError::Refused(format!("no user {id:?}; add them first")));
+                return Err(StorageError::NotFound(format!("no user {id:?}; add them first")));
             }
         }
         if supervisor == Some(supervisee) {
-            return Err(StorageError::Refused("nobody supervises themselves".into()));
+            return Err(StorageError::Conflict("nobody supervises themselves".into()));
         }
         if let Some(supervisor) = supervisor
             && self.line_edges_below(supervisee).await?.iter().any(|e| e.supervisee_id == supervisor)
         {
-            return Err(StorageError::Refused(format!(
+            return Err(StorageError::Conflict(format!(
                 "{supervisor:?} is in {supervisee:?}'s own line; that would make a cycle"
             )));
         }
@@ -345,7 +349,7 @@ impl Database {
         if let Some(open) = current.iter().find(|s| s.supervisee_id == supervisee && s.ended_on.is_none())
             && from < open.started_on.as_str()
         {
-            return Err(StorageError::Refused(format!(
+            return Err(StorageError::Conflict(format!(
                 "{supervisee:?} has been supervised by {:?} since {}; a change may not start before that (history is kept, not rewritten)",
                 open.supervisor_id, open.started_on
             )));
