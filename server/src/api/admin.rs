@@ -8,7 +8,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fieldbook_sync_core::DocumentId;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::body::JsonBody;
 use crate::auth::Authenticated;
@@ -127,17 +127,17 @@ pub(super) async fn add_user(
 
 #[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "administration", security(("bearer" = [])),
     params(("id" = String, Path, description = "The user id")),
-    responses((status = 200, body = Object, description = "`{user, supervision, devices}`"), (status = 401, body = Problem),
+    responses((status = 200, body = UserDetails), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub(super) async fn show_user(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<UserDetails>, AppError> {
     let user = state.db.user(&id).await?.ok_or_else(|| AppError::NotFound(format!("no user {id:?}")))?;
     let supervision: Vec<Supervision> = state.db.supervision_history(&id).await?;
     let devices: Vec<Device> = state.db.devices(&id).await?;
-    Ok(Json(json!({ "user": user, "supervision": supervision, "devices": devices })))
+    Ok(Json(UserDetails { user, supervision, devices }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -271,17 +271,17 @@ pub(super) async fn list_devices(
 
 #[utoipa::path(post, path = "/v1/admin/users/{id}/devices/{device}/revoke", tag = "administration", security(("bearer" = [])),
     params(("id" = String, Path, description = "The user id"), ("device" = String, Path, description = "The device id")),
-    responses((status = 200, body = Object, description = "`{user, device, revoked, connectionsClosed}`"), (status = 401, body = Problem),
+    responses((status = 200, body = Revoked), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub(super) async fn revoke_device(
     State(state): State<AppState>,
     admin: Admin,
     Path((id, device)): Path<(String, String)>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Revoked>, AppError> {
     org::revoke_device(&state.db, admin.operator(), &id, &device).await?;
     // This node's connections close now; other nodes follow within half a second.
     let closed = state.hub.revoke_device(&id, &device);
-    Ok(Json(json!({ "user": id, "device": device, "revoked": true, "connectionsClosed": closed })))
+    Ok(Json(Revoked { user: id, device, revoked: true, connections_closed: closed }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -298,18 +298,18 @@ pub(super) struct Erasure {
 /// the connections following it; other nodes follow at once (PostgreSQL).
 #[utoipa::path(post, path = "/v1/admin/records/{id}/erase", tag = "administration", security(("bearer" = [])),
     params(("id" = String, Path, description = "The record's document id or `automerge:` URL")), request_body = Erasure,
-    responses((status = 200, body = Object, description = "`{url, erased, cleared}`"), (status = 400, body = Problem),
+    responses((status = 200, body = Erased), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn erase_record(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
     JsonBody(erasure): JsonBody<Erasure>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Erased>, AppError> {
     DocumentId::parse_url_or_id(&id).map_err(|_| AppError::NotFound(format!("no record {id:?}")))?;
     let document = erasure::erase(&state.db, admin.operator(), &id, &erasure.reason, &erasure.clear).await?;
     state.hub.removed(document).await;
-    Ok(Json(json!({ "url": document.url(), "erased": true, "cleared": erasure.clear })))
+    Ok(Json(Erased { url: document.url(), erased: true, cleared: erasure.clear }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -323,14 +323,14 @@ pub(super) struct RecordDeletion {
 /// it (409). Devices following it here are told at once; others when they next ask for it.
 #[utoipa::path(post, path = "/v1/admin/records/{id}/delete", tag = "administration", security(("bearer" = [])),
     params(("id" = String, Path, description = "The record's document id or `automerge:` URL")), request_body = RecordDeletion,
-    responses((status = 200, body = Object, description = "`{url, deleted}`"), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = Deleted), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "Kept under a legal hold")))]
 pub(super) async fn delete_record(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
     JsonBody(deletion): JsonBody<RecordDeletion>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Deleted>, AppError> {
     let document = DocumentId::parse_url_or_id(&id).map_err(|_| AppError::NotFound(format!("no record {id:?}")))?;
     let reason = deletion.reason.trim();
     if reason.is_empty() {
@@ -339,7 +339,7 @@ pub(super) async fn delete_record(
     match crate::retention::delete(&state.db, admin.operator(), document, reason, None).await? {
         DeleteOutcome::Deleted(_) => {
             state.hub.removed(document).await;
-            Ok(Json(json!({ "url": document.url(), "deleted": true })))
+            Ok(Json(Deleted { url: document.url(), deleted: true }))
         }
         DeleteOutcome::Held(holds) => {
             Err(AppError::Conflict(format!("{} is kept under legal holds {holds:?}", document.url())))
@@ -463,4 +463,39 @@ pub(super) async fn audit_trail(
     let read = json!({ "user": params.user, "record": params.record, "rows": rows.len() });
     state.db.audit(admin.operator().event("audit-read", read)).await?;
     Ok(Json(rows))
+}
+
+/// A user with their supervision history and devices.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct UserDetails {
+    user: User,
+    supervision: Vec<Supervision>,
+    devices: Vec<Device>,
+}
+
+/// A device revoked.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Revoked {
+    user: String,
+    device: String,
+    revoked: bool,
+    /// Its sync connections this node closed (other nodes close theirs within half a second).
+    connections_closed: usize,
+}
+
+/// A record's history erased.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Erased {
+    url: String,
+    erased: bool,
+    /// The top-level text fields emptied too.
+    cleared: Vec<String>,
+}
+
+/// A record deleted everywhere.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Deleted {
+    url: String,
+    deleted: bool,
 }

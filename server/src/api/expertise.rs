@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use fieldbook_sync_core::access::{Role, Viewer};
 use fieldbook_sync_core::records::dates;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::body::JsonBody;
 use crate::auth::Authenticated;
@@ -61,15 +61,22 @@ pub(super) struct ExpertiseQuery {
     component: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Who can help with a framework area or component.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Expertise {
+    component: String,
+    people: Vec<Expert>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Person {
+pub(super) struct Expert {
     user_id: String,
     name: String,
     team: Option<String>,
-    /// `{observationsMet, goalsMet}` for leaders; absent for practitioners.
+    /// For leaders; absent for practitioners.
     #[serde(skip_serializing_if = "Option::is_none")]
-    evidence: Option<Value>,
+    evidence: Option<Evidence>,
     champion: bool,
     /// Nominated themself, awaiting confirmation (leaders only).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -79,29 +86,29 @@ struct Person {
 /// Who can help with a framework area or component: practice champions, and for leaders the
 /// evidence (counts of signed-off judgements and met goals).
 #[utoipa::path(get, path = "/v1/expertise", tag = "expertise", security(("bearer" = [])), params(ExpertiseQuery),
-    responses((status = 200, body = Object, description = "`{component, people: [{userId, name, team, evidence?, champion, nominated?}]}`"),
+    responses((status = 200, body = Expertise),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem, description = "No such framework area or component")))]
 pub(super) async fn expertise(
     State(state): State<AppState>,
     auth: Authenticated,
     query: Result<Query<ExpertiseQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Expertise>, AppError> {
     works_with_records(&auth)?;
     let Query(q) = query.map_err(|e| AppError::bad_parameter("query", e.body_text()))?;
     let component = component_param(&state, q.component).await?;
     let leader = sees_evidence(auth.user.role);
-    let people: Vec<Person> = state
+    let people: Vec<Expert> = state
         .db
         .expertise(&component)
         .await?
         .into_iter()
         .filter(|e| leader || e.champion)
-        .map(|e| Person {
+        .map(|e| Expert {
             user_id: e.user.id,
             name: e.user.name,
             team: e.user.team_id,
-            evidence: leader.then(|| json!({ "observationsMet": e.observations_met, "goalsMet": e.goals_met })),
+            evidence: leader.then_some(Evidence { observations_met: e.observations_met, goals_met: e.goals_met }),
             champion: e.champion,
             nominated: leader && e.nominated,
         })
@@ -110,7 +117,40 @@ pub(super) async fn expertise(
         .by(&auth.user.id, auth.device.as_deref())
         .detail(json!({ "component": component, "people": people.len() }));
     state.audit.record(event).await;
-    Ok(Json(json!({ "component": component, "people": people })))
+    Ok(Json(Expertise { component, people }))
+}
+
+/// Counts, never narrative: judgements of "met" in observations signed off by both, and plan
+/// goals met, on the area or component.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Evidence {
+    observations_met: i64,
+    goals_met: i64,
+}
+
+/// A practice champion, nominated or confirmed.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Champion {
+    user_id: String,
+    component: String,
+    /// `nominated` or `confirmed`.
+    status: &'static str,
+}
+
+/// A nomination awaiting confirmation.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Nomination {
+    user_id: String,
+    name: Option<String>,
+    component: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Nominations {
+    nominations: Vec<Nomination>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -123,14 +163,14 @@ pub(super) struct ComponentBody {
 
 /// The signed-in person nominates themself as a practice champion for an area or component.
 #[utoipa::path(post, path = "/v1/me/champion-nominations", tag = "expertise", security(("bearer" = [])), request_body = ComponentBody,
-    responses((status = 201, body = Object), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 201, body = Champion), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem, description = "No such framework area or component"),
         (status = 409, body = Problem)))]
 pub(super) async fn nominate(
     State(state): State<AppState>,
     auth: Authenticated,
     JsonBody(body): JsonBody<ComponentBody>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<Champion>), AppError> {
     works_with_records(&auth)?;
     let component = component_param(&state, Some(body.component)).await?;
     if !state.db.nominate_champion(&auth.user.id, &component, &auth.user.id).await? {
@@ -140,7 +180,7 @@ pub(super) async fn nominate(
         .by(&auth.user.id, auth.device.as_deref())
         .detail(json!({ "component": component }));
     state.audit.record(event).await;
-    Ok((StatusCode::CREATED, Json(json!({ "userId": auth.user.id, "component": component, "status": "nominated" }))))
+    Ok((StatusCode::CREATED, Json(Champion { user_id: auth.user.id, component, status: "nominated" })))
 }
 
 /// Whether the viewer may confirm `user_id`'s nomination: a manager above them now, or a
@@ -152,17 +192,20 @@ fn confirms_for(viewer: &Viewer, user_id: &str) -> bool {
 
 /// Nominations the signed-in manager or principal social worker may confirm.
 #[utoipa::path(get, path = "/v1/champions/nominations", tag = "expertise", security(("bearer" = [])),
-    responses((status = 200, body = Object, description = "`{nominations: [{userId, name, component}]}`"), (status = 401, body = Problem)))]
-pub(super) async fn nominations(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Value>, AppError> {
+    responses((status = 200, body = Nominations), (status = 401, body = Problem)))]
+pub(super) async fn nominations(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Nominations>, AppError> {
     let viewer = state.db.viewer(&auth.user).await?;
     let mut pending = Vec::new();
     for champion in state.db.champions().await? {
         if champion.status == "nominated" && confirms_for(&viewer, &champion.user_id) {
             let name = state.db.user(&champion.user_id).await?.map(|u| u.name);
-            pending.push(json!({ "userId": champion.user_id, "name": name, "component": champion.component_id }));
+            pending.push(Nomination { user_id: champion.user_id, name, component: champion.component_id });
         }
     }
-    Ok(Json(json!({ "nominations": pending })))
+    Ok(Json(Nominations { nominations: pending }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -174,13 +217,13 @@ pub(super) struct ConfirmBody {
 
 /// Confirms a nomination (a manager above the person, or a principal social worker).
 #[utoipa::path(post, path = "/v1/champions/confirm", tag = "expertise", security(("bearer" = [])), request_body = ConfirmBody,
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = Champion), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub(super) async fn confirm(
     State(state): State<AppState>,
     auth: Authenticated,
     JsonBody(body): JsonBody<ConfirmBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Champion>, AppError> {
     let viewer = state.db.viewer(&auth.user).await?;
     if !confirms_for(&viewer, &body.user_id) {
         return Err(AppError::Forbidden(
@@ -201,5 +244,5 @@ pub(super) async fn confirm(
         .by(&auth.user.id, auth.device.as_deref())
         .detail(json!({ "user": body.user_id, "component": body.component }));
     state.audit.record(event).await;
-    Ok(Json(json!({ "userId": body.user_id, "component": body.component, "status": "confirmed" })))
+    Ok(Json(Champion { user_id: body.user_id, component: body.component, status: "confirmed" }))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::caller::Caller;
-use crate::cpd::{self, RegistrationYear};
+use crate::cpd::{self, CpdRecord, RegistrationYear};
 use crate::error::{AppError, Problem};
 use crate::state::AppState;
 
@@ -35,7 +35,7 @@ pub(super) struct CpdQuery {
 /// The signed-in person's own CPD record for one registration year.
 #[utoipa::path(get, path = "/v1/me/cpd", tag = "people", security(("bearer" = [])), params(CpdQuery),
     responses((status = 200, description = "JSON; or `text/csv` with `format=csv`",
-            content((Object = "application/json"), (String = "text/csv"))),
+            content((CpdRecord = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub(super) async fn cpd_record(
     State(state): State<AppState>,

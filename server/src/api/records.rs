@@ -122,13 +122,13 @@ pub(super) async fn record_index(
 /// no device can bring it back, audited, and devices following it told to remove their copies.
 #[utoipa::path(delete, path = "/v1/records/{id}", tag = "records", security(("bearer" = [])),
     params(("id" = String, Path, description = "The draft's document id or `automerge:` URL")),
-    responses((status = 200, body = Object, description = "`{url, discarded: true}`"), (status = 401, body = Problem), (status = 404, body = Problem, description = "Not a draft of the caller's"),
+    responses((status = 200, body = Discarded), (status = 401, body = Problem), (status = 404, body = Problem, description = "Not a draft of the caller's"),
         (status = 409, body = Problem, description = "No longer a draft, or kept by the organisation")))]
 pub(super) async fn discard_draft(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Discarded>, AppError> {
     // What is not a document id is no draft of theirs either.
     let document =
         DocumentId::parse_url_or_id(&id).map_err(|_| AppError::NotFound(format!("you have no draft {id:?}")))?;
@@ -143,7 +143,7 @@ pub(super) async fn discard_draft(
     match outcome {
         DeleteOutcome::Deleted(_) => {
             state.hub.removed(document).await;
-            Ok(Json(json!({ "url": document.url(), "discarded": true })))
+            Ok(Json(Discarded { url: document.url(), discarded: true }))
         }
         // Someone else's draft is not theirs to know of.
         DeleteOutcome::NotFound | DeleteOutcome::NotDiscardable(DiscardRefusal::NotAuthor) => Err(no_draft()),
@@ -153,4 +153,12 @@ pub(super) async fn discard_draft(
             Err(AppError::Conflict("this draft is kept by your organisation for now, so it cannot be discarded".into()))
         }
     }
+}
+
+/// A draft discarded.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Discarded {
+    /// The record's `automerge:` URL.
+    url: String,
+    discarded: bool,
 }

@@ -216,15 +216,27 @@ pub(crate) async fn logout(State(state): State<AppState>, body: Bytes) -> Result
 
 /// Who the access token speaks for: `{id, name, role, teamId, device}`.
 #[utoipa::path(get, path = "/v1/auth/me", tag = "sign-in", security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 401, body = Problem)))]
-pub(crate) async fn me(auth: Authenticated) -> Json<serde_json::Value> {
-    Json(json!({
-        "id": auth.user.id,
-        "name": auth.user.name,
-        "role": auth.user.role.to_string(),
-        "teamId": auth.user.team_id,
-        "device": auth.device,
-    }))
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
+pub(crate) async fn me(auth: Authenticated) -> Json<Me> {
+    Json(Me {
+        id: auth.user.id,
+        name: auth.user.name,
+        role: auth.user.role.to_string(),
+        team_id: auth.user.team_id,
+        device: auth.device,
+    })
+}
+
+/// Who an access token speaks for.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Me {
+    id: String,
+    name: String,
+    role: String,
+    team_id: Option<String>,
+    /// The device the token is bound to.
+    device: Option<String>,
 }
 
 /// Stores a new refresh token for (user, device) and issues an access token beside it.

@@ -148,10 +148,7 @@ pub async fn replace(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let (team, _) = current(&state, &id).await?;
-    let incoming = read(&body_json(&body)?)?;
-    let team = apply(&state, &provisioner, team, &incoming).await?;
-    let members = members_of(&state, &team.id).await?;
-    Ok(respond(StatusCode::OK, render(&state, &team, incoming.external_id.as_deref(), Some(&members))))
+    update(&state, &provisioner, team, &body_json(&body)?).await
 }
 
 pub async fn patch(
@@ -164,10 +161,20 @@ pub async fn patch(
     let members = members_of(&state, &team.id).await?;
     let mut resource = render(&state, &team, external_id.as_deref(), Some(&members));
     patch::apply(&mut resource, &body_json(&body)?, GROUP_SCHEMA, &[])?;
-    let incoming = read(&resource)?;
-    let team = apply(&state, &provisioner, team, &incoming).await?;
-    let members = members_of(&state, &team.id).await?;
-    Ok(respond(StatusCode::OK, render(&state, &team, incoming.external_id.as_deref(), Some(&members))))
+    update(&state, &provisioner, team, &resource).await
+}
+
+/// Makes the team what `resource` says (a PUT's body, or what a PATCH made of it).
+async fn update(
+    state: &AppState,
+    provisioner: &Provisioner,
+    team: Team,
+    resource: &Value,
+) -> Result<Response, ScimError> {
+    let incoming = read(resource)?;
+    let team = apply(state, provisioner, team, &incoming).await?;
+    let members = members_of(state, &team.id).await?;
+    Ok(respond(StatusCode::OK, render(state, &team, incoming.external_id.as_deref(), Some(&members))))
 }
 
 pub async fn delete(

@@ -245,10 +245,7 @@ pub async fn replace(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let user = current(&state, &id).await?;
-    let incoming = read(&body_json(&body)?)?;
-    let role = user.role;
-    let user = apply(&state, &provisioner, user, &incoming, role).await?;
-    Ok(respond(StatusCode::OK, Directory::load(&state).await?.render(&user)))
+    update(&state, &provisioner, user, &body_json(&body)?).await
 }
 
 pub async fn patch(
@@ -260,10 +257,20 @@ pub async fn patch(
     let user = current(&state, &id).await?;
     let mut resource = Directory::load(&state).await?.render(&user);
     patch::apply(&mut resource, &body_json(&body)?, USER_SCHEMA, &[ENTERPRISE])?;
-    let incoming = read(&resource)?;
+    update(&state, &provisioner, user, &resource).await
+}
+
+/// Makes the person what `resource` says (a PUT's body, or what a PATCH made of them).
+async fn update(
+    state: &AppState,
+    provisioner: &Provisioner,
+    user: User,
+    resource: &Value,
+) -> Result<Response, ScimError> {
+    let incoming = read(resource)?;
     let role = user.role;
-    let user = apply(&state, &provisioner, user, &incoming, role).await?;
-    Ok(respond(StatusCode::OK, Directory::load(&state).await?.render(&user)))
+    let user = apply(state, provisioner, user, &incoming, role).await?;
+    Ok(respond(StatusCode::OK, Directory::load(state).await?.render(&user)))
 }
 
 pub async fn delete(
