@@ -52,9 +52,13 @@ log-format = "json"
     );
     assert!(printed.contains("# oidc-issuer: not set"), "{printed}");
     assert!(!printed.contains("hunter2"), "the password is masked: {printed}");
-    // The environment names the file too.
-    let out = print_config(&[], &[("FIELDBOOK_CONFIG", file_arg)]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"listen = "0.0.0.0:8443"  # config file"#));
+    // The environment names the file too; signing keys given there are never printed.
+    let secret = r#"{"keys":[{"kid":"k1","secret":"c2lnbmluZy1rZXktdGhhdC1tdXN0LW5vdC1iZS1zaG93bg"}]}"#;
+    let out = print_config(&[], &[("FIELDBOOK_CONFIG", file_arg), ("FIELDBOOK_SIGNING_KEYS", secret)]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(r#"listen = "0.0.0.0:8443"  # config file"#), "{printed}");
+    assert!(printed.contains("# token-signing keys: from FIELDBOOK_SIGNING_KEYS (not shown)"), "{printed}");
+    assert!(!printed.contains("c2lnbmluZy1rZXk"), "{printed}");
 
     // Mistakes name the setting.
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\ncache-size = 7\n").unwrap();

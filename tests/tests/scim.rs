@@ -136,6 +136,11 @@ async fn an_entra_provisioning_cycle(backend: Backend) {
         )
         .await;
     assert_eq!(db.current_supervisors().await.unwrap().get("pat.reid").map(String::as_str), Some("sam"));
+    // A PUT with no enterprise extension (a provider that maps neither) leaves both as they are.
+    let plain = json!({"userName": "Pat.Reid@council.example", "externalId": PAT_OBJECT_ID, "displayName": "Pat Reid"});
+    assert_eq!(entra.call("PUT", "/scim/v2/Users/pat.reid", Some(plain)).await.0, 200);
+    assert_eq!(db.current_supervisors().await.unwrap().get("pat.reid").map(String::as_str), Some("sam"));
+    assert_eq!(db.user("pat.reid").await.unwrap().unwrap().employee_number.as_deref(), Some("E1042"));
     let (status, own) = entra
         .call("PATCH", "/scim/v2/Users/pat.reid", Some(json!({"Operations": [{"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": "pat.reid"}]})))
         .await;

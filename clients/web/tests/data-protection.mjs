@@ -14,7 +14,8 @@
 // records on the phone, offline. Then the admin deletes the record: the tablet (following it)
 // and the phone (coming back online) remove their copies and say so. Last, the supervisor
 // discards a draft on the tablet while offline: back online, it leaves the server and the
-// supervisor's phone, which was following it.
+// supervisor's phone, which was following it; one shared from their laptop before the tablet
+// was back online is kept, comes back to the tablet, and the tablet says why.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as Automerge from "@automerge/automerge";
@@ -225,6 +226,40 @@ try {
   await s.getByRole("heading", { name: "Record not available" }).waitFor(LONG);
   log("a draft discarded offline left the server and the other device");
   console.log(`DISCARDED_URL=automerge:${draftId}`);
+
+  // Discarded on the tablet while offline, but shared from the supervisor's laptop meanwhile:
+  // the share wins, and the tablet says so and has the record back.
+  await t.getByRole("button", { name: "New observation" }).click();
+  await t.getByLabel("Practitioner observed").selectOption({ label: "Pat Reid" });
+  await t.getByRole("button", { name: "Start observation" }).click();
+  await t.getByRole("heading", { name: /Observation of/ }).waitFor(LONG);
+  const keptId = decodeURIComponent(new URL(t.url()).hash.replace("#/observations/", ""));
+  await t.getByLabel("Setting").selectOption("home-visit");
+  await t.getByLabel("The family agreed to the observation").check();
+  await t.getByLabel("Consent given by (role)").fill("father");
+  await t.getByLabel("How consent was given").fill("In writing");
+  await t.getByText("Stored on the server").first().waitFor(LONG);
+  const samsLaptop = await newPage(browser, { width: 1280, height: 800 });
+  const l = samsLaptop.page;
+  await signIn(l, SUPERVISOR);
+  await l.goto(`${BASE}/#/observations/${keptId}`);
+  await l.getByRole("button", { name: "Share with practitioner" }).waitFor(LONG);
+  await l.getByText("Stored on the server").first().waitFor(LONG);
+  await tablet.context.setOffline(true);
+  await t.getByRole("button", { name: "Discard draft" }).click();
+  await t.getByRole("button", { name: "Discard now" }).click();
+  await unlock(t);
+  await t.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
+  assert.equal(await t.getByRole("link", { name: /Observation of/ }).count(), 0, "gone from the tablet meanwhile");
+  await l.getByRole("button", { name: "Share with practitioner" }).click();
+  await l.getByRole("button", { name: "Share now" }).click();
+  await l.getByText("Awaiting Pat Reid's reflection").first().waitFor(LONG);
+  await l.getByText("Stored on the server").first().waitFor(LONG);
+  await tablet.context.setOffline(false);
+  await t.getByText("Your draft observation of Pat Reid was not discarded.").waitFor(LONG);
+  await t.getByText("only a draft may be discarded").waitFor(LONG);
+  await t.getByRole("link", { name: /Observation of Pat Reid/ }).waitFor(LONG);
+  log("a discard refused because the draft was shared meanwhile: the record came back, and the tablet said why");
 } catch (e) {
   failed = true;
   console.error(e);

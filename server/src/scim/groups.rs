@@ -61,8 +61,12 @@ fn render(state: &AppState, team: &Team, external_id: Option<&str>, members: Opt
 }
 
 async fn members_of(state: &AppState, team_id: &str) -> Result<Vec<User>, ScimError> {
-    let users = state.db.users().await?;
-    Ok(users.into_iter().filter(|u| u.team_id.as_deref() == Some(team_id) && u.status != UserStatus::Deleted).collect())
+    Ok(in_team(&state.db.users().await?, team_id))
+}
+
+/// Of `users`, those in the team (deleted people are no one's members).
+fn in_team(users: &[User], team_id: &str) -> Vec<User> {
+    users.iter().filter(|u| u.team_id.as_deref() == Some(team_id) && u.status != UserStatus::Deleted).cloned().collect()
 }
 
 async fn current(state: &AppState, id: &str) -> Result<(Team, Option<String>), ScimError> {
@@ -93,11 +97,15 @@ pub async fn list(
         });
     }
     let (groups, total, start) = page(groups, &query)?;
-    let mut resources = Vec::with_capacity(groups.len());
-    for (team, external_id) in &groups {
-        let members = if without_members(&query) { None } else { Some(members_of(&state, &team.id).await?) };
-        resources.push(render(&state, team, external_id.as_deref(), members.as_deref()));
-    }
+    // Everyone once for the page, not once per team.
+    let users = if without_members(&query) { None } else { Some(state.db.users().await?) };
+    let resources = groups
+        .iter()
+        .map(|(team, external_id)| {
+            let members = users.as_deref().map(|users| in_team(users, &team.id));
+            render(&state, team, external_id.as_deref(), members.as_deref())
+        })
+        .collect();
     Ok(list_response(resources, total, start))
 }
 

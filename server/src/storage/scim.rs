@@ -24,9 +24,14 @@ impl Database {
         if let Some(row) = row {
             return self.user(&row.try_get::<String, _>("user_id")?).await;
         }
-        let adopted = self.user_by_external_id(user_name).await?;
-        let provisioned = self.scim_user_names().await?;
-        Ok(adopted.filter(|u| !provisioned.contains_key(&u.id)))
+        let Some(adopted) = self.user_by_external_id(user_name).await? else { return Ok(None) };
+        // Provisioned under another userName: that one names them, not this.
+        let provisioned = sqlx::query("SELECT 1 AS x FROM scim_users WHERE user_id = $1")
+            .bind(&adopted.id)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some();
+        Ok((!provisioned).then_some(adopted))
     }
 
     /// Records the person's `userName`; another person's (case aside) is a conflict.
