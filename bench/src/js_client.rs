@@ -3,9 +3,11 @@
 //! floor: the same client importing the same records from local binaries, no network.
 //!
 //! Per run and server: a fresh device pulls 1,000 and 5,000 records (server restarted
-//! first, so nothing is cached), one device uploads 1,000 new records (until the server's
-//! heads match), and a change goes from one device to another through the server, with the
-//! 1,000 records open on both. The client is `tests/js/bench-client.mjs`; each measurement
+//! first, so nothing is cached), asking for all at once as the stock client's idiom does and
+//! 64 at a time as `clients/web` opens a user's records; one device uploads 1,000 new records
+//! (until the server's heads match); and a change goes from one device to another through the
+//! server, with the 1,000 records open on both. Pulls and uploads also report how much of the
+//! time the client's event loop was busy: near 100%, the client never waited for the server. The client is `tests/js/bench-client.mjs`; each measurement
 //! is a fresh Node.js process.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,9 @@ pub struct JsClientArgs {
     /// Record counts a fresh device pulls (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
     pull: Vec<usize>,
+    /// Finds pending at once in the windowed pulls (`clients/web` OPEN_WINDOW); 0: none.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
     /// Records one device uploads.
     #[arg(long, default_value_t = 1000)]
     upload: usize,
@@ -46,15 +51,24 @@ pub struct JsClientArgs {
     out: String,
 }
 
-/// Every figure of the suite, per run.
+/// One way of pulling: how many records, and how many finds pending at once (`None`: all).
+#[derive(Clone, Copy)]
+struct PullCase {
+    records: usize,
+    window: Option<usize>,
+}
+
+/// Every figure of the suite, per run; pull figures per [`PullCase`], the floor per record count.
 #[derive(Default)]
 struct Figures {
     floor: Vec<Runs>,
     pull: [Vec<Runs>; 2],
     pull_cpu: [Vec<Runs>; 2],
+    pull_busy: [Vec<Runs>; 2],
     first_record: [Vec<Runs>; 2],
     pull_failures: [Vec<Vec<String>>; 2],
     upload: [Runs; 2],
+    upload_busy: [Runs; 2],
     p50: [Runs; 2],
     p99: [Runs; 2],
 }
@@ -74,12 +88,17 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     let ids = [seed(&fieldbook.ws_url(), &records[..most]).await?, seed(&node.ws_url(), &records[..most]).await?];
     println!("seeded {most} records on both servers");
 
+    let windows = [None].into_iter().chain((args.window > 0).then_some(Some(args.window)));
+    let cases: Vec<PullCase> =
+        windows.flat_map(|window| args.pull.iter().map(move |&records| PullCase { records, window })).collect();
+    let per_case = || vec![Runs::default(); cases.len()];
     let mut figures = Figures {
         floor: vec![Runs::default(); args.pull.len()],
-        pull: [vec![Runs::default(); args.pull.len()], vec![Runs::default(); args.pull.len()]],
-        pull_cpu: [vec![Runs::default(); args.pull.len()], vec![Runs::default(); args.pull.len()]],
-        first_record: [vec![Runs::default(); args.pull.len()], vec![Runs::default(); args.pull.len()]],
-        pull_failures: [vec![Vec::new(); args.pull.len()], vec![Vec::new(); args.pull.len()]],
+        pull: [per_case(), per_case()],
+        pull_cpu: [per_case(), per_case()],
+        pull_busy: [per_case(), per_case()],
+        first_record: [per_case(), per_case()],
+        pull_failures: [vec![Vec::new(); cases.len()], vec![Vec::new(); cases.len()]],
         ..Figures::default()
     };
     for run in 1..=args.runs {
@@ -88,26 +107,36 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
             let floor =
                 client(&["floor", "--bins", path(&bins(n, &format!("floor-{n}.bin"))?), "--ids", path(&id_file)])?;
             figures.floor[p].push(seconds(&floor)?);
+        }
+        for (c, case) in cases.iter().enumerate() {
+            let n = case.records;
             for (s, server) in SERVERS.iter().enumerate() {
                 let url = restarted(s, &mut fieldbook, &mut node).await?;
                 let id_file = write_ids(&dir.join(format!("{server}-{n}.ids")), &ids[s][..n])?;
+                let mut command = vec!["pull", "--url", &url, "--ids", path(&id_file)];
+                let window = case.window.map(|w| w.to_string());
+                if let Some(window) = &window {
+                    command.extend(["--window", window]);
+                }
+                let how = window.as_ref().map_or("all at once".to_owned(), |w| format!("{w} at a time"));
                 // A pull the client gives up on (automerge-repo marks a record unavailable when
                 // it has waited 60 s for it) counts as slower than any, and is reported.
-                match client(&["pull", "--url", &url, "--ids", path(&id_file)]) {
+                match client(&command) {
                     Ok(pull) => {
-                        figures.pull[s][p].push(seconds(&pull)?);
-                        figures.pull_cpu[s][p].push(number(&pull, "client_cpu_seconds")?);
-                        figures.first_record[s][p].push(number(&pull, "first_document_seconds")?);
+                        figures.pull[s][c].push(seconds(&pull)?);
+                        figures.pull_cpu[s][c].push(number(&pull, "client_cpu_seconds")?);
+                        figures.pull_busy[s][c].push(number(&pull, "client_busy")?);
+                        figures.first_record[s][c].push(number(&pull, "first_document_seconds")?);
                         println!(
-                            "run {run}: {server}: fresh device pulled {n} in {:.2} s (client floor {:.2} s)",
+                            "run {run}: {server}: fresh device pulled {n}, {how}, in {:.2} s (client busy {:.1}%)",
                             seconds(&pull)?,
-                            seconds(&floor)?
+                            100.0 * number(&pull, "client_busy")?
                         );
                     }
                     Err(e) => {
-                        println!("run {run}: {server}: fresh device pulling {n} failed: {e}");
-                        figures.pull[s][p].push(f64::INFINITY);
-                        figures.pull_failures[s][p].push(e.to_string());
+                        println!("run {run}: {server}: fresh device pulling {n}, {how}, failed: {e}");
+                        figures.pull[s][c].push(f64::INFINITY);
+                        figures.pull_failures[s][c].push(e.to_string());
                     }
                 }
             }
@@ -116,6 +145,7 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
             let url = restarted(s, &mut fieldbook, &mut node).await?;
             let upload = client(&["upload", "--url", &url, "--bins", path(&upload_bins)])?;
             figures.upload[s].push(seconds(&upload)?);
+            figures.upload_busy[s].push(number(&upload, "client_busy")?);
             let id_file = write_ids(&dir.join(format!("{server}-open.ids")), &ids[s][..args.open])?;
             let rounds = args.rounds.to_string();
             let propagation = client(&["propagation", "--url", &url, "--ids", path(&id_file), "--rounds", &rounds])?;
@@ -133,32 +163,39 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     fieldbook.stop().await?;
     node.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
-    crate::write_results(&args.out, summarise(&args, &figures))
+    crate::write_results(&args.out, summarise(&args, &cases, &figures))
 }
 
-fn summarise(args: &JsClientArgs, f: &Figures) -> serde_json::Map<String, Value> {
+fn summarise(args: &JsClientArgs, cases: &[PullCase], f: &Figures) -> serde_json::Map<String, Value> {
     println!("\nmedians (min–max) of {} runs:", args.runs);
     let mut pulls = Vec::new();
-    for (p, n) in args.pull.iter().enumerate() {
-        let vs_floor = f.pull[0][p].median() / f.floor[p].median();
-        let vs_node = f.pull[1][p].median() / f.pull[0][p].median();
+    for (c, case) in cases.iter().enumerate() {
+        let n = case.records;
+        let floor = &f.floor[args.pull.iter().position(|&p| p == n).expect("a floor per record count")];
+        let vs_floor = f.pull[0][c].median() / floor.median();
+        let vs_node = f.pull[1][c].median() / f.pull[0][c].median();
+        let how = case.window.map_or("all at once".to_owned(), |w| format!("{w} at a time"));
         println!(
-            "fresh device pulls {n}: Fieldbook {} s, Node {} s, client floor {} s — {vs_floor:.2}× the floor, {vs_node:.2}× faster than Node",
-            f.pull[0][p].cell(2),
-            f.pull[1][p].cell(2),
-            f.floor[p].cell(2)
+            "fresh device pulls {n}, {how}: Fieldbook {} s (client busy {}), Node {} s, client floor {} s — {vs_floor:.2}× the floor, {vs_node:.2}× faster than Node",
+            f.pull[0][c].cell(2),
+            f.pull_busy[0][c].cell(3),
+            f.pull[1][c].cell(2),
+            floor.cell(2)
         );
         pulls.push(json!({
             "records": n,
-            "client_floor_seconds": f.floor[p].json(),
-            "fieldbook_seconds": f.pull[0][p].json(),
-            "node_seconds": f.pull[1][p].json(),
-            "fieldbook_first_record_seconds": f.first_record[0][p].json(),
-            "node_first_record_seconds": f.first_record[1][p].json(),
-            "fieldbook_client_cpu_seconds": f.pull_cpu[0][p].json(),
-            "node_client_cpu_seconds": f.pull_cpu[1][p].json(),
-            "fieldbook_failed_runs": f.pull_failures[0][p],
-            "node_failed_runs": f.pull_failures[1][p],
+            "window": case.window,
+            "client_floor_seconds": floor.json(),
+            "fieldbook_seconds": f.pull[0][c].json(),
+            "node_seconds": f.pull[1][c].json(),
+            "fieldbook_first_record_seconds": f.first_record[0][c].json(),
+            "node_first_record_seconds": f.first_record[1][c].json(),
+            "fieldbook_client_cpu_seconds": f.pull_cpu[0][c].json(),
+            "node_client_cpu_seconds": f.pull_cpu[1][c].json(),
+            "fieldbook_client_busy": f.pull_busy[0][c].json(),
+            "node_client_busy": f.pull_busy[1][c].json(),
+            "fieldbook_failed_runs": f.pull_failures[0][c],
+            "node_failed_runs": f.pull_failures[1][c],
             "fieldbook_vs_floor": vs_floor,
             "fieldbook_speedup_vs_node": vs_node,
             "target_met": vs_floor <= PULL_VS_FLOOR_TARGET && vs_node > 1.0,
@@ -166,9 +203,10 @@ fn summarise(args: &JsClientArgs, f: &Figures) -> serde_json::Map<String, Value>
     }
     let upload_speedup = f.upload[1].median() / f.upload[0].median();
     println!(
-        "one device uploads {}: Fieldbook {} s, Node {} s — {upload_speedup:.2}× faster",
+        "one device uploads {}: Fieldbook {} s (client busy {}), Node {} s — {upload_speedup:.2}× faster",
         args.upload,
         f.upload[0].cell(2),
+        f.upload_busy[0].cell(3),
         f.upload[1].cell(2)
     );
     println!(
@@ -191,6 +229,8 @@ fn summarise(args: &JsClientArgs, f: &Figures) -> serde_json::Map<String, Value>
             "records": args.upload,
             "fieldbook_seconds": f.upload[0].json(),
             "node_seconds": f.upload[1].json(),
+            "fieldbook_client_busy": f.upload_busy[0].json(),
+            "node_client_busy": f.upload_busy[1].json(),
             "fieldbook_speedup_vs_node": upload_speedup,
             "target_met": upload_speedup >= UPLOAD_SPEEDUP_TARGET,
         }),

@@ -8,7 +8,7 @@
 // handle.heads().
 //
 //   node bench-client.mjs floor       --bins FILE --ids FILE
-//   node bench-client.mjs pull        --url WSURL --ids FILE
+//   node bench-client.mjs pull        --url WSURL --ids FILE [--window N]
 //   node bench-client.mjs upload      --url WSURL --bins FILE
 //   node bench-client.mjs propagation --url WSURL --ids FILE [--rounds N]
 // Common option: --timeout-ms N (default 600000). --rounds defaults to 200.
@@ -26,19 +26,24 @@
 //   pull         A fresh device fetches every document. Timer starts before the adapter and
 //                Repo are created (so it includes connecting); stops when
 //                Promise.all(ids.map(repo.find)) resolves (2.x find resolves when the doc is
-//                ready). first_document_seconds is when the first find resolved. Afterwards,
+//                ready). With --window N, at most N finds are pending at a time, the next
+//                started as one resolves, as clients/web opens a user's records (records.ts
+//                OPEN_WINDOW). first_document_seconds is when the first find resolved. Afterwards,
 //                untimed, every doc must have content (doc.type defined).
 //                messages_received counts repo messages the adapter emitted ("message"
 //                events: everything but the server's `peer`), messages_sent every message the
 //                adapter sent (join included), bytes_received every WebSocket frame's payload
 //                (peer message included); all three up to the moment the timer stops.
-//                -> {mode, documents, seconds, first_document_seconds, client_cpu_seconds,
-//                    messages_received, messages_sent, bytes_received}
+//                client_busy is the share of the timed wall clock the client's event loop was
+//                running (performance.eventLoopUtilization): near 1, the client never waited
+//                for the server.
+//                -> {mode, documents, window, seconds, first_document_seconds, client_cpu_seconds,
+//                    client_busy, messages_received, messages_sent, bytes_received}
 //   upload       One device uploads new documents. Connecting and waiting for the server's
 //                `peer` message is untimed; the timer starts before the first
 //                repo.import(bytes) (no docId: each gets a new id) and stops once the server
 //                has stored every handle's heads. A "fieldbook/rejected" notice fails the run.
-//                -> {mode, documents, seconds, client_cpu_seconds}
+//                -> {mode, documents, seconds, client_cpu_seconds, client_busy}
 //   propagation  Two devices A and B (two Repos, two sockets, same URL) both find every
 //                document and wait until the server has their heads (untimed; 100 documents
 //                at a time), then until neither socket has moved a message for 250 ms. Then for
@@ -66,7 +71,7 @@ import { untilServerHas } from "./server-heads.mjs"
 // Library code occasionally console.log()s; keep stdout for our one JSON line.
 console.log = console.info = console.warn = console.debug = (...a) => console.error(...a)
 
-const USAGE = `usage: bench-client.mjs <floor|pull|upload|propagation> [--url WSURL] [--bins FILE] [--ids FILE] [--rounds N] [--timeout-ms N]`
+const USAGE = `usage: bench-client.mjs <floor|pull|upload|propagation> [--url WSURL] [--bins FILE] [--ids FILE] [--window N] [--rounds N] [--timeout-ms N]`
 const MODES = ["floor", "pull", "upload", "propagation"]
 
 let phase = "starting"
@@ -95,6 +100,7 @@ function parseArgs(argv) {
       case "--bins": opts.bins = val(); break
       case "--ids": opts.ids = val(); break
       case "--rounds": opts.rounds = Number(val()); break
+      case "--window": opts.window = Number(val()); break
       case "--timeout-ms": opts.timeoutMs = Number(val()); break
       default: throw new Error(`unknown argument ${a}`)
     }
@@ -208,6 +214,9 @@ const cpuSeconds = since => {
   const { user, system } = process.cpuUsage(since)
   return (user + system) / 1e6
 }
+/** The share of the wall clock since `since` (an eventLoopUtilization() reading) that the
+ *  event loop was running rather than waiting for I/O. */
+const busy = since => round6(performance.eventLoopUtilization(since).utilization)
 const round3 = x => Math.round(x * 1000) / 1000
 const round6 = x => Math.round(x * 1e6) / 1e6
 
@@ -259,21 +268,34 @@ async function pull(opts) {
 
   phase = "connecting and finding every document"
   const cpu0 = process.cpuUsage()
+  const elu0 = performance.eventLoopUtilization()
   const t0 = performance.now()
   const { adapter, stats } = countedAdapter(opts.url)
   const repo = new Repo({ network: [adapter] })
   devices.push({ repo, adapter, stats })
   let first
-  const handles = await Promise.all(
-    ids.map(u =>
-      repo.find(u).then(h => {
-        first ??= performance.now()
-        return h
-      }),
-    ),
-  )
+  const find = u =>
+    repo.find(u).then(h => {
+      first ??= performance.now()
+      return h
+    })
+  let handles
+  if (opts.window) {
+    handles = new Array(ids.length)
+    let next = 0
+    const finder = async () => {
+      while (next < ids.length) {
+        const i = next++
+        handles[i] = await find(ids[i])
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(opts.window, ids.length) }, finder))
+  } else {
+    handles = await Promise.all(ids.map(find))
+  }
   const t1 = performance.now()
   const cpu = cpuSeconds(cpu0)
+  const clientBusy = busy(elu0)
   const counts = { ...stats }
 
   phase = "checking the pulled documents"
@@ -285,9 +307,11 @@ async function pull(opts) {
   return finish({
     mode: "pull",
     documents: ids.length,
+    window: opts.window ?? null,
     seconds: round6((t1 - t0) / 1000),
     first_document_seconds: round6((first - t0) / 1000),
     client_cpu_seconds: round6(cpu),
+    client_busy: clientBusy,
     messages_received: counts.messagesReceived,
     messages_sent: counts.messagesSent,
     bytes_received: counts.bytesReceived,
@@ -301,6 +325,7 @@ async function upload(opts) {
 
   phase = "importing and waiting for the server to store every document"
   const cpu0 = process.cpuUsage()
+  const elu0 = performance.eventLoopUtilization()
   const t0 = performance.now()
   const handles = bins.map(bytes => repo.import(bytes))
   await Promise.race([
@@ -309,8 +334,15 @@ async function upload(opts) {
   ])
   const seconds = (performance.now() - t0) / 1000
   const cpu = cpuSeconds(cpu0)
+  const clientBusy = busy(elu0)
 
-  return finish({ mode: "upload", documents: bins.length, seconds: round6(seconds), client_cpu_seconds: round6(cpu) })
+  return finish({
+    mode: "upload",
+    documents: bins.length,
+    seconds: round6(seconds),
+    client_cpu_seconds: round6(cpu),
+    client_busy: clientBusy,
+  })
 }
 
 async function propagation(opts) {
@@ -400,6 +432,9 @@ async function main() {
   for (const k of need) if (!opts[k]) return fail(`${mode} needs --${k}\n${USAGE}`, 2)
   if (!(opts.timeoutMs > 0)) return fail("--timeout-ms must be a positive number", 2)
   if (!(Number.isInteger(opts.rounds) && opts.rounds > 0)) return fail("--rounds must be a positive integer", 2)
+  if (opts.window !== undefined && !(Number.isInteger(opts.window) && opts.window > 0)) {
+    return fail("--window must be a positive integer", 2)
+  }
   setTimeout(() => fail(`timeout after ${opts.timeoutMs} ms (${phase})`), opts.timeoutMs)
 
   switch (mode) {

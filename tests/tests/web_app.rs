@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use fieldbook_server::storage::Role;
-use fieldbook_tests::records::{observation, plan};
+use fieldbook_tests::records::{observation, plan, store};
 use fieldbook_tests::{Backend, Device, TestApp, repo_root, target_dir};
 use serde_json::{Value, json};
 
@@ -183,4 +183,35 @@ async fn a_group_session_and_a_practice_theme_across_devices_in_the_browser() {
     let pats: Value = serde_json::from_str(&app.fieldbook(&["records", "show", "--practitioner", "pat"])).unwrap();
     assert_eq!(pats["groupSessions"]["sessions"][0]["status"], "closed", "{pats:#}");
     assert_eq!(pats["groupSessions"]["sessions"][0]["reflected"], true, "{pats:#}");
+}
+
+/// Many records on a fresh tablet (`clients/web/tests/many-records.mjs`): the app fetches them a
+/// window at a time (at most 64 requested and unanswered), every one ends stored on the server,
+/// and after the tablet was offline the record edited meanwhile is sent first.
+#[tokio::test]
+async fn a_fresh_tablet_fetches_many_records_a_window_at_a_time_and_sends_unsent_work_first() {
+    const RECORDS: usize = 200;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.db.user("pat", Role::Practitioner).await;
+    app.fieldbook(&["supervision", "set", "--user", "pat", "--supervisor", "sam", "--from", "2025-01-01"]);
+    let out = app.fieldbook_with_stdin(&["users", "set-password", "--id", "sam"], PASSWORD);
+    assert!(out.status.success(), "set-password: {}", String::from_utf8_lossy(&out.stderr));
+    let db = app.db.connect().await;
+    let mut ids = Vec::new();
+    for i in 0..RECORDS {
+        ids.push(store(&db, observation(json!({"notes": format!("Seeded observation {i}.")}))).await);
+    }
+    // In the middle: neither newest-first nor oldest-first would fetch it in the first window.
+    let edited = ids[RECORDS / 2].url();
+    let out = Command::new("node")
+        .arg(repo_root().join("clients/web/tests/many-records.mjs"))
+        .env("FIELDBOOK_URL", app.http_url())
+        .env("USER_ID", "sam")
+        .env("PASSWORD", PASSWORD)
+        .env("RECORDS", RECORDS.to_string())
+        .env("EDITED_URL", &edited)
+        .output()
+        .expect("run node clients/web/tests/many-records.mjs");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser test failed:\n{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -6,7 +6,7 @@ import { api } from "./api";
 import { addRejection } from "./notices";
 import { discardDraft, isDiscarding, sendDiscards } from "./discard";
 import { removeDeletedCopy, replaceErasedCopy, wasRemoved } from "./removed";
-import { markChangedHere, storedOnServer, trackSave } from "./sync-state";
+import { isChangedHere, markChangedHere, storedOnServer, trackSave } from "./sync-state";
 import { type Framework, type IndexEntry, isLocked, type Observation, type People, type RecordDoc, type Resource, relatedComponents } from "./types";
 import { readJson as read } from "./local";
 
@@ -16,6 +16,11 @@ const FRAMEWORKS_KEY = "fb.frameworks";
 const RESOURCES_KEY = "fb.resources";
 /** The parts in a record that make it the user's own work, kept on the device. */
 const OWN = new Set(["observer", "practitioner", "plan-owner", "plan-supervisor", "facilitator", "participant", "raiser", "responder", "team"]);
+/** How many of the user's own records are fetched at once. The stock client composes a request
+ *  for every record it is asked for before it handles a single answer, and gives up on a record
+ *  it has waited 60 s for: thousands asked for at once showed nothing for seconds and left the
+ *  last ones "unavailable". A window keeps answers arriving from the first moment. */
+const OPEN_WINDOW = 64;
 /** How far behind its cursor each poll re-reads the index (as fieldbook-device does). */
 const REREAD = 1000;
 
@@ -38,6 +43,10 @@ export class RecordStore {
   private handles = new Map<string, DocHandle<RecordDoc>>();
   private opening = new Map<string, Promise<DocHandle<RecordDoc> | undefined>>();
   private unavailable = new Set<string>();
+  /** Own records waiting for a place in the window, the next one last. */
+  private toOpen: string[] = [];
+  private openingOwn = 0;
+  private pendingNotify: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private listeners = new Set<() => void>();
   people: People = read(PEOPLE_KEY, { supervisees: [], supervisors: [] });
@@ -58,7 +67,27 @@ export class RecordStore {
    *  they see as someone's line manager or as a principal social worker — possibly a whole
    *  organisation's — open only when looked at. */
   private openOwn(): void {
-    for (const entry of this.index.entries) if (entry.local || OWN.has(entry.party)) void this.open(entry.url);
+    const waiting = this.index.entries.filter(
+      (e) => (e.local || OWN.has(e.party)) && !this.handles.has(e.url) && !this.opening.has(e.url),
+    );
+    // Work not yet on the server first, then the most recently changed (a record made here and
+    // not yet listed by the server counts as the newest).
+    const unsent = (e: IndexEntry) => Number(isChangedHere(e.url.replace(/^automerge:/, "")));
+    waiting.sort((a, b) => unsent(b) - unsent(a) || b.changeSeq - a.changeSeq);
+    this.toOpen = waiting.map((e) => e.url).reverse();
+    this.openNextOwn();
+  }
+
+  private openNextOwn(): void {
+    while (!this.closed && this.openingOwn < OPEN_WINDOW && this.toOpen.length > 0) {
+      const url = this.toOpen.pop() as string;
+      if (this.handles.has(url) || this.opening.has(url)) continue;
+      this.openingOwn++;
+      void this.open(url).finally(() => {
+        this.openingOwn--;
+        this.openNextOwn();
+      });
+    }
   }
 
   subscribe(listener: () => void): () => void {
@@ -67,9 +96,17 @@ export class RecordStore {
   }
 
   private notify = () => {
+    clearTimeout(this.pendingNotify);
+    this.pendingNotify = undefined;
     this.version++;
     for (const listener of [...this.listeners]) listener();
   };
+
+  /** Notifies within 50 ms, once for everything meanwhile: records opening or confirmed by the
+   *  server arrive by the hundred, and each notification renders every list again. */
+  private notifySoon(): void {
+    this.pendingNotify ??= setTimeout(this.notify, 50);
+  }
 
   private persistIndex(): void {
     if (!this.closed) localStorage.setItem(INDEX_KEY, JSON.stringify(this.index));
@@ -78,6 +115,7 @@ export class RecordStore {
   /** After sign-out: late answers to polls started before must not write anything back. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.pendingNotify);
   }
 
   entries(): Loaded[] {
@@ -108,12 +146,12 @@ export class RecordStore {
         .then((handle) => {
           this.watch(handle);
           this.unavailable.delete(url);
-          this.notify();
+          this.notifySoon();
           return handle;
         })
         .catch(() => {
           this.unavailable.add(url);
-          this.notify();
+          this.notifySoon();
           return undefined;
         })
         .finally(() => this.opening.delete(url));
@@ -135,7 +173,7 @@ export class RecordStore {
     });
     handle.on("remote-heads", () => {
       confirm();
-      this.notify();
+      this.notifySoon();
     });
     this.completeSignOff(handle);
     confirm();

@@ -45,13 +45,27 @@ export function isSaving(documentId: string): boolean {
   return saving.has(documentId);
 }
 
-function confirmedHeads(): Record<string, string[]> {
-  try {
-    return JSON.parse(localStorage.getItem(HEADS_KEY) ?? "{}");
-  } catch {
-    return {};
-  }
+/** The parsed value of a localStorage key, parsed again only when the stored text changed:
+ *  every record's status line reads these maps, and parsing them for each took most of the
+ *  time of rendering a few hundred records. Callers copy before changing. */
+function cachedJson<T>(key: string, fallback: T): () => T {
+  let text: string | null = null;
+  let value = fallback;
+  return () => {
+    const now = localStorage.getItem(key);
+    if (now !== text) {
+      text = now;
+      try {
+        value = now === null ? fallback : JSON.parse(now);
+      } catch {
+        value = fallback;
+      }
+    }
+    return value;
+  };
 }
+
+const confirmedHeads = cachedJson<Record<string, string[]>>(HEADS_KEY, {});
 
 /** The heads the server last confirmed for a document, if it ever did. */
 export function confirmedHeadsOf(documentId: string): string[] | undefined {
@@ -63,8 +77,8 @@ export function confirmedHeadsOf(documentId: string): string[] | undefined {
 export function forgetServerState(documentId: string): void {
   const known = confirmedHeads();
   if (known[documentId]) {
-    delete known[documentId];
-    localStorage.setItem(HEADS_KEY, JSON.stringify(known));
+    const { [documentId]: _, ...rest } = known;
+    localStorage.setItem(HEADS_KEY, JSON.stringify(rest));
   }
   const ids = dirty();
   if (ids.includes(documentId)) localStorage.setItem(DIRTY_KEY, JSON.stringify(ids.filter((id) => id !== documentId)));
@@ -78,18 +92,17 @@ function sameHeads(a: readonly string[], b: readonly string[]): boolean {
 // and sessions: a different person's sign-in would otherwise wipe them unsent.
 const DIRTY_KEY = "fb.changedHere";
 
-function dirty(): string[] {
-  try {
-    return JSON.parse(localStorage.getItem(DIRTY_KEY) ?? "[]");
-  } catch {
-    return [];
-  }
-}
+const dirty = cachedJson<string[]>(DIRTY_KEY, []);
 
 /** Call on every change made on this device. */
 export function markChangedHere(documentId: string): void {
   const ids = dirty();
   if (!ids.includes(documentId)) localStorage.setItem(DIRTY_KEY, JSON.stringify([...ids, documentId]));
+}
+
+/** Whether this record holds changes made here that the server has not confirmed. */
+export function isChangedHere(documentId: string): boolean {
+  return dirty().includes(documentId);
 }
 
 /** How many records hold changes made here that the server has not confirmed. */
@@ -105,8 +118,7 @@ export function storedOnServer(handle: DocHandle<unknown>): boolean {
   if (live && sameHeads(live, local)) {
     // Not after a sign-out: the wipe must not be undone by a late event.
     if (localStorage.getItem(SESSION_KEY) && (!known[handle.documentId] || !sameHeads(known[handle.documentId], local))) {
-      known[handle.documentId] = [...local];
-      localStorage.setItem(HEADS_KEY, JSON.stringify(known));
+      localStorage.setItem(HEADS_KEY, JSON.stringify({ ...known, [handle.documentId]: [...local] }));
     }
     const ids = dirty();
     if (ids.includes(handle.documentId)) {

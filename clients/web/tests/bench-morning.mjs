@@ -35,6 +35,8 @@
 //   all_stored_seconds    Same start; stops when every one of the RECORDS rows, the offline-edited
 //                         ones included, says "Stored on the server" (for the edited ones that
 //                         needs the server to have confirmed their new heads).
+//   edited_stored_seconds Same start; stops when the OFFLINE_EDITS edited rows all say so (polled
+//                         with the above, so at most all_stored_seconds).
 // If the morning app shows the sign-in screen at any point (at once, or after it has shown the
 // home screen from the cached session and the server then refused the refresh token), the script
 // signs in (that time is inside whichever morning timer is running) and reports
@@ -43,13 +45,13 @@
 // second, when it changes), and when the offline-edited records were all stored.
 //
 // Output: exactly one JSON line on stdout
-//   {records, offline_edits, evening_seconds, first_screen_seconds, all_stored_seconds, signed_in_again}
+//   {records, offline_edits, evening_seconds, first_screen_seconds, all_stored_seconds,
+//    edited_stored_seconds, signed_in_again}
 // Progress and diagnostics go to stderr. Any failure (timeout, a change refused by the server,
 // a wrong number of rows, a page error) exits 1 with a message on stderr.
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { chromium } from "playwright-core";
-import { choosePin, unlock } from "./steps.mjs";
+import { choosePin, launchTablet, unlock } from "./steps.mjs";
 
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
@@ -92,14 +94,7 @@ const refusals = [];
 const pageErrors = [];
 
 async function launch() {
-  const context = await chromium.launchPersistentContext(PROFILE_DIR, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu"],
-    viewport: { width: 820, height: 1180 },
-    locale: "en-GB",
-    timezoneId: "Europe/London",
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { context, page } = await launchTablet(PROFILE_DIR);
   page.on("pageerror", (e) => {
     pageErrors.push(e.message);
     log("page error:", e.message);
@@ -266,14 +261,14 @@ try {
   });
   const firstScreen = performance.now();
   log(`morning: first screen after ${seconds(morningStart, firstScreen)} s (${brief(home)})`);
-  let editedLogged = OFFLINE_EDITS === 0;
+  let editedStoredAt = OFFLINE_EDITS === 0 ? firstScreen : undefined;
   home = await pollHome(
     page,
     `all ${RECORDS} records stored (morning)`,
     (h) => {
-      if (!editedLogged && edited.every((href) => h.storedHrefs.includes(href))) {
-        editedLogged = true;
-        log(`morning: the ${OFFLINE_EDITS} offline-edited records stored after ${seconds(morningStart, performance.now())} s`);
+      if (editedStoredAt === undefined && edited.every((href) => h.storedHrefs.includes(href))) {
+        editedStoredAt = performance.now();
+        log(`morning: the ${OFFLINE_EDITS} offline-edited records stored after ${seconds(morningStart, editedStoredAt)} s`);
       }
       return allStored(h) || h.rows > RECORDS;
     },
@@ -293,6 +288,7 @@ try {
       evening_seconds,
       first_screen_seconds: seconds(morningStart, firstScreen),
       all_stored_seconds: seconds(morningStart, allStoredAt),
+      edited_stored_seconds: seconds(morningStart, editedStoredAt),
       signed_in_again,
     }),
   );

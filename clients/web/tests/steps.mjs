@@ -2,6 +2,7 @@
 // after a reload, and reading what the app keeps encrypted.
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
 
 const axeSource = createRequire(import.meta.url)("axe-core").source;
 export const PIN = "482913";
@@ -13,6 +14,19 @@ export function env(name) {
   return value;
 }
 const LONG = { timeout: 60_000 };
+
+/** A tablet-sized Chromium on a persistent profile in `dir`, so IndexedDB, localStorage and the
+ *  service worker survive a restart, as on a real tablet; returns its context and first page. */
+export async function launchTablet(dir) {
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu"],
+    viewport: { width: 820, height: 1180 },
+    locale: "en-GB",
+    timezoneId: "Europe/London",
+  });
+  return { context, page: context.pages()[0] ?? (await context.newPage()) };
+}
 
 /** Chooses the device's PIN, as the app asks after every password sign-in. */
 export async function choosePin(page, pin = PIN) {
