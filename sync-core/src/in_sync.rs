@@ -45,21 +45,24 @@ impl InSyncClaim {
         // Automerge's answer: the heads they sent become the shared heads, and the summary
         // of our changes since them is empty. A peer that sends flags understands V2.
         let version = if theirs.flags.is_some() { MessageVersion::V2 } else { MessageVersion::V1 };
-        let mut flags = MessageFlags::new();
-        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
-        let reply = Message {
-            heads: stored_heads.to_vec(),
-            need: Vec::new(),
-            have: vec![Have {
-                last_sync: theirs.heads,
-                bloom: BloomFilter::from_hashes(std::iter::empty::<ChangeHash>()),
-            }],
-            changes: Vec::<Vec<u8>>::new().into(),
-            flags: Some(flags),
-            version,
-        };
-        Some(reply.encode())
+        Some(in_sync_message(stored_heads, theirs.heads, version))
     }
+}
+
+/// A message telling a peer that holds `their_heads` that we hold `our_heads` and have no
+/// changes for it since theirs: nothing sent, nothing needed.
+pub fn in_sync_message(our_heads: &[ChangeHash], their_heads: Vec<ChangeHash>, version: MessageVersion) -> Vec<u8> {
+    let mut flags = MessageFlags::new();
+    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+    Message {
+        heads: our_heads.to_vec(),
+        need: Vec::new(),
+        have: vec![Have { last_sync: their_heads, bloom: BloomFilter::from_hashes(std::iter::empty::<ChangeHash>()) }],
+        changes: Vec::<Vec<u8>>::new().into(),
+        flags: Some(flags),
+        version,
+    }
+    .encode()
 }
 
 #[cfg(test)]
