@@ -69,9 +69,14 @@ pub async fn add_user(
     supervisor: Option<&str>,
     from: Option<String>,
 ) -> Result<(), StorageError> {
+    // Checked before anything is written, and even with no supervisor to start from it.
+    let from = from.unwrap_or_else(dates::today);
+    if !dates::is_date(&from) {
+        return Err(StorageError::Refused(format!("{from:?} is not a date (YYYY-MM-DD)")));
+    }
     db.add_user(user).await?;
     if let Some(supervisor) = supervisor {
-        db.set_supervisor(&user.id, Some(supervisor), &from.unwrap_or_else(dates::today)).await?;
+        db.set_supervisor(&user.id, Some(supervisor), &from).await?;
     }
     db.audit(
         by.event("admin.user-added", json!({ "user": user.id, "role": user.role.as_str(), "supervisor": supervisor })),

@@ -214,6 +214,15 @@ async fn every_rest_error_answers_problem_json() {
     let team = json!({"id": "north", "name": "North"});
     assert_eq!(server.request("POST", "/v1/admin/teams", Some(&admin), Some(&team)).await.status, 201);
     problem(&server.request("POST", "/v1/admin/teams", Some(&admin), Some(&team)).await, 409, "already exists");
+    // A start of supervision that is not a date is refused, with no supervisor named too, and
+    // nobody is added (found by the OpenAPI conformance run).
+    let bad_start = json!({"id": "lee", "name": "Lee", "role": "practitioner", "supervisorFrom": "ê"});
+    problem(
+        &server.request("POST", "/v1/admin/users", Some(&admin), Some(&bad_start)).await,
+        400,
+        "a start that is not a date",
+    );
+    problem(&server.get_with("/v1/admin/users/lee", Some(&admin)).await, 404, "nobody was added");
     // The server's own fault (a stored framework it cannot read) is a 500 that names nothing.
     app.db.raw_execute("UPDATE frameworks SET definition = 'not json'").await.unwrap();
     let broken = server.get_with("/v1/frameworks", Some(&app.token)).await;
