@@ -71,9 +71,7 @@ pub async fn add_user(
 ) -> Result<(), StorageError> {
     // Checked before anything is written, and even with no supervisor to start from it.
     let from = from.unwrap_or_else(dates::today);
-    if !dates::is_date(&from) {
-        return Err(StorageError::Refused(format!("{from:?} is not a date (YYYY-MM-DD)")));
-    }
+    crate::storage::require_date(&from)?;
     db.add_user(user).await?;
     if let Some(supervisor) = supervisor {
         db.set_supervisor(&user.id, Some(supervisor), &from).await?;

@@ -58,7 +58,7 @@ pub use retention::{ConsentWithdrawn, LegalHold, RetainedRecord, RetentionPolicy
 pub use rows::{Cell, Rows};
 pub use service_accounts::{Scope, ServiceAccount};
 pub use sign_in_throttle::{ThrottlePolicy, Throttled};
-pub use users::{Role, Supervision, Team, User, UserStatus};
+pub use users::{Role, Supervision, Team, User, UserStatus, require_date};
 
 /// Most bind parameters one statement carries. SQLite allows 32,766 and PostgreSQL 65,535,
 /// but binding gets slower than linearly with the count (a 20,000-parameter insert is ~18×

@@ -327,9 +327,7 @@ impl Database {
         supervisor: Option<&str>,
         from: &str,
     ) -> Result<(), StorageError> {
-        if !dates::is_date(from) {
-            return Err(StorageError::Refused(format!("{from:?} is not a date (YYYY-MM-DD)")));
-        }
+        require_date(from)?;
         for id in std::iter::once(supervisee).chain(supervisor) {
             if self.user(id).await?.is_none() {
                 return Err(StorageError::NotFound(format!("no user {id:?}; add them first")));
@@ -521,4 +519,13 @@ fn supervision_from_row(r: &AnyRow) -> Result<Supervision, StorageError> {
         started_on: r.try_get("started_on")?,
         ended_on: r.try_get("ended_on")?,
     })
+}
+
+/// Refuses a start of supervision that is not a `YYYY-MM-DD` date.
+pub fn require_date(from: &str) -> Result<(), StorageError> {
+    if dates::is_date(from) {
+        Ok(())
+    } else {
+        Err(StorageError::Refused(format!("{from:?} is not a date (YYYY-MM-DD)")))
+    }
 }
