@@ -7,8 +7,12 @@
 //! 64 at a time as `clients/web` opens a user's records; one device uploads 1,000 new records
 //! (until the server's heads match); and a change goes from one device to another through the
 //! server, with the 1,000 records open on both. Pulls and uploads also report how much of the
-//! time the client's event loop was busy: near 100%, the client never waited for the server. The client is `tests/js/bench-client.mjs`; each measurement
-//! is a fresh Node.js process.
+//! time the client's event loop was busy: near 100%, the client never waited for the server.
+//! Each pull is also timed against a server that does no work (`tests/js/replay-server.mjs`):
+//! it answers from a recording of Fieldbook's answers the moment each message arrives, so
+//! that pull is what Fieldbook's answers cost the client alone; what Fieldbook takes beyond
+//! it is the server's. The client is `tests/js/bench-client.mjs`; each measurement is a fresh
+//! Node.js process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +22,7 @@ use fieldbook_sync_core::DocumentId;
 use serde_json::{Value, json};
 
 use crate::peer::{Peer, observation};
-use crate::servers::{FieldbookServer, NodeServer, ServerProcess};
+use crate::servers::{FieldbookServer, NodeServer, ReplayServer, ServerProcess};
 use crate::stats::Runs;
 
 /// The issue's targets: a pull within this factor of the client's floor; uploads this many
@@ -58,15 +62,17 @@ struct PullCase {
     window: Option<usize>,
 }
 
-/// Every figure of the suite, per run; pull figures per [`PullCase`], the floor per record count.
+/// Every figure of the suite, per run; pull figures per server of [`PULL_SERVERS`] and
+/// [`PullCase`], the floor per record count.
 #[derive(Default)]
 struct Figures {
     floor: Vec<Runs>,
-    pull: [Vec<Runs>; 2],
-    pull_cpu: [Vec<Runs>; 2],
-    pull_busy: [Vec<Runs>; 2],
-    first_record: [Vec<Runs>; 2],
-    pull_failures: [Vec<Vec<String>>; 2],
+    pull: [Vec<Runs>; 3],
+    pull_cpu: [Vec<Runs>; 3],
+    pull_busy: [Vec<Runs>; 3],
+    first_record: [Vec<Runs>; 3],
+    longest_silence: [Vec<Runs>; 3],
+    pull_failures: [Vec<Vec<String>>; 3],
     upload: [Runs; 2],
     upload_busy: [Runs; 2],
     p50: [Runs; 2],
@@ -74,6 +80,8 @@ struct Figures {
 }
 
 const SERVERS: [&str; 2] = ["fieldbook", "node"];
+/// Pulls are also timed against the replay of Fieldbook's answers (see the module docs).
+const PULL_SERVERS: [&str; 3] = ["fieldbook", "node", "replay"];
 
 pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     let most = args.pull.iter().copied().chain([args.open]).max().unwrap_or(0);
@@ -87,6 +95,9 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     let mut node = NodeServer::start()?;
     let ids = [seed(&fieldbook.ws_url(), &records[..most]).await?, seed(&node.ws_url(), &records[..most]).await?];
     println!("seeded {most} records on both servers");
+    let pulled = args.pull.iter().copied().max().unwrap_or(0);
+    let replay = replay_of(&dir, &mut fieldbook, &ids[0][..pulled], args.window).await?;
+    println!("recorded Fieldbook's answers to a pull of {pulled} records, to replay");
 
     let windows = [None].into_iter().chain((args.window > 0).then_some(Some(args.window)));
     let cases: Vec<PullCase> =
@@ -94,11 +105,12 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     let per_case = || vec![Runs::default(); cases.len()];
     let mut figures = Figures {
         floor: vec![Runs::default(); args.pull.len()],
-        pull: [per_case(), per_case()],
-        pull_cpu: [per_case(), per_case()],
-        pull_busy: [per_case(), per_case()],
-        first_record: [per_case(), per_case()],
-        pull_failures: [vec![Vec::new(); cases.len()], vec![Vec::new(); cases.len()]],
+        pull: std::array::from_fn(|_| per_case()),
+        pull_cpu: std::array::from_fn(|_| per_case()),
+        pull_busy: std::array::from_fn(|_| per_case()),
+        first_record: std::array::from_fn(|_| per_case()),
+        longest_silence: std::array::from_fn(|_| per_case()),
+        pull_failures: std::array::from_fn(|_| vec![Vec::new(); cases.len()]),
         ..Figures::default()
     };
     for run in 1..=args.runs {
@@ -110,9 +122,13 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
         }
         for (c, case) in cases.iter().enumerate() {
             let n = case.records;
-            for (s, server) in SERVERS.iter().enumerate() {
-                let url = restarted(s, &mut fieldbook, &mut node).await?;
-                let id_file = write_ids(&dir.join(format!("{server}-{n}.ids")), &ids[s][..n])?;
+            for (s, server) in PULL_SERVERS.iter().enumerate() {
+                // The replay answers with Fieldbook's recording, so for Fieldbook's ids.
+                let (url, server_ids) = match s {
+                    2 => (replay.ws_url(), &ids[0]),
+                    _ => (restarted(s, &mut fieldbook, &mut node).await?, &ids[s]),
+                };
+                let id_file = write_ids(&dir.join(format!("{server}-{n}.ids")), &server_ids[..n])?;
                 let mut command = vec!["pull", "--url", &url, "--ids", path(&id_file)];
                 let window = case.window.map(|w| w.to_string());
                 if let Some(window) = &window {
@@ -127,6 +143,7 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
                         figures.pull_cpu[s][c].push(number(&pull, "client_cpu_seconds")?);
                         figures.pull_busy[s][c].push(number(&pull, "client_busy")?);
                         figures.first_record[s][c].push(number(&pull, "first_document_seconds")?);
+                        figures.longest_silence[s][c].push(number(&pull, "longest_silence_seconds")?);
                         println!(
                             "run {run}: {server}: fresh device pulled {n}, {how}, in {:.2} s (client busy {:.1}%)",
                             seconds(&pull)?,
@@ -162,6 +179,7 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     }
     fieldbook.stop().await?;
     node.stop().await?;
+    drop(replay);
     let _ = std::fs::remove_dir_all(&dir);
     crate::write_results(&args.out, summarise(&args, &cases, &figures))
 }
@@ -174,12 +192,18 @@ fn summarise(args: &JsClientArgs, cases: &[PullCase], f: &Figures) -> serde_json
         let floor = &f.floor[args.pull.iter().position(|&p| p == n).expect("a floor per record count")];
         let vs_floor = f.pull[0][c].median() / floor.median();
         let vs_node = f.pull[1][c].median() / f.pull[0][c].median();
+        let vs_replay = f.pull[0][c].median() / f.pull[2][c].median();
+        let replay_vs_floor = f.pull[2][c].median() / floor.median();
         let how = case.window.map_or("all at once".to_owned(), |w| format!("{w} at a time"));
         println!(
-            "fresh device pulls {n}, {how}: Fieldbook {} s (client busy {}), Node {} s, client floor {} s — {vs_floor:.2}× the floor, {vs_node:.2}× faster than Node",
+            "fresh device pulls {n}, {how}: Fieldbook {} s (client busy {}, longest silence {} s), Node {} s, \
+             replay of Fieldbook's answers {} s, client floor {} s — {vs_floor:.2}× the floor \
+             ({vs_replay:.2}× the replay, which is {replay_vs_floor:.2}× the floor), {vs_node:.2}× faster than Node",
             f.pull[0][c].cell(2),
             f.pull_busy[0][c].cell(3),
+            f.longest_silence[0][c].cell(2),
             f.pull[1][c].cell(2),
+            f.pull[2][c].cell(2),
             floor.cell(2)
         );
         pulls.push(json!({
@@ -188,15 +212,22 @@ fn summarise(args: &JsClientArgs, cases: &[PullCase], f: &Figures) -> serde_json
             "client_floor_seconds": floor.json(),
             "fieldbook_seconds": f.pull[0][c].json(),
             "node_seconds": f.pull[1][c].json(),
+            "replay_seconds": f.pull[2][c].json(),
             "fieldbook_first_record_seconds": f.first_record[0][c].json(),
             "node_first_record_seconds": f.first_record[1][c].json(),
             "fieldbook_client_cpu_seconds": f.pull_cpu[0][c].json(),
             "node_client_cpu_seconds": f.pull_cpu[1][c].json(),
             "fieldbook_client_busy": f.pull_busy[0][c].json(),
             "node_client_busy": f.pull_busy[1][c].json(),
+            "replay_client_busy": f.pull_busy[2][c].json(),
+            "fieldbook_longest_silence_seconds": f.longest_silence[0][c].json(),
+            "node_longest_silence_seconds": f.longest_silence[1][c].json(),
             "fieldbook_failed_runs": f.pull_failures[0][c],
             "node_failed_runs": f.pull_failures[1][c],
+            "replay_failed_runs": f.pull_failures[2][c],
             "fieldbook_vs_floor": vs_floor,
+            "fieldbook_vs_replay": vs_replay,
+            "replay_vs_floor": replay_vs_floor,
             "fieldbook_speedup_vs_node": vs_node,
             "target_met": vs_floor <= PULL_VS_FLOOR_TARGET && vs_node > 1.0,
         }));
@@ -222,6 +253,12 @@ fn summarise(args: &JsClientArgs, cases: &[PullCase], f: &Figures) -> serde_json
     results.insert("runs".into(), json!(args.runs));
     results
         .insert("client".into(), json!("@automerge/automerge-repo 2.5.6 (tests/js/bench-client.mjs), in-memory repo"));
+    results.insert(
+        "replay".into(),
+        json!(
+            "tests/js/replay-server.mjs answering from a recording of Fieldbook's answers, at once and doing no work"
+        ),
+    );
     results.insert("pull".into(), json!(pulls));
     results.insert(
         "upload".into(),
@@ -259,6 +296,27 @@ async fn restarted(s: usize, fieldbook: &mut FieldbookServer, node: &mut NodeSer
         node.restart().await?;
         Ok(node.ws_url())
     }
+}
+
+/// Records Fieldbook's answers to a fresh device pulling `ids` (`window` at a time; 0: all at
+/// once), untimed, and starts a [`ReplayServer`] on them.
+async fn replay_of(
+    dir: &Path,
+    fieldbook: &mut FieldbookServer,
+    ids: &[DocumentId],
+    window: usize,
+) -> anyhow::Result<ReplayServer> {
+    fieldbook.restart().await?;
+    let url = fieldbook.ws_url();
+    let id_file = write_ids(&dir.join("recorded.ids"), ids)?;
+    let recording = dir.join("fieldbook-answers.jsonl");
+    let window = window.to_string();
+    let mut command = vec!["record", "--url", &url, "--ids", path(&id_file), "--out", path(&recording)];
+    if window != "0" {
+        command.extend(["--window", &window]);
+    }
+    client(&command)?;
+    ReplayServer::start(recording)
 }
 
 /// Stores `records` on the server under new ids, through the protocol; returns the ids.

@@ -234,6 +234,49 @@ impl ServerProcess for NodeServer {
     }
 }
 
+/// `tests/js/replay-server.mjs`: answers the stock client from a recording of another server's
+/// answers, at once and doing no work, so a pull from it is what the pull costs the client alone.
+pub struct ReplayServer {
+    child: Child,
+    port: String,
+    recording: PathBuf,
+}
+
+impl ReplayServer {
+    pub fn start(recording: PathBuf) -> anyhow::Result<Self> {
+        let (child, port) = Self::spawn(&recording)?;
+        Ok(Self { child, port, recording })
+    }
+
+    fn spawn(recording: &std::path::Path) -> anyhow::Result<(Child, String)> {
+        let mut command = Command::new("node");
+        command.arg(repo_root().join("tests/js/replay-server.mjs")).args(["--port", "0", "--recording"]).arg(recording);
+        spawn(command, "listening ", SERVER_LOG)
+    }
+}
+
+impl ServerProcess for ReplayServer {
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/v1/sync", self.port)
+    }
+
+    fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    fn respawn(&mut self) -> anyhow::Result<()> {
+        (self.child, self.port) = Self::spawn(&self.recording)?;
+        Ok(())
+    }
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn terminate(child: &mut Child) -> anyhow::Result<()> {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     for _ in 0..200 {

@@ -9,6 +9,7 @@
 //
 //   node bench-client.mjs floor       --bins FILE --ids FILE
 //   node bench-client.mjs pull        --url WSURL --ids FILE [--window N]
+//   node bench-client.mjs record      --url WSURL --ids FILE --out FILE [--window N]
 //   node bench-client.mjs upload      --url WSURL --bins FILE
 //   node bench-client.mjs propagation --url WSURL --ids FILE [--rounds N]
 // Common option: --timeout-ms N (default 600000). --rounds defaults to 200.
@@ -36,9 +37,16 @@
 //                (peer message included); all three up to the moment the timer stops.
 //                client_busy is the share of the timed wall clock the client's event loop was
 //                running (performance.eventLoopUtilization): near 1, the client never waited
-//                for the server.
+//                for the server. longest_silence_seconds is the longest time between two frames
+//                (either way) on the socket while timed: a stall shows there.
 //                -> {mode, documents, window, seconds, first_document_seconds, client_cpu_seconds,
-//                    client_busy, messages_received, messages_sent, bytes_received}
+//                    client_busy, longest_silence_seconds, messages_received, messages_sent,
+//                    bytes_received}
+//   record       A pull, untimed, that writes every frame the server sent to --out, one JSON
+//                line each: {documentId (null for the peer message), after (how many messages
+//                for that document this client had sent when it arrived), frame (base64)}.
+//                tests/js/replay-server.mjs answers from it.
+//                -> {mode, documents, frames}
 //   upload       One device uploads new documents. Connecting and waiting for the server's
 //                `peer` message is untimed; the timer starts before the first
 //                repo.import(bytes) (no docId: each gets a new id) and stops once the server
@@ -62,17 +70,17 @@
 // (2 for usage errors); a server closing a connection before the result is ready is a failure.
 // WebSockets are closed (close frame) before exiting.
 
-import { readFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { performance } from "node:perf_hooks"
-import { Repo, isValidAutomergeUrl, parseAutomergeUrl } from "@automerge/automerge-repo"
+import { Repo, cbor, isValidAutomergeUrl, parseAutomergeUrl } from "@automerge/automerge-repo"
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
 import { untilServerHas } from "./server-heads.mjs"
 
 // Library code occasionally console.log()s; keep stdout for our one JSON line.
 console.log = console.info = console.warn = console.debug = (...a) => console.error(...a)
 
-const USAGE = `usage: bench-client.mjs <floor|pull|upload|propagation> [--url WSURL] [--bins FILE] [--ids FILE] [--window N] [--rounds N] [--timeout-ms N]`
-const MODES = ["floor", "pull", "upload", "propagation"]
+const USAGE = `usage: bench-client.mjs <floor|pull|record|upload|propagation> [--url WSURL] [--bins FILE] [--ids FILE] [--out FILE] [--window N] [--rounds N] [--timeout-ms N]`
+const MODES = ["floor", "pull", "record", "upload", "propagation"]
 
 let phase = "starting"
 let closing = false // set by finish(): disconnects from then on are ours
@@ -101,6 +109,7 @@ function parseArgs(argv) {
       case "--ids": opts.ids = val(); break
       case "--rounds": opts.rounds = Number(val()); break
       case "--window": opts.window = Number(val()); break
+      case "--out": opts.out = val(); break
       case "--timeout-ms": opts.timeoutMs = Number(val()); break
       default: throw new Error(`unknown argument ${a}`)
     }
@@ -140,16 +149,24 @@ function readIds(file) {
 /** Wrap a new adapter so it counts traffic; call before the Repo connects it. */
 function countedAdapter(url) {
   const adapter = new BrowserWebSocketClientAdapter(url)
-  const stats = { messagesReceived: 0, messagesSent: 0, bytesReceived: 0 }
+  const stats = { messagesReceived: 0, messagesSent: 0, bytesReceived: 0, longestSilenceMs: 0 }
+  let lastFrame
+  const frame = () => {
+    const now = performance.now()
+    if (lastFrame !== undefined) stats.longestSilenceMs = Math.max(stats.longestSilenceMs, now - lastFrame)
+    lastFrame = now
+  }
   const send = adapter.send.bind(adapter)
   adapter.send = message => {
     stats.messagesSent++
+    frame()
     return send(message)
   }
   // Every WebSocket frame goes through receiveMessage (the adapter's onMessage calls it via this).
   const receive = adapter.receiveMessage.bind(adapter)
   adapter.receiveMessage = bytes => {
     stats.bytesReceived += bytes?.byteLength ?? 0
+    frame()
     return receive(bytes)
   }
   adapter.on("message", () => stats.messagesReceived++)
@@ -263,6 +280,27 @@ async function floor(opts) {
   return finish({ mode: "floor", documents: bins.length, seconds: round6(seconds), client_cpu_seconds: round6(cpu) })
 }
 
+/** Finds every document: all at once, or at most `window` pending, the next started as one
+ *  resolves. Calls `found` as each resolves; returns the handles in `ids` order. */
+async function findAll(repo, ids, window, found = () => {}) {
+  const find = u =>
+    repo.find(u).then(h => {
+      found()
+      return h
+    })
+  if (!window) return Promise.all(ids.map(find))
+  const handles = new Array(ids.length)
+  let next = 0
+  const finder = async () => {
+    while (next < ids.length) {
+      const i = next++
+      handles[i] = await find(ids[i])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(window, ids.length) }, finder))
+  return handles
+}
+
 async function pull(opts) {
   const ids = readIds(opts.ids)
 
@@ -274,25 +312,7 @@ async function pull(opts) {
   const repo = new Repo({ network: [adapter] })
   devices.push({ repo, adapter, stats })
   let first
-  const find = u =>
-    repo.find(u).then(h => {
-      first ??= performance.now()
-      return h
-    })
-  let handles
-  if (opts.window) {
-    handles = new Array(ids.length)
-    let next = 0
-    const finder = async () => {
-      while (next < ids.length) {
-        const i = next++
-        handles[i] = await find(ids[i])
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(opts.window, ids.length) }, finder))
-  } else {
-    handles = await Promise.all(ids.map(find))
-  }
+  const handles = await findAll(repo, ids, opts.window, () => (first ??= performance.now()))
   const t1 = performance.now()
   const cpu = cpuSeconds(cpu0)
   const clientBusy = busy(elu0)
@@ -312,10 +332,39 @@ async function pull(opts) {
     first_document_seconds: round6((first - t0) / 1000),
     client_cpu_seconds: round6(cpu),
     client_busy: clientBusy,
+    longest_silence_seconds: round6(counts.longestSilenceMs / 1000),
     messages_received: counts.messagesReceived,
     messages_sent: counts.messagesSent,
     bytes_received: counts.bytesReceived,
   })
+}
+
+async function record(opts) {
+  const ids = readIds(opts.ids)
+  phase = "recording a pull"
+  const adapter = new BrowserWebSocketClientAdapter(opts.url)
+  const sent = new Map() // documentId -> messages this client sent for it
+  const frames = []
+  const send = adapter.send.bind(adapter)
+  adapter.send = message => {
+    if (message.documentId) sent.set(message.documentId, (sent.get(message.documentId) ?? 0) + 1)
+    return send(message)
+  }
+  const receive = adapter.receiveMessage.bind(adapter)
+  adapter.receiveMessage = bytes => {
+    const frame = new Uint8Array(bytes)
+    const documentId = cbor.decode(frame).documentId ?? null
+    frames.push({ documentId, after: documentId ? (sent.get(documentId) ?? 0) : 0, frame: Buffer.from(frame).toString("base64") })
+    return receive(bytes)
+  }
+  const repo = new Repo({ network: [adapter] })
+  devices.push({ repo, adapter })
+  await findAll(repo, ids, opts.window)
+  // The server's last answer to each document (its acknowledgement) follows the client's reply.
+  phase = "waiting for the last answers"
+  await new Promise(r => setTimeout(r, QUIET_MS))
+  writeFileSync(opts.out, frames.map(f => JSON.stringify(f)).join("\n") + "\n")
+  return finish({ mode: "record", documents: ids.length, frames: frames.length })
 }
 
 async function upload(opts) {
@@ -428,7 +477,7 @@ async function main() {
   }
   const { mode, opts } = parsed
   if (!MODES.includes(mode)) return fail(USAGE, 2)
-  const need = { floor: ["bins", "ids"], pull: ["url", "ids"], upload: ["url", "bins"], propagation: ["url", "ids"] }[mode]
+  const need = { floor: ["bins", "ids"], pull: ["url", "ids"], record: ["url", "ids", "out"], upload: ["url", "bins"], propagation: ["url", "ids"] }[mode]
   for (const k of need) if (!opts[k]) return fail(`${mode} needs --${k}\n${USAGE}`, 2)
   if (!(opts.timeoutMs > 0)) return fail("--timeout-ms must be a positive number", 2)
   if (!(Number.isInteger(opts.rounds) && opts.rounds > 0)) return fail("--rounds must be a positive integer", 2)
@@ -440,6 +489,7 @@ async function main() {
   switch (mode) {
     case "floor": return floor(opts)
     case "pull": return pull(opts)
+    case "record": return record(opts)
     case "upload": return upload(opts)
     case "propagation": return propagation(opts)
   }
