@@ -8,10 +8,10 @@
 //! (until the server's heads match); and a change goes from one device to another through the
 //! server, with the 1,000 records open on both. Pulls and uploads also report how much of the
 //! time the client's event loop was busy: near 100%, the client never waited for the server.
-//! Each pull is also timed against a server that does no work (`tests/js/replay-server.mjs`):
-//! it answers from a recording of Fieldbook's answers the moment each message arrives, so
-//! that pull is what Fieldbook's answers cost the client alone; what Fieldbook takes beyond
-//! it is the server's. The client is `tests/js/bench-client.mjs`; each measurement is a fresh
+//! Each pull and upload is also timed against a server that does no work
+//! (`tests/js/replay-server.mjs`): it answers from a recording of Fieldbook's answers the
+//! moment each message arrives, so that time is what Fieldbook's answers cost the client
+//! alone; what Fieldbook takes beyond it is the server's. The client is `tests/js/bench-client.mjs`; each measurement is a fresh
 //! Node.js process.
 
 use std::path::{Path, PathBuf};
@@ -73,14 +73,16 @@ struct Figures {
     first_record: [Vec<Runs>; 3],
     longest_silence: [Vec<Runs>; 3],
     pull_failures: [Vec<Vec<String>>; 3],
-    upload: [Runs; 2],
-    upload_busy: [Runs; 2],
+    /// Per server of [`PULL_SERVERS`].
+    upload: [Runs; 3],
+    upload_busy: [Runs; 3],
     p50: [Runs; 2],
     p99: [Runs; 2],
 }
 
 const SERVERS: [&str; 2] = ["fieldbook", "node"];
-/// Pulls are also timed against the replay of Fieldbook's answers (see the module docs).
+/// Pulls and uploads are also timed against the replay of Fieldbook's answers (see the module
+/// docs).
 const PULL_SERVERS: [&str; 3] = ["fieldbook", "node", "replay"];
 
 pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
@@ -96,8 +98,8 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     let ids = [seed(&fieldbook.ws_url(), &records[..most]).await?, seed(&node.ws_url(), &records[..most]).await?];
     println!("seeded {most} records on both servers");
     let pulled = args.pull.iter().copied().max().unwrap_or(0);
-    let replay = replay_of(&dir, &mut fieldbook, &ids[0][..pulled], args.window).await?;
-    println!("recorded Fieldbook's answers to a pull of {pulled} records, to replay");
+    let replay = replay_of(&dir, &mut fieldbook, &ids[0][..pulled], args.window, &upload_bins).await?;
+    println!("recorded Fieldbook's answers to a pull of {pulled} records and an upload of {}, to replay", args.upload);
 
     let windows = [None].into_iter().chain((args.window > 0).then_some(Some(args.window)));
     let cases: Vec<PullCase> =
@@ -176,6 +178,10 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
                 number(&propagation, "p99_ms")?
             );
         }
+        let upload = client(&["upload", "--url", &replay.ws_url(), "--bins", path(&upload_bins)])?;
+        figures.upload[2].push(seconds(&upload)?);
+        figures.upload_busy[2].push(number(&upload, "client_busy")?);
+        println!("run {run}: replay: uploaded {} in {:.2} s", args.upload, seconds(&upload)?);
     }
     fieldbook.stop().await?;
     node.stop().await?;
@@ -233,12 +239,15 @@ fn summarise(args: &JsClientArgs, cases: &[PullCase], f: &Figures) -> serde_json
         }));
     }
     let upload_speedup = f.upload[1].median() / f.upload[0].median();
+    let upload_vs_replay = f.upload[0].median() / f.upload[2].median();
     println!(
-        "one device uploads {}: Fieldbook {} s (client busy {}), Node {} s — {upload_speedup:.2}× faster",
+        "one device uploads {}: Fieldbook {} s (client busy {}), Node {} s, replay of Fieldbook's answers {} s \
+         — {upload_speedup:.2}× faster ({upload_vs_replay:.2}× the replay)",
         args.upload,
         f.upload[0].cell(2),
         f.upload_busy[0].cell(3),
-        f.upload[1].cell(2)
+        f.upload[1].cell(2),
+        f.upload[2].cell(2)
     );
     println!(
         "propagation with {} open, {} rounds: Fieldbook p50 {} / p99 {} ms; Node p50 {} / p99 {} ms",
@@ -266,9 +275,12 @@ fn summarise(args: &JsClientArgs, cases: &[PullCase], f: &Figures) -> serde_json
             "records": args.upload,
             "fieldbook_seconds": f.upload[0].json(),
             "node_seconds": f.upload[1].json(),
+            "replay_seconds": f.upload[2].json(),
             "fieldbook_client_busy": f.upload_busy[0].json(),
             "node_client_busy": f.upload_busy[1].json(),
+            "replay_client_busy": f.upload_busy[2].json(),
             "fieldbook_speedup_vs_node": upload_speedup,
+            "fieldbook_vs_replay": upload_vs_replay,
             "target_met": upload_speedup >= UPLOAD_SPEEDUP_TARGET,
         }),
     );
@@ -298,25 +310,27 @@ async fn restarted(s: usize, fieldbook: &mut FieldbookServer, node: &mut NodeSer
     }
 }
 
-/// Records Fieldbook's answers to a fresh device pulling `ids` (`window` at a time; 0: all at
-/// once), untimed, and starts a [`ReplayServer`] on them.
+/// Records, untimed, Fieldbook's answers to a fresh device pulling `ids` (`window` at a time;
+/// 0: all at once) and to a device uploading `upload_bins`, and starts a [`ReplayServer`] on them.
 async fn replay_of(
     dir: &Path,
     fieldbook: &mut FieldbookServer,
     ids: &[DocumentId],
     window: usize,
+    upload_bins: &Path,
 ) -> anyhow::Result<ReplayServer> {
     fieldbook.restart().await?;
     let url = fieldbook.ws_url();
     let id_file = write_ids(&dir.join("recorded.ids"), ids)?;
-    let recording = dir.join("fieldbook-answers.jsonl");
+    let recordings = [dir.join("fieldbook-pull.jsonl"), dir.join("fieldbook-upload.jsonl")];
     let window = window.to_string();
-    let mut command = vec!["record", "--url", &url, "--ids", path(&id_file), "--out", path(&recording)];
+    let mut pull = vec!["pull", "--url", &url, "--ids", path(&id_file), "--record", path(&recordings[0])];
     if window != "0" {
-        command.extend(["--window", &window]);
+        pull.extend(["--window", &window]);
     }
-    client(&command)?;
-    ReplayServer::start(recording)
+    client(&pull)?;
+    client(&["upload", "--url", &url, "--bins", path(upload_bins), "--record", path(&recordings[1])])?;
+    ReplayServer::start(recordings.to_vec())
 }
 
 /// Stores `records` on the server under new ids, through the protocol; returns the ids.

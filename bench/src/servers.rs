@@ -234,23 +234,27 @@ impl ServerProcess for NodeServer {
     }
 }
 
-/// `tests/js/replay-server.mjs`: answers the stock client from a recording of another server's
-/// answers, at once and doing no work, so a pull from it is what the pull costs the client alone.
+/// `tests/js/replay-server.mjs`: answers the stock client from recordings of another server's
+/// answers, at once and doing no work, so a pull or upload with it is what it costs the client
+/// alone.
 pub struct ReplayServer {
     child: Child,
     port: String,
-    recording: PathBuf,
+    recordings: Vec<PathBuf>,
 }
 
 impl ReplayServer {
-    pub fn start(recording: PathBuf) -> anyhow::Result<Self> {
-        let (child, port) = Self::spawn(&recording)?;
-        Ok(Self { child, port, recording })
+    pub fn start(recordings: Vec<PathBuf>) -> anyhow::Result<Self> {
+        let (child, port) = Self::spawn(&recordings)?;
+        Ok(Self { child, port, recordings })
     }
 
-    fn spawn(recording: &std::path::Path) -> anyhow::Result<(Child, String)> {
+    fn spawn(recordings: &[PathBuf]) -> anyhow::Result<(Child, String)> {
         let mut command = Command::new("node");
-        command.arg(repo_root().join("tests/js/replay-server.mjs")).args(["--port", "0", "--recording"]).arg(recording);
+        command.arg(repo_root().join("tests/js/replay-server.mjs")).args(["--port", "0"]);
+        for recording in recordings {
+            command.arg("--recording").arg(recording);
+        }
         spawn(command, "listening ", SERVER_LOG)
     }
 }
@@ -265,7 +269,7 @@ impl ServerProcess for ReplayServer {
     }
 
     fn respawn(&mut self) -> anyhow::Result<()> {
-        (self.child, self.port) = Self::spawn(&self.recording)?;
+        (self.child, self.port) = Self::spawn(&self.recordings)?;
         Ok(())
     }
 }

@@ -8,9 +8,8 @@
 // handle.heads().
 //
 //   node bench-client.mjs floor       --bins FILE --ids FILE
-//   node bench-client.mjs pull        --url WSURL --ids FILE [--window N]
-//   node bench-client.mjs record      --url WSURL --ids FILE --out FILE [--window N]
-//   node bench-client.mjs upload      --url WSURL --bins FILE
+//   node bench-client.mjs pull        --url WSURL --ids FILE [--window N] [--record FILE]
+//   node bench-client.mjs upload      --url WSURL --bins FILE [--record FILE]
 //   node bench-client.mjs propagation --url WSURL --ids FILE [--rounds N]
 // Common option: --timeout-ms N (default 600000). --rounds defaults to 200.
 //
@@ -42,11 +41,6 @@
 //                -> {mode, documents, window, seconds, first_document_seconds, client_cpu_seconds,
 //                    client_busy, longest_silence_seconds, messages_received, messages_sent,
 //                    bytes_received}
-//   record       A pull, untimed, that writes every frame the server sent to --out, one JSON
-//                line each: {documentId (null for the peer message), after (how many messages
-//                for that document this client had sent when it arrived), frame (base64)}.
-//                tests/js/replay-server.mjs answers from it.
-//                -> {mode, documents, frames}
 //   upload       One device uploads new documents. Connecting and waiting for the server's
 //                `peer` message is untimed; the timer starts before the first
 //                repo.import(bytes) (no docId: each gets a new id) and stops once the server
@@ -66,6 +60,13 @@
 //                -> {mode, documents, rounds, p50_ms, p99_ms, max_ms, mean_ms, samples_ms,
 //                    client_cpu_seconds}
 //
+// --record FILE (pull, upload): once timed, waits until no frame moved for 250 ms, then writes
+// what the server sent, one JSON line each, for tests/js/replay-server.mjs to answer from:
+// {documentId (null for the peer message), after (how many messages for that document this
+// client had sent when it arrived), frame (base64)}, and each document's first message from
+// this client as {documentId, first (its data, base64)}. Recording costs the client time, so
+// a recording run's figures are not comparable.
+//
 // Success: exactly one JSON line on stdout, exit 0. Failure: message on stderr, exit 1
 // (2 for usage errors); a server closing a connection before the result is ready is a failure.
 // WebSockets are closed (close frame) before exiting.
@@ -79,8 +80,8 @@ import { untilServerHas } from "./server-heads.mjs"
 // Library code occasionally console.log()s; keep stdout for our one JSON line.
 console.log = console.info = console.warn = console.debug = (...a) => console.error(...a)
 
-const USAGE = `usage: bench-client.mjs <floor|pull|record|upload|propagation> [--url WSURL] [--bins FILE] [--ids FILE] [--out FILE] [--window N] [--rounds N] [--timeout-ms N]`
-const MODES = ["floor", "pull", "record", "upload", "propagation"]
+const USAGE = `usage: bench-client.mjs <floor|pull|upload|propagation> [--url WSURL] [--bins FILE] [--ids FILE] [--window N] [--record FILE] [--rounds N] [--timeout-ms N]`
+const MODES = ["floor", "pull", "upload", "propagation"]
 
 let phase = "starting"
 let closing = false // set by finish(): disconnects from then on are ours
@@ -109,7 +110,7 @@ function parseArgs(argv) {
       case "--ids": opts.ids = val(); break
       case "--rounds": opts.rounds = Number(val()); break
       case "--window": opts.window = Number(val()); break
-      case "--out": opts.out = val(); break
+      case "--record": opts.record = val(); break
       case "--timeout-ms": opts.timeoutMs = Number(val()); break
       default: throw new Error(`unknown argument ${a}`)
     }
@@ -180,16 +181,52 @@ function countedAdapter(url) {
   return { adapter, stats }
 }
 
-/** A fresh in-memory device on one WebSocket; resolves once the server's `peer` message arrived. */
-async function connect(url) {
+/** Records what the server sends on `adapter` (call before the Repo connects it), for
+ *  tests/js/replay-server.mjs: every frame, with how many messages for its document this client
+ *  had sent when it arrived, and each document's first message from this client.
+ *  `save(file, device)` writes them once no frame has moved on `device` for QUIET_MS, so the
+ *  server's last answers are in. */
+function recorder(adapter) {
+  const sent = new Map() // documentId -> messages this client sent for it
+  const lines = []
+  const send = adapter.send.bind(adapter)
+  adapter.send = message => {
+    const { documentId, data } = message
+    if (documentId) {
+      const n = (sent.get(documentId) ?? 0) + 1
+      sent.set(documentId, n)
+      if (n === 1 && data) lines.push({ documentId, first: Buffer.from(data).toString("base64") })
+    }
+    return send(message)
+  }
+  const receive = adapter.receiveMessage.bind(adapter)
+  adapter.receiveMessage = bytes => {
+    const frame = new Uint8Array(bytes)
+    const documentId = cbor.decode(frame).documentId ?? null
+    lines.push({ documentId, after: documentId ? (sent.get(documentId) ?? 0) : 0, frame: Buffer.from(frame).toString("base64") })
+    return receive(bytes)
+  }
+  return {
+    async save(file, device) {
+      phase = "waiting for the server's last answers, to record them"
+      await quiet([device])
+      writeFileSync(file, lines.map(l => JSON.stringify(l)).join("\n") + "\n")
+    },
+  }
+}
+
+/** A fresh in-memory device on one WebSocket; resolves once the server's `peer` message arrived.
+ *  `record` (a path) records what the server sends (see `recorder`). */
+async function connect(url, record) {
   const { adapter, stats } = countedAdapter(url)
+  const recording = record && recorder(adapter)
   const repo = new Repo({ network: [adapter] })
   // The peer message needs a network round trip, so subscribing right after construction
   // (same tick, as client.mjs does) cannot miss it.
   const peer = new Promise(resolve => {
     repo.networkSubsystem.once("peer", ({ peerId }) => resolve(peerId))
   })
-  const device = { repo, adapter, stats }
+  const device = { repo, adapter, stats, recording }
   devices.push(device)
   const serverPeerId = await peer
   device.storageId = repo.peerMetadataByPeerId[serverPeerId]?.storageId
@@ -309,8 +346,10 @@ async function pull(opts) {
   const elu0 = performance.eventLoopUtilization()
   const t0 = performance.now()
   const { adapter, stats } = countedAdapter(opts.url)
+  const recording = opts.record && recorder(adapter)
   const repo = new Repo({ network: [adapter] })
-  devices.push({ repo, adapter, stats })
+  const device = { repo, adapter, stats }
+  devices.push(device)
   let first
   const handles = await findAll(repo, ids, opts.window, () => (first ??= performance.now()))
   const t1 = performance.now()
@@ -323,6 +362,7 @@ async function pull(opts) {
   if (empty.length > 0) {
     throw new Error(`${empty.length} pulled document(s) have no content (doc.type undefined), e.g. ${empty[0].url}`)
   }
+  await recording?.save(opts.record, device)
 
   return finish({
     mode: "pull",
@@ -339,38 +379,11 @@ async function pull(opts) {
   })
 }
 
-async function record(opts) {
-  const ids = readIds(opts.ids)
-  phase = "recording a pull"
-  const adapter = new BrowserWebSocketClientAdapter(opts.url)
-  const sent = new Map() // documentId -> messages this client sent for it
-  const frames = []
-  const send = adapter.send.bind(adapter)
-  adapter.send = message => {
-    if (message.documentId) sent.set(message.documentId, (sent.get(message.documentId) ?? 0) + 1)
-    return send(message)
-  }
-  const receive = adapter.receiveMessage.bind(adapter)
-  adapter.receiveMessage = bytes => {
-    const frame = new Uint8Array(bytes)
-    const documentId = cbor.decode(frame).documentId ?? null
-    frames.push({ documentId, after: documentId ? (sent.get(documentId) ?? 0) : 0, frame: Buffer.from(frame).toString("base64") })
-    return receive(bytes)
-  }
-  const repo = new Repo({ network: [adapter] })
-  devices.push({ repo, adapter })
-  await findAll(repo, ids, opts.window)
-  // The server's last answer to each document (its acknowledgement) follows the client's reply.
-  phase = "waiting for the last answers"
-  await new Promise(r => setTimeout(r, QUIET_MS))
-  writeFileSync(opts.out, frames.map(f => JSON.stringify(f)).join("\n") + "\n")
-  return finish({ mode: "record", documents: ids.length, frames: frames.length })
-}
-
 async function upload(opts) {
   const bins = readBins(opts.bins)
   phase = "waiting for the server's peer message"
-  const { repo, storageId } = await connect(opts.url)
+  const device = await connect(opts.url, opts.record)
+  const { repo, storageId } = device
 
   phase = "importing and waiting for the server to store every document"
   const cpu0 = process.cpuUsage()
@@ -384,6 +397,7 @@ async function upload(opts) {
   const seconds = (performance.now() - t0) / 1000
   const cpu = cpuSeconds(cpu0)
   const clientBusy = busy(elu0)
+  await device.recording?.save(opts.record, device)
 
   return finish({
     mode: "upload",
@@ -477,7 +491,7 @@ async function main() {
   }
   const { mode, opts } = parsed
   if (!MODES.includes(mode)) return fail(USAGE, 2)
-  const need = { floor: ["bins", "ids"], pull: ["url", "ids"], record: ["url", "ids", "out"], upload: ["url", "bins"], propagation: ["url", "ids"] }[mode]
+  const need = { floor: ["bins", "ids"], pull: ["url", "ids"], upload: ["url", "bins"], propagation: ["url", "ids"] }[mode]
   for (const k of need) if (!opts[k]) return fail(`${mode} needs --${k}\n${USAGE}`, 2)
   if (!(opts.timeoutMs > 0)) return fail("--timeout-ms must be a positive number", 2)
   if (!(Number.isInteger(opts.rounds) && opts.rounds > 0)) return fail("--rounds must be a positive integer", 2)
@@ -489,7 +503,6 @@ async function main() {
   switch (mode) {
     case "floor": return floor(opts)
     case "pull": return pull(opts)
-    case "record": return record(opts)
     case "upload": return upload(opts)
     case "propagation": return propagation(opts)
   }

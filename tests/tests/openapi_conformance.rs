@@ -31,7 +31,10 @@ fn fuzz(st: &PathBuf, server: &TestServer, credential: &str, paths: &str, seed: 
         .arg("--config-file")
         .arg(repo_root().join("tests/schemathesis.toml"))
         .args(["run", &format!("{}/v1/openapi.json", server.http_url())])
-        .args(["--max-time", "40", "--seed", &seed.to_string(), "--workers", "2"])
+        // One worker: with two, schemathesis's threads parse Python source at the same time, and
+        // Debian's Python 3.11 then sometimes fails inside the tool ("AST constructor recursion
+        // depth mismatch", CPython gh-106905), which reads as a finding about the server.
+        .args(["--max-time", "40", "--seed", &seed.to_string(), "--workers", "1"])
         .args(["--include-path-regex", paths])
         .args(["-H", &format!("Authorization: Bearer {credential}")])
         .env("NO_COLOR", "1")
