@@ -11,8 +11,8 @@
 //! Each pull and upload is also timed against a server that does no work
 //! (`tests/js/replay-server.mjs`): it answers from a recording of Fieldbook's answers the
 //! moment each message arrives, so that time is what Fieldbook's answers cost the client
-//! alone; what Fieldbook takes beyond it is the server's. The client is `tests/js/bench-client.mjs`; each measurement is a fresh
-//! Node.js process.
+//! alone; what Fieldbook takes beyond it is the server's. The client is
+//! `tests/js/bench-client.mjs`; each measurement is a fresh Node.js process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,7 +62,7 @@ struct PullCase {
     window: Option<usize>,
 }
 
-/// Every figure of the suite, per run; pull figures per server of [`PULL_SERVERS`] and
+/// Every figure of the suite, per run; pull figures per server of [`WITH_REPLAY`] and
 /// [`PullCase`], the floor per record count.
 #[derive(Default)]
 struct Figures {
@@ -73,7 +73,7 @@ struct Figures {
     first_record: [Vec<Runs>; 3],
     longest_silence: [Vec<Runs>; 3],
     pull_failures: [Vec<Vec<String>>; 3],
-    /// Per server of [`PULL_SERVERS`].
+    /// Per server of [`WITH_REPLAY`].
     upload: [Runs; 3],
     upload_busy: [Runs; 3],
     p50: [Runs; 2],
@@ -81,9 +81,9 @@ struct Figures {
 }
 
 const SERVERS: [&str; 2] = ["fieldbook", "node"];
-/// Pulls and uploads are also timed against the replay of Fieldbook's answers (see the module
-/// docs).
-const PULL_SERVERS: [&str; 3] = ["fieldbook", "node", "replay"];
+/// Pulls and uploads are timed against these: the two servers and the replay of Fieldbook's
+/// answers (see the module docs).
+const WITH_REPLAY: [&str; 3] = ["fieldbook", "node", "replay"];
 
 pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
     let most = args.pull.iter().copied().chain([args.open]).max().unwrap_or(0);
@@ -124,7 +124,7 @@ pub async fn run(args: JsClientArgs) -> anyhow::Result<()> {
         }
         for (c, case) in cases.iter().enumerate() {
             let n = case.records;
-            for (s, server) in PULL_SERVERS.iter().enumerate() {
+            for (s, server) in WITH_REPLAY.iter().enumerate() {
                 // The replay answers with Fieldbook's recording, so for Fieldbook's ids.
                 let (url, server_ids) = match s {
                     2 => (replay.ws_url(), &ids[0]),
@@ -323,14 +323,14 @@ async fn replay_of(
     let url = fieldbook.ws_url();
     let id_file = write_ids(&dir.join("recorded.ids"), ids)?;
     let recordings = [dir.join("fieldbook-pull.jsonl"), dir.join("fieldbook-upload.jsonl")];
-    let window = window.to_string();
+    let window = (window > 0).then(|| window.to_string());
     let mut pull = vec!["pull", "--url", &url, "--ids", path(&id_file), "--record", path(&recordings[0])];
-    if window != "0" {
-        pull.extend(["--window", &window]);
+    if let Some(window) = &window {
+        pull.extend(["--window", window]);
     }
     client(&pull)?;
     client(&["upload", "--url", &url, "--bins", path(upload_bins), "--record", path(&recordings[1])])?;
-    ReplayServer::start(recordings.to_vec())
+    ReplayServer::start(&recordings)
 }
 
 /// Stores `records` on the server under new ids, through the protocol; returns the ids.

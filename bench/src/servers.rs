@@ -236,41 +236,25 @@ impl ServerProcess for NodeServer {
 
 /// `tests/js/replay-server.mjs`: answers the stock client from recordings of another server's
 /// answers, at once and doing no work, so a pull or upload with it is what it costs the client
-/// alone.
+/// alone. It keeps nothing between connections, so it is never restarted.
 pub struct ReplayServer {
     child: Child,
     port: String,
-    recordings: Vec<PathBuf>,
 }
 
 impl ReplayServer {
-    pub fn start(recordings: Vec<PathBuf>) -> anyhow::Result<Self> {
-        let (child, port) = Self::spawn(&recordings)?;
-        Ok(Self { child, port, recordings })
-    }
-
-    fn spawn(recordings: &[PathBuf]) -> anyhow::Result<(Child, String)> {
+    pub fn start(recordings: &[PathBuf]) -> anyhow::Result<Self> {
         let mut command = Command::new("node");
         command.arg(repo_root().join("tests/js/replay-server.mjs")).args(["--port", "0"]);
         for recording in recordings {
             command.arg("--recording").arg(recording);
         }
-        spawn(command, "listening ", SERVER_LOG)
+        let (child, port) = spawn(command, "listening ", SERVER_LOG)?;
+        Ok(Self { child, port })
     }
-}
 
-impl ServerProcess for ReplayServer {
-    fn ws_url(&self) -> String {
+    pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/v1/sync", self.port)
-    }
-
-    fn child(&mut self) -> &mut Child {
-        &mut self.child
-    }
-
-    fn respawn(&mut self) -> anyhow::Result<()> {
-        (self.child, self.port) = Self::spawn(&self.recordings)?;
-        Ok(())
     }
 }
 
