@@ -65,6 +65,28 @@ pub struct Staged<P> {
     too_many_operations: Option<(usize, usize)>,
     /// The sender holds erased history (see [`DocSync::forbid_history`]): not applied.
     holds_erased: bool,
+    /// `received_bytes` is one document chunk, loaded into an empty document.
+    snapshot: bool,
+}
+
+/// Where an automerge chunk's type byte is: after 4 magic bytes and a 4-byte checksum.
+const CHUNK_TYPE_AT: usize = 8;
+const DOCUMENT_CHUNK: u8 = 0;
+/// A change, and a compressed change: one change per chunk.
+const CHANGE_CHUNKS: [u8; 2] = [1, 2];
+
+fn chunk_type(chunk: &[u8]) -> Option<u8> {
+    chunk.get(CHUNK_TYPE_AT).copied()
+}
+
+/// Whether `chunk` is exactly one document chunk: a blob that only starts with one may
+/// carry further chunks after it.
+fn is_lone_document(chunk: &[u8]) -> bool {
+    if chunk_type(chunk) != Some(DOCUMENT_CHUNK) {
+        return false;
+    }
+    let mut rest = &chunk[CHUNK_TYPE_AT + 1..];
+    leb128::read::unsigned(&mut rest).is_ok_and(|len| len == rest.len() as u64)
 }
 
 impl<P: Clone> Staged<P> {
@@ -89,6 +111,7 @@ impl<P: Clone> Staged<P> {
             completes_others: false,
             too_many_operations,
             holds_erased: false,
+            snapshot: false,
         }
     }
 }
@@ -97,6 +120,13 @@ impl<P> Staged<P> {
     /// The document as it would be.
     pub fn after(&self) -> &Automerge {
         self.scratch.as_ref().expect("a staged message with changes has a scratch copy")
+    }
+
+    /// The message's bytes if they are a saved document that loads to exactly
+    /// [`Self::after`] (a whole document sent to an empty one): stored as they are, they
+    /// spare saving the document afresh.
+    pub fn as_snapshot(&self) -> Option<&[u8]> {
+        (self.snapshot && self.scratch.is_some()).then_some(&self.received_bytes[..])
     }
 
     /// Bytes of change data the message carries.
@@ -331,10 +361,19 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
         let message = sync::Message::decode(data)?;
         let received_bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
         // Each chunk of a V1 message is one change; a V2 chunk (a whole document) is not,
-        // and its changes are found by applying it instead.
-        let chunk_changes: Vec<Change> =
-            message.changes.iter().filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok()).collect();
+        // and its changes are found by applying it instead (parsing it as a change would
+        // inflate it for nothing).
+        let chunk_changes: Vec<Change> = message
+            .changes
+            .iter()
+            .filter(|chunk| chunk_type(chunk).is_some_and(|t| CHANGE_CHUNKS.contains(&t)))
+            .filter_map(|chunk| Change::from_bytes(chunk.to_vec()).ok())
+            .collect();
         let before = self.doc.get_heads();
+        // Loaded into an empty document (nothing queued either), a lone document chunk is
+        // a snapshot of the result.
+        let snapshot =
+            self.doc.is_empty() && message.changes.len() == 1 && message.changes.iter().all(is_lone_document);
         let mut sync_state = self.peers.entry(peer.clone()).or_default().sync.clone();
         let erased = |h: &ChangeHash| self.erased.contains(h);
         if !self.erased.is_empty()
@@ -385,6 +424,7 @@ impl<P: Clone + Eq + Hash> DocSync<P> {
             completes_others,
             too_many_operations: None,
             holds_erased: false,
+            snapshot,
         })
     }
 
@@ -741,6 +781,57 @@ mod tests {
         assert!(a.in_sync_with(&"b") && b.in_sync_with(&"a"));
         assert!(a.doc().get(ROOT, "y").unwrap().is_some());
         assert!(b.doc().get(ROOT, "x").unwrap().is_some());
+    }
+
+    #[test]
+    fn only_a_lone_whole_document_sent_to_an_empty_one_is_kept_as_its_snapshot() {
+        let sent = doc_with("notes", "first");
+        let mut later = sent.fork();
+        let mut tx = later.transaction();
+        tx.put(ROOT, "notes", "second").unwrap();
+        tx.commit();
+        let change = later.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let message = |chunks: Vec<Vec<u8>>| {
+            sync::Message {
+                heads: later.get_heads(),
+                need: vec![],
+                have: vec![],
+                changes: chunks.into(),
+                flags: None,
+                version: sync::MessageVersion::V2,
+            }
+            .encode()
+        };
+        let staged = |server: &mut DocSync<&'static str>, chunks: Vec<Vec<u8>>| {
+            server.stage(&"device", SyncKind::Sync, &message(chunks)).unwrap()
+        };
+
+        let whole = sent.save();
+        let mut empty = DocSync::new(Automerge::new());
+        let lone = staged(&mut empty, vec![whole.clone()]);
+        assert_eq!(lone.as_snapshot(), Some(&whole[..]));
+        assert_eq!(Automerge::load(&whole).unwrap().get_heads(), lone.after().get_heads());
+
+        // A document chunk with a change after it in the same blob is more than a snapshot.
+        let followed = [whole.clone(), change.clone()].concat();
+        let more = staged(&mut DocSync::new(Automerge::new()), vec![followed]);
+        assert_eq!(more.after().get_heads(), later.get_heads(), "both applied");
+        assert_eq!(more.as_snapshot(), None);
+        // So is a document sent with a change in a chunk of its own, or to a document with
+        // content, or a message of changes.
+        assert_eq!(
+            staged(&mut DocSync::new(Automerge::new()), vec![whole.clone(), change.clone()]).as_snapshot(),
+            None
+        );
+        assert_eq!(staged(&mut DocSync::new(doc_with("other", "x")), vec![whole]).as_snapshot(), None);
+        assert_eq!(
+            staged(
+                &mut DocSync::new(Automerge::new()),
+                vec![sent.get_last_local_change().unwrap().raw_bytes().to_vec()]
+            )
+            .as_snapshot(),
+            None
+        );
     }
 
     #[test]

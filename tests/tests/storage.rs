@@ -7,9 +7,9 @@ use automerge::{Automerge, ROOT, ReadDoc};
 use fieldbook_server::Server;
 use fieldbook_server::config::{CacheConfig, ServerConfig};
 use fieldbook_server::storage::{ChunkKind, NewQuarantine, Role};
-use fieldbook_sync_core::DocumentId;
-use fieldbook_tests::records::observation;
-use fieldbook_tests::{Backend, Device, TestDatabase};
+use fieldbook_sync_core::{DocumentId, Message, SyncKind};
+use fieldbook_tests::records::{document, edit_notes, observation};
+use fieldbook_tests::{Backend, Device, TestDatabase, raw};
 use serde_json::json;
 
 fn change(doc: &mut Automerge, key: &str, value: i64) -> Vec<u8> {
@@ -142,6 +142,68 @@ async fn bounded_cache_and_compaction_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounded_cache_and_compaction_postgres() {
     bounded_cache_and_compaction(Backend::Postgres).await;
+}
+
+/// A new record sent as one whole-document chunk, as the stock JS client uploads one, is
+/// stored as it arrived; a chunk that carries a change after its document is saved afresh.
+/// Either way the stored snapshot loads to what the device holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_document_sent_alone_is_stored_as_it_arrived() {
+    let test_db = TestDatabase::new(Backend::Sqlite).await;
+    let token = test_db.user("sam", Role::Supervisor).await;
+    let (url, server) = in_process_server(&test_db, CacheConfig::default()).await;
+    let handle = tokio::spawn(server.run(std::future::pending()));
+    let mut socket = raw::connect(&format!("{}/v1/sync?token={token}", url.replacen("http", "ws", 1))).await;
+    raw::send(&mut socket, raw::join_frame("tablet")).await;
+    let Some(Message::Peer { sender_id: server_id, .. }) = raw::next(&mut socket).await else {
+        panic!("expected `peer`")
+    };
+
+    let record = document(&observation(json!({"notes": "the family listened. ".repeat(100)})));
+    // Sent uncompressed, so the bytes differ from the compressed ones the server would save.
+    let whole = record.save_nocompress();
+    assert_ne!(whole, record.save());
+    let mut edited = record.fork();
+    edit_notes(&mut edited, "second");
+    let change = edited.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let db = test_db.connect().await;
+    for (chunk, device, as_sent) in [(whole.clone(), &record, true), ([whole, change].concat(), &edited, false)] {
+        let id = DocumentId::random();
+        let data = automerge::sync::Message {
+            heads: device.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: vec![chunk.clone()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V2,
+        };
+        let message = Message::Sync {
+            kind: SyncKind::Sync,
+            sender_id: "tablet".into(),
+            target_id: server_id.clone(),
+            document_id: id,
+            data: data.encode(),
+        };
+        raw::send(&mut socket, message.encode()).await;
+        // Heads come back once the record is committed.
+        loop {
+            match raw::next(&mut socket).await {
+                Some(Message::Sync { document_id, data, .. }) if document_id == id => {
+                    if automerge::sync::Message::decode(&data).unwrap().heads == device.get_heads() {
+                        break;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the server closed the connection"),
+            }
+        }
+        let chunks = db.load_chunks(id).await.unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].kind, ChunkKind::Snapshot);
+        assert_eq!(chunks[0].data == chunk, as_sent, "stored as it arrived: {as_sent}");
+        assert_eq!(Automerge::load(&chunks[0].data).unwrap().get_heads(), device.get_heads());
+    }
+    handle.abort();
 }
 
 /// A sender's share of the quarantine is bounded: past 64 MiB a day their refusals keep their

@@ -143,10 +143,12 @@ impl DocumentHub {
         Accepted { judgement, new_actors, audit }: Accepted,
     ) -> Result<bool, StorageError> {
         // A new document is stored as a snapshot: it loads several times faster than the
-        // changes that made it, and saving a small document is cheap. (A save also keeps
-        // changes still waiting for their dependencies.)
+        // changes that made it. A whole document as sent is one already; otherwise saving a
+        // small document is cheap. (A save also keeps changes still waiting for their
+        // dependencies.)
         let (kind, chunk) = if loaded.chunks.is_empty() {
-            (ChunkKind::Snapshot, staged.after().save())
+            let snapshot = staged.as_snapshot().map_or_else(|| staged.after().save(), <[u8]>::to_vec);
+            (ChunkKind::Snapshot, snapshot)
         } else {
             (ChunkKind::Incremental, staged.received_bytes().to_vec())
         };
