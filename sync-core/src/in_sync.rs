@@ -49,6 +49,41 @@ impl InSyncClaim {
     }
 }
 
+/// A request from a peer that holds nothing of the document and reads V2 messages (it sends
+/// flags): it can be answered with the document as stored, without loading it.
+pub struct FreshRequest(());
+
+impl FreshRequest {
+    /// `None` unless the message names no heads, needs nothing, carries nothing, summarises
+    /// nothing and sends flags.
+    pub fn read(message: &[u8]) -> Option<Self> {
+        let message = Message::decode(message).ok()?;
+        let empty = message.heads.is_empty()
+            && message.need.is_empty()
+            && message.changes.is_empty()
+            && message.have.iter().all(|have| have.last_sync.is_empty());
+        (empty && message.flags.is_some()).then_some(Self(()))
+    }
+
+    /// The whole document, `snapshot` (a saved document whose heads are `stored_heads`), as
+    /// automerge sends it to a peer that has nothing, but summarising none of our changes
+    /// (automerge's summary covers every change, which takes the loaded document to list):
+    /// with no summary the peer sends back only what we need, and we need nothing.
+    pub fn reply(self, stored_heads: &[ChangeHash], snapshot: Vec<u8>) -> Vec<u8> {
+        let mut flags = MessageFlags::new();
+        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+        Message {
+            heads: stored_heads.to_vec(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: snapshot.into(),
+            flags: Some(flags),
+            version: MessageVersion::V2,
+        }
+        .encode()
+    }
+}
+
 /// A message telling a peer that holds `their_heads` that we hold `our_heads` and have no
 /// changes for it since theirs: nothing sent, nothing needed.
 pub fn in_sync_message(our_heads: &[ChangeHash], their_heads: Vec<ChangeHash>, version: MessageVersion) -> Vec<u8> {
@@ -145,6 +180,46 @@ mod tests {
         old.flags = None;
         old.version = MessageVersion::V1;
         assert_same_reply(&doc, &old.encode());
+    }
+
+    #[test]
+    fn a_fresh_device_answered_from_the_stored_snapshot_ends_in_sync_having_sent_nothing() {
+        let doc = stored();
+        let mut device = DocSync::new(Automerge::new());
+        let request = device.outgoing_for(&"server").expect("a request");
+        let reply = FreshRequest::read(&request.data).expect("a fresh request").reply(&doc.get_heads(), doc.save());
+        device.receive(&"server", SyncKind::Sync, &reply).unwrap();
+        assert_eq!(device.heads(), doc.get_heads());
+        assert_eq!(crate::json::to_json(device.doc())["notes"], "second");
+        // Its answer sends no changes back: it is the claim the in-sync shortcut answers.
+        let answer = device.outgoing_for(&"server").expect("the device's new heads");
+        assert!(Message::decode(&answer.data).unwrap().changes.is_empty());
+        let ack = in_sync_reply(&answer.data, &doc.get_heads()).expect("in sync");
+        device.receive(&"server", SyncKind::Sync, &ack).unwrap();
+        assert!(device.outgoing_for(&"server").is_none(), "the exchange ends there");
+    }
+
+    #[test]
+    fn only_a_v2_peer_holding_nothing_makes_a_fresh_request() {
+        let doc = stored();
+        let mut empty_state = State::new();
+        let fresh = first_message(&Automerge::new(), &mut empty_state);
+        assert!(FreshRequest::read(&fresh).is_some());
+        let mut old = Message::decode(&fresh).unwrap();
+        old.flags = None;
+        old.version = MessageVersion::V1;
+        assert!(FreshRequest::read(&old.encode()).is_none(), "a V1 peer");
+        assert!(FreshRequest::read(&first_message(&doc, &mut State::new())).is_none(), "holds heads");
+        let mut needy = Message::decode(&fresh).unwrap();
+        needy.need = doc.get_heads();
+        assert!(FreshRequest::read(&needy.encode()).is_none(), "needs something");
+        let mut carrying = Message::decode(&fresh).unwrap();
+        carrying.changes = doc.save().into();
+        assert!(FreshRequest::read(&carrying.encode()).is_none(), "carries changes");
+        let mut summary = Message::decode(&fresh).unwrap();
+        summary.have = vec![Have { last_sync: doc.get_heads(), bloom: BloomFilter::default() }];
+        assert!(FreshRequest::read(&summary.encode()).is_none(), "summarises from heads");
+        assert!(FreshRequest::read(b"not a message").is_none());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod resources;
 pub use connection::{ConnectionError, Inbound, ServerHandshake};
 pub use doc_sync::{DocSync, Outgoing, Received, Rejected, Staged, SyncError, changes_message};
 pub use document_id::{DocumentId, InvalidDocumentId};
-pub use in_sync::InSyncClaim;
+pub use in_sync::{FreshRequest, InSyncClaim};
 pub use message::{DecodeError, Message, PROTOCOL_VERSION, PeerId, PeerMetadata, StorageId, SyncKind};
 pub use records::{Record, RecordError};
 pub use refusal::Refusal;

@@ -204,7 +204,7 @@ impl Database {
     /// The document's committed version, heads and access facts, read in one statement;
     /// `None` if it is not a record, or its heads are not known.
     pub async fn committed_state(&self, document: DocumentId) -> Result<Option<CommittedState>, StorageError> {
-        use super::record_index::{facts_by_url, facts_of};
+        use super::record_index::facts_by_url;
         let sql = format!(
             "SELECT v.version, v.heads, r.* FROM document_versions v
              JOIN ({}) r ON 1 = 1
@@ -216,11 +216,35 @@ impl Database {
             .bind(document.url())
             .fetch_optional(self.pool())
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let Some(heads) = row.try_get::<Option<String>, _>("heads")?.as_deref().and_then(decode_heads) else {
+        row.map_or(Ok(None), |row| committed_of(&row))
+    }
+
+    /// [`Self::committed_state`] with the document's one chunk, if it is stored as a single
+    /// snapshot: all a device that holds nothing needs. Read in one statement, so the
+    /// snapshot's heads are the ones returned.
+    pub async fn committed_snapshot(
+        &self,
+        document: DocumentId,
+    ) -> Result<Option<(CommittedState, Vec<u8>)>, StorageError> {
+        use super::record_index::facts_by_url;
+        let sql = format!(
+            "SELECT v.version, v.heads, c.kind AS chunk_kind, c.data AS chunk_data, r.* FROM document_versions v
+             JOIN ({}) r ON 1 = 1
+             JOIN document_chunks c ON c.document_id = v.document_id
+             WHERE v.document_id = $1 ORDER BY c.id LIMIT 2",
+            facts_by_url("$2")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(document.to_string())
+            .bind(document.url())
+            .fetch_all(self.pool())
+            .await?;
+        let [row] = &rows[..] else { return Ok(None) };
+        if row.try_get::<String, _>("chunk_kind")? != ChunkKind::Snapshot.as_str() {
             return Ok(None);
-        };
-        Ok(Some(CommittedState { version: row.try_get("version")?, heads, facts: facts_of(&row)? }))
+        }
+        let Some(committed) = committed_of(row)? else { return Ok(None) };
+        Ok(Some((committed, row.try_get("chunk_data")?)))
     }
 
     /// Keeps the heads of a document loaded at `version` whose heads were not known (written
@@ -259,4 +283,13 @@ pub(super) fn encode_heads(heads: &[ChangeHash]) -> String {
 fn decode_heads(text: &str) -> Option<Vec<ChangeHash>> {
     let heads: Vec<ChangeHash> = text.split(' ').map(|h| h.parse().ok()).collect::<Option<_>>()?;
     (!heads.is_empty()).then_some(heads)
+}
+
+/// A row of version, heads and access facts; `None` if the heads are not known.
+fn committed_of(row: &sqlx::any::AnyRow) -> Result<Option<CommittedState>, StorageError> {
+    let Some(heads) = row.try_get::<Option<String>, _>("heads")?.as_deref().and_then(decode_heads) else {
+        return Ok(None);
+    };
+    let facts = super::record_index::facts_of(row)?;
+    Ok(Some(CommittedState { version: row.try_get("version")?, heads, facts }))
 }

@@ -44,7 +44,7 @@ impl DocumentHub {
     ) -> Result<(), HubError> {
         let Some((sender, viewer)) = self.who(from) else { return Ok(()) };
         let today = dates::today();
-        if guard.is_none() && self.answer_in_sync(from, &sender, &viewer, document, kind, data, &today).await? {
+        if guard.is_none() && self.answer_unloaded(from, &sender, &viewer, document, kind, data, &today).await? {
             return Ok(());
         }
         let mut attempt = 0;
