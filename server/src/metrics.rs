@@ -87,7 +87,10 @@ fn describe() {
     describe_counter!("fieldbook_commit_failures_total", "Batches whose transaction failed");
     describe_counter!("fieldbook_changes_total", "Changes accepted, and refused by rule");
     describe_counter!("fieldbook_stale_commits_total", "Commits that found another node had committed first");
-    describe_counter!("fieldbook_answered_unloaded_total", "Devices in sync answered without loading the document");
+    describe_counter!(
+        "fieldbook_answered_unloaded_total",
+        "Devices in sync, or new to a record stored as one snapshot, answered without loading it"
+    );
     describe_histogram!("fieldbook_cluster_notification_lag_seconds", "From another node's commit to hearing of it");
     describe_gauge!("fieldbook_cluster_listening", "1 while following other nodes' changes");
     describe_gauge!("fieldbook_quarantine_entries", "Refused changes kept aside");
