@@ -34,13 +34,28 @@ async fn reconnect(node: &TestServer, token: &str, records: &[(DocumentId, Autom
     peer
 }
 
+/// Records of sam's, new: four observations and a plan.
+fn four_observations_and_a_plan() -> Vec<(DocumentId, Automerge)> {
+    let mut records: Vec<(DocumentId, Automerge)> =
+        (0..4).map(|n| (DocumentId::random(), document(&observation(json!({ "notes": format!("n{n}") }))))).collect();
+    records.push((DocumentId::random(), document(&plan(json!({})))));
+    records
+}
+
+/// `doc` with `key` set to `value`, as an edit on another device.
+fn edited(doc: &Automerge, key: &str, value: &str) -> Automerge {
+    let mut doc = doc.clone();
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, key, value).unwrap();
+    tx.commit();
+    doc
+}
+
 async fn devices_in_sync_are_answered_without_loading(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let sam = db.user("sam", Role::Supervisor).await;
     let pat = db.user("pat", Role::Practitioner).await;
-    let mut records: Vec<(DocumentId, Automerge)> =
-        (0..4).map(|n| (DocumentId::random(), document(&observation(json!({ "notes": format!("n{n}") }))))).collect();
-    records.push((DocumentId::random(), document(&plan(json!({})))));
+    let mut records = four_observations_and_a_plan();
     let (node, _) = fresh_node(&db);
     reconnect(&node, &sam, &records).await;
     drop(node);
@@ -58,28 +73,13 @@ async fn devices_in_sync_are_answered_without_loading(backend: Backend) {
 
     // The tablet follows the records it reconnected with: a change made on another device
     // reaches it live.
-    let (id, mut changed) = records[1].clone();
-    let mut tx = changed.transaction();
-    tx.put(automerge::ROOT, "setting", "office-visit").unwrap();
-    tx.commit();
+    let (id, changed) = (records[1].0, edited(&records[1].1, "setting", "office-visit"));
     let mut laptop = Peer::connect(&node.ws_url(&sam), "laptop").await;
     assert_eq!(laptop.push(id, &changed).await, Outcome::Accepted);
-    let heard = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match tablet.next_message().await {
-                Some(Message::Sync { document_id, data, .. }) if document_id == id => {
-                    let heads = automerge::sync::Message::decode(&data).unwrap().heads;
-                    if heads == changed.get_heads() {
-                        return;
-                    }
-                }
-                Some(_) => {}
-                None => panic!("the server closed the tablet's connection"),
-            }
-        }
-    })
-    .await;
-    assert!(heard.is_ok(), "the change reached the device that reconnected in sync");
+    assert!(
+        hears(&mut tablet, id, &changed.get_heads()).await,
+        "the change reached the device that reconnected in sync"
+    );
     drop((tablet, phone, laptop, node));
 
     // Records stored before heads were kept: loaded once, then known.
@@ -135,18 +135,12 @@ async fn new_devices_are_answered_from_the_stored_snapshot(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let sam = db.user("sam", Role::Supervisor).await;
     let pat = db.user("pat", Role::Practitioner).await;
-    let mut records: Vec<(DocumentId, Automerge)> =
-        (0..4).map(|n| (DocumentId::random(), document(&observation(json!({ "notes": format!("n{n}") }))))).collect();
-    records.push((DocumentId::random(), document(&plan(json!({})))));
+    let mut records = four_observations_and_a_plan();
     let (node, _) = fresh_node(&db);
     reconnect(&node, &sam, &records).await;
     // One record edited after it was stored: two chunks, so it is loaded to be answered.
-    let (edited_id, mut edited) = records[4].clone();
-    let mut tx = edited.transaction();
-    tx.put(automerge::ROOT, "status", "agreed").unwrap();
-    tx.commit();
-    reconnect(&node, &sam, &[(edited_id, edited.clone())]).await;
-    records[4].1 = edited;
+    records[4].1 = edited(&records[4].1, "status", "agreed");
+    reconnect(&node, &sam, &records[4..]).await;
     drop(node);
 
     // A new tablet gets every record; the four stored as one snapshot unloaded (each of its
@@ -167,10 +161,7 @@ async fn new_devices_are_answered_from_the_stored_snapshot(backend: Backend) {
     assert_eq!(value(&scrape(&metrics).await, ANSWERED_UNLOADED), unloaded);
 
     // The tablet follows what it was given: a change made elsewhere reaches it live.
-    let (id, mut changed) = records[1].clone();
-    let mut tx = changed.transaction();
-    tx.put(automerge::ROOT, "setting", "office-visit").unwrap();
-    tx.commit();
+    let (id, changed) = (records[1].0, edited(&records[1].1, "setting", "office-visit"));
     let mut laptop = Peer::connect(&node.ws_url(&sam), "laptop").await;
     assert_eq!(laptop.push(id, &changed).await, Outcome::Accepted);
     assert!(hears(&mut tablet, id, &changed.get_heads()).await, "the change reached the new device");

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use fieldbook_sync_core::access::Viewer;
 use fieldbook_sync_core::records::dates;
-use fieldbook_sync_core::{DocumentId, Message, notice};
+use fieldbook_sync_core::{DocumentId, Message, SyncKind, notice};
 
 use super::cache::LoadedDocument;
 use super::hub::DocumentHub;
@@ -37,14 +37,7 @@ impl DocumentHub {
             loaded.sync.add_peer(*c);
         }
         for out in loaded.sync.outgoing() {
-            let message = Message::Sync {
-                kind: out.kind,
-                sender_id: self.our_peer_id.clone(),
-                target_id: self.peer_id(out.peer),
-                document_id: document,
-                data: out.data,
-            };
-            self.send(out.peer, "sync", message.encode());
+            self.send_sync(out.peer, document, out.kind, out.data);
         }
     }
 
@@ -75,6 +68,18 @@ impl DocumentHub {
                 *guard = None;
             }
         }
+    }
+
+    /// A sync message of ours on a document, to one connection.
+    pub(super) fn send_sync(&self, to: ConnectionId, document: DocumentId, kind: SyncKind, data: Vec<u8>) {
+        let message = Message::Sync {
+            kind,
+            sender_id: self.our_peer_id.clone(),
+            target_id: self.peer_id(to),
+            document_id: document,
+            data,
+        };
+        self.send(to, "sync", message.encode());
     }
 
     pub(super) fn send_unavailable(&self, to: ConnectionId, document: DocumentId) {

@@ -6,10 +6,11 @@
 //! for every record it may see; most are stored as one snapshot, which is the answer.
 
 use fieldbook_sync_core::access::Viewer;
-use fieldbook_sync_core::{DocumentId, FreshRequest, InSyncClaim, Message, SyncKind};
+use fieldbook_sync_core::{DocumentId, FreshRequest, InSyncClaim, SyncKind};
 
 use super::hub::{DocumentHub, HubError};
 use super::registry::{ConnectionId, Sender};
+use crate::storage::CommittedState;
 
 impl DocumentHub {
     /// Answers a message about a document not in memory without loading it, if the sender
@@ -54,10 +55,7 @@ impl DocumentHub {
         }
         let Some(reply) = claim.reply(&committed.heads) else { return Ok(false) };
         tracing::debug!(%document, user = %sender.user_id, version = committed.version, "in sync; answered unloaded");
-        crate::metrics::answered_unloaded();
-        self.note_committed(document, committed.version, committed.facts);
-        self.opened(from, sender, document);
-        self.send_unloaded(from, document, reply);
+        self.answered_unloaded(from, sender, document, committed, reply);
         Ok(true)
     }
 
@@ -83,22 +81,24 @@ impl DocumentHub {
             return Ok(false);
         }
         tracing::debug!(%document, user = %sender.user_id, version = committed.version, "fresh device; answered unloaded");
-        crate::metrics::answered_unloaded();
         let reply = request.reply(&committed.heads, snapshot);
-        self.note_committed(document, committed.version, committed.facts);
-        self.opened(from, sender, document);
-        self.send_unloaded(from, document, reply);
+        self.answered_unloaded(from, sender, document, committed, reply);
         Ok(true)
     }
 
-    fn send_unloaded(&self, from: ConnectionId, document: DocumentId, data: Vec<u8>) {
-        let message = Message::Sync {
-            kind: SyncKind::Sync,
-            sender_id: self.our_peer_id().clone(),
-            target_id: self.peer_id(from),
-            document_id: document,
-            data,
-        };
-        self.send(from, "sync", message.encode());
+    /// Sends an answer made without the document; the sender then follows it, as on the
+    /// full path.
+    fn answered_unloaded(
+        &self,
+        from: ConnectionId,
+        sender: &Sender,
+        document: DocumentId,
+        committed: CommittedState,
+        reply: Vec<u8>,
+    ) {
+        crate::metrics::answered_unloaded();
+        self.note_committed(document, committed.version, committed.facts);
+        self.opened(from, sender, document);
+        self.send_sync(from, document, SyncKind::Sync, reply);
     }
 }

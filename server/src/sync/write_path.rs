@@ -10,7 +10,7 @@ use fieldbook_sync_core::access::{Judgement, Proposal, Viewer, judge};
 use fieldbook_sync_core::notice::RejectionNotice;
 use fieldbook_sync_core::records::dates;
 use fieldbook_sync_core::refusal::{Refusal, rule};
-use fieldbook_sync_core::{DocSync, DocumentId, Message, Rejected, Staged, SyncKind};
+use fieldbook_sync_core::{DocSync, DocumentId, Rejected, Staged, SyncKind};
 use serde_json::json;
 
 use super::cache::{DocumentLock, LoadedDocument};
@@ -359,14 +359,7 @@ impl DocumentHub {
             if received.unavailable {
                 self.send_unavailable(from, document);
             } else if let Some(out) = nothing.outgoing_for(&from) {
-                let message = Message::Sync {
-                    kind: out.kind,
-                    sender_id: self.our_peer_id().clone(),
-                    target_id: self.peer_id(from),
-                    document_id: document,
-                    data: out.data,
-                };
-                self.send(from, "sync", message.encode());
+                self.send_sync(from, document, out.kind, out.data);
             }
         } else {
             self.send_unavailable(from, document);
