@@ -110,6 +110,65 @@ async fn erased_text_is_kept_nowhere_postgres() {
     erased_text_is_kept_nowhere(Backend::Postgres).await;
 }
 
+/// Text SQLite left in a live page's unused space (as a page keeps stale copies of rows it gave
+/// a neighbour when SQLite rebalanced its tree, which `secure_delete` does not clear) is gone
+/// after an erasure: the file is rebuilt, not only its freed pages zeroed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_copies_inside_sqlite_pages_go_with_an_erasure() {
+    const STALE: &str = "Qvoxstale";
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let sam = db.user("sam", Role::Supervisor).await;
+    let id = DocumentId::random();
+    {
+        let server = TestServer::start(&db.url);
+        let mut tablet = Peer::connect(&server.ws_url(&sam), "tablet").await;
+        let mut doc = document(&observation(j!({ "notes": "Home visit." })));
+        assert_eq!(tablet.push(id, &doc).await, Outcome::Accepted);
+        edit_notes(&mut doc, &format!("Home visit. The {EDITED_OUT} family."));
+        assert_eq!(tablet.push(id, &doc).await, Outcome::Accepted);
+    }
+    let storage = db.connect().await;
+    storage.truncate_log().await.expect("checkpoint");
+    storage.close().await;
+    let file = db.url.strip_prefix("sqlite:").expect("a SQLite file");
+    plant_in_unused_space(std::path::Path::new(file), STALE.as_bytes());
+    assert!(db.stores(STALE).await, "the check sees the planted text");
+
+    let out = db.fieldbook(&["erase", "--record", &id.url(), "--reason", "family name", "--clear", "notes"]);
+    assert_eq!(out.lines().last(), Some(id.url().as_str()));
+    assert!(!db.stores(EDITED_OUT).await, "{EDITED_OUT} is stored nowhere");
+    assert!(!db.stores(STALE).await, "the stale copy inside a live page went with the erasure");
+}
+
+/// Writes `text` into the unused space (between the cell pointers and the cells) of the first
+/// table leaf page that has room: bytes SQLite never reads, as a rebalanced page leaves them.
+fn plant_in_unused_space(file: &std::path::Path, text: &[u8]) {
+    let mut bytes = std::fs::read(file).expect("read the database file");
+    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65_536,
+        size => usize::from(size),
+    };
+    let at = |offset: usize| usize::from(u16::from_be_bytes([bytes[offset], bytes[offset + 1]]));
+    for (index, start) in (0..bytes.len()).step_by(page_size).enumerate() {
+        let header = start + if index == 0 { 100 } else { 0 };
+        const TABLE_LEAF: u8 = 0x0d;
+        if bytes[header] != TABLE_LEAF {
+            continue;
+        }
+        let unused_from = header + 8 + 2 * at(header + 3);
+        let content = match at(header + 5) {
+            0 => 65_536,
+            offset => offset,
+        };
+        if start + content >= unused_from + text.len() {
+            bytes[unused_from..unused_from + text.len()].copy_from_slice(text);
+            std::fs::write(file, bytes).expect("write the database file");
+            return;
+        }
+    }
+    panic!("no table leaf page has unused space");
+}
+
 /// The admin API erases as the command does, and the node that erased drops its copy at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_erase_through_the_api() {

@@ -207,7 +207,9 @@ try {
   const s = samsPhone.page;
   await signIn(s, SUPERVISOR);
   await s.goto(`${BASE}/#/observations/${draftId}`);
-  await s.getByText(`Started by mistake: ${DRAFT_MARK}`).or(s.getByLabel("Notes", { exact: true })).first().waitFor(LONG);
+  // The notes reached the phone through the server, so the server held them before the discard.
+  const holdsMark = (mark) => [...document.querySelectorAll("textarea, input")].some((e) => e.value.includes(mark));
+  await s.waitForFunction(holdsMark, DRAFT_MARK, LONG);
   await s.getByText("Stored on the server").first().waitFor(LONG);
   await tablet.context.setOffline(true);
   await t.getByRole("button", { name: "Discard draft" }).click();
@@ -245,16 +247,19 @@ try {
   await l.goto(`${BASE}/#/observations/${keptId}`);
   await l.getByRole("button", { name: "Share with practitioner" }).waitFor(LONG);
   await l.getByText("Stored on the server").first().waitFor(LONG);
+  // Shared before the tablet discards: the share is committed first whenever the discard
+  // reaches the server, even if the restarted tablet sends it at once.
   await tablet.context.setOffline(true);
+  await t.getByText("Offline", { exact: true }).waitFor(LONG);
+  await l.getByRole("button", { name: "Share with practitioner" }).click();
+  await l.getByRole("button", { name: "Share now" }).click();
+  await l.getByText("Awaiting Pat Reid's reflection").first().waitFor(LONG);
+  await l.getByText("Stored on the server").first().waitFor(LONG);
   await t.getByRole("button", { name: "Discard draft" }).click();
   await t.getByRole("button", { name: "Discard now" }).click();
   await unlock(t);
   await t.getByRole("heading", { name: "Supervisor home" }).waitFor(LONG);
   assert.equal(await t.getByRole("link", { name: /Observation of/ }).count(), 0, "gone from the tablet meanwhile");
-  await l.getByRole("button", { name: "Share with practitioner" }).click();
-  await l.getByRole("button", { name: "Share now" }).click();
-  await l.getByText("Awaiting Pat Reid's reflection").first().waitFor(LONG);
-  await l.getByText("Stored on the server").first().waitFor(LONG);
   await tablet.context.setOffline(false);
   await t.getByText("Your draft observation of Pat Reid was not discarded.").waitFor(LONG);
   await t.getByText("only a draft may be discarded").waitFor(LONG);

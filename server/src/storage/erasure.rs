@@ -2,8 +2,9 @@
 //! changes dropped, its projection rewritten, and the erasure kept in the ledger (who, when,
 //! why, which fields; the hashes of the history erased, never its text), in one transaction.
 //! Then the bytes the old rows leave behind are overwritten where the database allows: on
-//! SQLite every connection has `secure_delete` on (freed pages are zeroed) and the
-//! write-ahead log is truncated; on PostgreSQL the tables touched are vacuumed, which frees
+//! SQLite every connection has `secure_delete` on (freed pages are zeroed), the file is
+//! rebuilt (`VACUUM`: stale copies left inside live pages go) and the write-ahead log is
+//! truncated; on PostgreSQL the tables touched are vacuumed, which frees
 //! the dead rows' space for reuse but does not overwrite it (see the README).
 
 use std::collections::HashSet;
@@ -233,8 +234,14 @@ impl Database {
     /// Overwrites what deleted rows left behind, as far as the database allows.
     pub async fn overwrite_freed(&self) -> Result<(), StorageError> {
         match self.backend() {
-            // Freed pages were zeroed (`secure_delete`); the log still holds the old pages.
-            Backend::Sqlite => self.truncate_log().await,
+            // Freed pages were zeroed (`secure_delete`), but a page that lost rows to a
+            // rebalancing keeps stale copies of them in its unused space, which no pragma
+            // clears: rebuilding the file does. The log then holds the old and the rebuilt
+            // pages, so it is truncated too.
+            Backend::Sqlite => {
+                sqlx::query("VACUUM").execute(self.pool()).await?;
+                self.truncate_log().await
+            }
             Backend::Postgres => {
                 let projection = super::projections::PROJECTION_TABLES;
                 for table in ["document_chunks", "quarantine"].into_iter().chain(projection) {
