@@ -219,8 +219,10 @@ async fn suspended_users_and_revoked_devices() {
 
 #[tokio::test]
 async fn the_device_client_signs_in_refreshes_and_hears_it_was_revoked() {
-    // Access tokens that live one second: every sync has to refresh first.
-    let app = TestApp::spawn_with(Backend::Sqlite, &["--access-token-ttl", "1s"]).await;
+    // Access tokens that live 10 s, within the client's 30 s margin: every sync has to refresh
+    // first. (One second was too short: `exp` is in whole seconds, so a token issued late in a
+    // second could expire before a loaded machine's retry reached the server.)
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--access-token-ttl", "10s"]).await;
     app.db.user("pat", Role::Practitioner).await;
     assert!(set_password(&app, "pat", PASSWORD).status.success());
     let url = app.http_url();
